@@ -1,0 +1,46 @@
+/* weft/error.h: error codes and their names.
+ *
+ * Every weft call reports success as 0 (or a non-negative count) and failure
+ * as a negative number. libuv's UV_E* codes are weft errors as they are;
+ * weft's own codes lie below libuv's range so the two never collide.
+ */
+#ifndef WEFT_ERROR_H
+#define WEFT_ERROR_H
+
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* weft's own errors: XX(name, value, message). */
+#define WEFT_ERRNO_MAP(XX)                                                    \
+  XX(ECLOSED, -30001, "channel or stream closed")                             \
+  XX(ENOTASK, -30002, "called outside a weft task")                           \
+  XX(ESTACKSIZE, -30003, "invalid stack size")                                \
+  XX(EGROUP, -30004, "group belongs to another task or was already joined")
+
+/** weft's own error codes, all below libuv's range. */
+typedef enum {
+#define WEFT__ERRNO_ENUM(name, value, msg) WEFT_##name = (value),
+  WEFT_ERRNO_MAP(WEFT__ERRNO_ENUM)
+#undef WEFT__ERRNO_ENUM
+  WEFT__ERRNO_MAX_ = -30000
+} weft_errno_t;
+
+/**
+ * Returns a message for any weft or libuv error code. Never NULL; an unknown
+ * code gives "unknown error". The string is static.
+ */
+const char *weft_strerror(int err);
+
+/**
+ * Returns the symbolic name of an error code ("ECANCELED", "ECLOSED"), or
+ * "UNKNOWN". The string is static.
+ */
+const char *weft_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_ERROR_H */

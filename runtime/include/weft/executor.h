@@ -1,0 +1,52 @@
+/* weft/executor.h: starting the runtime.
+ *
+ * An executor is one thread with one libuv loop and a queue of ready tasks.
+ * weft_main() makes an executor on the calling thread, runs the root task on
+ * it and returns when the root task and every task it started have ended.
+ */
+#ifndef WEFT_EXECUTOR_H
+#define WEFT_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The body of a task: returns 0 for success or a negative error code. */
+typedef int (*weft_fn)(void *arg);
+
+/** Options for weft_main_opts(). Zero everywhere means the defaults. */
+typedef struct weft_opts {
+  int executors;           /**< executor threads; 0: one (this thread) */
+  size_t stack_size;       /**< default task stack in bytes; 0: 64 KiB */
+  size_t stack_pool;       /**< stacks kept for reuse per executor; 0: 1024 */
+} weft_opts;
+
+/** The default stack size of a task, in bytes. */
+#define WEFT_STACK_DEFAULT ((size_t)64 * 1024)
+/** The smallest stack size accepted, in bytes. */
+#define WEFT_STACK_MIN ((size_t)16 * 1024)
+
+/**
+ * Runs fn(arg) as the root task on a new executor on the calling thread and
+ * returns its result once it and every task it spawned have ended and every
+ * handle it opened is closed. The root task runs under a scope that nothing
+ * cancels unless the program does.
+ */
+int weft_main(weft_fn fn, void *arg);
+
+/** Like weft_main() with options; opts may be NULL. */
+int weft_main_opts(const weft_opts *opts, weft_fn fn, void *arg);
+
+/**
+ * Returns the libuv loop of the calling task's executor, or NULL outside a
+ * task. For integrating libuv-based code; never run the loop yourself.
+ */
+struct uv_loop_s *weft_loop(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_EXECUTOR_H */

@@ -1,0 +1,237 @@
+/* internal.h: weft's private declarations, shared by runtime/src only.
+ * Never installed. Internal non-static names start with weft__.
+ */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "weft.h"
+
+#if defined(__GNUC__)
+#define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define WEFT__TLS __thread __attribute__((tls_model("initial-exec")))
+#else
+#define WEFT__LIKELY(x) (x)
+#define WEFT__UNLIKELY(x) (x)
+#define WEFT__TLS _Thread_local
+#endif
+
+typedef struct weft__task weft__task;
+typedef struct weft__exec weft__exec;
+typedef struct weft__scope weft__scope;
+typedef struct weft__timer weft__timer;
+
+/* ---- Context switch (arch/) --------------------------------------------- */
+
+/* A saved execution context: the stack pointer of a suspended context for the
+ * assembly back ends, a ucontext_t for the fallback. */
+typedef struct weft__ctx {
+#if defined(WEFT_CTX_UCONTEXT)
+  void *uctx;                 /* ucontext_t *, allocated with the stack */
+#else
+  void *sp;
+#endif
+} weft__ctx;
+
+/* Prepares ctx to run entry(arg) on the stack [base, base + size). */
+void weft__ctx_make(weft__ctx *ctx, void *base, size_t size,
+                    void (*entry)(void *), void *arg);
+/* Saves the current context in from and resumes to. */
+void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
+/* Releases what weft__ctx_make() allocated (ucontext only). */
+void weft__ctx_free(weft__ctx *ctx);
+
+/* ---- Stacks (stack.c) --------------------------------------------------- */
+
+typedef struct weft__stack {
+  void *base;                 /* lowest usable address (above the guard page) */
+  size_t size;                /* usable bytes */
+  void *map;                  /* start of the mapping, guard page included */
+  size_t map_size;
+  unsigned valgrind_id;       /* VALGRIND_STACK_REGISTER's id, or 0 */
+  struct weft__stack *next;   /* pool free list */
+} weft__stack;
+
+int weft__stack_get(weft__exec *e, size_t size, weft__stack **out);
+void weft__stack_put(weft__exec *e, weft__stack *s);
+void weft__stack_pool_drain(weft__exec *e);
+/* Installs the per-thread alternate signal stack and the SIGSEGV/SIGBUS
+ * handler that reports a stack overflow with the task's name. */
+void weft__stack_guard_init(void);
+void weft__stack_guard_fini(void);
+
+/* ---- Timers (timer.c): one uv_timer per executor over a binary heap ----- */
+
+typedef void (*weft__timer_cb)(weft__timer *t);
+
+struct weft__timer {
+  int64_t deadline;           /* weft_now() ms */
+  weft__timer_cb cb;
+  size_t heap_index;          /* position in the heap, SIZE_MAX when not armed */
+};
+
+void weft__timer_start(weft__exec *e, weft__timer *t, int64_t deadline,
+                       weft__timer_cb cb);
+void weft__timer_stop(weft__exec *e, weft__timer *t);
+/* Runs the callbacks of every expired timer; returns how many ran. */
+int weft__timers_run(weft__exec *e, int64_t now);
+/* Arms the executor's uv_timer for the earliest deadline, if any. */
+void weft__timers_arm(weft__exec *e);
+
+/* ---- Scopes (scope.c) --------------------------------------------------- */
+
+struct weft__scope {
+  weft__scope *parent;        /* enclosing scope; NULL at the root */
+  weft__scope *first_child;   /* nested scopes (incl. group and task roots) */
+  weft__scope *prev_sibling;
+  weft__scope *next_sibling;
+  weft__task *owner;          /* task whose current scope this may be; NULL for a group's scope */
+  weft__exec *exec;
+  int cancelled;              /* 0, UV_ECANCELED or UV_ETIMEDOUT */
+  int shielded;
+  int own_deadline_fired;
+  int64_t deadline;           /* absolute, -1 for none */
+  weft__timer timer;
+};
+
+void weft__scope_init(weft__scope *s, weft__scope *parent, weft__task *owner,
+                      int shielded, int64_t deadline);
+void weft__scope_fini(weft__scope *s);
+/* Cancels s and, unless shielded, everything below it, with code. */
+void weft__scope_cancel(weft__scope *s, int code);
+
+/* ---- Tasks and the executor (task.c, executor.c) ------------------------ */
+
+/* Called when a task blocked in weft__park() has its scope cancelled. It
+ * must see to it that the task is woken, at once (weft__wake) or once the
+ * pending libuv operation has finished (uv_cancel, uv_close, ...). */
+typedef void (*weft__cancel_fn)(weft__task *t, void *data);
+
+enum {
+  WEFT__TASK_READY = 1,
+  WEFT__TASK_RUNNING,
+  WEFT__TASK_PARKED,
+  WEFT__TASK_DONE
+};
+
+struct weft__task {
+  weft__ctx ctx;
+  weft__exec *exec;
+  weft__task *next_ready;     /* ready queue link */
+  weft__scope *scope;         /* innermost scope */
+  weft__scope root;           /* the task's outermost scope, child of its group's */
+  weft_group *group;          /* the group it belongs to; NULL for the root task */
+  weft__task *group_prev;     /* links in the group's list of live tasks */
+  weft__task *group_next;
+  weft_group *open_groups;    /* groups this task opened and has not joined */
+  weft__stack *stack;
+  weft_fn fn;
+  void *arg;
+  int result;
+  int state;
+  /* What the task is parked on. */
+  weft__cancel_fn cancel_fn;
+  void *cancel_data;
+  int wake_result;
+  int cancel_code;            /* set when cancel_fn was called for this park */
+  void *asan_fake_stack;
+  char name[32];
+};
+
+struct weft__exec {
+  uv_loop_t loop;
+  weft__ctx main_ctx;         /* the thread's own context, running the loop */
+  weft__task *current;        /* running task, NULL while in main_ctx */
+  weft__task *ready_head;
+  weft__task *ready_tail;
+  weft__task *zombie;         /* finished task whose stack is to be released */
+  size_t live_tasks;
+  int root_result;            /* the root task's result */
+  unsigned turn_budget;       /* direct task-to-task switches left this turn */
+  /* Timers. */
+  uv_timer_t uv_timer;
+  weft__timer **heap;
+  size_t heap_len;
+  size_t heap_cap;
+  int64_t armed_deadline;
+  /* Stacks. */
+  size_t stack_default;
+  weft__stack *stack_pool;
+  size_t stack_pool_len;
+  size_t stack_pool_max;
+  weft__task *task_pool;
+  size_t task_pool_len;
+  /* Signals (io_signal.c). */
+  void *signals;
+  /* ASan: the thread stack's bounds and its fake stack while switched out. */
+  void *asan_main_fake_stack;
+  const void *asan_main_bottom;
+  size_t asan_main_size;
+  weft__scope root_scope;
+};
+
+extern WEFT__TLS weft__exec *weft__current_exec;
+extern WEFT__TLS weft__task *weft__current_task;
+
+/* The running task, or NULL outside a task. */
+static inline weft__task *weft__self(void) { return weft__current_task; }
+
+/*
+ * Suspends the calling task until weft__wake(). Returns the value passed to
+ * weft__wake(), except that when the task's scope was cancelled while it was
+ * parked (on_cancel was called) it returns the cancellation code. If the
+ * scope is already cancelled on entry, on_cancel is called at once; the task
+ * still parks until it is woken. on_cancel may be NULL for waits that cannot
+ * be interrupted (the task then waits for the wake regardless).
+ */
+int weft__park(weft__cancel_fn on_cancel, void *data);
+
+/* Makes a parked task ready with result. Called from the task's executor
+ * thread only (libuv callbacks, other tasks, cancel functions). */
+void weft__wake(weft__task *t, int result);
+
+/* The cancellation code of the calling task's current scope (0 if none).
+ * Blocking calls check it before they start an operation. */
+static inline int weft__check_cancel(void) {
+  weft__task *t = weft__current_task;
+  return t ? t->scope->cancelled : 0;
+}
+
+/* Puts t on its executor's ready queue. */
+void weft__ready(weft__task *t);
+
+/* Allocates a task (and its stack) ready to be started on e; counted live. */
+int weft__task_new(weft__exec *e, const weft_task_opts *opts, weft_fn fn,
+                   void *arg, weft__task **out);
+/* Runs ready tasks from the executor's own context. */
+void weft__exec_run_ready(weft__exec *e);
+/* Group bookkeeping when a task's function has returned. */
+void weft__group_task_done(weft__task *t);
+
+/* Called by a scope cancellation for a task whose current scope is s. */
+void weft__task_cancel_wait(weft__task *t, int code);
+
+/* Group internals used by scope.c. */
+weft__scope *weft__group_scope(weft_group *g);
+
+/* ---- I/O (io_signal.c) -------------------------------------------------- */
+
+/* Closes the executor's signal watchers; called once all tasks have ended. */
+void weft__signals_close(weft__exec *e);
+
+/* ---- Sanitizers --------------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT__ASAN 1
+#endif
+#endif
+
+#endif /* WEFT_INTERNAL_H */

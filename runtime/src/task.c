@@ -1,0 +1,265 @@
+/* Tasks: creation, the switch between tasks, parking and waking, yield and
+ * sleep. A task switches directly to the next ready task when there is one
+ * (no trip through the loop), up to a budget per loop turn so that I/O is
+ * never starved by tasks that keep yielding.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(WEFT__ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#include "internal.h"
+
+WEFT__TLS weft__exec *weft__current_exec;
+WEFT__TLS weft__task *weft__current_task;
+
+/* ---- The ready queue ---------------------------------------------------- */
+
+void weft__ready(weft__task *t) {
+  weft__exec *e = t->exec;
+  t->state = WEFT__TASK_READY;
+  t->next_ready = NULL;
+  if (e->ready_tail != NULL)
+    e->ready_tail->next_ready = t;
+  else
+    e->ready_head = t;
+  e->ready_tail = t;
+}
+
+static weft__task *weft__ready_pop(weft__exec *e) {
+  weft__task *t = e->ready_head;
+  if (t != NULL) {
+    e->ready_head = t->next_ready;
+    if (e->ready_head == NULL) e->ready_tail = NULL;
+  }
+  return t;
+}
+
+/* ---- Switching ---------------------------------------------------------- */
+
+/* Frees what a finished task leaves behind. Runs in whichever context was
+ * switched to after it, since a task cannot release the stack it runs on. */
+static void weft__release_zombie(weft__exec *e) {
+  weft__task *z = e->zombie;
+  if (WEFT__LIKELY(z == NULL)) return;
+  e->zombie = NULL;
+  weft__stack_put(e, z->stack);
+  z->stack = NULL;
+  if (e->task_pool_len < e->stack_pool_max) {
+    z->next_ready = e->task_pool;
+    e->task_pool = z;
+    e->task_pool_len++;
+  } else {
+    weft__ctx_free(&z->ctx);
+    free(z);
+  }
+}
+
+/* Switches from the context of `from` (a task, or NULL for the executor's
+ * own context) to `to` (likewise). `dying` says `from` will never resume. */
+static void weft__switch(weft__exec *e, weft__task *from, weft__task *to,
+                         int dying) {
+  weft__ctx *from_ctx = from ? &from->ctx : &e->main_ctx;
+  weft__ctx *to_ctx = to ? &to->ctx : &e->main_ctx;
+  e->current = to;
+  weft__current_task = to;
+#if defined(WEFT__ASAN)
+  void **fake = from ? &from->asan_fake_stack : &e->asan_main_fake_stack;
+  const void *bottom = to ? to->stack->base : e->asan_main_bottom;
+  size_t size = to ? to->stack->size : e->asan_main_size;
+  __sanitizer_start_switch_fiber(dying ? NULL : fake, bottom, size);
+  weft__ctx_switch(from_ctx, to_ctx);
+  __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
+#else
+  (void)dying;
+  weft__ctx_switch(from_ctx, to_ctx);
+#endif
+  weft__release_zombie(e);
+}
+
+/* Gives the thread to the next ready task, or back to the executor's loop
+ * when none is ready or the turn's budget is spent. */
+static void weft__run_next(weft__exec *e, weft__task *self, int dying) {
+  weft__task *next = NULL;
+  if (e->turn_budget > 0) {
+    next = weft__ready_pop(e);
+    if (next != NULL) e->turn_budget--;
+  }
+  if (next == self) {
+    self->state = WEFT__TASK_RUNNING;
+    return;
+  }
+  if (next != NULL) next->state = WEFT__TASK_RUNNING;
+  weft__switch(e, self, next, dying);
+}
+
+/* Called on the executor's own context: runs ready tasks until they all wait
+ * or the budget is spent. */
+void weft__exec_run_ready(weft__exec *e) {
+  weft__task *t = weft__ready_pop(e);
+  if (t == NULL) return;
+  t->state = WEFT__TASK_RUNNING;
+  weft__switch(e, NULL, t, 0);
+}
+
+/* ---- Parking ------------------------------------------------------------ */
+
+int weft__park(weft__cancel_fn on_cancel, void *data) {
+  weft__task *t = weft__current_task;
+  t->state = WEFT__TASK_PARKED;
+  t->cancel_fn = on_cancel;
+  t->cancel_data = data;
+  t->cancel_code = 0;
+  if (on_cancel != NULL && t->scope->cancelled) {
+    t->cancel_fn = NULL;
+    t->cancel_code = t->scope->cancelled;
+    on_cancel(t, data);
+  }
+  if (t->state == WEFT__TASK_PARKED) weft__run_next(t->exec, t, 0);
+  t->cancel_fn = NULL;
+  return t->cancel_code ? t->cancel_code : t->wake_result;
+}
+
+void weft__wake(weft__task *t, int result) {
+  if (t->state != WEFT__TASK_PARKED) return;
+  t->wake_result = result;
+  t->cancel_fn = NULL;
+  if (t == weft__current_task) {
+    /* Woken from its own cancel function before it switched away. */
+    t->state = WEFT__TASK_RUNNING;
+    return;
+  }
+  weft__ready(t);
+}
+
+void weft__task_cancel_wait(weft__task *t, int code) {
+  weft__cancel_fn fn = t->cancel_fn;
+  if (t->state != WEFT__TASK_PARKED || fn == NULL) return;
+  t->cancel_fn = NULL;
+  t->cancel_code = code;
+  fn(t, t->cancel_data);
+}
+
+/* ---- Life of a task ----------------------------------------------------- */
+
+static void weft__task_entry(void *arg) {
+  weft__task *t = arg;
+  weft__exec *e = t->exec;
+#if defined(WEFT__ASAN)
+  __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+  weft__release_zombie(e);
+  t->result = t->fn(t->arg);
+  weft__group_task_done(t);
+  t->state = WEFT__TASK_DONE;
+  e->live_tasks--;
+  e->zombie = t;
+  weft__run_next(e, t, 1);
+  abort(); /* A finished task is never resumed. */
+}
+
+int weft__task_new(weft__exec *e, const weft_task_opts *opts, weft_fn fn,
+                   void *arg, weft__task **out) {
+  size_t size = opts && opts->stack_size ? opts->stack_size : e->stack_default;
+  if (size < WEFT_STACK_MIN) return WEFT_ESTACKSIZE;
+  weft__task *t = e->task_pool;
+  if (t != NULL) {
+    e->task_pool = t->next_ready;
+    e->task_pool_len--;
+  } else {
+    t = calloc(1, sizeof *t);
+    if (t == NULL) return UV_ENOMEM;
+  }
+  int err = weft__stack_get(e, size, &t->stack);
+  if (err != 0) {
+    weft__ctx_free(&t->ctx);
+    free(t);
+    return err;
+  }
+  t->exec = e;
+  t->next_ready = NULL;
+  t->group = NULL;
+  t->group_prev = t->group_next = NULL;
+  t->open_groups = NULL;
+  t->fn = fn;
+  t->arg = arg;
+  t->result = 0;
+  t->cancel_fn = NULL;
+  t->cancel_data = NULL;
+  t->wake_result = 0;
+  t->cancel_code = 0;
+  t->asan_fake_stack = NULL;
+  t->name[0] = '\0';
+  if (opts && opts->name) {
+    strncpy(t->name, opts->name, sizeof t->name - 1);
+    t->name[sizeof t->name - 1] = '\0';
+  }
+  weft__ctx_make(&t->ctx, t->stack->base, t->stack->size, weft__task_entry, t);
+  e->live_tasks++;
+  *out = t;
+  return 0;
+}
+
+/* ---- Public: yield, sleep, time, names ---------------------------------- */
+
+int weft_yield(void) {
+  weft__task *t = weft__current_task;
+  if (t == NULL) return WEFT_ENOTASK;
+  if (t->scope->cancelled) return t->scope->cancelled;
+  weft__ready(t);
+  weft__run_next(t->exec, t, 0);
+  return t->scope->cancelled;
+}
+
+typedef struct {
+  weft__timer timer;
+  weft__task *task;
+} weft__sleeper;
+
+static void weft__sleep_expired(weft__timer *tm) {
+  weft__sleeper *s = (weft__sleeper *)tm;
+  weft__wake(s->task, 0);
+}
+
+static void weft__sleep_cancel(weft__task *t, void *data) {
+  weft__sleeper *s = data;
+  weft__timer_stop(t->exec, &s->timer);
+  weft__wake(t, 0);
+}
+
+int weft_sleep(int64_t ms) {
+  weft__task *t = weft__current_task;
+  if (t == NULL) return WEFT_ENOTASK;
+  if (t->scope->cancelled) return t->scope->cancelled;
+  if (ms <= 0) return weft_yield();
+  weft__sleeper s;
+  s.timer.heap_index = SIZE_MAX;
+  s.task = t;
+  weft__timer_start(t->exec, &s.timer, weft_now() + ms, weft__sleep_expired);
+  return weft__park(weft__sleep_cancel, &s);
+}
+
+uint64_t weft_now_ns(void) { return uv_hrtime(); }
+
+int64_t weft_now(void) { return (int64_t)(uv_hrtime() / 1000000u); }
+
+void weft_task_set_name(const char *name) {
+  weft__task *t = weft__current_task;
+  if (t == NULL) return;
+  strncpy(t->name, name ? name : "", sizeof t->name - 1);
+  t->name[sizeof t->name - 1] = '\0';
+}
+
+const char *weft_task_name(void) {
+  weft__task *t = weft__current_task;
+  return t ? t->name : NULL;
+}
+
+int weft_in_task(void) { return weft__current_task != NULL; }
+
+size_t weft_task_stack_size(void) {
+  weft__task *t = weft__current_task;
+  return t ? t->stack->size : 0;
+}

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
+
 #if defined(WEFT__ASAN)
 #include <sanitizer/common_interface_defs.h>
 #endif
-
-#include "internal.h"
 
 WEFT__TLS weft__exec *weft__current_exec;
 WEFT__TLS weft__task *weft__current_task;

@@ -12,6 +12,7 @@
 #include "weft/task.h"
 #include "weft/group.h"
 #include "weft/scope.h"
+#include "weft/chan.h"
 #include "weft/io.h"
 #include "weft/log.h"
 

@@ -1,7 +1,8 @@
 #define _GNU_SOURCE /* pthread_getattr_np */
-/* The executor: a libuv loop and a ready queue on one thread. It alternates
- * between running ready tasks and one turn of the loop, which delivers I/O
- * completions and timer expiries that make tasks ready again.
+/* Executors: one libuv loop and one ready queue per thread. An executor
+ * alternates between running ready tasks and one turn of its loop, which
+ * delivers I/O completions, timer expiries and messages from other
+ * executors, each of which makes tasks ready again.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -10,8 +11,107 @@
 
 #include "internal.h"
 
+#if defined(WEFT__TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 /* Direct task-to-task switches before the loop gets a turn. */
 #define WEFT__TURN_BUDGET 1024u
+
+/* ---- The inbox: an intrusive MPSC queue (Vyukov) ----------------------- */
+
+static void weft__inbox_init(weft__inbox *q) {
+  q->stub.next = NULL;
+  q->head = &q->stub;
+  q->tail = &q->stub;
+}
+
+static void weft__inbox_push(weft__inbox *q, weft__msg *m) {
+  __atomic_store_n(&m->next, NULL, __ATOMIC_RELAXED);
+  weft__msg *prev = __atomic_exchange_n(&q->head, m, __ATOMIC_ACQ_REL);
+  __atomic_store_n(&prev->next, m, __ATOMIC_RELEASE);
+}
+
+/* Returns the oldest message, or NULL when the queue is empty or a producer
+ * is half-way through a push (its uv_async_send will call us again). */
+static weft__msg *weft__inbox_pop(weft__inbox *q) {
+  weft__msg *tail = q->tail;
+  weft__msg *next = __atomic_load_n(&tail->next, __ATOMIC_ACQUIRE);
+  if (tail == &q->stub) {
+    if (next == NULL) return NULL;
+    q->tail = next;
+    tail = next;
+    next = __atomic_load_n(&next->next, __ATOMIC_ACQUIRE);
+  }
+  if (next != NULL) {
+    q->tail = next;
+    return tail;
+  }
+  if (tail != __atomic_load_n(&q->head, __ATOMIC_ACQUIRE)) return NULL;
+  weft__inbox_push(q, &q->stub);
+  next = __atomic_load_n(&tail->next, __ATOMIC_ACQUIRE);
+  if (next != NULL) {
+    q->tail = next;
+    return tail;
+  }
+  return NULL;
+}
+
+void weft__post(weft__exec *e, weft__msg *m) {
+  weft__inbox_push(&e->inbox, m);
+  uv_async_send(&e->async);
+}
+
+void weft__wake_any(weft__task *t, int result) {
+  if (t->exec == weft__current_exec) {
+    weft__wake(t, result);
+    return;
+  }
+  t->msg.type = WEFT__MSG_WAKE;
+  t->msg.code = result;
+  t->msg.task = t;
+  weft__post(t->exec, &t->msg);
+}
+
+static void weft__task_unref(weft__task *t) {
+  if (__atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  weft__ctx_free(&t->ctx);
+  free(t);
+}
+
+static void weft__inbox_run(weft__exec *e) {
+  weft__msg *m;
+  while ((m = weft__inbox_pop(&e->inbox)) != NULL) {
+    weft__task *t = m->task;
+    switch (m->type) {
+    case WEFT__MSG_SPAWN:
+      weft__scope_init(&t->root, &e->root_scope, t, 0, -1);
+      t->scope = &t->root;
+      if (m->code) weft__scope_cancel(&t->root, m->code);
+      e->live_tasks++;
+      weft__ready(t);
+      break;
+    case WEFT__MSG_WAKE:
+      weft__wake(t, m->code);
+      break;
+    case WEFT__MSG_CANCEL:
+      if (t->state != WEFT__TASK_DONE) weft__scope_cancel(&t->root, m->code);
+      weft__task_unref(t);
+      break;
+    case WEFT__MSG_DONE:
+      weft__group_task_done(t);
+      weft__task_unref(t);
+      break;
+    case WEFT__MSG_STOP:
+      __atomic_store_n(&e->stop, 1, __ATOMIC_RELAXED);
+      break;
+    }
+  }
+}
+
+static void weft__async_cb(uv_async_t *h) { weft__inbox_run(h->data); }
+
+/* ---- Life of an executor ------------------------------------------------ */
 
 static void weft__exec_stack_bounds(weft__exec *e) {
 #if defined(__linux__) || defined(__FreeBSD__)
@@ -30,15 +130,24 @@ static void weft__exec_stack_bounds(weft__exec *e) {
 #endif
 }
 
-static int weft__exec_init(weft__exec *e, const weft_opts *opts) {
+static int weft__exec_init(weft__exec *e, weft__runtime *rt, int id,
+                           const weft_opts *opts) {
   memset(e, 0, sizeof *e);
   int err = uv_loop_init(&e->loop);
   if (err != 0) return err;
+  err = uv_async_init(&e->loop, &e->async, weft__async_cb);
+  if (err != 0) {
+    uv_loop_close(&e->loop);
+    return err;
+  }
+  e->async.data = e;
   uv_timer_init(&e->loop, &e->uv_timer);
+  weft__inbox_init(&e->inbox);
+  e->id = id;
+  e->rt = rt;
   e->armed_deadline = -1;
   e->stack_default = opts && opts->stack_size ? opts->stack_size : WEFT_STACK_DEFAULT;
   e->stack_pool_max = opts && opts->stack_pool ? opts->stack_pool : 1024;
-  weft__exec_stack_bounds(e);
   weft__scope_init(&e->root_scope, NULL, NULL, 0, -1);
   e->root_scope.exec = e;
   return 0;
@@ -52,9 +161,11 @@ static void weft__close_leftover(uv_handle_t *h, void *arg) {
   }
 }
 
-static void weft__exec_fini(weft__exec *e) {
+/* Runs on the executor's own thread once its tasks have all ended. */
+static void weft__exec_shutdown(weft__exec *e) {
   weft__signals_close(e);
   uv_close((uv_handle_t *)&e->uv_timer, NULL);
+  uv_close((uv_handle_t *)&e->async, NULL);
   uv_run(&e->loop, UV_RUN_NOWAIT);
   /* Anything still open was leaked by the program: close it so the loop can
    * be closed, and say so. */
@@ -65,7 +176,10 @@ static void weft__exec_fini(weft__exec *e) {
              "count=%zu", leftover);
   while (uv_run(&e->loop, UV_RUN_DEFAULT) != 0) {
   }
+  /* Messages may still reference tasks (a cancel crossing a task's end). */
+  weft__inbox_run(e);
   uv_loop_close(&e->loop);
+  weft__scope_fini(&e->root_scope);
   weft__stack_pool_drain(e);
   while (e->task_pool != NULL) {
     weft__task *t = e->task_pool;
@@ -75,13 +189,18 @@ static void weft__exec_fini(weft__exec *e) {
   }
   weft__ctx_free(&e->main_ctx);
   free(e->heap);
+  e->heap = NULL;
 }
 
 static void weft__exec_loop(weft__exec *e) {
+  int alone = e->rt->n == 1;
   for (;;) {
     e->turn_budget = WEFT__TURN_BUDGET;
     weft__exec_run_ready(e);
-    if (e->live_tasks == 0) break;
+    if (e->live_tasks == 0) {
+      if (e->id == 1) break;
+      if (__atomic_load_n(&e->stop, __ATOMIC_RELAXED)) break;
+    }
     if (e->ready_head != NULL) {
       /* The budget ran out: poll for I/O without blocking, then go on. */
       uv_run(&e->loop, UV_RUN_NOWAIT);
@@ -90,53 +209,142 @@ static void weft__exec_loop(weft__exec *e) {
     }
     if (weft__timers_run(e, weft_now()) > 0) continue;
     weft__timers_arm(e);
-    if (!uv_loop_alive(&e->loop)) {
-      fprintf(stderr,
-              "weft: deadlock: %zu task(s) wait and nothing can wake them\n",
-              e->live_tasks);
-      abort();
+    if (alone) {
+      /* The inbox's async handle is always active: look past it. */
+      uv_unref((uv_handle_t *)&e->async);
+      int alive = uv_loop_alive(&e->loop);
+      uv_ref((uv_handle_t *)&e->async);
+      if (!alive) {
+        fprintf(stderr,
+                "weft: deadlock: %zu task(s) wait and nothing can wake them\n",
+                e->live_tasks);
+        abort();
+      }
     }
     uv_run(&e->loop, UV_RUN_ONCE);
     weft__timers_run(e, weft_now());
   }
 }
 
+static void weft__exec_enter(weft__exec *e) {
+  weft__current_exec = e;
+  weft__exec_stack_bounds(e);
+#if defined(WEFT__TSAN)
+  e->tsan_main_fiber = __tsan_get_current_fiber();
+#endif
+  weft__stack_guard_init();
+}
+
+static void weft__exec_leave(weft__exec *e) {
+  weft__exec_shutdown(e);
+  weft__stack_guard_fini();
+  weft__current_exec = NULL;
+}
+
+static void weft__exec_thread(void *arg) {
+  weft__exec *e = arg;
+  weft__exec_enter(e);
+  weft__exec_loop(e);
+  weft__exec_leave(e);
+}
+
 int weft_main_opts(const weft_opts *opts, weft_fn fn, void *arg) {
   if (weft__current_exec != NULL) return UV_EBUSY;
   if (fn == NULL) return UV_EINVAL;
-  if (opts && opts->executors > 1) return UV_ENOTSUP;
   if (opts && opts->stack_size && opts->stack_size < WEFT_STACK_MIN)
     return WEFT_ESTACKSIZE;
-  weft__exec *e = malloc(sizeof *e);
-  if (e == NULL) return UV_ENOMEM;
-  int err = weft__exec_init(e, opts);
-  if (err != 0) {
-    free(e);
-    return err;
+  int n = opts && opts->executors > 0 ? opts->executors : 0;
+  if (n == 0) n = (int)uv_available_parallelism();
+  if (n < 1) n = 1;
+  if (n > 1024) return UV_EINVAL;
+
+  weft__runtime rt;
+  rt.n = n;
+  rt.next = 0;
+  rt.execs = calloc((size_t)n, sizeof *rt.execs);
+  uv_thread_t *threads = calloc((size_t)n, sizeof *threads);
+  int err = rt.execs && threads ? 0 : UV_ENOMEM;
+  int made = 0;
+  for (; err == 0 && made < n; made++) {
+    weft__exec *e = malloc(sizeof *e);
+    if (e == NULL) {
+      err = UV_ENOMEM;
+      break;
+    }
+    err = weft__exec_init(e, &rt, made + 1, opts);
+    if (err != 0) {
+      free(e);
+      break;
+    }
+    rt.execs[made] = e;
   }
-  weft__current_exec = e;
-  weft__stack_guard_init();
-  weft__task *root;
-  weft_task_opts topts = {"main", 0};
-  err = weft__task_new(e, &topts, fn, arg, &root);
+  int started = 1;
+  for (; err == 0 && started < n; started++) {
+    err = uv_thread_create(&threads[started], weft__exec_thread, rt.execs[started]);
+    if (err != 0) break;
+  }
+
+  weft__exec *e = rt.execs ? rt.execs[0] : NULL;
   if (err == 0) {
-    weft__scope_init(&root->root, &e->root_scope, root, 0, -1);
-    root->scope = &root->root;
-    weft__ready(root);
-    weft__exec_loop(e);
-    err = e->root_result;
+    weft__exec_enter(e);
+    weft__task *root;
+    weft_task_opts topts = {.name = "main"};
+    err = weft__task_new(e, &topts, fn, arg, &root);
+    if (err == 0) {
+      weft__scope_init(&root->root, &e->root_scope, root, 0, -1);
+      root->scope = &root->root;
+      e->live_tasks++;
+      weft__ready(root);
+      weft__exec_loop(e);
+      err = e->root_result;
+    }
+  } else if (e != NULL) {
+    weft__exec_enter(e);
   }
-  weft__scope_fini(&e->root_scope);
-  weft__exec_fini(e);
-  weft__stack_guard_fini();
-  weft__current_exec = NULL;
-  free(e);
+  /* Every task has ended: tell the other executors to finish. */
+  weft__msg *stops = calloc((size_t)n, sizeof *stops);
+  for (int i = 1; i < started; i++) {
+    if (stops != NULL) {
+      stops[i].type = WEFT__MSG_STOP;
+      weft__post(rt.execs[i], &stops[i]);
+    } else {
+      __atomic_store_n(&rt.execs[i]->stop, 1, __ATOMIC_RELAXED);
+      uv_async_send(&rt.execs[i]->async);
+    }
+  }
+  for (int i = 1; i < started; i++) uv_thread_join(&threads[i]);
+  if (e != NULL) weft__exec_leave(e);
+  for (int i = 0; i < made; i++) {
+    if (i >= started && i > 0) {
+      /* Made but never started: shut it down from here. */
+      weft__current_exec = rt.execs[i];
+      weft__exec_shutdown(rt.execs[i]);
+      weft__current_exec = NULL;
+    }
+    free(rt.execs[i]);
+  }
+  free(stops);
+  free(rt.execs);
+  free(threads);
   return err;
 }
 
-int weft_main(weft_fn fn, void *arg) { return weft_main_opts(NULL, fn, arg); }
+int weft_main(weft_fn fn, void *arg) {
+  weft_opts opts = {.executors = 1};
+  return weft_main_opts(&opts, fn, arg);
+}
 
 struct uv_loop_s *weft_loop(void) {
   weft__exec *e = weft__current_exec;
   return e ? &e->loop : NULL;
+}
+
+int weft_executor_id(void) {
+  weft__exec *e = weft__current_exec;
+  return e ? e->id : 0;
+}
+
+int weft_executor_count(void) {
+  weft__exec *e = weft__current_exec;
+  return e ? e->rt->n : 0;
 }

@@ -43,19 +43,45 @@ weft_group *weft_group_open(int policy) {
   return g;
 }
 
+static weft__exec *weft__spawn_target(weft__exec *self, int executor) {
+  weft__runtime *rt = self->rt;
+  if (executor == 0) return self;
+  if (executor == WEFT_EXEC_NEXT) {
+    unsigned i = __atomic_fetch_add(&rt->next, 1, __ATOMIC_RELAXED);
+    return rt->execs[i % (unsigned)rt->n];
+  }
+  if (executor < 1 || executor > rt->n) return NULL;
+  return rt->execs[executor - 1];
+}
+
 int weft_spawn_opts(weft_group *g, const weft_task_opts *opts, weft_fn fn,
                     void *arg) {
   weft__task *self = weft__current_task;
   if (self == NULL) return WEFT_ENOTASK;
   if (g == NULL || fn == NULL) return UV_EINVAL;
+  if (g->owner->exec != self->exec) return WEFT_EGROUP;
+  weft__exec *target = weft__spawn_target(self->exec, opts ? opts->executor : 0);
+  if (target == NULL) return UV_EINVAL;
   weft__task *t;
   int err = weft__task_new(self->exec, opts, fn, arg, &t);
   if (err != 0) return err;
   t->group = g;
-  weft__scope_init(&t->root, &g->scope, t, 0, -1);
-  t->scope = &t->root;
   g->live++;
-  weft__ready(t);
+  if (target == self->exec) {
+    weft__scope_init(&t->root, &g->scope, t, 0, -1);
+    t->scope = &t->root;
+    target->live_tasks++;
+    weft__ready(t);
+    return 0;
+  }
+  /* A stand-in scope in the group carries cancellation over to the task,
+   * whose own scopes live on its executor. */
+  t->exec = target;
+  weft__scope_init(&t->stub, &g->scope, NULL, 0, -1);
+  t->stub.remote = t;
+  t->msg.type = WEFT__MSG_SPAWN;
+  t->msg.code = t->stub.cancelled;
+  weft__post(target, &t->msg);
   return 0;
 }
 
@@ -64,7 +90,7 @@ int weft_spawn(weft_group *g, weft_fn fn, void *arg) {
 }
 
 int weft_spawn_named(weft_group *g, const char *name, weft_fn fn, void *arg) {
-  weft_task_opts opts = {name, 0};
+  weft_task_opts opts = {.name = name};
   return weft_spawn_opts(g, &opts, fn, arg);
 }
 
@@ -81,8 +107,7 @@ static void weft__group_record(weft_group *g, weft__task *t) {
   memcpy(rec->name, t->name, sizeof rec->name);
 }
 
-/* Called on the task's own stack once its function has returned. */
-void weft__group_task_done(weft__task *t) {
+void weft__task_exit_scopes(weft__task *t) {
   /* A task may not outlive its groups: join what it left open. */
   while (t->open_groups != NULL) {
     weft_group *g = t->open_groups;
@@ -97,11 +122,15 @@ void weft__group_task_done(weft__task *t) {
     abort();
   }
   weft__scope_fini(&t->root);
+}
+
+void weft__group_task_done(weft__task *t) {
   weft_group *g = t->group;
   if (g == NULL) {
-    t->exec->root_result = t->result;
+    t->origin->root_result = t->result;
     return;
   }
+  if (t->stub.remote != NULL) weft__scope_fini(&t->stub);
   if (t->result < 0) {
     weft__group_record(g, t);
     if (g->result == 0) {

@@ -25,6 +25,8 @@ typedef struct weft__task weft__task;
 typedef struct weft__exec weft__exec;
 typedef struct weft__scope weft__scope;
 typedef struct weft__timer weft__timer;
+typedef struct weft__msg weft__msg;
+typedef struct weft__runtime weft__runtime;
 
 /* ---- Context switch (arch/) --------------------------------------------- */
 
@@ -91,6 +93,7 @@ struct weft__scope {
   weft__scope *prev_sibling;
   weft__scope *next_sibling;
   weft__task *owner;          /* task whose current scope this may be; NULL for a group's scope */
+  weft__task *remote;         /* for the stand-in of a task on another executor */
   weft__exec *exec;
   int cancelled;              /* 0, UV_ECANCELED or UV_ETIMEDOUT */
   int shielded;
@@ -104,6 +107,37 @@ void weft__scope_init(weft__scope *s, weft__scope *parent, weft__task *owner,
 void weft__scope_fini(weft__scope *s);
 /* Cancels s and, unless shielded, everything below it, with code. */
 void weft__scope_cancel(weft__scope *s, int code);
+
+/* ---- Messages between executors (executor.c) --------------------------- */
+
+/* A node of an executor's inbox: an intrusive lock-free MPSC queue. Nodes
+ * live in the task they concern, so posting never allocates. */
+enum {
+  WEFT__MSG_SPAWN = 1,        /* start task on this executor */
+  WEFT__MSG_WAKE,             /* weft__wake(task, code) */
+  WEFT__MSG_CANCEL,           /* cancel task's root scope with code */
+  WEFT__MSG_DONE,             /* task (spawned from here) has ended */
+  WEFT__MSG_STOP              /* the runtime is ending */
+};
+
+struct weft__msg {
+  weft__msg *next;            /* accessed atomically */
+  int type;
+  int code;
+  weft__task *task;
+};
+
+typedef struct weft__inbox {
+  weft__msg *head;            /* producers' end, swapped atomically */
+  weft__msg *tail;            /* consumer's end */
+  weft__msg stub;
+} weft__inbox;
+
+/* Posts m to e's inbox and wakes e's loop (coalesced by libuv). Any thread. */
+void weft__post(weft__exec *e, weft__msg *m);
+
+/* Wakes t, which may belong to another executor. Any executor's thread. */
+void weft__wake_any(weft__task *t, int result);
 
 /* ---- Tasks and the executor (task.c, executor.c) ------------------------ */
 
@@ -139,12 +173,26 @@ struct weft__task {
   void *cancel_data;
   int wake_result;
   int cancel_code;            /* set when cancel_fn was called for this park */
+  /* A task spawned onto another executor. */
+  weft__exec *origin;         /* the spawner's executor (== exec when local) */
+  weft__scope stub;           /* stands for it in its group's scope, at origin */
+  int refs;                   /* atomic: origin's + pending cancel messages */
+  int cancel_posted;          /* a CANCEL message was sent */
+  weft__msg msg;              /* SPAWN, WAKE and DONE */
+  weft__msg cancel_msg;
+  void *tsan_fiber;
   void *asan_fake_stack;
   char name[32];
 };
 
 struct weft__exec {
   uv_loop_t loop;
+  int id;                     /* 1..N */
+  weft__runtime *rt;
+  weft__inbox inbox;
+  uv_async_t async;
+  int stop;                   /* atomic: leave the loop once no task is live */
+  void *tsan_main_fiber;
   weft__ctx main_ctx;         /* the thread's own context, running the loop */
   weft__task *current;        /* running task, NULL while in main_ctx */
   weft__task *ready_head;
@@ -173,6 +221,12 @@ struct weft__exec {
   const void *asan_main_bottom;
   size_t asan_main_size;
   weft__scope root_scope;
+};
+
+struct weft__runtime {
+  int n;                      /* executors */
+  weft__exec **execs;
+  unsigned next;              /* atomic: round robin for WEFT_EXEC_NEXT */
 };
 
 extern WEFT__TLS weft__exec *weft__current_exec;
@@ -210,7 +264,10 @@ int weft__task_new(weft__exec *e, const weft_task_opts *opts, weft_fn fn,
                    void *arg, weft__task **out);
 /* Runs ready tasks from the executor's own context. */
 void weft__exec_run_ready(weft__exec *e);
-/* Group bookkeeping when a task's function has returned. */
+/* When a task's function has returned, on its own stack: joins the groups it
+ * left open and leaves its scope tree. */
+void weft__task_exit_scopes(weft__task *t);
+/* Group bookkeeping for an ended task, on the group's executor. */
 void weft__group_task_done(weft__task *t);
 
 /* Called by a scope cancellation for a task whose current scope is s. */
@@ -228,9 +285,16 @@ void weft__signals_close(weft__exec *e);
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WEFT__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WEFT__TSAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(WEFT__ASAN)
 #define WEFT__ASAN 1
+#endif
+#if __has_feature(thread_sanitizer) && !defined(WEFT__TSAN)
+#define WEFT__TSAN 1
 #endif
 #endif
 

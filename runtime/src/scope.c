@@ -12,10 +12,23 @@
 _Static_assert(sizeof(weft_scope) >= sizeof(weft__scope),
                "weft_scope is too small for weft__scope");
 
+/* Tells the executor of a task spawned elsewhere to cancel it. */
+static void weft__scope_cancel_remote(weft__task *t, int code) {
+  if (t->cancel_posted) return;
+  t->cancel_posted = 1;
+  __atomic_fetch_add(&t->refs, 1, __ATOMIC_RELAXED);
+  t->cancel_msg.type = WEFT__MSG_CANCEL;
+  t->cancel_msg.code = code;
+  t->cancel_msg.task = t;
+  weft__post(t->exec, &t->cancel_msg);
+}
+
 static void weft__scope_mark(weft__scope *s, int code) {
   s->cancelled = code;
   if (s->owner != NULL && s->owner->scope == s)
     weft__task_cancel_wait(s->owner, code);
+  else if (s->remote != NULL)
+    weft__scope_cancel_remote(s->remote, code);
 }
 
 void weft__scope_cancel(weft__scope *root, int code) {
@@ -52,6 +65,7 @@ void weft__scope_init(weft__scope *s, weft__scope *parent, weft__task *owner,
   s->prev_sibling = NULL;
   s->next_sibling = NULL;
   s->owner = owner;
+  s->remote = NULL;
   s->exec = parent ? parent->exec : weft__current_exec;
   s->shielded = shielded;
   s->own_deadline_fired = 0;

@@ -11,6 +11,9 @@
 #if defined(WEFT__ASAN)
 #include <sanitizer/common_interface_defs.h>
 #endif
+#if defined(WEFT__TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
 
 WEFT__TLS weft__exec *weft__current_exec;
 WEFT__TLS weft__task *weft__current_task;
@@ -47,6 +50,17 @@ static void weft__release_zombie(weft__exec *e) {
   e->zombie = NULL;
   weft__stack_put(e, z->stack);
   z->stack = NULL;
+#if defined(WEFT__TSAN)
+  __tsan_destroy_fiber(z->tsan_fiber);
+  z->tsan_fiber = NULL;
+#endif
+  if (z->origin != e) {
+    /* Its group lives on the spawner's executor, which frees it. */
+    z->msg.type = WEFT__MSG_DONE;
+    weft__post(z->origin, &z->msg);
+    return;
+  }
+  weft__group_task_done(z);
   if (e->task_pool_len < e->stack_pool_max) {
     z->next_ready = e->task_pool;
     e->task_pool = z;
@@ -74,6 +88,9 @@ static void weft__switch(weft__exec *e, weft__task *from, weft__task *to,
   __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
 #else
   (void)dying;
+#if defined(WEFT__TSAN)
+  __tsan_switch_to_fiber(to ? to->tsan_fiber : e->tsan_main_fiber, 0);
+#endif
   weft__ctx_switch(from_ctx, to_ctx);
 #endif
   weft__release_zombie(e);
@@ -152,7 +169,7 @@ static void weft__task_entry(void *arg) {
 #endif
   weft__release_zombie(e);
   t->result = t->fn(t->arg);
-  weft__group_task_done(t);
+  weft__task_exit_scopes(t);
   t->state = WEFT__TASK_DONE;
   e->live_tasks--;
   e->zombie = t;
@@ -160,6 +177,8 @@ static void weft__task_entry(void *arg) {
   abort(); /* A finished task is never resumed. */
 }
 
+/* Allocates t from e's pools, to run on e unless the caller says otherwise.
+ * The caller links its scopes, counts it live and makes it ready. */
 int weft__task_new(weft__exec *e, const weft_task_opts *opts, weft_fn fn,
                    void *arg, weft__task **out) {
   size_t size = opts && opts->stack_size ? opts->stack_size : e->stack_default;
@@ -179,6 +198,13 @@ int weft__task_new(weft__exec *e, const weft_task_opts *opts, weft_fn fn,
     return err;
   }
   t->exec = e;
+  t->origin = e;
+  t->refs = 1;
+  t->cancel_posted = 0;
+  t->msg.task = t;
+  t->cancel_msg.task = t;
+  t->stub.remote = NULL;
+  t->root.remote = NULL;
   t->next_ready = NULL;
   t->group = NULL;
   t->group_prev = t->group_next = NULL;
@@ -197,7 +223,9 @@ int weft__task_new(weft__exec *e, const weft_task_opts *opts, weft_fn fn,
     t->name[sizeof t->name - 1] = '\0';
   }
   weft__ctx_make(&t->ctx, t->stack->base, t->stack->size, weft__task_entry, t);
-  e->live_tasks++;
+#if defined(WEFT__TSAN)
+  t->tsan_fiber = __tsan_create_fiber(0);
+#endif
   *out = t;
   return 0;
 }

@@ -19,7 +19,8 @@ typedef int (*weft_fn)(void *arg);
 
 /** Options for weft_main_opts(). Zero everywhere means the defaults. */
 typedef struct weft_opts {
-  int executors;           /**< executor threads; 0: one (this thread) */
+  int executors;           /**< executor threads, the calling one included;
+                                0: one per core */
   size_t stack_size;       /**< default task stack in bytes; 0: 64 KiB */
   size_t stack_pool;       /**< stacks kept for reuse per executor; 0: 1024 */
 } weft_opts;
@@ -37,8 +38,19 @@ typedef struct weft_opts {
  */
 int weft_main(weft_fn fn, void *arg);
 
-/** Like weft_main() with options; opts may be NULL. */
+/**
+ * Like weft_main() with options; opts may be NULL (one executor per core).
+ * Executor 1 is the calling thread and runs the root task; executors 2..N
+ * each get a thread of their own. Tasks stay on the executor that spawned
+ * them unless weft_spawn_opts() names another.
+ */
 int weft_main_opts(const weft_opts *opts, weft_fn fn, void *arg);
+
+/** The calling task's executor, numbered from 1; 0 outside the runtime. */
+int weft_executor_id(void);
+
+/** The number of executors of the running runtime; 0 outside it. */
+int weft_executor_count(void);
 
 /**
  * Returns the libuv loop of the calling task's executor, or NULL outside a

@@ -37,7 +37,12 @@ enum {
 typedef struct weft_task_opts {
   const char *name;        /**< for diagnostics; copied, cut at 31 bytes */
   size_t stack_size;       /**< bytes; 0: the executor's default */
+  int executor;            /**< 0: the spawner's; 1..N: that executor;
+                                WEFT_EXEC_NEXT: the next in turn */
 } weft_task_opts;
+
+/** weft_task_opts.executor: spread tasks over the executors in turn. */
+#define WEFT_EXEC_NEXT (-1)
 
 /**
  * Opens a group in the calling task's current scope. Returns NULL outside a
@@ -57,7 +62,12 @@ int weft_spawn(weft_group *g, weft_fn fn, void *arg);
 /** Like weft_spawn() with a name for diagnostics. */
 int weft_spawn_named(weft_group *g, const char *name, weft_fn fn, void *arg);
 
-/** Like weft_spawn() with options (name, stack size); opts may be NULL. */
+/**
+ * Like weft_spawn() with options (name, stack size, executor); opts may be
+ * NULL. A task spawned onto another executor runs there; its result still
+ * reaches its group on the spawner's executor, and cancelling the group
+ * reaches it there. Returns UV_EINVAL for an executor that does not exist.
+ */
 int weft_spawn_opts(weft_group *g, const weft_task_opts *opts, weft_fn fn,
                     void *arg);
 

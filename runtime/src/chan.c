@@ -1,0 +1,653 @@
+/* Channels. A LOCAL channel is a plain ring with lists of waiting tasks and
+ * hands items straight to a waiting task. SPSC and MPMC channels keep the
+ * items in a lock-free ring; tasks that must wait register in lists under a
+ * small lock (the slow path only) and are woken to try again.
+ *
+ * The lost-wake-up race between a sender that publishes an item and then
+ * looks for waiting receivers, and a receiver that registers and then looks
+ * at the ring once more, is closed by a full fence on both sides. The fence
+ * is made asymmetric where the system allows: the side about to sleep pays
+ * for a process-wide barrier (membarrier), and the fast path pays nothing.
+ */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include "chan_internal.h"
+
+/* ---- Fences ------------------------------------------------------------- */
+
+static int weft__membarrier_state; /* 0: unknown, 1: usable, -1: not */
+
+static void weft__membarrier_probe(void) {
+  int state = -1;
+#if defined(__linux__) && defined(__NR_membarrier) && !defined(WEFT__TSAN)
+  long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+      syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+              0) == 0)
+    state = 1;
+#endif
+  __atomic_store_n(&weft__membarrier_state, state, __ATOMIC_RELEASE);
+}
+
+static uv_once_t weft__membarrier_once = UV_ONCE_INIT;
+
+/* The fast side: a publish followed by a look at the waiter count. */
+static inline void weft__fence_light(void) {
+  if (__atomic_load_n(&weft__membarrier_state, __ATOMIC_RELAXED) == 1)
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  else
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* The slow side: a registration followed by a look at the ring. */
+static void weft__fence_heavy(void) {
+#if defined(__linux__) && defined(__NR_membarrier)
+  if (__atomic_load_n(&weft__membarrier_state, __ATOMIC_RELAXED) == 1) {
+    syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    return;
+  }
+#endif
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* ---- The slow-path lock ------------------------------------------------- */
+
+static void weft__lock(weft__chan_lock *l) {
+  unsigned spins = 0;
+  while (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE)) {
+    while (__atomic_load_n(&l->v, __ATOMIC_RELAXED)) {
+      if (++spins > 64) {
+        sched_yield(); /* the holder may have been preempted */
+        spins = 0;
+      }
+    }
+  }
+}
+
+static void weft__unlock(weft__chan_lock *l) {
+  __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- Waiters ------------------------------------------------------------ */
+
+void weft__wlist_push(weft__wlist *l, weft__waiter *w) {
+  w->next = NULL;
+  w->prev = l->tail;
+  if (l->tail != NULL)
+    l->tail->next = w;
+  else
+    l->head = w;
+  l->tail = w;
+  w->linked = 1;
+  __atomic_store_n(&l->count, l->count + 1, __ATOMIC_RELAXED);
+}
+
+void weft__wlist_remove(weft__wlist *l, weft__waiter *w) {
+  if (!w->linked) return;
+  if (w->prev != NULL)
+    w->prev->next = w->next;
+  else
+    l->head = w->next;
+  if (w->next != NULL)
+    w->next->prev = w->prev;
+  else
+    l->tail = w->prev;
+  w->next = w->prev = NULL;
+  w->linked = 0;
+  __atomic_store_n(&l->count, l->count - 1, __ATOMIC_RELAXED);
+}
+
+/* Claims w for its case: only one claim on a select's waiters succeeds. */
+int weft__waiter_claim(weft__waiter *w) {
+  if (!w->shared) {
+    if (*w->state != WEFT__W_WAITING) return 0;
+    *w->state = w->index;
+    return 1;
+  }
+  int expected = WEFT__W_WAITING;
+  return __atomic_compare_exchange_n(w->state, &expected, w->index, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+int weft__waiter_settle(weft__waiter *w, int to) {
+  if (!w->shared) {
+    if (*w->state != WEFT__W_WAITING) return 0;
+    *w->state = to;
+    return 1;
+  }
+  int expected = WEFT__W_WAITING;
+  return __atomic_compare_exchange_n(w->state, &expected, to, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+int weft__waiter_state(const weft__waiter *w) {
+  return w->shared ? __atomic_load_n(w->state, __ATOMIC_ACQUIRE) : *w->state;
+}
+
+/* Wakes the task of a claimed waiter, on whichever executor it runs. */
+static void weft__waiter_wake(weft__waiter *w) { weft__wake_any(w->task, 0); }
+
+/* The first waiter in l that can be claimed, removed from l; NULL if none.
+ * Stale waiters (a select that fired elsewhere) are dropped on the way. */
+static weft__waiter *weft__wlist_claim(weft__wlist *l) {
+  weft__waiter *w;
+  while ((w = l->head) != NULL) {
+    weft__wlist_remove(l, w);
+    if (weft__waiter_claim(w)) return w;
+  }
+  return NULL;
+}
+
+static inline unsigned char *weft__slot(weft_chan *c, size_t i) {
+  return c->buf + i * c->elem_size;
+}
+
+/* ---- LOCAL channels ----------------------------------------------------- */
+
+static int weft__local_try_send(weft_chan *c, const void *elem) {
+  if (c->closed) return WEFT_ECLOSED;
+  weft__waiter *w = weft__wlist_claim(&c->receivers);
+  if (w != NULL) {
+    /* A receiver waits, so the ring is empty: hand the item over. */
+    memcpy(w->elem, elem, c->elem_size);
+    w->result = 0;
+    weft__waiter_wake(w);
+    return 0;
+  }
+  if (c->count == c->cap) return UV_EAGAIN;
+  size_t tail = c->head + c->count;
+  if (tail >= c->cap) tail -= c->cap;
+  memcpy(weft__slot(c, tail), elem, c->elem_size);
+  c->count++;
+  return 0;
+}
+
+static int weft__local_try_recv(weft_chan *c, void *elem) {
+  if (c->count > 0) {
+    memcpy(elem, weft__slot(c, c->head), c->elem_size);
+    if (++c->head == c->cap) c->head = 0;
+    c->count--;
+    weft__waiter *w = weft__wlist_claim(&c->senders);
+    if (w != NULL) {
+      /* The ring was full: the oldest waiting sender's item goes in. */
+      size_t tail = c->head + c->count;
+      if (tail >= c->cap) tail -= c->cap;
+      memcpy(weft__slot(c, tail), w->elem, c->elem_size);
+      c->count++;
+      w->result = 0;
+      weft__waiter_wake(w);
+    }
+    return 0;
+  }
+  weft__waiter *w = weft__wlist_claim(&c->senders);
+  if (w != NULL) {
+    /* A rendezvous: take the item from the waiting sender. */
+    memcpy(elem, w->elem, c->elem_size);
+    w->result = 0;
+    weft__waiter_wake(w);
+    return 0;
+  }
+  return c->closed ? WEFT_ECLOSED : UV_EAGAIN;
+}
+
+/* ---- Lock-free rings ---------------------------------------------------- */
+
+/* SPSC: the producer owns tail, the consumer owns head; each keeps a cached
+ * copy of the other's index so it touches the shared line only when the
+ * cache says full (or empty). */
+static int weft__spsc_push(weft_chan *c, const void *elem) {
+  size_t tail = c->tail;
+  if (tail - c->head_cache == c->cap) {
+    c->head_cache = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);
+    if (tail - c->head_cache == c->cap) return 0;
+  }
+  memcpy(weft__slot(c, tail & c->mask), elem, c->elem_size);
+  c->tail = tail + 1;
+  __atomic_store_n(&c->tail_pos, tail + 1, __ATOMIC_RELEASE);
+  return 1;
+}
+
+static int weft__spsc_pop(weft_chan *c, void *elem) {
+  size_t head = c->head;
+  if (head == c->tail_cache) {
+    c->tail_cache = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE);
+    if (head == c->tail_cache) return 0;
+  }
+  memcpy(elem, weft__slot(c, head & c->mask), c->elem_size);
+  c->head = head + 1;
+  __atomic_store_n(&c->head_pos, head + 1, __ATOMIC_RELEASE);
+  return 1;
+}
+
+/* MPMC: a bounded ring of cells, each with a sequence number that says
+ * whose turn the cell is (after Vyukov's bounded MPMC queue). */
+static inline size_t *weft__cell_seq(weft_chan *c, size_t i) {
+  return (size_t *)(c->buf + (i & c->mask) * c->cell_size);
+}
+
+static int weft__mpmc_push(weft_chan *c, const void *elem) {
+  size_t pos = __atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED);
+  for (;;) {
+    size_t *seq = weft__cell_seq(c, pos);
+    size_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+    intptr_t diff = (intptr_t)s - (intptr_t)pos;
+    if (diff == 0) {
+      if (__atomic_compare_exchange_n(&c->tail_pos, &pos, pos + 1, 1,
+                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        memcpy(seq + 1, elem, c->elem_size);
+        __atomic_store_n(seq, pos + 1, __ATOMIC_RELEASE);
+        return 1;
+      }
+    } else if (diff < 0) {
+      return 0;
+    } else {
+      pos = __atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED);
+    }
+  }
+}
+
+static int weft__mpmc_pop(weft_chan *c, void *elem) {
+  size_t pos = __atomic_load_n(&c->head_pos, __ATOMIC_RELAXED);
+  for (;;) {
+    size_t *seq = weft__cell_seq(c, pos);
+    size_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+    intptr_t diff = (intptr_t)s - (intptr_t)(pos + 1);
+    if (diff == 0) {
+      if (__atomic_compare_exchange_n(&c->head_pos, &pos, pos + 1, 1,
+                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        memcpy(elem, seq + 1, c->elem_size);
+        __atomic_store_n(seq, pos + c->mask + 1, __ATOMIC_RELEASE);
+        return 1;
+      }
+    } else if (diff < 0) {
+      return 0;
+    } else {
+      pos = __atomic_load_n(&c->head_pos, __ATOMIC_RELAXED);
+    }
+  }
+}
+
+static inline int weft__ring_push(weft_chan *c, const void *elem) {
+  return c->mode == WEFT_CHAN_SPSC ? weft__spsc_push(c, elem)
+                                   : weft__mpmc_push(c, elem);
+}
+
+static inline int weft__ring_pop(weft_chan *c, void *elem) {
+  return c->mode == WEFT_CHAN_SPSC ? weft__spsc_pop(c, elem)
+                                   : weft__mpmc_pop(c, elem);
+}
+
+/* Whether a push (or a pop) could succeed now. Used after registering as a
+ * waiter, to not sleep through an item or a slot that just appeared. */
+int weft__ring_can_push(weft_chan *c) {
+  if (c->mode == WEFT_CHAN_SPSC) {
+    size_t head = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED) - head < c->cap;
+  }
+  size_t pos = __atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED);
+  size_t s = __atomic_load_n(weft__cell_seq(c, pos), __ATOMIC_ACQUIRE);
+  return (intptr_t)s - (intptr_t)pos >= 0;
+}
+
+int weft__ring_can_pop(weft_chan *c) {
+  if (c->mode == WEFT_CHAN_SPSC) {
+    size_t tail = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE);
+    return tail != __atomic_load_n(&c->head_pos, __ATOMIC_RELAXED);
+  }
+  size_t pos = __atomic_load_n(&c->head_pos, __ATOMIC_RELAXED);
+  size_t s = __atomic_load_n(weft__cell_seq(c, pos), __ATOMIC_ACQUIRE);
+  return (intptr_t)s - (intptr_t)(pos + 1) >= 0;
+}
+
+/* Wakes one task waiting on list l (senders or receivers) to try again. */
+static void weft__notify(weft_chan *c, weft__wlist *l) {
+  weft__fence_light();
+  if (__atomic_load_n(&l->count, __ATOMIC_RELAXED) == 0) return;
+  weft__lock(&c->lock);
+  weft__waiter *w = weft__wlist_claim(l);
+  weft__unlock(&c->lock);
+  if (w != NULL) {
+    w->result = WEFT__W_RETRY;
+    weft__waiter_wake(w);
+  }
+}
+
+/* ---- Cross-executor rendezvous: hand-off under the lock ----------------- */
+
+static int weft__xr_try_send(weft_chan *c, const void *elem) {
+  weft__lock(&c->lock);
+  if (__atomic_load_n(&c->closed, __ATOMIC_RELAXED)) {
+    weft__unlock(&c->lock);
+    return WEFT_ECLOSED;
+  }
+  weft__waiter *w = weft__wlist_claim(&c->receivers);
+  weft__unlock(&c->lock);
+  if (w == NULL) return UV_EAGAIN;
+  memcpy(w->elem, elem, c->elem_size);
+  w->result = 0;
+  weft__waiter_wake(w);
+  return 0;
+}
+
+static int weft__xr_try_recv(weft_chan *c, void *elem) {
+  weft__lock(&c->lock);
+  weft__waiter *w = weft__wlist_claim(&c->senders);
+  int closed = __atomic_load_n(&c->closed, __ATOMIC_RELAXED);
+  weft__unlock(&c->lock);
+  if (w == NULL) return closed ? WEFT_ECLOSED : UV_EAGAIN;
+  memcpy(elem, w->elem, c->elem_size);
+  w->result = 0;
+  weft__waiter_wake(w);
+  return 0;
+}
+
+/* ---- Non-blocking operations, every mode -------------------------------- */
+
+int weft__chan_try_send(weft_chan *c, const void *elem) {
+  if (c->mode == WEFT_CHAN_LOCAL) return weft__local_try_send(c, elem);
+  if (c->cap == 0) return weft__xr_try_send(c, elem);
+  if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) return WEFT_ECLOSED;
+  if (!weft__ring_push(c, elem)) return UV_EAGAIN;
+  weft__notify(c, &c->receivers);
+  return 0;
+}
+
+int weft__chan_try_recv(weft_chan *c, void *elem) {
+  if (c->mode == WEFT_CHAN_LOCAL) return weft__local_try_recv(c, elem);
+  if (c->cap == 0) return weft__xr_try_recv(c, elem);
+  if (weft__ring_pop(c, elem)) {
+    weft__notify(c, &c->senders);
+    return 0;
+  }
+  if (!__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) return UV_EAGAIN;
+  /* Closed: an item published just before the close still counts. */
+  if (weft__ring_pop(c, elem)) return 0;
+  return WEFT_ECLOSED;
+}
+
+/* ---- Waiting ------------------------------------------------------------ */
+
+/* Whether l holds a waiter of another task (or select) still waiting. */
+static int weft__wlist_has_waiting(const weft__wlist *l, const int *own_state) {
+  for (const weft__waiter *w = l->head; w != NULL; w = w->next)
+    if (w->state != own_state && weft__waiter_state(w) == WEFT__W_WAITING)
+      return 1;
+  return 0;
+}
+
+int weft__chan_register(weft_chan *c, weft__waiter *w, int op) {
+  weft__wlist *l = op == WEFT_SELECT_SEND ? &c->senders : &c->receivers;
+  weft__wlist *other = op == WEFT_SELECT_SEND ? &c->receivers : &c->senders;
+  if (c->mode == WEFT_CHAN_LOCAL) {
+    /* One thread: nothing can have changed since the caller tried. */
+    weft__wlist_push(l, w);
+    return 0;
+  }
+  weft__lock(&c->lock);
+  if (c->cap == 0) {
+    /* A rendezvous pairs under the lock: a partner that registered since
+     * the caller tried must not be missed, or both would wait forever. */
+    int ready = c->closed || weft__wlist_has_waiting(other, w->state);
+    if (!ready) weft__wlist_push(l, w);
+    weft__unlock(&c->lock);
+    return ready;
+  }
+  weft__wlist_push(l, w);
+  weft__unlock(&c->lock);
+  weft__fence_heavy();
+  if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) return 1;
+  return op == WEFT_SELECT_SEND ? weft__ring_can_push(c) : weft__ring_can_pop(c);
+}
+
+void weft__chan_unregister(weft_chan *c, weft__waiter *w, int op) {
+  weft__wlist *l = op == WEFT_SELECT_SEND ? &c->senders : &c->receivers;
+  if (c->mode == WEFT_CHAN_LOCAL) {
+    weft__wlist_remove(l, w);
+    return;
+  }
+  weft__lock(&c->lock);
+  weft__wlist_remove(l, w);
+  weft__unlock(&c->lock);
+}
+
+/* Passes on a wake-up that a cancelled task received but will not use. */
+void weft__chan_pass_on(weft_chan *c, int op) {
+  if (c->mode == WEFT_CHAN_LOCAL || c->cap == 0) return;
+  weft__notify(c, op == WEFT_SELECT_SEND ? &c->senders : &c->receivers);
+}
+
+typedef struct {
+  weft_chan *chan;
+  weft__waiter *w;
+  int op;
+} weft__chan_wait;
+
+static void weft__chan_wait_cancel(weft__task *t, void *data) {
+  weft__chan_wait *cw = data;
+  if (!weft__waiter_settle(cw->w, WEFT__W_CANCELLED))
+    return; /* claimed first: the claimer's wake-up is on its way */
+  weft__chan_unregister(cw->chan, cw->w, cw->op);
+  weft__wake(t, 0);
+}
+
+/* Waits for a single case. Returns 0 or WEFT_ECLOSED (the claimer completed
+ * the operation), WEFT__W_RETRY (try again), or a cancellation code. */
+static int weft__chan_wait_one(weft_chan *c, int op, void *elem) {
+  weft__task *t = weft__current_task;
+  int state = WEFT__W_WAITING;
+  weft__waiter w;
+  memset(&w, 0, sizeof w);
+  w.task = t;
+  w.state = &state;
+  w.shared = c->mode != WEFT_CHAN_LOCAL;
+  w.index = 0;
+  w.elem = elem;
+  int r = 0;
+  if (weft__chan_register(c, &w, op)) {
+    weft__chan_unregister(c, &w, op);
+    if (weft__waiter_settle(&w, WEFT__W_ABANDONED)) return WEFT__W_RETRY;
+    /* Claimed in the meantime: its wake-up must be taken here. */
+    weft__park(NULL, NULL);
+  } else {
+    weft__chan_wait cw = {c, &w, op};
+    r = weft__park(weft__chan_wait_cancel, &cw);
+  }
+  if (weft__waiter_state(&w) == 0) {
+    /* Claimed: the operation happened (or a retry was granted) whatever
+     * the cancellation says. A retry this task will not use goes on. */
+    if (r < 0 && w.result == WEFT__W_RETRY) {
+      weft__chan_pass_on(c, op);
+      return r;
+    }
+    return w.result;
+  }
+  return r;
+}
+
+static int weft__chan_op(weft_chan *c, int op, void *elem) {
+  weft__task *t = weft__current_task;
+  if (t == NULL) return WEFT_ENOTASK;
+  for (;;) {
+    int r = op == WEFT_SELECT_SEND ? weft__chan_try_send(c, elem)
+                                   : weft__chan_try_recv(c, elem);
+    if (r != UV_EAGAIN) return r;
+    if (t->scope->cancelled) return t->scope->cancelled;
+    r = weft__chan_wait_one(c, op, elem);
+    if (r != WEFT__W_RETRY) return r;
+  }
+}
+
+/* ---- Public ------------------------------------------------------------- */
+
+weft_chan *weft_chan_new(size_t elem_size, size_t capacity, int mode) {
+  if (elem_size == 0 || elem_size > 65536) return NULL;
+  if (mode != WEFT_CHAN_LOCAL && mode != WEFT_CHAN_SPSC && mode != WEFT_CHAN_MPMC)
+    return NULL;
+  if (capacity > ((size_t)1 << 30)) return NULL;
+  if (mode != WEFT_CHAN_LOCAL) uv_once(&weft__membarrier_once, weft__membarrier_probe);
+  weft_chan *c;
+  if (posix_memalign((void **)&c, 64, sizeof *c) != 0) return NULL;
+  memset(c, 0, sizeof *c);
+  c->mode = mode;
+  c->elem_size = elem_size;
+  size_t cap = capacity;
+  if (mode != WEFT_CHAN_LOCAL && cap > 0) {
+    cap = 1;
+    while (cap < capacity) cap <<= 1;
+    /* Vyukov's ring needs two cells at least to tell full from empty. */
+    if (mode == WEFT_CHAN_MPMC && cap < 2) cap = 2;
+    c->mask = cap - 1;
+  }
+  c->cap = cap;
+  c->cell_size = mode == WEFT_CHAN_MPMC
+                     ? (sizeof(size_t) + elem_size + 7) & ~(size_t)7
+                     : elem_size;
+  if (cap > 0) {
+    c->buf = malloc(cap * c->cell_size);
+    if (c->buf == NULL) {
+      free(c);
+      return NULL;
+    }
+    if (mode == WEFT_CHAN_MPMC)
+      for (size_t i = 0; i < cap; i++) *weft__cell_seq(c, i) = i;
+  }
+  return c;
+}
+
+int weft_chan_send(weft_chan *c, const void *elem) {
+  return weft__chan_op(c, WEFT_SELECT_SEND, (void *)elem);
+}
+
+int weft_chan_recv(weft_chan *c, void *elem) {
+  return weft__chan_op(c, WEFT_SELECT_RECV, elem);
+}
+
+int weft_chan_try_send(weft_chan *c, const void *elem) {
+  return weft__chan_try_send(c, elem);
+}
+
+int weft_chan_try_recv(weft_chan *c, void *elem) {
+  return weft__chan_try_recv(c, elem);
+}
+
+long weft_chan_send_n(weft_chan *c, const void *elems, size_t n) {
+  const unsigned char *p = elems;
+  size_t i = 0;
+  if (c->mode == WEFT_CHAN_SPSC && c->cap > 0) {
+    /* Publish a run of items with one store and one look for waiters. */
+    while (i < n && !__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) {
+      size_t tail = c->tail;
+      size_t room = c->cap - (tail - c->head_cache);
+      if (room < n - i) {
+        c->head_cache = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);
+        room = c->cap - (tail - c->head_cache);
+      }
+      if (room == 0) break;
+      size_t k = n - i < room ? n - i : room;
+      for (size_t j = 0; j < k; j++)
+        memcpy(weft__slot(c, (tail + j) & c->mask), p + (i + j) * c->elem_size,
+               c->elem_size);
+      c->tail = tail + k;
+      __atomic_store_n(&c->tail_pos, tail + k, __ATOMIC_RELEASE);
+      i += k;
+      weft__notify(c, &c->receivers);
+    }
+  }
+  for (; i < n; i++) {
+    int r = weft_chan_send(c, p + i * c->elem_size);
+    if (r != 0) return i > 0 ? (long)i : r;
+  }
+  return (long)n;
+}
+
+long weft_chan_recv_n(weft_chan *c, void *elems, size_t n) {
+  unsigned char *p = elems;
+  if (n == 0) return 0;
+  int r = weft_chan_recv(c, p);
+  if (r != 0) return r;
+  size_t i = 1;
+  if (c->mode == WEFT_CHAN_SPSC && c->cap > 0) {
+    size_t head = c->head;
+    size_t avail = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE) - head;
+    size_t k = n - i < avail ? n - i : avail;
+    for (size_t j = 0; j < k; j++)
+      memcpy(p + (i + j) * c->elem_size, weft__slot(c, (head + j) & c->mask),
+             c->elem_size);
+    if (k > 0) {
+      c->head = head + k;
+      __atomic_store_n(&c->head_pos, head + k, __ATOMIC_RELEASE);
+      i += k;
+      weft__notify(c, &c->senders);
+    }
+    return (long)i;
+  }
+  for (; i < n; i++)
+    if (weft__chan_try_recv(c, p + i * c->elem_size) != 0) break;
+  return (long)i;
+}
+
+/* Claims every waiter of l with result (ECLOSED for hand-offs, a retry for
+ * ring waiters, who then see the close themselves). */
+static void weft__wlist_close(weft__wlist *l, int result, weft__waiter **out) {
+  weft__waiter *w;
+  while ((w = weft__wlist_claim(l)) != NULL) {
+    w->result = result;
+    w->next = *out;
+    *out = w;
+  }
+}
+
+void weft_chan_close(weft_chan *c) {
+  weft__waiter *woken = NULL;
+  if (c->mode == WEFT_CHAN_LOCAL) {
+    if (c->closed) return;
+    c->closed = 1;
+    weft__wlist_close(&c->senders, WEFT_ECLOSED, &woken);
+    weft__wlist_close(&c->receivers, WEFT_ECLOSED, &woken);
+  } else {
+    weft__lock(&c->lock);
+    if (c->closed) {
+      weft__unlock(&c->lock);
+      return;
+    }
+    __atomic_store_n(&c->closed, 1, __ATOMIC_SEQ_CST);
+    int result = c->cap == 0 ? WEFT_ECLOSED : WEFT__W_RETRY;
+    weft__wlist_close(&c->senders, result, &woken);
+    weft__wlist_close(&c->receivers, result, &woken);
+    weft__unlock(&c->lock);
+  }
+  while (woken != NULL) {
+    weft__waiter *w = woken;
+    woken = w->next;
+    weft__waiter_wake(w);
+  }
+}
+
+int weft_chan_closed(const weft_chan *c) {
+  return __atomic_load_n(&c->closed, __ATOMIC_ACQUIRE);
+}
+
+size_t weft_chan_len(const weft_chan *c) {
+  if (c->mode == WEFT_CHAN_LOCAL) return c->count;
+  if (c->cap == 0) return 0;
+  size_t tail = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE);
+  size_t head = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);
+  size_t n = tail - head;
+  return (intptr_t)n < 0 ? 0 : (n > c->cap ? c->cap : n);
+}
+
+size_t weft_chan_cap(const weft_chan *c) { return c->cap; }
+
+void weft_chan_free(weft_chan *c) {
+  if (c == NULL) return;
+  free(c->buf);
+  free(c);
+}

@@ -1,0 +1,84 @@
+/* chan_internal.h: what chan.c and select.c share. */
+#ifndef WEFT_CHAN_INTERNAL_H
+#define WEFT_CHAN_INTERNAL_H
+
+#include "internal.h"
+
+/* A waiter's state: WAITING until one party settles it. A claim by a
+ * channel operation stores the case index (>= 0). */
+enum {
+  WEFT__W_WAITING = -1,
+  WEFT__W_CANCELLED = -2,     /* the task's scope was cancelled */
+  WEFT__W_TIMEOUT = -3,       /* a select's timeout passed */
+  WEFT__W_ABANDONED = -4      /* the task went back to trying by itself */
+};
+
+/* A claimed waiter's result: 0 or WEFT_ECLOSED when the claimer completed
+ * the operation (a hand-off), or RETRY when it only says "try again". */
+#define WEFT__W_RETRY 1
+
+typedef struct weft__waiter {
+  struct weft__waiter *next;
+  struct weft__waiter *prev;
+  weft__task *task;
+  int *state;                 /* shared by all the cases of one select */
+  int shared;                 /* state needs atomics (select, cross modes) */
+  int index;                  /* the case index a claim stores */
+  int linked;
+  int result;
+  void *elem;                 /* the item to send or where to receive */
+} weft__waiter;
+
+typedef struct weft__wlist {
+  weft__waiter *head;
+  weft__waiter *tail;
+  size_t count;               /* written under the lock, read without */
+} weft__wlist;
+
+typedef struct {
+  int v;
+} weft__chan_lock;
+
+#define WEFT__CACHELINE 64
+
+struct weft_chan {
+  /* Read-mostly. */
+  int mode;
+  size_t elem_size;
+  size_t cell_size;
+  size_t cap;
+  size_t mask;
+  unsigned char *buf;
+  int closed;                 /* atomic in the cross-executor modes */
+  /* LOCAL ring. */
+  size_t head;                /* also the SPSC consumer's private index */
+  size_t count;
+  /* Waiters and their lock. */
+  weft__chan_lock lock;
+  weft__wlist senders;
+  weft__wlist receivers;
+  /* Producer side. */
+  _Alignas(WEFT__CACHELINE) size_t tail_pos; /* published tail (MPMC: claim) */
+  size_t tail;                /* SPSC producer's private index */
+  size_t head_cache;
+  /* Consumer side. */
+  _Alignas(WEFT__CACHELINE) size_t head_pos; /* published head (MPMC: claim) */
+  size_t tail_cache;
+  char pad_[WEFT__CACHELINE - 2 * sizeof(size_t)];
+};
+
+int weft__chan_try_send(weft_chan *c, const void *elem);
+int weft__chan_try_recv(weft_chan *c, void *elem);
+/* Registers w for op on c. Returns 1 when the case may be ready after all
+ * (w then may or may not be linked; the caller unregisters and settles). */
+int weft__chan_register(weft_chan *c, weft__waiter *w, int op);
+void weft__chan_unregister(weft_chan *c, weft__waiter *w, int op);
+/* Passes on a wake-up that a cancelled task received but will not use. */
+void weft__chan_pass_on(weft_chan *c, int op);
+int weft__waiter_claim(weft__waiter *w);
+int weft__waiter_state(const weft__waiter *w);
+/* Settles a waiter's state as `to` unless a claim came first; returns 1 if
+ * it did (no claim can follow), 0 if a claim won. */
+int weft__waiter_settle(weft__waiter *w, int to);
+
+#endif /* WEFT_CHAN_INTERNAL_H */

@@ -146,6 +146,18 @@ static weft__waiter *weft__wlist_claim(weft__wlist *l) {
   return NULL;
 }
 
+/* Copies one item; the common word-sized items without a call to memcpy. */
+static inline void weft__copy(void *dst, const void *src, size_t n) {
+  if (n == 8)
+    memcpy(dst, src, 8);
+  else if (n == 4)
+    memcpy(dst, src, 4);
+  else if (n == 16)
+    memcpy(dst, src, 16);
+  else
+    memcpy(dst, src, n);
+}
+
 static inline unsigned char *weft__slot(weft_chan *c, size_t i) {
   return c->buf + i * c->elem_size;
 }
@@ -157,7 +169,7 @@ static int weft__local_try_send(weft_chan *c, const void *elem) {
   weft__waiter *w = weft__wlist_claim(&c->receivers);
   if (w != NULL) {
     /* A receiver waits, so the ring is empty: hand the item over. */
-    memcpy(w->elem, elem, c->elem_size);
+    weft__copy(w->elem, elem, c->elem_size);
     w->result = 0;
     weft__waiter_wake(w);
     return 0;
@@ -165,14 +177,14 @@ static int weft__local_try_send(weft_chan *c, const void *elem) {
   if (c->count == c->cap) return UV_EAGAIN;
   size_t tail = c->head + c->count;
   if (tail >= c->cap) tail -= c->cap;
-  memcpy(weft__slot(c, tail), elem, c->elem_size);
+  weft__copy(weft__slot(c, tail), elem, c->elem_size);
   c->count++;
   return 0;
 }
 
 static int weft__local_try_recv(weft_chan *c, void *elem) {
   if (c->count > 0) {
-    memcpy(elem, weft__slot(c, c->head), c->elem_size);
+    weft__copy(elem, weft__slot(c, c->head), c->elem_size);
     if (++c->head == c->cap) c->head = 0;
     c->count--;
     weft__waiter *w = weft__wlist_claim(&c->senders);
@@ -180,7 +192,7 @@ static int weft__local_try_recv(weft_chan *c, void *elem) {
       /* The ring was full: the oldest waiting sender's item goes in. */
       size_t tail = c->head + c->count;
       if (tail >= c->cap) tail -= c->cap;
-      memcpy(weft__slot(c, tail), w->elem, c->elem_size);
+      weft__copy(weft__slot(c, tail), w->elem, c->elem_size);
       c->count++;
       w->result = 0;
       weft__waiter_wake(w);
@@ -190,7 +202,7 @@ static int weft__local_try_recv(weft_chan *c, void *elem) {
   weft__waiter *w = weft__wlist_claim(&c->senders);
   if (w != NULL) {
     /* A rendezvous: take the item from the waiting sender. */
-    memcpy(elem, w->elem, c->elem_size);
+    weft__copy(elem, w->elem, c->elem_size);
     w->result = 0;
     weft__waiter_wake(w);
     return 0;
@@ -209,7 +221,7 @@ static int weft__spsc_push(weft_chan *c, const void *elem) {
     c->head_cache = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);
     if (tail - c->head_cache == c->cap) return 0;
   }
-  memcpy(weft__slot(c, tail & c->mask), elem, c->elem_size);
+  weft__copy(weft__slot(c, tail & c->mask), elem, c->elem_size);
   c->tail = tail + 1;
   __atomic_store_n(&c->tail_pos, tail + 1, __ATOMIC_RELEASE);
   return 1;
@@ -221,7 +233,7 @@ static int weft__spsc_pop(weft_chan *c, void *elem) {
     c->tail_cache = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE);
     if (head == c->tail_cache) return 0;
   }
-  memcpy(elem, weft__slot(c, head & c->mask), c->elem_size);
+  weft__copy(elem, weft__slot(c, head & c->mask), c->elem_size);
   c->head = head + 1;
   __atomic_store_n(&c->head_pos, head + 1, __ATOMIC_RELEASE);
   return 1;
@@ -242,7 +254,7 @@ static int weft__mpmc_push(weft_chan *c, const void *elem) {
     if (diff == 0) {
       if (__atomic_compare_exchange_n(&c->tail_pos, &pos, pos + 1, 1,
                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        memcpy(seq + 1, elem, c->elem_size);
+        weft__copy(seq + 1, elem, c->elem_size);
         __atomic_store_n(seq, pos + 1, __ATOMIC_RELEASE);
         return 1;
       }
@@ -263,7 +275,7 @@ static int weft__mpmc_pop(weft_chan *c, void *elem) {
     if (diff == 0) {
       if (__atomic_compare_exchange_n(&c->head_pos, &pos, pos + 1, 1,
                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        memcpy(elem, seq + 1, c->elem_size);
+        weft__copy(elem, seq + 1, c->elem_size);
         __atomic_store_n(seq, pos + c->mask + 1, __ATOMIC_RELEASE);
         return 1;
       }
@@ -331,7 +343,7 @@ static int weft__xr_try_send(weft_chan *c, const void *elem) {
   weft__waiter *w = weft__wlist_claim(&c->receivers);
   weft__unlock(&c->lock);
   if (w == NULL) return UV_EAGAIN;
-  memcpy(w->elem, elem, c->elem_size);
+  weft__copy(w->elem, elem, c->elem_size);
   w->result = 0;
   weft__waiter_wake(w);
   return 0;
@@ -343,7 +355,7 @@ static int weft__xr_try_recv(weft_chan *c, void *elem) {
   int closed = __atomic_load_n(&c->closed, __ATOMIC_RELAXED);
   weft__unlock(&c->lock);
   if (w == NULL) return closed ? WEFT_ECLOSED : UV_EAGAIN;
-  memcpy(elem, w->elem, c->elem_size);
+  weft__copy(elem, w->elem, c->elem_size);
   w->result = 0;
   weft__waiter_wake(w);
   return 0;
@@ -444,11 +456,12 @@ static int weft__chan_wait_one(weft_chan *c, int op, void *elem) {
   weft__task *t = weft__current_task;
   int state = WEFT__W_WAITING;
   weft__waiter w;
-  memset(&w, 0, sizeof w);
   w.task = t;
   w.state = &state;
   w.shared = c->mode != WEFT_CHAN_LOCAL;
   w.index = 0;
+  w.linked = 0;
+  w.result = 0;
   w.elem = elem;
   int r = 0;
   if (weft__chan_register(c, &w, op)) {

@@ -1,6 +1,19 @@
 /* Error names and messages for weft's own codes and libuv's. */
 #include "internal.h"
 
+/* Whether libuv knows err. Asking libuv about a code it does not know makes
+ * it allocate a message that nobody frees. */
+static int weft__uv_known(int err) {
+  switch (err) {
+#define WEFT__UV_KNOWN(name, msg) case UV_##name:
+    UV_ERRNO_MAP(WEFT__UV_KNOWN)
+#undef WEFT__UV_KNOWN
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 const char *weft_strerror(int err) {
   switch (err) {
 #define WEFT__STRERROR(name, value, msg) \
@@ -13,7 +26,7 @@ const char *weft_strerror(int err) {
   default:
     break;
   }
-  if (err > -30000 && err < 0) return uv_strerror(err);
+  if (weft__uv_known(err)) return uv_strerror(err);
   return "unknown error";
 }
 
@@ -29,10 +42,6 @@ const char *weft_err_name(int err) {
   default:
     break;
   }
-  if (err > -30000 && err < 0) {
-    const char *name = uv_err_name(err);
-    /* libuv says "Unknown system error N" for codes it does not know. */
-    if (name != NULL && name[0] == 'E') return name;
-  }
+  if (weft__uv_known(err)) return uv_err_name(err);
   return "UNKNOWN";
 }

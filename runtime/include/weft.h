@@ -14,6 +14,7 @@
 #include "weft/scope.h"
 #include "weft/chan.h"
 #include "weft/io.h"
+#include "weft/pool.h"
 #include "weft/log.h"
 
 #define WEFT_VERSION_MAJOR 0

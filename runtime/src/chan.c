@@ -174,26 +174,26 @@ static int weft__local_try_send(weft_chan *c, const void *elem) {
     weft__waiter_wake(w);
     return 0;
   }
-  if (c->count == c->cap) return UV_EAGAIN;
-  size_t tail = c->head + c->count;
+  if (c->lcount == c->cap) return UV_EAGAIN;
+  size_t tail = c->lhead + c->lcount;
   if (tail >= c->cap) tail -= c->cap;
   weft__copy(weft__slot(c, tail), elem, c->elem_size);
-  c->count++;
+  c->lcount++;
   return 0;
 }
 
 static int weft__local_try_recv(weft_chan *c, void *elem) {
-  if (c->count > 0) {
-    weft__copy(elem, weft__slot(c, c->head), c->elem_size);
-    if (++c->head == c->cap) c->head = 0;
-    c->count--;
+  if (c->lcount > 0) {
+    weft__copy(elem, weft__slot(c, c->lhead), c->elem_size);
+    if (++c->lhead == c->cap) c->lhead = 0;
+    c->lcount--;
     weft__waiter *w = weft__wlist_claim(&c->senders);
     if (w != NULL) {
       /* The ring was full: the oldest waiting sender's item goes in. */
-      size_t tail = c->head + c->count;
+      size_t tail = c->lhead + c->lcount;
       if (tail >= c->cap) tail -= c->cap;
       weft__copy(weft__slot(c, tail), w->elem, c->elem_size);
-      c->count++;
+      c->lcount++;
       w->result = 0;
       weft__waiter_wake(w);
     }
@@ -320,9 +320,7 @@ int weft__ring_can_pop(weft_chan *c) {
 }
 
 /* Wakes one task waiting on list l (senders or receivers) to try again. */
-static void weft__notify(weft_chan *c, weft__wlist *l) {
-  weft__fence_light();
-  if (__atomic_load_n(&l->count, __ATOMIC_RELAXED) == 0) return;
+static void weft__notify_slow(weft_chan *c, weft__wlist *l) {
   weft__lock(&c->lock);
   weft__waiter *w = weft__wlist_claim(l);
   weft__unlock(&c->lock);
@@ -330,6 +328,12 @@ static void weft__notify(weft_chan *c, weft__wlist *l) {
     w->result = WEFT__W_RETRY;
     weft__waiter_wake(w);
   }
+}
+
+static inline void weft__notify(weft_chan *c, weft__wlist *l) {
+  weft__fence_light();
+  if (WEFT__UNLIKELY(__atomic_load_n(&l->count, __ATOMIC_RELAXED) != 0))
+    weft__notify_slow(c, l);
 }
 
 /* ---- Cross-executor rendezvous: hand-off under the lock ----------------- */
@@ -485,6 +489,32 @@ static int weft__chan_wait_one(weft_chan *c, int op, void *elem) {
   return r;
 }
 
+static inline void weft__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Before a task on an otherwise idle executor sleeps on a ring, it watches
+ * the ring for a moment: the other side usually runs on another core, and a
+ * wake-up through the loop costs far more than a short spin. */
+#define WEFT__SPIN_ROUNDS 4000
+
+static int weft__chan_spin(weft_chan *c, int op) {
+  if (c->mode == WEFT_CHAN_LOCAL || c->cap == 0) return 0;
+  weft__exec *e = weft__current_exec;
+  for (int i = 0; i < WEFT__SPIN_ROUNDS; i++) {
+    if (e->ready_head != NULL) return 0;
+    if (__atomic_load_n(&c->closed, __ATOMIC_RELAXED)) return 1;
+    if (op == WEFT_SELECT_SEND ? weft__ring_can_push(c) : weft__ring_can_pop(c))
+      return 1;
+    weft__cpu_relax();
+  }
+  return 0;
+}
+
 static int weft__chan_op(weft_chan *c, int op, void *elem) {
   weft__task *t = weft__current_task;
   if (t == NULL) return WEFT_ENOTASK;
@@ -493,6 +523,7 @@ static int weft__chan_op(weft_chan *c, int op, void *elem) {
                                    : weft__chan_try_recv(c, elem);
     if (r != UV_EAGAIN) return r;
     if (t->scope->cancelled) return t->scope->cancelled;
+    if (weft__chan_spin(c, op)) continue;
     r = weft__chan_wait_one(c, op, elem);
     if (r != WEFT__W_RETRY) return r;
   }
@@ -536,10 +567,20 @@ weft_chan *weft_chan_new(size_t elem_size, size_t capacity, int mode) {
 }
 
 int weft_chan_send(weft_chan *c, const void *elem) {
+  /* The fast path of the cross-executor rings, kept short. */
+  if (c->mode == WEFT_CHAN_SPSC && c->cap > 0 &&
+      !__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE) && weft__spsc_push(c, elem)) {
+    weft__notify(c, &c->receivers);
+    return 0;
+  }
   return weft__chan_op(c, WEFT_SELECT_SEND, (void *)elem);
 }
 
 int weft_chan_recv(weft_chan *c, void *elem) {
+  if (c->mode == WEFT_CHAN_SPSC && c->cap > 0 && weft__spsc_pop(c, elem)) {
+    weft__notify(c, &c->senders);
+    return 0;
+  }
   return weft__chan_op(c, WEFT_SELECT_RECV, elem);
 }
 
@@ -649,7 +690,7 @@ int weft_chan_closed(const weft_chan *c) {
 }
 
 size_t weft_chan_len(const weft_chan *c) {
-  if (c->mode == WEFT_CHAN_LOCAL) return c->count;
+  if (c->mode == WEFT_CHAN_LOCAL) return c->lcount;
   if (c->cap == 0) return 0;
   size_t tail = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE);
   size_t head = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);

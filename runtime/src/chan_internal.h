@@ -41,20 +41,23 @@ typedef struct {
 
 #define WEFT__CACHELINE 64
 
+/* The fields are grouped by who writes them, each group on its own cache
+ * line, so that the producing and the consuming threads do not slow each
+ * other down by writing next to what the other reads. */
 struct weft_chan {
   /* Read-mostly. */
   int mode;
+  int closed;                 /* atomic in the cross-executor modes */
   size_t elem_size;
   size_t cell_size;
   size_t cap;
   size_t mask;
   unsigned char *buf;
-  int closed;                 /* atomic in the cross-executor modes */
-  /* LOCAL ring. */
-  size_t head;                /* also the SPSC consumer's private index */
-  size_t count;
-  /* Waiters and their lock. */
-  weft__chan_lock lock;
+  /* The LOCAL ring: one thread only. */
+  size_t lhead;
+  size_t lcount;
+  /* Waiters and their lock: written only when a task waits. */
+  _Alignas(WEFT__CACHELINE) weft__chan_lock lock;
   weft__wlist senders;
   weft__wlist receivers;
   /* Producer side. */
@@ -63,8 +66,9 @@ struct weft_chan {
   size_t head_cache;
   /* Consumer side. */
   _Alignas(WEFT__CACHELINE) size_t head_pos; /* published head (MPMC: claim) */
+  size_t head;                /* SPSC consumer's private index */
   size_t tail_cache;
-  char pad_[WEFT__CACHELINE - 2 * sizeof(size_t)];
+  char pad_[WEFT__CACHELINE - 3 * sizeof(size_t)];
 };
 
 int weft__chan_try_send(weft_chan *c, const void *elem);

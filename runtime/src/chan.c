@@ -529,6 +529,85 @@ static int weft__chan_op(weft_chan *c, int op, void *elem) {
   }
 }
 
+/* ---- LOCAL fast paths ---------------------------------------------------- */
+
+/* Takes the first claimable waiter off the front of l (one thread). */
+static inline weft__waiter *weft__local_claim(weft__wlist *l) {
+  weft__waiter *w;
+  while ((w = l->head) != NULL) {
+    l->head = w->next;
+    if (l->head != NULL)
+      l->head->prev = NULL;
+    else
+      l->tail = NULL;
+    l->count--;
+    w->next = NULL;
+    w->linked = 0;
+    if (WEFT__LIKELY(!w->shared)) {
+      if (*w->state == WEFT__W_WAITING) {
+        *w->state = w->index;
+        return w;
+      }
+    } else if (weft__waiter_claim(w)) {
+      return w;
+    }
+  }
+  return NULL;
+}
+
+/* Waits on a LOCAL channel until a partner completes the operation. */
+static int weft__local_wait(weft_chan *c, weft__wlist *l, int op, void *elem) {
+  weft__task *t = weft__current_task;
+  if (t == NULL) return WEFT_ENOTASK;
+  if (t->scope->cancelled) return t->scope->cancelled;
+  int state = WEFT__W_WAITING;
+  weft__waiter w;
+  w.task = t;
+  w.state = &state;
+  w.shared = 0;
+  w.index = 0;
+  w.result = 0;
+  w.elem = elem;
+  weft__wlist_push(l, &w);
+  weft__chan_wait cw = {c, &w, op};
+  int r = weft__park(weft__chan_wait_cancel, &cw);
+  return state == 0 ? w.result : r;
+}
+
+static int weft__local_send(weft_chan *c, const void *elem) {
+  if (c->closed) return WEFT_ECLOSED;
+  weft__waiter *w = weft__local_claim(&c->receivers);
+  if (w != NULL) {
+    weft__copy(w->elem, elem, c->elem_size);
+    w->result = 0;
+    weft__wake(w->task, 0);
+    return 0;
+  }
+  if (c->lcount < c->cap) {
+    size_t tail = c->lhead + c->lcount;
+    if (tail >= c->cap) tail -= c->cap;
+    weft__copy(weft__slot(c, tail), elem, c->elem_size);
+    c->lcount++;
+    return 0;
+  }
+  return weft__local_wait(c, &c->senders, WEFT_SELECT_SEND, (void *)elem);
+}
+
+static int weft__local_recv(weft_chan *c, void *elem) {
+  if (c->lcount == 0) {
+    weft__waiter *w = weft__local_claim(&c->senders);
+    if (w != NULL) {
+      weft__copy(elem, w->elem, c->elem_size);
+      w->result = 0;
+      weft__wake(w->task, 0);
+      return 0;
+    }
+    if (c->closed) return WEFT_ECLOSED;
+    return weft__local_wait(c, &c->receivers, WEFT_SELECT_RECV, elem);
+  }
+  return weft__local_try_recv(c, elem);
+}
+
 /* ---- Public ------------------------------------------------------------- */
 
 weft_chan *weft_chan_new(size_t elem_size, size_t capacity, int mode) {
@@ -567,6 +646,7 @@ weft_chan *weft_chan_new(size_t elem_size, size_t capacity, int mode) {
 }
 
 int weft_chan_send(weft_chan *c, const void *elem) {
+  if (c->mode == WEFT_CHAN_LOCAL) return weft__local_send(c, elem);
   /* The fast path of the cross-executor rings, kept short. */
   if (c->mode == WEFT_CHAN_SPSC && c->cap > 0 &&
       !__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE) && weft__spsc_push(c, elem)) {
@@ -577,6 +657,7 @@ int weft_chan_send(weft_chan *c, const void *elem) {
 }
 
 int weft_chan_recv(weft_chan *c, void *elem) {
+  if (c->mode == WEFT_CHAN_LOCAL) return weft__local_recv(c, elem);
   if (c->mode == WEFT_CHAN_SPSC && c->cap > 0 && weft__spsc_pop(c, elem)) {
     weft__notify(c, &c->senders);
     return 0;

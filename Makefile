@@ -1,0 +1,103 @@
+# The commands of README.md. Every target that builds first runs
+# scripts/setup.sh, which installs what is missing (and does nothing when
+# everything is there), then configures and builds the tree it needs:
+#
+#   build/           the normal build (make, make demo, make check)
+#   build-asan/      AddressSanitizer + UndefinedBehaviorSanitizer
+#   build-tsan/      ThreadSanitizer
+#   build-valgrind/  task stacks registered with Valgrind, tests run under it
+#   build-bench/     optimised, with the benchmarks
+#
+# `make test` runs the suite in build/ and then in build-asan/, as CI does.
+
+SHELL := /bin/bash
+
+JOBS ?= 2
+CMAKE ?= cmake
+CTEST ?= ctest
+PREFIX ?= /usr/local
+BUILD_TYPE ?= RelWithDebInfo
+# Extra arguments: CMAKE_ARGS="-DWEFT_WERROR=ON", CTEST_ARGS="-R scope".
+CMAKE_ARGS ?=
+CTEST_ARGS ?=
+
+CTEST_FLAGS = --output-on-failure --no-tests=error --timeout 300 -j$(JOBS) $(CTEST_ARGS)
+
+# Sanitizer runtime options: report everything with a stack trace, stop at
+# the first error.
+ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:check_initialization_order=1
+UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
+export ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
+
+# $(call build_tree,DIR,CMAKE OPTIONS): configures (again, which is quick)
+# and builds DIR.
+define build_tree
+	$(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(2) $(CMAKE_ARGS)
+	$(CMAKE) --build $(1) -j$(JOBS)
+endef
+
+# $(call run_tests,DIR): runs every test of DIR.
+define run_tests
+	cd $(1) && $(CTEST) $(CTEST_FLAGS)
+endef
+
+.PHONY: all setup build demo test check asan tsan valgrind bench install \
+        clean format
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(call build_tree,build,)
+
+demo: build
+	./build/examples/demo
+
+# The normal build, then the sanitizer build, one after the other: both must
+# pass.
+test:
+	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory asan
+
+check: build
+	$(call run_tests,build)
+
+asan: setup
+	$(call build_tree,build-asan,-DWEFT_SANITIZE="address;undefined")
+	$(call run_tests,build-asan)
+
+tsan: setup
+	$(call build_tree,build-tsan,-DWEFT_SANITIZE=thread)
+	$(call run_tests,build-tsan)
+
+valgrind: setup
+	$(call build_tree,build-valgrind,-DWEFT_VALGRIND=ON)
+	$(call run_tests,build-valgrind)
+
+# Each bench/run_*.sh builds what it needs in build-bench/ and compares weft
+# with its peers; without such a script every benchmark program just runs.
+BENCH_SCRIPTS = $(wildcard bench/run_*.sh)
+bench:
+	@scripts/setup.sh --bench
+ifneq ($(BENCH_SCRIPTS),)
+	set -e; for s in $(BENCH_SCRIPTS); do WEFT_BENCH_BUILD=$(CURDIR)/build-bench bash $$s; done
+else
+	$(call build_tree,build-bench,-DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_BENCH=ON -DWEFT_BUILD_TESTS=OFF)
+	$(CMAKE) --build build-bench --target run_bench
+endif
+
+install: build
+	$(CMAKE) --install build --prefix $(PREFIX)
+
+clean:
+	rm -rf build build-asan build-tsan build-valgrind build-bench
+
+FORMAT_DIRS = runtime tests examples apps bench
+format:
+	@command -v clang-format >/dev/null || \
+	  { echo "clang-format is missing (Debian/Ubuntu: apt-get install clang-format)"; exit 1; }
+	find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' \) \
+	  -print0 | xargs -0 -r clang-format -i

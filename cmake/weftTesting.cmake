@@ -1,0 +1,53 @@
+# weftTesting.cmake: how every test in the tree is registered with ctest.
+#
+# WEFT_TEST_PROPERTIES holds the properties every test gets: a hard timeout
+# and WEFT_TEST_TIMEOUT_SCALE, which tests multiply their own waits by (1
+# normally, 5 under sanitizers, 20 under Valgrind). WEFT_TEST_EMULATOR is the
+# command every test program runs under: empty normally, Valgrind in a
+# WEFT_VALGRIND build.
+
+if(WEFT_VALGRIND)
+  set(WEFT_TEST_TIMEOUT_SCALE 20)
+  set(WEFT_TEST_TIMEOUT 900)
+elseif(WEFT_SANITIZE)
+  set(WEFT_TEST_TIMEOUT_SCALE 5)
+  set(WEFT_TEST_TIMEOUT 300)
+else()
+  set(WEFT_TEST_TIMEOUT_SCALE 1)
+  set(WEFT_TEST_TIMEOUT 120)
+endif()
+
+set(WEFT_TEST_PROPERTIES
+    TIMEOUT ${WEFT_TEST_TIMEOUT}
+    ENVIRONMENT WEFT_TEST_TIMEOUT_SCALE=${WEFT_TEST_TIMEOUT_SCALE})
+
+set(WEFT_TEST_EMULATOR "")
+if(WEFT_VALGRIND)
+  # Any error Valgrind finds, or a definite leak, fails the test with exit
+  # code 99, so that ctest reports it like any other failure.
+  set(WEFT_TEST_EMULATOR
+      ${WEFT_VALGRIND_PROGRAM}
+      --error-exitcode=99
+      --leak-check=full
+      --errors-for-leak-kinds=definite
+      --show-leak-kinds=definite
+      --track-fds=no
+      --quiet)
+endif()
+
+# weft_add_test(NAME name TARGET target [LABELS label...] [ARGS arg...])
+#
+# Registers the executable target as the ctest test name, run under
+# WEFT_TEST_EMULATOR with WEFT_TEST_PROPERTIES.
+function(weft_add_test)
+  cmake_parse_arguments(arg "" "NAME;TARGET" "LABELS;ARGS" ${ARGN})
+  if(WEFT_TEST_EMULATOR)
+    set_property(TARGET ${arg_TARGET} PROPERTY
+                 CROSSCOMPILING_EMULATOR "${WEFT_TEST_EMULATOR}")
+  endif()
+  add_test(NAME ${arg_NAME} COMMAND ${arg_TARGET} ${arg_ARGS})
+  set_tests_properties(${arg_NAME} PROPERTIES ${WEFT_TEST_PROPERTIES})
+  if(arg_LABELS)
+    set_tests_properties(${arg_NAME} PROPERTIES LABELS "${arg_LABELS}")
+  endif()
+endfunction()

@@ -1,0 +1,505 @@
+/* io_tcp.c: TCP listeners and connections that suspend only the calling task.
+ *
+ * A weft_tcp wraps a uv_tcp_t. Every operation runs on the executor that
+ * created the connection. Reads go straight into the reader's buffer: the
+ * stream reads only while a reader waits (uv_read_start when it parks,
+ * uv_read_stop as soon as its buffer holds data), so nothing is ever
+ * buffered here and a peer that sends faster than the program reads is held
+ * back by the kernel's socket buffers. Writes try uv_try_write() first and
+ * queue a uv_write() for what is left. One task reads at a time (another
+ * gets UV_EBUSY); several may write at once, and since uv_try_write() gives
+ * way to queued writes, each call's bytes go out together, in call order.
+ *
+ * Lifetime: the struct is freed once three things hold: the user has called
+ * weft_tcp_close(), libuv has run the close callback, and no operation of
+ * any task is still inside a call on it (ops). So a task that is woken
+ * because another task closed the connection can still look at it safely.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef _WIN32
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+
+#include "internal.h"
+
+/* Immediate completions (fast-path reads and writes) allowed in a row before
+ * an operation goes through the loop anyway, so that a task talking to a
+ * fast peer cannot keep the other tasks of its executor from running. */
+#define TCP_FAST_BUDGET 32
+
+/* The largest piece handed to libuv at once (uv_buf_init takes an unsigned
+ * int length). */
+#define TCP_CHUNK ((size_t)1 << 30)
+
+/* What a parked reader waits with; lives on the reader's stack. */
+typedef struct tcp_read_op {
+  weft__task *task;
+  char *buf;
+  size_t len;
+} tcp_read_op;
+
+struct weft_tcp {
+  uv_tcp_t handle;
+  unsigned listener : 1;     /* uv_listen() succeeded */
+  unsigned closing : 1;      /* uv_close() called */
+  unsigned close_done : 1;   /* the close callback ran */
+  unsigned user_closed : 1;  /* weft_tcp_close() called: free when possible */
+  int read_status;           /* 0: open; 1: end of stream seen; < 0: read error */
+  unsigned ops;              /* calls in progress on this connection */
+  unsigned fast_ops;         /* immediate completions in a row */
+  tcp_read_op *read_op;      /* the parked reader, if any */
+  weft__task *acceptor;      /* the parked acceptor, if any */
+  int accept_pending;        /* libuv holds an accepted socket for us */
+  int accept_error;          /* error reported by the connection callback */
+};
+
+static uv_loop_t *tcp_loop(void) { return &weft__current_exec->loop; }
+
+static void tcp_maybe_free(weft_tcp *c) {
+  if (c->user_closed && c->close_done && c->ops == 0) free(c);
+}
+
+static void tcp_on_close(uv_handle_t *h) {
+  weft_tcp *c = h->data;
+  c->close_done = 1;
+  tcp_maybe_free(c);
+}
+
+/* Closes the libuv handle (once). A parked reader or acceptor is woken with
+ * UV_ECANCELED here; pending writes, connects and shutdowns get UV_ECANCELED
+ * from libuv itself when the close completes. */
+static void tcp_close_handle(weft_tcp *c) {
+  if (c->closing) return;
+  c->closing = 1;
+  if (c->read_op != NULL) {
+    tcp_read_op *op = c->read_op;
+    c->read_op = NULL;
+    weft__wake(op->task, UV_ECANCELED);
+  }
+  if (c->acceptor != NULL) {
+    weft__task *t = c->acceptor;
+    c->acceptor = NULL;
+    weft__wake(t, UV_ECANCELED);
+  }
+  uv_close((uv_handle_t *)&c->handle, tcp_on_close);
+}
+
+static void tcp_release(weft_tcp *c) {
+  c->ops--;
+  tcp_maybe_free(c);
+}
+
+/* Allocates a connection with an initialised handle on the current loop. */
+static int tcp_new(weft_tcp **out) {
+  weft_tcp *c = calloc(1, sizeof(*c));
+  if (c == NULL) return UV_ENOMEM;
+  int r = uv_tcp_init(tcp_loop(), &c->handle);
+  if (r < 0) {
+    free(c);
+    return r;
+  }
+  c->handle.data = c;
+  *out = c;
+  return 0;
+}
+
+/* Common entry checks of every call that may wait. */
+static int tcp_enter(void) {
+  if (weft__self() == NULL) return WEFT_ENOTASK;
+  return weft__check_cancel();
+}
+
+/* ---- Listening and accepting -------------------------------------------- */
+
+/* Fills addr from a numeric host, or resolves a name. */
+static int tcp_resolve_one(const char *host, int port,
+                           struct sockaddr_storage *addr) {
+  memset(addr, 0, sizeof(*addr));
+  if (host == NULL || host[0] == '\0') host = "0.0.0.0";
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) == 0) return 0;
+  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) == 0) return 0;
+  int n = weft_dns_lookup(host, port, addr, 1);
+  return n < 0 ? n : 0;
+}
+
+static void tcp_on_connection(uv_stream_t *server, int status) {
+  weft_tcp *l = server->data;
+  if (status < 0)
+    l->accept_error = status;
+  else
+    l->accept_pending = 1;
+  if (l->acceptor != NULL) {
+    weft__task *t = l->acceptor;
+    l->acceptor = NULL;
+    weft__wake(t, 0);
+  }
+}
+
+#if !defined(_WIN32) && defined(SO_REUSEPORT)
+/* Gives c a socket of its own with SO_REUSEPORT set, before the bind (libuv
+ * 1.44 has no flag for it). */
+static int tcp_open_reuseport(weft_tcp *c, int family) {
+  int type = SOCK_STREAM;
+#ifdef SOCK_CLOEXEC
+  type |= SOCK_CLOEXEC;
+#endif
+  int fd = socket(family, type, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+#ifndef SOCK_CLOEXEC
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+  int on = 1;
+  int r = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+    r = uv_translate_sys_error(errno);
+  if (r == 0) r = uv_tcp_open(&c->handle, fd);
+  if (r < 0) close(fd);
+  return r;
+}
+#endif
+
+int weft_tcp_listen(const char *host, int port, int backlog, int flags,
+                    weft_tcp **out) {
+  if (out == NULL || port < 0 || port > 65535) return UV_EINVAL;
+  *out = NULL;
+  if (weft__current_exec == NULL) return WEFT_ENOTASK;
+  if (backlog <= 0) backlog = 511;
+
+  struct sockaddr_storage addr;
+  int r = tcp_resolve_one(host, port, &addr);
+  if (r < 0) return r;
+
+  weft_tcp *c;
+  r = tcp_new(&c);
+  if (r < 0) return r;
+  if (flags & WEFT_TCP_REUSEPORT) {
+#if !defined(_WIN32) && defined(SO_REUSEPORT)
+    r = tcp_open_reuseport(c, addr.ss_family);
+#else
+    r = UV_ENOTSUP;
+#endif
+  }
+  unsigned bind_flags = 0;
+  if ((flags & WEFT_TCP_IPV6ONLY) && addr.ss_family == AF_INET6)
+    bind_flags |= UV_TCP_IPV6ONLY;
+  if (r == 0)
+    r = uv_tcp_bind(&c->handle, (const struct sockaddr *)&addr, bind_flags);
+  /* An address in use is reported by uv_listen(), not by the bind. */
+  if (r == 0)
+    r = uv_listen((uv_stream_t *)&c->handle, backlog, tcp_on_connection);
+  if (r < 0) {
+    weft_tcp_close(c);
+    return r;
+  }
+  c->listener = 1;
+  *out = c;
+  return 0;
+}
+
+/* Takes the connection libuv holds for l. */
+static int tcp_accept_one(weft_tcp *l, weft_tcp **out) {
+  weft_tcp *c;
+  int r = tcp_new(&c);
+  if (r < 0) {
+    /* libuv keeps the socket until uv_accept() is called: try again later. */
+    l->accept_pending = 1;
+    return r;
+  }
+  r = uv_accept((uv_stream_t *)&l->handle, (uv_stream_t *)&c->handle);
+  if (r < 0) {
+    weft_tcp_close(c);
+    return r;
+  }
+  *out = c;
+  return 0;
+}
+
+static void tcp_accept_cancel(weft__task *t, void *data) {
+  weft_tcp *l = data;
+  if (l->acceptor == t) {
+    l->acceptor = NULL;
+    weft__wake(t, 0);
+  }
+}
+
+int weft_tcp_accept(weft_tcp *l, weft_tcp **out) {
+  int r = tcp_enter();
+  if (r != 0) return r;
+  if (l == NULL || out == NULL || !l->listener) return UV_EINVAL;
+  if (l->acceptor != NULL) return UV_EBUSY;
+  *out = NULL;
+  l->ops++;
+  for (;;) {
+    if (l->closing) {
+      r = UV_ECANCELED;
+      break;
+    }
+    if (l->accept_pending) {
+      l->accept_pending = 0;
+      r = tcp_accept_one(l, out);
+      break;
+    }
+    if (l->accept_error != 0) {
+      r = l->accept_error;
+      l->accept_error = 0;
+      break;
+    }
+    l->acceptor = weft__self();
+    r = weft__park(tcp_accept_cancel, l);
+    if (r < 0) break;
+  }
+  tcp_release(l);
+  return r;
+}
+
+/* ---- Connecting --------------------------------------------------------- */
+
+static void tcp_on_connect(uv_connect_t *req, int status) {
+  weft__wake(req->data, status);
+}
+
+/* A connect in flight can only be abandoned by closing the handle; libuv
+ * then calls the connect callback with UV_ECANCELED. */
+static void tcp_close_cancel(weft__task *t, void *data) {
+  (void)t;
+  tcp_close_handle(data);
+}
+
+int weft_tcp_connect_addr(const struct sockaddr *addr, weft_tcp **out) {
+  if (addr == NULL || out == NULL) return UV_EINVAL;
+  *out = NULL;
+  int r = tcp_enter();
+  if (r != 0) return r;
+  weft_tcp *c;
+  r = tcp_new(&c);
+  if (r < 0) return r;
+  uv_connect_t req;
+  req.data = weft__self();
+  r = uv_tcp_connect(&req, &c->handle, addr, tcp_on_connect);
+  if (r == 0) r = weft__park(tcp_close_cancel, c);
+  if (r < 0) {
+    weft_tcp_close(c);
+    return r;
+  }
+  *out = c;
+  return 0;
+}
+
+int weft_tcp_connect(const char *host, int port, weft_tcp **out) {
+  if (host == NULL || out == NULL || port < 0 || port > 65535) return UV_EINVAL;
+  *out = NULL;
+  struct sockaddr_storage addrs[8];
+  int n = weft_dns_lookup(host, port, addrs, 8);
+  if (n < 0) return n;
+  int r = UV_EAI_NONAME;
+  for (int i = 0; i < n; i++) {
+    r = weft_tcp_connect_addr((const struct sockaddr *)&addrs[i], out);
+    if (r == 0 || r == UV_ECANCELED || r == UV_ETIMEDOUT) break;
+  }
+  return r;
+}
+
+/* ---- Reading ------------------------------------------------------------ */
+
+static void tcp_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  weft_tcp *c = h->data;
+  (void)suggested;
+  if (c->read_op != NULL)
+    *buf = uv_buf_init(c->read_op->buf, (unsigned)c->read_op->len);
+  else
+    *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+}
+
+static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  weft_tcp *c = s->data;
+  (void)buf;
+  if (nread == 0) return; /* EAGAIN: keep waiting */
+  uv_read_stop(s);
+  if (nread == UV_ENOBUFS && c->read_op == NULL) return;
+  if (nread < 0) c->read_status = nread == UV_EOF ? 1 : (int)nread;
+  if (c->read_op != NULL) {
+    tcp_read_op *op = c->read_op;
+    c->read_op = NULL;
+    weft__wake(op->task, nread == UV_EOF ? 0 : (int)nread);
+  }
+}
+
+/* A read that only waits has consumed nothing: stop waiting, and the
+ * connection stays usable. */
+static void tcp_read_cancel(weft__task *t, void *data) {
+  weft_tcp *c = data;
+  if (c->read_op != NULL && c->read_op->task == t) {
+    c->read_op = NULL;
+    uv_read_stop((uv_stream_t *)&c->handle);
+    weft__wake(t, 0);
+  }
+}
+
+#ifndef _WIN32
+/* Reads what the socket already holds without going through the loop.
+ * Returns the count, 0 at end of stream, an error, or UV_EAGAIN. */
+static ssize_t tcp_try_read(weft_tcp *c, void *buf, size_t len) {
+  uv_os_fd_t fd;
+  if (uv_fileno((const uv_handle_t *)&c->handle, &fd) != 0) return UV_EAGAIN;
+  ssize_t n;
+  do
+    n = recv(fd, buf, len, 0);
+  while (n < 0 && errno == EINTR);
+  if (n >= 0) return n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return UV_EAGAIN;
+  return uv_translate_sys_error(errno);
+}
+#endif
+
+ssize_t weft_tcp_read(weft_tcp *c, void *buf, size_t len) {
+  int r = tcp_enter();
+  if (r != 0) return r;
+  if (c == NULL || (buf == NULL && len > 0) || c->listener) return UV_EINVAL;
+  if (c->read_op != NULL) return UV_EBUSY;
+  /* A connection closed because an operation on it was cancelled. */
+  if (c->closing) return UV_ECANCELED;
+  if (c->read_status != 0) return c->read_status > 0 ? 0 : c->read_status;
+  if (len == 0) return 0;
+  if (len > INT_MAX) len = INT_MAX;
+
+#ifndef _WIN32
+  if (c->fast_ops < TCP_FAST_BUDGET) {
+    ssize_t n = tcp_try_read(c, buf, len);
+    if (n != UV_EAGAIN) {
+      c->fast_ops++;
+      if (n == 0) c->read_status = 1;
+      if (n < 0) c->read_status = (int)n;
+      return n;
+    }
+  }
+#endif
+  c->fast_ops = 0;
+
+  tcp_read_op op;
+  op.task = weft__self();
+  op.buf = buf;
+  op.len = len;
+  r = uv_read_start((uv_stream_t *)&c->handle, tcp_on_alloc, tcp_on_read);
+  if (r < 0) return r;
+  c->read_op = &op;
+  c->ops++;
+  r = weft__park(tcp_read_cancel, c);
+  tcp_release(c);
+  return r;
+}
+
+/* ---- Writing ------------------------------------------------------------ */
+
+static void tcp_on_write(uv_write_t *req, int status) {
+  weft__wake(req->data, status);
+}
+
+int weft_tcp_write(weft_tcp *c, const void *buf, size_t len) {
+  int r = tcp_enter();
+  if (r != 0) return r;
+  if (c == NULL || (buf == NULL && len > 0) || c->listener) return UV_EINVAL;
+  const char *p = buf;
+  c->ops++;
+  while (len > 0 && r == 0) {
+    if (c->closing) {
+      r = UV_ECANCELED;
+      break;
+    }
+    size_t chunk = len < TCP_CHUNK ? len : TCP_CHUNK;
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)chunk);
+    if (c->fast_ops < TCP_FAST_BUDGET) {
+      int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
+      if (n >= 0) {
+        c->fast_ops++;
+        p += n;
+        len -= (size_t)n;
+        if ((size_t)n == chunk) continue;
+        chunk -= (size_t)n;
+        b = uv_buf_init((char *)p, (unsigned)chunk);
+      } else if (n != UV_EAGAIN) {
+        r = n;
+        break;
+      }
+    }
+    c->fast_ops = 0;
+    uv_write_t req;
+    req.data = weft__self();
+    r = uv_write(&req, (uv_stream_t *)&c->handle, &b, 1, tcp_on_write);
+    if (r < 0) break;
+    /* A write in flight cannot be taken back: cancelling it closes the
+     * connection, and libuv then completes it with UV_ECANCELED. */
+    r = weft__park(tcp_close_cancel, c);
+    p += chunk;
+    len -= chunk;
+  }
+  tcp_release(c);
+  return r;
+}
+
+static void tcp_on_shutdown(uv_shutdown_t *req, int status) {
+  weft__wake(req->data, status);
+}
+
+int weft_tcp_shutdown(weft_tcp *c) {
+  int r = tcp_enter();
+  if (r != 0) return r;
+  if (c == NULL || c->listener) return UV_EINVAL;
+  if (c->closing) return UV_ECANCELED;
+  uv_shutdown_t req;
+  req.data = weft__self();
+  r = uv_shutdown(&req, (uv_stream_t *)&c->handle, tcp_on_shutdown);
+  if (r < 0) return r;
+  c->ops++;
+  r = weft__park(tcp_close_cancel, c);
+  tcp_release(c);
+  return r;
+}
+
+void weft_tcp_close(weft_tcp *c) {
+  if (c == NULL || c->user_closed) return;
+  c->user_closed = 1;
+  tcp_close_handle(c);
+  tcp_maybe_free(c);
+}
+
+/* ---- Options and addresses ---------------------------------------------- */
+
+int weft_tcp_nodelay(weft_tcp *c, int on) {
+  if (c == NULL) return UV_EINVAL;
+  if (c->closing) return UV_ECANCELED;
+  return uv_tcp_nodelay(&c->handle, on != 0);
+}
+
+int weft_tcp_sockname(const weft_tcp *c, struct sockaddr_storage *addr) {
+  if (c == NULL || addr == NULL) return UV_EINVAL;
+  if (c->closing) return UV_ECANCELED;
+  int len = (int)sizeof(*addr);
+  memset(addr, 0, sizeof(*addr));
+  return uv_tcp_getsockname(&c->handle, (struct sockaddr *)addr, &len);
+}
+
+int weft_tcp_peername(const weft_tcp *c, struct sockaddr_storage *addr) {
+  if (c == NULL || addr == NULL) return UV_EINVAL;
+  if (c->closing) return UV_ECANCELED;
+  int len = (int)sizeof(*addr);
+  memset(addr, 0, sizeof(*addr));
+  return uv_tcp_getpeername(&c->handle, (struct sockaddr *)addr, &len);
+}
+
+int weft_tcp_local_port(const weft_tcp *c) {
+  struct sockaddr_storage addr;
+  int r = weft_tcp_sockname(c, &addr);
+  if (r < 0) return r;
+  if (addr.ss_family == AF_INET)
+    return ntohs(((const struct sockaddr_in *)&addr)->sin_port);
+  if (addr.ss_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)&addr)->sin6_port);
+  return UV_EAFNOSUPPORT;
+}

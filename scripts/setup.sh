@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# setup.sh: installs what building and testing weft needs, if it is missing.
+#
+#   scripts/setup.sh           the build and test dependencies
+#   scripts/setup.sh --bench   also the peers the benchmarks compare against
+#   scripts/setup.sh --check   only report what is missing (exit 1 if any)
+#
+# On Debian and Ubuntu it installs the missing packages with apt-get, without
+# questions (and with sudo when not run as root). On macOS it prints the
+# Homebrew packages to install. Elsewhere it says what weft needs.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libuv1-dev catch2 libcjson-dev valgrind)
+bench_packages=(golang-go libboost-context-dev libck-dev)
+brew_packages=(libuv cmake pkg-config catch2 cjson)
+
+bench=0
+check_only=0
+for arg in "$@"; do
+  case $arg in
+    --bench) bench=1 ;;
+    --check) check_only=1 ;;
+    -h | --help)
+      sed -n '2,10s/^# \{0,1\}//p' "$0"
+      exit 0
+      ;;
+    *)
+      echo "setup.sh: unknown option $arg (try --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+if [ "$bench" = 1 ]; then
+  packages+=("${bench_packages[@]}")
+fi
+
+if [ "$(uname -s)" = Darwin ]; then
+  echo "On macOS, install the dependencies with Homebrew:"
+  echo "  brew install ${brew_packages[*]}"
+  [ "$bench" = 1 ] && echo "  brew install go boost concurrencykit   # for make bench"
+  exit 0
+fi
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup.sh: not a Debian or Ubuntu system; make sure these (or your"
+  echo "system's equivalents) are installed: a C/C++ toolchain, cmake,"
+  echo "pkg-config, libuv, Catch2, cJSON, valgrind."
+  exit 0
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "setup.sh: missing packages: ${missing[*]}"
+if [ "$check_only" = 1 ]; then
+  exit 1
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "setup.sh: run as root, or install sudo, to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  sudo=(sudo)
+fi
+
+apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y
+     -o DPkg::Lock::Timeout=300)
+"${apt[@]}" update </dev/null
+"${apt[@]}" install --no-install-recommends "${missing[@]}" </dev/null
+echo "setup.sh: installed ${missing[*]}"

@@ -15,6 +15,7 @@
 #include "weft/chan.h"
 #include "weft/io.h"
 #include "weft/pool.h"
+#include "weft/sync.h"
 #include "weft/log.h"
 
 #define WEFT_VERSION_MAJOR 0

@@ -9,7 +9,6 @@
  * is made asymmetric where the system allows: the side about to sleep pays
  * for a process-wide barrier (membarrier), and the fast path pays nothing.
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,24 +55,6 @@ static void weft__fence_heavy(void) {
   }
 #endif
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
-}
-
-/* ---- The slow-path lock ------------------------------------------------- */
-
-static void weft__lock(weft__chan_lock *l) {
-  unsigned spins = 0;
-  while (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE)) {
-    while (__atomic_load_n(&l->v, __ATOMIC_RELAXED)) {
-      if (++spins > 64) {
-        sched_yield(); /* the holder may have been preempted */
-        spins = 0;
-      }
-    }
-  }
-}
-
-static void weft__unlock(weft__chan_lock *l) {
-  __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
 }
 
 /* ---- Waiters ------------------------------------------------------------ */
@@ -487,14 +468,6 @@ static int weft__chan_wait_one(weft_chan *c, int op, void *elem) {
     return w.result;
   }
   return r;
-}
-
-static inline void weft__cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
 }
 
 /* Before a task on an otherwise idle executor sleeps on a ring, it watches

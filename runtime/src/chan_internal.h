@@ -2,6 +2,8 @@
 #ifndef WEFT_CHAN_INTERNAL_H
 #define WEFT_CHAN_INTERNAL_H
 
+#include <sched.h>
+
 #include "internal.h"
 
 /* A waiter's state: WAITING until one party settles it. A claim by a
@@ -35,9 +37,35 @@ typedef struct weft__wlist {
   size_t count;               /* written under the lock, read without */
 } weft__wlist;
 
+/* A small spin lock for the slow paths (registering waiters). */
 typedef struct {
   int v;
 } weft__chan_lock;
+
+static inline void weft__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static inline void weft__lock(weft__chan_lock *l) {
+  unsigned spins = 0;
+  while (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE)) {
+    while (__atomic_load_n(&l->v, __ATOMIC_RELAXED)) {
+      if (++spins > 64) {
+        sched_yield(); /* the holder may have been preempted */
+        spins = 0;
+      }
+      weft__cpu_relax();
+    }
+  }
+}
+
+static inline void weft__unlock(weft__chan_lock *l) {
+  __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+}
 
 #define WEFT__CACHELINE 64
 
@@ -79,6 +107,8 @@ int weft__chan_register(weft_chan *c, weft__waiter *w, int op);
 void weft__chan_unregister(weft_chan *c, weft__waiter *w, int op);
 /* Passes on a wake-up that a cancelled task received but will not use. */
 void weft__chan_pass_on(weft_chan *c, int op);
+void weft__wlist_push(weft__wlist *l, weft__waiter *w);
+void weft__wlist_remove(weft__wlist *l, weft__waiter *w);
 int weft__waiter_claim(weft__waiter *w);
 int weft__waiter_state(const weft__waiter *w);
 /* Settles a waiter's state as `to` unless a claim came first; returns 1 if

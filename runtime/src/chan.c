@@ -684,7 +684,8 @@ long weft_chan_recv_n(weft_chan *c, void *elems, size_t n) {
   size_t i = 1;
   if (c->mode == WEFT_CHAN_SPSC && c->cap > 0) {
     size_t head = c->head;
-    size_t avail = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE) - head;
+    c->tail_cache = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE);
+    size_t avail = c->tail_cache - head;
     size_t k = n - i < avail ? n - i : avail;
     for (size_t j = 0; j < k; j++)
       memcpy(p + (i + j) * c->elem_size, weft__slot(c, (head + j) & c->mask),

@@ -675,6 +675,43 @@ TEST_CASE("concurrent writers do not interleave their bytes", "[tcp]") {
         (long)half);
 }
 
+namespace {
+
+// Writing to a connection the peer has closed fails with an error; it does
+// not kill the process with SIGPIPE.
+struct BrokenPipe {
+  Pair p;
+  int pair_rc = 1;
+  int write_rc = 0;
+  int writes = 0;
+};
+
+int broken_pipe_run(void *arg) {
+  auto *x = static_cast<BrokenPipe *>(arg);
+  x->pair_rc = make_pair(&x->p, "127.0.0.1");
+  if (x->pair_rc == 0) {
+    weft_tcp_close(x->p.server);
+    x->p.server = nullptr;
+    // The first writes may still be accepted; the peer answers them with a
+    // reset, after which writing fails.
+    for (x->writes = 0; x->writes < 100 && x->write_rc == 0; x->writes++) {
+      x->write_rc = weft_tcp_write(x->p.client, "data", 4);
+      weft_sleep(5);
+    }
+  }
+  close_pair(&x->p);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("writing to a closed peer fails without SIGPIPE", "[tcp]") {
+  BrokenPipe x;
+  REQUIRE(run_bounded(broken_pipe_run, &x) == 0);
+  REQUIRE(x.pair_rc == 0);
+  CHECK((x.write_rc == UV_EPIPE || x.write_rc == UV_ECONNRESET));
+}
+
 TEST_CASE("TCP calls outside a task fail cleanly", "[tcp]") {
   weft_tcp *c = nullptr;
   CHECK(weft_tcp_connect("127.0.0.1", 1, &c) == WEFT_ENOTASK);

@@ -5,10 +5,12 @@
  * stream reads only while a reader waits (uv_read_start when it parks,
  * uv_read_stop as soon as its buffer holds data), so nothing is ever
  * buffered here and a peer that sends faster than the program reads is held
- * back by the kernel's socket buffers. Writes try uv_try_write() first and
- * queue a uv_write() for what is left. One task reads at a time (another
- * gets UV_EBUSY); several may write at once, and since uv_try_write() gives
- * way to queued writes, each call's bytes go out together, in call order.
+ * back by the kernel's socket buffers. A read first takes what the socket
+ * already holds with recv(2), without a loop turn. Writes try
+ * uv_try_write() first and queue a uv_write() for what is left. One task
+ * reads at a time (another gets UV_EBUSY); several may write at once, and
+ * since uv_try_write() gives way to queued writes, each call's bytes go out
+ * together, in call order.
  *
  * Lifetime: the struct is freed once three things hold: the user has called
  * weft_tcp_close(), libuv has run the close callback, and no operation of
@@ -23,6 +25,7 @@
 #ifndef _WIN32
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #endif
@@ -96,8 +99,29 @@ static void tcp_release(weft_tcp *c) {
   tcp_maybe_free(c);
 }
 
+#ifndef _WIN32
+/* libuv writes to sockets with write(2), which raises SIGPIPE when the peer
+ * has gone; its default action would end the whole program. Unless the
+ * program has chosen a disposition of its own, ignore it, so that the write
+ * fails with UV_EPIPE instead. */
+static uv_once_t tcp_sigpipe_once = UV_ONCE_INIT;
+
+static void tcp_ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
+#endif
+
 /* Allocates a connection with an initialised handle on the current loop. */
 static int tcp_new(weft_tcp **out) {
+#ifndef _WIN32
+  uv_once(&tcp_sigpipe_once, tcp_ignore_sigpipe);
+#endif
   weft_tcp *c = calloc(1, sizeof(*c));
   if (c == NULL) return UV_ENOMEM;
   int r = uv_tcp_init(tcp_loop(), &c->handle);

@@ -78,9 +78,12 @@ int weft__timers_run(weft__exec *e, int64_t now) {
 }
 
 static void weft__uv_timer_cb(uv_timer_t *h) {
-  /* Expired timers are run by the executor after uv_run() returns. */
+  /* Expired timers are run by the executor after uv_run() returns. libuv
+   * may call this before it polls (the timer expired before uv_run began):
+   * stopping the loop keeps that poll from blocking with nothing armed. */
   weft__exec *e = h->data;
   e->armed_deadline = -1;
+  uv_stop(h->loop);
 }
 
 void weft__timers_arm(weft__exec *e) {

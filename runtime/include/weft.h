@@ -17,6 +17,7 @@
 #include "weft/pool.h"
 #include "weft/sync.h"
 #include "weft/log.h"
+#include "weft/metrics.h"
 
 #define WEFT_VERSION_MAJOR 0
 #define WEFT_VERSION_MINOR 1

@@ -618,7 +618,7 @@ weft_chan *weft_chan_new(size_t elem_size, size_t capacity, int mode) {
   return c;
 }
 
-int weft_chan_send(weft_chan *c, const void *elem) {
+static inline int weft__chan_send_impl(weft_chan *c, const void *elem) {
   if (c->mode == WEFT_CHAN_LOCAL) return weft__local_send(c, elem);
   /* The fast path of the cross-executor rings, kept short. */
   if (c->mode == WEFT_CHAN_SPSC && c->cap > 0 &&
@@ -629,7 +629,7 @@ int weft_chan_send(weft_chan *c, const void *elem) {
   return weft__chan_op(c, WEFT_SELECT_SEND, (void *)elem);
 }
 
-int weft_chan_recv(weft_chan *c, void *elem) {
+static inline int weft__chan_recv_impl(weft_chan *c, void *elem) {
   if (c->mode == WEFT_CHAN_LOCAL) return weft__local_recv(c, elem);
   if (c->mode == WEFT_CHAN_SPSC && c->cap > 0 && weft__spsc_pop(c, elem)) {
     weft__notify(c, &c->senders);
@@ -638,15 +638,15 @@ int weft_chan_recv(weft_chan *c, void *elem) {
   return weft__chan_op(c, WEFT_SELECT_RECV, elem);
 }
 
-int weft_chan_try_send(weft_chan *c, const void *elem) {
+static inline int weft__chan_try_send_impl(weft_chan *c, const void *elem) {
   return weft__chan_try_send(c, elem);
 }
 
-int weft_chan_try_recv(weft_chan *c, void *elem) {
+static inline int weft__chan_try_recv_impl(weft_chan *c, void *elem) {
   return weft__chan_try_recv(c, elem);
 }
 
-long weft_chan_send_n(weft_chan *c, const void *elems, size_t n) {
+static inline long weft__chan_send_n_impl(weft_chan *c, const void *elems, size_t n) {
   const unsigned char *p = elems;
   size_t i = 0;
   if (c->mode == WEFT_CHAN_SPSC && c->cap > 0) {
@@ -670,16 +670,16 @@ long weft_chan_send_n(weft_chan *c, const void *elems, size_t n) {
     }
   }
   for (; i < n; i++) {
-    int r = weft_chan_send(c, p + i * c->elem_size);
+    int r = weft__chan_send_impl(c, p + i * c->elem_size);
     if (r != 0) return i > 0 ? (long)i : r;
   }
   return (long)n;
 }
 
-long weft_chan_recv_n(weft_chan *c, void *elems, size_t n) {
+static inline long weft__chan_recv_n_impl(weft_chan *c, void *elems, size_t n) {
   unsigned char *p = elems;
   if (n == 0) return 0;
-  int r = weft_chan_recv(c, p);
+  int r = weft__chan_recv_impl(c, p);
   if (r != 0) return r;
   size_t i = 1;
   if (c->mode == WEFT_CHAN_SPSC && c->cap > 0) {
@@ -701,6 +701,53 @@ long weft_chan_recv_n(weft_chan *c, void *elems, size_t n) {
   for (; i < n; i++)
     if (weft__chan_try_recv(c, p + i * c->elem_size) != 0) break;
   return (long)i;
+}
+
+/* Counts completed operations for the runtime's metrics (added to them
+ * once per loop turn). */
+static inline void weft__count(int send, uint64_t n) {
+  weft__exec *e = weft__current_exec;
+  if (e == NULL) return;
+  if (send)
+    e->n_chan_sends += n;
+  else
+    e->n_chan_recvs += n;
+}
+
+int weft_chan_send(weft_chan *c, const void *elem) {
+  int r = weft__chan_send_impl(c, elem);
+  if (r == 0) weft__count(1, 1);
+  return r;
+}
+
+int weft_chan_recv(weft_chan *c, void *elem) {
+  int r = weft__chan_recv_impl(c, elem);
+  if (r == 0) weft__count(0, 1);
+  return r;
+}
+
+int weft_chan_try_send(weft_chan *c, const void *elem) {
+  int r = weft__chan_try_send_impl(c, elem);
+  if (r == 0) weft__count(1, 1);
+  return r;
+}
+
+int weft_chan_try_recv(weft_chan *c, void *elem) {
+  int r = weft__chan_try_recv_impl(c, elem);
+  if (r == 0) weft__count(0, 1);
+  return r;
+}
+
+long weft_chan_send_n(weft_chan *c, const void *elems, size_t n) {
+  long r = weft__chan_send_n_impl(c, elems, n);
+  if (r > 0) weft__count(1, (uint64_t)r);
+  return r;
+}
+
+long weft_chan_recv_n(weft_chan *c, void *elems, size_t n) {
+  long r = weft__chan_recv_n_impl(c, elems, n);
+  if (r > 0) weft__count(0, (uint64_t)r);
+  return r;
 }
 
 /* Claims every waiter of l with result (ECLOSED for hand-offs, a retry for

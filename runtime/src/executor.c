@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "metrics_internal.h"
 
 #if defined(WEFT__TSAN)
 #include <sanitizer/tsan_interface.h>
@@ -192,11 +193,31 @@ static void weft__exec_shutdown(weft__exec *e) {
   e->heap = NULL;
 }
 
+/* Adds what the hot paths counted since the last turn to the metrics. */
+static void weft__exec_flush_metrics(weft__exec *e) {
+  weft_counter_add(weft__m_tasks_spawned, e->n_spawned - e->f_spawned);
+  weft_gauge_add(weft__m_tasks_alive, (int64_t)(e->n_spawned - e->f_spawned) -
+                                          (int64_t)(e->n_ended - e->f_ended));
+  weft_counter_add(weft__m_context_switches, e->n_switches - e->f_switches);
+  weft_counter_add(weft__m_chan_sends, e->n_chan_sends - e->f_chan_sends);
+  weft_counter_add(weft__m_chan_recvs, e->n_chan_recvs - e->f_chan_recvs);
+  e->f_spawned = e->n_spawned;
+  e->f_ended = e->n_ended;
+  e->f_switches = e->n_switches;
+  e->f_chan_sends = e->n_chan_sends;
+  e->f_chan_recvs = e->n_chan_recvs;
+}
+
 static void weft__exec_loop(weft__exec *e) {
   int alone = e->rt->n == 1;
   for (;;) {
     e->turn_budget = WEFT__TURN_BUDGET;
-    weft__exec_run_ready(e);
+    if (e->ready_head != NULL) {
+      uint64_t t0 = uv_hrtime();
+      weft__exec_run_ready(e);
+      weft_histogram_record(weft__m_loop_turn, uv_hrtime() - t0);
+      weft__exec_flush_metrics(e);
+    }
     if (e->live_tasks == 0) {
       if (e->id == 1) break;
       if (__atomic_load_n(&e->stop, __ATOMIC_RELAXED)) break;
@@ -253,6 +274,8 @@ int weft_main_opts(const weft_opts *opts, weft_fn fn, void *arg) {
   if (fn == NULL) return UV_EINVAL;
   if (opts && opts->stack_size && opts->stack_size < WEFT_STACK_MIN)
     return WEFT_ESTACKSIZE;
+  /* Before any executor thread exists, so they all see the handles. */
+  weft__metrics_builtin_init();
   int n = opts && opts->executors > 0 ? opts->executors : 0;
   if (n == 0) n = (int)uv_available_parallelism();
   if (n < 1) n = 1;

@@ -200,6 +200,10 @@ struct weft__exec {
   weft__task *zombie;         /* finished task whose stack is to be released */
   size_t live_tasks;
   int root_result;            /* the root task's result */
+  /* Counts kept plainly on the hot paths and added to the runtime's
+   * metrics once per loop turn (weft__exec_flush_metrics). */
+  uint64_t n_spawned, n_ended, n_switches, n_chan_sends, n_chan_recvs;
+  uint64_t f_spawned, f_ended, f_switches, f_chan_sends, f_chan_recvs;
   unsigned turn_budget;       /* direct task-to-task switches left this turn */
   /* Timers. */
   uv_timer_t uv_timer;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "metrics_internal.h"
 
 static void fs_on_done(uv_fs_t *req) { weft__wake(req->data, 0); }
 
@@ -36,7 +37,7 @@ static int fs_wait(uv_fs_t *req, int start) {
   return weft__park(fs_cancel, req);
 }
 
-int weft_file_open(const char *path, int flags, int mode) {
+static int weft__file_open_impl(const char *path, int flags, int mode) {
   uv_fs_t req;
   int r = fs_enter(&req);
   if (r != 0) return r;
@@ -57,7 +58,7 @@ int weft_file_open(const char *path, int flags, int mode) {
   return r;
 }
 
-ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t offset) {
+static ssize_t weft__file_read_impl(int fd, void *buf, size_t len, int64_t offset) {
   uv_fs_t req;
   int r = fs_enter(&req);
   if (r != 0) return r;
@@ -71,7 +72,7 @@ ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t offset) {
   return n;
 }
 
-ssize_t weft_file_write(int fd, const void *buf, size_t len, int64_t offset) {
+static ssize_t weft__file_write_impl(int fd, const void *buf, size_t len, int64_t offset) {
   uv_fs_t req;
   int r = fs_enter(&req);
   if (r != 0) return r;
@@ -220,4 +221,26 @@ void weft_fs_dirents_free(weft_dirent *entries, int n) {
   if (entries == NULL) return;
   for (int i = 0; i < n; i++) free(entries[i].name);
   free(entries);
+}
+
+/* ---- Public entry points: the work above, counted in the metrics ------- */
+
+int weft_file_open(const char *path, int flags, int mode) {
+  int r = weft__file_open_impl(path, flags, mode);
+  if (r < 0) weft__metrics_error((int)r);
+  return r;
+}
+
+ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t offset) {
+  ssize_t r = weft__file_read_impl(fd, buf, len, offset);
+  if (r > 0) weft_counter_add(weft__m_bytes_read, (uint64_t)r);
+  if (r < 0) weft__metrics_error((int)r);
+  return r;
+}
+
+ssize_t weft_file_write(int fd, const void *buf, size_t len, int64_t offset) {
+  ssize_t r = weft__file_write_impl(fd, buf, len, offset);
+  if (r > 0) weft_counter_add(weft__m_bytes_written, (uint64_t)r);
+  if (r < 0) weft__metrics_error((int)r);
+  return r;
 }

@@ -31,6 +31,7 @@
 #endif
 
 #include "internal.h"
+#include "metrics_internal.h"
 
 /* Immediate completions (fast-path reads and writes) allowed in a row before
  * an operation goes through the loop anyway, so that a task talking to a
@@ -253,7 +254,7 @@ static void tcp_accept_cancel(weft__task *t, void *data) {
   }
 }
 
-int weft_tcp_accept(weft_tcp *l, weft_tcp **out) {
+static int weft__tcp_accept_impl(weft_tcp *l, weft_tcp **out) {
   int r = tcp_enter();
   if (r != 0) return r;
   if (l == NULL || out == NULL || !l->listener) return UV_EINVAL;
@@ -316,7 +317,7 @@ int weft_tcp_connect_addr(const struct sockaddr *addr, weft_tcp **out) {
   return 0;
 }
 
-int weft_tcp_connect(const char *host, int port, weft_tcp **out) {
+static int weft__tcp_connect_impl(const char *host, int port, weft_tcp **out) {
   if (host == NULL || out == NULL || port < 0 || port > 65535) return UV_EINVAL;
   *out = NULL;
   struct sockaddr_storage addrs[8];
@@ -382,7 +383,7 @@ static ssize_t tcp_try_read(weft_tcp *c, void *buf, size_t len) {
 }
 #endif
 
-ssize_t weft_tcp_read(weft_tcp *c, void *buf, size_t len) {
+static ssize_t weft__tcp_read_impl(weft_tcp *c, void *buf, size_t len) {
   int r = tcp_enter();
   if (r != 0) return r;
   if (c == NULL || (buf == NULL && len > 0) || c->listener) return UV_EINVAL;
@@ -425,7 +426,7 @@ static void tcp_on_write(uv_write_t *req, int status) {
   weft__wake(req->data, status);
 }
 
-int weft_tcp_write(weft_tcp *c, const void *buf, size_t len) {
+static int weft__tcp_write_impl(weft_tcp *c, const void *buf, size_t len) {
   int r = tcp_enter();
   if (r != 0) return r;
   if (c == NULL || (buf == NULL && len > 0) || c->listener) return UV_EINVAL;
@@ -526,4 +527,32 @@ int weft_tcp_local_port(const weft_tcp *c) {
   if (addr.ss_family == AF_INET6)
     return ntohs(((const struct sockaddr_in6 *)&addr)->sin6_port);
   return UV_EAFNOSUPPORT;
+}
+
+/* ---- Public entry points: the work above, counted in the metrics ------- */
+
+int weft_tcp_accept(weft_tcp *l, weft_tcp **out) {
+  int r = weft__tcp_accept_impl(l, out);
+  if (r < 0) weft__metrics_error((int)r);
+  return r;
+}
+
+int weft_tcp_connect(const char *host, int port, weft_tcp **out) {
+  int r = weft__tcp_connect_impl(host, port, out);
+  if (r < 0) weft__metrics_error((int)r);
+  return r;
+}
+
+ssize_t weft_tcp_read(weft_tcp *c, void *buf, size_t len) {
+  ssize_t r = weft__tcp_read_impl(c, buf, len);
+  if (r > 0) weft_counter_add(weft__m_bytes_read, (uint64_t)r);
+  if (r < 0) weft__metrics_error((int)r);
+  return r;
+}
+
+int weft_tcp_write(weft_tcp *c, const void *buf, size_t len) {
+  int r = weft__tcp_write_impl(c, buf, len);
+  if (r == 0) weft_counter_add(weft__m_bytes_written, len);
+  if (r < 0) weft__metrics_error((int)r);
+  return r;
 }

@@ -77,6 +77,7 @@ static void weft__switch(weft__exec *e, weft__task *from, weft__task *to,
                          int dying) {
   weft__ctx *from_ctx = from ? &from->ctx : &e->main_ctx;
   weft__ctx *to_ctx = to ? &to->ctx : &e->main_ctx;
+  e->n_switches++;
   e->current = to;
   weft__current_task = to;
 #if defined(WEFT__ASAN)
@@ -168,10 +169,12 @@ static void weft__task_entry(void *arg) {
   __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
   weft__release_zombie(e);
+  e->n_spawned++;
   t->result = t->fn(t->arg);
   weft__task_exit_scopes(t);
   t->state = WEFT__TASK_DONE;
   e->live_tasks--;
+  e->n_ended++;
   e->zombie = t;
   weft__run_next(e, t, 1);
   abort(); /* A finished task is never resumed. */

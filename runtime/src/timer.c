@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "metrics_internal.h"
 
 #define WEFT__NOT_ARMED SIZE_MAX
 
@@ -71,6 +72,7 @@ int weft__timers_run(weft__exec *e, int64_t now) {
   while (e->heap_len > 0 && e->heap[0]->deadline <= now) {
     weft__timer *t = e->heap[0];
     weft__timer_stop(e, t);
+    weft_histogram_record(weft__m_loop_lag, (uint64_t)(now - t->deadline) * 1000000u);
     t->cb(t);
     ran++;
   }

@@ -1,0 +1,56 @@
+/* metrics_internal.h: the runtime's own metrics, updated from the core.
+ *
+ * weft__metrics_builtin_init() registers them once per process (later calls
+ * do nothing); weft_main() calls it before any executor starts, and the
+ * exporters call it too, so the built-in families are always listed. Until
+ * it runs the handles are NULL, which every update function ignores, so a
+ * hook never needs a check of its own.
+ */
+#ifndef WEFT_METRICS_INTERNAL_H
+#define WEFT_METRICS_INTERNAL_H
+
+#include <stdint.h>
+
+#include "weft/metrics.h"
+
+/* Tests of internals include this header from C++. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* weft_tasks_spawned_total: tasks started (root tasks included). */
+extern weft_counter *weft__m_tasks_spawned;
+/* weft_tasks_alive: tasks started and not yet ended; +1 / -1 with
+ * weft_gauge_add. */
+extern weft_gauge *weft__m_tasks_alive;
+/* weft_context_switches_total: switches into a task or back to the loop. */
+extern weft_counter *weft__m_context_switches;
+/* weft_loop_turn_seconds: time an executor spends running ready tasks
+ * between two polls of its loop; record nanoseconds (scale 1e-9). */
+extern weft_histogram *weft__m_loop_turn;
+/* weft_loop_lag_seconds: how late a timer fires after its deadline;
+ * record nanoseconds (scale 1e-9). */
+extern weft_histogram *weft__m_loop_lag;
+/* weft_chan_ops_total{op="send"} and {op="recv"}: completed channel sends
+ * and receives, blocking and try forms alike (a batch counts its items). */
+extern weft_counter *weft__m_chan_sends;
+extern weft_counter *weft__m_chan_recvs;
+/* weft_io_read_bytes_total and weft_io_written_bytes_total: bytes moved by
+ * TCP and file reads and writes. */
+extern weft_counter *weft__m_bytes_read;
+extern weft_counter *weft__m_bytes_written;
+
+/* Registers the handles above. Thread-safe and idempotent. */
+void weft__metrics_builtin_init(void);
+
+/* Counts one error in weft_errors_total{code="NAME"}, NAME being
+ * weft_err_name(code). The handle of each code is cached after its first
+ * use, so a repeated code costs about a counter increment; the first use
+ * of a code registers its series (a lock and an allocation). code >= 0 is
+ * ignored. */
+void weft__metrics_error(int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_METRICS_INTERNAL_H */

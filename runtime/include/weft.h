@@ -16,6 +16,8 @@
 #include "weft/io.h"
 #include "weft/pool.h"
 #include "weft/sync.h"
+#include "weft/stream.h"
+#include "weft/actor.h"
 #include "weft/log.h"
 #include "weft/metrics.h"
 

@@ -473,7 +473,7 @@ static int weft__chan_wait_one(weft_chan *c, int op, void *elem) {
 /* Before a task on an otherwise idle executor sleeps on a ring, it watches
  * the ring for a moment: the other side usually runs on another core, and a
  * wake-up through the loop costs far more than a short spin. */
-#define WEFT__SPIN_ROUNDS 4000
+#define WEFT__SPIN_ROUNDS 256
 
 static int weft__chan_spin(weft_chan *c, int op) {
   if (c->mode == WEFT_CHAN_LOCAL || c->cap == 0) return 0;

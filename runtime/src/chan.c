@@ -9,6 +9,7 @@
  * is made asymmetric where the system allows: the side about to sleep pays
  * for a process-wide barrier (membarrier), and the fast path pays nothing.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,17 @@
 #include "chan_internal.h"
 
 /* ---- Fences ------------------------------------------------------------- */
+
+/* A full fence. ThreadSanitizer does not model fences: there a sequentially
+ * consistent read-modify-write stands in (a full barrier on x86 and ARMv8
+ * all the same). */
+#if defined(WEFT__TSAN)
+static int weft__fence_word;
+#define WEFT__FULL_FENCE() \
+  ((void)__atomic_fetch_add(&weft__fence_word, 0, __ATOMIC_SEQ_CST))
+#else
+#define WEFT__FULL_FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#endif
 
 static int weft__membarrier_state; /* 0: unknown, 1: usable, -1: not */
 
@@ -43,7 +55,7 @@ static inline void weft__fence_light(void) {
   if (__atomic_load_n(&weft__membarrier_state, __ATOMIC_RELAXED) == 1)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
   else
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    WEFT__FULL_FENCE();
 }
 
 /* The slow side: a registration followed by a look at the ring. */
@@ -54,7 +66,7 @@ static void weft__fence_heavy(void) {
     return;
   }
 #endif
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  WEFT__FULL_FENCE();
 }
 
 /* ---- Waiters ------------------------------------------------------------ */
@@ -226,9 +238,11 @@ static inline size_t *weft__cell_seq(weft_chan *c, size_t i) {
   return (size_t *)(c->buf + (i & c->mask) * c->cell_size);
 }
 
+/* Returns 1 when pushed, 0 when full, -1 when closed. */
 static int weft__mpmc_push(weft_chan *c, const void *elem) {
   size_t pos = __atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED);
   for (;;) {
+    if (pos & WEFT__TAIL_CLOSED) return -1;
     size_t *seq = weft__cell_seq(c, pos);
     size_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
     intptr_t diff = (intptr_t)s - (intptr_t)pos;
@@ -268,8 +282,21 @@ static int weft__mpmc_pop(weft_chan *c, void *elem) {
   }
 }
 
+/* An SPSC send: the producer says it is sending before it looks at the
+ * close flag, and the closer waits for it to finish, so a send either sees
+ * the close or lands before the close completes. The store and the load are
+ * ordered by the asymmetric fence (the closer pays). Returns 1 when pushed,
+ * 0 when full, -1 when closed. */
+static inline int weft__spsc_send(weft_chan *c, const void *elem) {
+  __atomic_store_n(&c->producing, 1, __ATOMIC_RELAXED);
+  weft__fence_light();
+  int r = __atomic_load_n(&c->closed, __ATOMIC_RELAXED) ? -1 : weft__spsc_push(c, elem);
+  __atomic_store_n(&c->producing, 0, __ATOMIC_RELEASE);
+  return r;
+}
+
 static inline int weft__ring_push(weft_chan *c, const void *elem) {
-  return c->mode == WEFT_CHAN_SPSC ? weft__spsc_push(c, elem)
+  return c->mode == WEFT_CHAN_SPSC ? weft__spsc_send(c, elem)
                                    : weft__mpmc_push(c, elem);
 }
 
@@ -285,7 +312,7 @@ int weft__ring_can_push(weft_chan *c) {
     size_t head = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);
     return __atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED) - head < c->cap;
   }
-  size_t pos = __atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED);
+  size_t pos = __atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED) & ~WEFT__TAIL_CLOSED;
   size_t s = __atomic_load_n(weft__cell_seq(c, pos), __ATOMIC_ACQUIRE);
   return (intptr_t)s - (intptr_t)pos >= 0;
 }
@@ -351,8 +378,8 @@ static int weft__xr_try_recv(weft_chan *c, void *elem) {
 int weft__chan_try_send(weft_chan *c, const void *elem) {
   if (c->mode == WEFT_CHAN_LOCAL) return weft__local_try_send(c, elem);
   if (c->cap == 0) return weft__xr_try_send(c, elem);
-  if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) return WEFT_ECLOSED;
-  if (!weft__ring_push(c, elem)) return UV_EAGAIN;
+  int r = weft__ring_push(c, elem);
+  if (r <= 0) return r < 0 ? WEFT_ECLOSED : UV_EAGAIN;
   weft__notify(c, &c->receivers);
   return 0;
 }
@@ -365,8 +392,15 @@ int weft__chan_try_recv(weft_chan *c, void *elem) {
     return 0;
   }
   if (!__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) return UV_EAGAIN;
-  /* Closed: an item published just before the close still counts. */
+  /* Closed: every send that got in before the close still counts. */
+  if (c->mode == WEFT_CHAN_SPSC) {
+    if (!__atomic_load_n(&c->close_done, __ATOMIC_ACQUIRE)) return UV_EAGAIN;
+    return weft__ring_pop(c, elem) ? 0 : WEFT_ECLOSED;
+  }
   if (weft__ring_pop(c, elem)) return 0;
+  size_t tail = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE) & ~WEFT__TAIL_CLOSED;
+  /* A slot claimed before the close whose item is still being copied in. */
+  if (__atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE) != tail) return UV_EAGAIN;
   return WEFT_ECLOSED;
 }
 
@@ -621,8 +655,7 @@ weft_chan *weft_chan_new(size_t elem_size, size_t capacity, int mode) {
 static inline int weft__chan_send_impl(weft_chan *c, const void *elem) {
   if (c->mode == WEFT_CHAN_LOCAL) return weft__local_send(c, elem);
   /* The fast path of the cross-executor rings, kept short. */
-  if (c->mode == WEFT_CHAN_SPSC && c->cap > 0 &&
-      !__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE) && weft__spsc_push(c, elem)) {
+  if (c->mode == WEFT_CHAN_SPSC && c->cap > 0 && weft__spsc_send(c, elem) > 0) {
     weft__notify(c, &c->receivers);
     return 0;
   }
@@ -651,20 +684,30 @@ static inline long weft__chan_send_n_impl(weft_chan *c, const void *elems, size_
   size_t i = 0;
   if (c->mode == WEFT_CHAN_SPSC && c->cap > 0) {
     /* Publish a run of items with one store and one look for waiters. */
-    while (i < n && !__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) {
+    while (i < n) {
+      __atomic_store_n(&c->producing, 1, __ATOMIC_RELAXED);
+      weft__fence_light();
+      if (__atomic_load_n(&c->closed, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&c->producing, 0, __ATOMIC_RELEASE);
+        break;
+      }
       size_t tail = c->tail;
       size_t room = c->cap - (tail - c->head_cache);
       if (room < n - i) {
         c->head_cache = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);
         room = c->cap - (tail - c->head_cache);
       }
-      if (room == 0) break;
+      if (room == 0) {
+        __atomic_store_n(&c->producing, 0, __ATOMIC_RELEASE);
+        break;
+      }
       size_t k = n - i < room ? n - i : room;
       for (size_t j = 0; j < k; j++)
         memcpy(weft__slot(c, (tail + j) & c->mask), p + (i + j) * c->elem_size,
                c->elem_size);
       c->tail = tail + k;
       __atomic_store_n(&c->tail_pos, tail + k, __ATOMIC_RELEASE);
+      __atomic_store_n(&c->producing, 0, __ATOMIC_RELEASE);
       i += k;
       weft__notify(c, &c->receivers);
     }
@@ -774,7 +817,18 @@ void weft_chan_close(weft_chan *c) {
       weft__unlock(&c->lock);
       return;
     }
+    if (c->mode == WEFT_CHAN_MPMC)
+      __atomic_fetch_or(&c->tail_pos, WEFT__TAIL_CLOSED, __ATOMIC_SEQ_CST);
     __atomic_store_n(&c->closed, 1, __ATOMIC_SEQ_CST);
+    if (c->mode == WEFT_CHAN_SPSC) {
+      /* Let a send that did not see the close finish publishing. It never
+       * waits for anything, so this is short. */
+      weft__fence_heavy();
+      unsigned spins = 0;
+      while (__atomic_load_n(&c->producing, __ATOMIC_ACQUIRE))
+        if (++spins % 64 == 0) sched_yield();
+      __atomic_store_n(&c->close_done, 1, __ATOMIC_RELEASE);
+    }
     int result = c->cap == 0 ? WEFT_ECLOSED : WEFT__W_RETRY;
     weft__wlist_close(&c->senders, result, &woken);
     weft__wlist_close(&c->receivers, result, &woken);
@@ -794,7 +848,7 @@ int weft_chan_closed(const weft_chan *c) {
 size_t weft_chan_len(const weft_chan *c) {
   if (c->mode == WEFT_CHAN_LOCAL) return c->lcount;
   if (c->cap == 0) return 0;
-  size_t tail = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE);
+  size_t tail = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE) & ~WEFT__TAIL_CLOSED;
   size_t head = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);
   size_t n = tail - head;
   return (intptr_t)n < 0 ? 0 : (n > c->cap ? c->cap : n);

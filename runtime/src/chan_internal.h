@@ -69,6 +69,10 @@ static inline void weft__unlock(weft__chan_lock *l) {
 
 #define WEFT__CACHELINE 64
 
+/* MPMC: set in tail_pos by close, so that a claim of a slot and the close
+ * are ordered by the same compare-and-swap. */
+#define WEFT__TAIL_CLOSED ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
 /* The fields are grouped by who writes them, each group on its own cache
  * line, so that the producing and the consuming threads do not slow each
  * other down by writing next to what the other reads. */
@@ -76,6 +80,7 @@ struct weft_chan {
   /* Read-mostly. */
   int mode;
   int closed;                 /* atomic in the cross-executor modes */
+  int close_done;             /* SPSC: no send in flight any more */
   size_t elem_size;
   size_t cell_size;
   size_t cap;
@@ -92,6 +97,8 @@ struct weft_chan {
   _Alignas(WEFT__CACHELINE) size_t tail_pos; /* published tail (MPMC: claim) */
   size_t tail;                /* SPSC producer's private index */
   size_t head_cache;
+  int producing;              /* SPSC: a send is between its close check
+                                 and its publication */
   /* Consumer side. */
   _Alignas(WEFT__CACHELINE) size_t head_pos; /* published head (MPMC: claim) */
   size_t head;                /* SPSC consumer's private index */

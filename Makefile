@@ -48,7 +48,7 @@ endef
 all: build
 
 setup:
-	@scripts/setup.sh
+	@bash scripts/setup.sh
 
 build: setup
 	$(call build_tree,build,)
@@ -81,7 +81,7 @@ valgrind: setup
 # with its peers; without such a script every benchmark program just runs.
 BENCH_SCRIPTS = $(wildcard bench/run_*.sh)
 bench:
-	@scripts/setup.sh --bench
+	@bash scripts/setup.sh --bench
 ifneq ($(BENCH_SCRIPTS),)
 	set -e; for s in $(BENCH_SCRIPTS); do WEFT_BENCH_BUILD=$(CURDIR)/build-bench bash $$s; done
 else

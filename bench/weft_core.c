@@ -8,6 +8,7 @@
  *                                     task, against a loop reading a volatile
  *   weft_core memory [tasks]          resident KiB per task sleeping in
  *                                     weft_sleep(), from VmRSS
+ *   weft_core                         a short pass of every mode (smoke test)
  *
  * Each result is one JSON object on one line, read by bench/run_core.sh,
  * which runs the peers (bench/go/core.go, bench/boost_switch.cpp) alongside.
@@ -316,8 +317,21 @@ static int bench_memory(long tasks) {
   return b.spawn_err != 0 || b.asleep != b.spawned;
 }
 
+/* Without arguments (as `cmake --build BUILD --target run_bench` runs it),
+ * a short pass of every mode: a smoke test, too short to measure with. */
+static int run_all_short(void) {
+  int failed = 0;
+  failed |= bench_spawn(1000, 200000);
+  failed |= bench_spawn(1, 200000);
+  failed |= bench_switch(2000000);
+  failed |= bench_cancelled(20000000);
+  failed |= bench_memory(10000);
+  return failed;
+}
+
 int main(int argc, char **argv) {
-  const char *mode = argc > 1 ? argv[1] : "";
+  if (argc == 1) return run_all_short();
+  const char *mode = argv[1];
   if (strcmp(mode, "spawn") == 0)
     return bench_spawn(arg_long(argc, argv, 2, 1000),
                        arg_long(argc, argv, 3, 2000000));
@@ -328,7 +342,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "memory") == 0)
     return bench_memory(arg_long(argc, argv, 2, 100000));
   fprintf(stderr,
-          "usage: weft_core spawn [batch] [ops]\n"
+          "usage: weft_core (a short pass of every mode)\n"
+          "       weft_core spawn [batch] [ops]\n"
           "       weft_core switch [switches]\n"
           "       weft_core cancelled [checks]\n"
           "       weft_core memory [tasks]\n");

@@ -1,17 +1,18 @@
 # weftTesting.cmake: how every test in the tree is registered with ctest.
 #
 # WEFT_TEST_PROPERTIES holds the properties every test gets: a hard timeout
-# and WEFT_TEST_TIMEOUT_SCALE, which tests multiply their own waits by (1
-# normally, 5 under sanitizers, 20 under Valgrind). WEFT_TEST_EMULATOR is the
-# command every test program runs under: empty normally, Valgrind in a
-# WEFT_VALGRIND build.
+# (120 s, longer in the slow builds, yet short enough that a hung test does
+# not stall a run for long) and WEFT_TEST_TIMEOUT_SCALE, which tests multiply
+# their own waits by (1 normally, 5 under sanitizers, 20 under Valgrind).
+# WEFT_TEST_EMULATOR is the command every test program runs under: empty
+# normally, Valgrind in a WEFT_VALGRIND build.
 
 if(WEFT_VALGRIND)
   set(WEFT_TEST_TIMEOUT_SCALE 20)
-  set(WEFT_TEST_TIMEOUT 900)
+  set(WEFT_TEST_TIMEOUT 300)
 elseif(WEFT_SANITIZE)
   set(WEFT_TEST_TIMEOUT_SCALE 5)
-  set(WEFT_TEST_TIMEOUT 300)
+  set(WEFT_TEST_TIMEOUT 240)
 else()
   set(WEFT_TEST_TIMEOUT_SCALE 1)
   set(WEFT_TEST_TIMEOUT 120)

@@ -10,7 +10,9 @@
 # Homebrew packages to install. Elsewhere it says what weft needs.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libuv1-dev catch2 libcjson-dev valgrind)
+# python3 runs the applications' integration tests and the benchmark reports.
+packages=(build-essential cmake pkg-config libuv1-dev catch2 libcjson-dev valgrind
+          python3)
 bench_packages=(golang-go libboost-context-dev libck-dev)
 brew_packages=(libuv cmake pkg-config catch2 cjson)
 
@@ -44,7 +46,7 @@ fi
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   echo "setup.sh: not a Debian or Ubuntu system; make sure these (or your"
   echo "system's equivalents) are installed: a C/C++ toolchain, cmake,"
-  echo "pkg-config, libuv, Catch2, cJSON, valgrind."
+  echo "pkg-config, libuv, Catch2, cJSON, valgrind, python3."
   exit 0
 fi
 

@@ -55,6 +55,8 @@ struct weft_tcp {
   unsigned closing : 1;      /* uv_close() called */
   unsigned close_done : 1;   /* the close callback ran */
   unsigned user_closed : 1;  /* weft_tcp_close() called: free when possible */
+  unsigned reading : 1;      /* uv_read_start() in effect */
+  unsigned more : 1;         /* the last read filled its buffer */
   int read_status;           /* 0: open; 1: end of stream seen; < 0: read error */
   unsigned ops;              /* calls in progress on this connection */
   unsigned fast_ops;         /* immediate completions in a row */
@@ -346,8 +348,12 @@ static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   weft_tcp *c = s->data;
   (void)buf;
   if (nread == 0) return; /* EAGAIN: keep waiting */
-  uv_read_stop(s);
+  if (nread < 0) {
+    uv_read_stop(s);
+    c->reading = 0;
+  }
   if (nread == UV_ENOBUFS && c->read_op == NULL) return;
+  if (nread > 0 && c->read_op != NULL) c->more = (size_t)nread == c->read_op->len;
   if (nread < 0) c->read_status = nread == UV_EOF ? 1 : (int)nread;
   if (c->read_op != NULL) {
     tcp_read_op *op = c->read_op;
@@ -363,6 +369,7 @@ static void tcp_read_cancel(weft__task *t, void *data) {
   if (c->read_op != NULL && c->read_op->task == t) {
     c->read_op = NULL;
     uv_read_stop((uv_stream_t *)&c->handle);
+    c->reading = 0;
     weft__wake(t, 0);
   }
 }
@@ -395,9 +402,10 @@ static ssize_t weft__tcp_read_impl(weft_tcp *c, void *buf, size_t len) {
   if (len > INT_MAX) len = INT_MAX;
 
 #ifndef _WIN32
-  if (c->fast_ops < TCP_FAST_BUDGET) {
+  if (c->fast_ops < TCP_FAST_BUDGET && (c->more || !c->reading)) {
     ssize_t n = tcp_try_read(c, buf, len);
     if (n != UV_EAGAIN) {
+      c->more = (size_t)n == len;
       c->fast_ops++;
       if (n == 0) c->read_status = 1;
       if (n < 0) c->read_status = (int)n;
@@ -411,8 +419,11 @@ static ssize_t weft__tcp_read_impl(weft_tcp *c, void *buf, size_t len) {
   op.task = weft__self();
   op.buf = buf;
   op.len = len;
-  r = uv_read_start((uv_stream_t *)&c->handle, tcp_on_alloc, tcp_on_read);
-  if (r < 0) return r;
+  if (!c->reading) {
+    r = uv_read_start((uv_stream_t *)&c->handle, tcp_on_alloc, tcp_on_read);
+    if (r < 0) return r;
+    c->reading = 1;
+  }
   c->read_op = &op;
   c->ops++;
   r = weft__park(tcp_read_cancel, c);

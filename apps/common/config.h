@@ -1,0 +1,212 @@
+/* config.h: an application's options, from a JSON file and the command line.
+ *
+ * An application describes its options once, in a table; the table gives
+ * the JSON keys of the configuration file, the command-line flags, the
+ * defaults and the text of --help. A field's name in the configuration
+ * struct is its JSON key, and its flag is the same name with dashes:
+ *
+ *   typedef struct my_config {
+ *     app_listen_list listen;
+ *     int64_t executors;
+ *     int64_t max_connections;
+ *     int log_level;
+ *   } my_config;
+ *
+ *   static const app_option my_options[] = {
+ *     APP_OPTION_LISTEN(my_config, listen, "127.0.0.1:8080"),
+ *     APP_OPTION_EXECUTORS(my_config, executors),
+ *     APP_OPTION_INT(my_config, max_connections, "1000", 0, INT64_MAX,
+ *                    "connections served at once (0: no limit)"),
+ *     APP_OPTION_LOG_LEVEL(my_config, log_level),
+ *   };
+ *   static const app_spec my_spec = APP_SPEC("my_server", "What it does.",
+ * my_options);
+ *
+ *   int main(int argc, char **argv) {
+ *     my_config cfg;
+ *     int rc = app_config_load(&my_spec, &cfg, argc, argv);
+ *     if (rc != APP_RUN) return rc;       // --help (0) or a bad option (2)
+ *     ...
+ *     app_config_free(&my_spec, &cfg);
+ *   }
+ *
+ * Order of precedence: the defaults of the table, then the file named by
+ * --config FILE, then the flags in the order given. --help lists every
+ * option with its default. Unknown keys or flags, values of the wrong type
+ * or out of range are rejected with a message that names the file and the
+ * line:column of the fault (or the flag), and exit code 2.
+ */
+#ifndef APP_CONFIG_H
+#define APP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What app_config_load() tells the program to do. */
+enum {
+  APP_RUN = -1,      /**< options are loaded: run */
+  APP_EXIT_OK = 0,   /**< --help was printed: exit 0 */
+  APP_EXIT_USAGE = 2 /**< a bad option or file was reported: exit 2 */
+};
+
+/** The kinds of options, and the C type of the field each one fills. */
+typedef enum app_opt_type {
+  APP_OPT_BOOL,        /**< int, 0 or 1. JSON true/false; --name, --no-name,
+                          --name=false */
+  APP_OPT_INT,         /**< int64_t within [min, max] */
+  APP_OPT_STRING,      /**< char *, owned by the configuration */
+  APP_OPT_STRING_LIST, /**< app_string_list; the flag may be repeated */
+  APP_OPT_LISTEN, /**< app_listen_list of HOST:PORT; the flag may be repeated */
+  APP_OPT_LOG_LEVEL, /**< int, a weft_log_level; applied by app_config_load() */
+  APP_OPT_CUSTOM     /**< anything: the option's parse and free functions */
+} app_opt_type;
+
+/** A list of strings (APP_OPT_STRING_LIST). */
+typedef struct app_string_list {
+  size_t n;
+  char **items;
+} app_string_list;
+
+/** One address to listen on: a host (numeric IPv4 or IPv6 without brackets,
+ * or a name) and a port (0: any free port). */
+typedef struct app_addr {
+  char host[64];
+  int port;
+} app_addr;
+
+/** The addresses of an APP_OPT_LISTEN option. */
+typedef struct app_listen_list {
+  size_t n;
+  app_addr *addrs;
+} app_listen_list;
+
+/**
+ * Parses a custom option's value into field, from a flag's text (json NULL)
+ * or from the configuration file (text NULL). Returns 0, or -1 with the
+ * reason in why.
+ */
+typedef int (*app_opt_parse_fn)(void *field, const char *text,
+                                const cJSON *json, char *why, size_t why_len);
+/** Releases what a custom option's parse function stored in field. */
+typedef void (*app_opt_free_fn)(void *field);
+
+/** One option. Build entries with the APP_OPTION_* macros below. */
+typedef struct app_option {
+  const char *name; /**< JSON key; the flag is --name with '-' for '_' */
+  app_opt_type type;
+  size_t offset; /**< offsetof() the field in the configuration struct */
+  const char
+      *default_value;  /**< the default, as a flag would give it; NULL: none */
+  const char *help;    /**< one sentence for --help */
+  int64_t min, max;    /**< APP_OPT_INT: the accepted range */
+  const char *metavar; /**< the value's name in --help; NULL: from the type */
+  app_opt_parse_fn parse; /**< APP_OPT_CUSTOM */
+  app_opt_free_fn free;   /**< APP_OPT_CUSTOM, may be NULL */
+} app_option;
+
+/** An application's options and its description for --help. */
+typedef struct app_spec {
+  const char *name;    /**< the program's name in messages */
+  const char *summary; /**< a paragraph for --help */
+  const app_option *options;
+  size_t n_options;
+} app_spec;
+
+#define APP_SPEC(prog, text, table)                                            \
+  {                                                                            \
+    .name = (prog), .summary = (text), .options = (table),                     \
+    .n_options = sizeof(table) / sizeof((table)[0])                            \
+  }
+
+#define APP_OPTION_BOOL(conf, field, def, text)                                \
+  {                                                                            \
+    .name = #field, .type = APP_OPT_BOOL, .offset = offsetof(conf, field),     \
+    .default_value = (def), .help = (text)                                     \
+  }
+
+#define APP_OPTION_INT(conf, field, def, lo, hi, text)                         \
+  {                                                                            \
+    .name = #field, .type = APP_OPT_INT, .offset = offsetof(conf, field),      \
+    .default_value = (def), .help = (text), .min = (lo), .max = (hi)           \
+  }
+
+#define APP_OPTION_STRING(conf, field, def, text)                              \
+  {                                                                            \
+    .name = #field, .type = APP_OPT_STRING, .offset = offsetof(conf, field),   \
+    .default_value = (def), .help = (text)                                     \
+  }
+
+#define APP_OPTION_STRING_LIST(conf, field, text)                              \
+  {                                                                            \
+    .name = #field, .type = APP_OPT_STRING_LIST,                               \
+    .offset = offsetof(conf, field), .help = (text)                            \
+  }
+
+/** --listen HOST:PORT, repeatable; def is one address. */
+#define APP_OPTION_LISTEN(conf, field, def)                                    \
+  {                                                                            \
+    .name = #field, .type = APP_OPT_LISTEN, .offset = offsetof(conf, field),   \
+    .default_value = (def),                                                    \
+    .help =                                                                    \
+        "address to listen on; repeat the flag (or give a JSON array) for "    \
+        "several; IPv6 in brackets as [::1]:7007; port 0 picks a free port"    \
+  }
+
+/** --executors N: executor threads (0: one per core). */
+#define APP_OPTION_EXECUTORS(conf, field, def)                                 \
+  APP_OPTION_INT(conf, field, def, 0, 1024,                                    \
+                 "executor threads, each with its own event loop and, for a "  \
+                 "server, its own listeners (0: one per core)")
+
+/** --log-level LEVEL; its default is $WEFT_LOG_LEVEL when set, else info. */
+#define APP_OPTION_LOG_LEVEL(conf, field)                                      \
+  {                                                                            \
+    .name = #field, .type = APP_OPT_LOG_LEVEL,                                 \
+    .offset = offsetof(conf, field), .default_value = "info",                  \
+    .help = "debug, info, warn, error or off"                                  \
+  }
+
+#define APP_OPTION_CUSTOM(conf, field, def, meta, text, parse_fn, free_fn)     \
+  {                                                                            \
+    .name = #field, .type = APP_OPT_CUSTOM, .offset = offsetof(conf, field),   \
+    .default_value = (def), .help = (text), .metavar = (meta),                 \
+    .parse = (parse_fn), .free = (free_fn)                                     \
+  }
+
+/**
+ * Fills cfg (a struct the table describes, of any size) from the defaults,
+ * the --config file and the flags in argv, and applies the log level.
+ * Returns APP_RUN, or APP_EXIT_OK after printing --help to stdout, or
+ * APP_EXIT_USAGE after printing a message to stderr (cfg is then already
+ * freed).
+ */
+int app_config_load(const app_spec *spec, void *cfg, int argc, char **argv);
+
+/** Frees the strings and lists app_config_load() stored in cfg. */
+void app_config_free(const app_spec *spec, void *cfg);
+
+/** Prints --help for spec to stdout. */
+void app_config_help(const app_spec *spec);
+
+/** Logs the effective configuration as one line at level info. */
+void app_config_log(const app_spec *spec, const void *cfg);
+
+/**
+ * Parses "HOST:PORT" ("127.0.0.1:80", "[::1]:80", "localhost:0") into out.
+ * Returns 0, or -1 with the reason in why.
+ */
+int app_addr_parse(const char *text, app_addr *out, char *why, size_t why_len);
+
+/** Formats host and port as "127.0.0.1:80" or "[::1]:80". */
+void app_addr_format(const char *host, int port, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* APP_CONFIG_H */

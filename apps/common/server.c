@@ -1,0 +1,378 @@
+/* server.c: listeners on every executor, a task per connection, and a
+ * shutdown in three steps (stop accepting, drain, cancel).
+ *
+ * Tasks, and the executors they run on:
+ *
+ *   root (caller)      opens executor 1's listeners (which fixes the ports
+ *                      that port 0 picked), starts the rest, logs
+ *                      "listening on", waits for the workers, prints stats
+ *   signals, stats     on the root's executor, in the auxiliary group
+ *   worker k           one per executor: opens executor k's listeners (the
+ *                      root's for its own executor), runs an accept loop per
+ *                      listener, owns the group of its connections
+ *   accept loop        accepts, applies the limit, spawns connection tasks
+ *   connection         the application's handler
+ *
+ * A shutdown closes the stop channel: every worker wakes, cancels its
+ * accept loops (which close their listeners) and waits for its connections.
+ * The grace period is the signal task's: when it ends (or on a second
+ * signal) the workers group is cancelled, which reaches every connection on
+ * every executor.
+ */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "signals.h"
+
+typedef struct server {
+  const app_server_opts *o;
+  int n_exec;       /* executors that accept */
+  int home;         /* the root's executor */
+  int flags;        /* weft_tcp_listen() flags shared by every listener */
+  int *ports;       /* the real port of each address */
+  weft_chan *stop;  /* closed when the shutdown begins */
+  weft_chan *ready; /* each remote worker's listen result */
+  weft_group *workers;
+  app_counter *accepted;
+  app_counter *rejected;
+  app_counter *closed_at_shutdown;
+  app_counter *accept_errors;
+  app_gauge *active;
+} server;
+
+typedef struct worker {
+  server *srv;
+  int executor;
+  weft_tcp *
+      *listeners; /* one per address; the root's executor: opened by root */
+  weft_group *conns;
+} worker;
+
+typedef struct acceptor {
+  worker *w;
+  weft_tcp *listener;
+} acceptor;
+
+typedef struct conn_start {
+  server *srv;
+  weft_tcp *conn;
+} conn_start;
+
+static int server_stopping_flag;
+
+int app_server_stopping(void) {
+  return __atomic_load_n(&server_stopping_flag, __ATOMIC_RELAXED);
+}
+
+static int server_listen_flags(const app_addr *a, int base) {
+  return strchr(a->host, ':') != NULL ? base | WEFT_TCP_IPV6ONLY : base;
+}
+
+/* ---- Connections --------------------------------------------------------- */
+
+static int server_conn_task(void *arg) {
+  conn_start start = *(conn_start *)arg;
+  free(arg);
+  server *srv = start.srv;
+  int r = srv->o->handler(start.conn, srv->o->ctx);
+  /* The task's own scope is cancelled only when a shutdown's grace is over. */
+  if (weft_cancelled() != 0)
+    app_counter_add(srv->closed_at_shutdown, 1);
+  else if (r < 0 && r != UV_ECANCELED)
+    weft_log(WEFT_LOG_DEBUG, "connection ended with an error", "error=%s",
+             weft_err_name(r));
+  weft_tcp_close(start.conn);
+  app_gauge_add(srv->active, -1);
+  /* Never an error: the group would keep every error for its lifetime. */
+  return 0;
+}
+
+/* Takes one accepted connection: applies the limit, starts its task. */
+static void server_take(worker *w, weft_tcp *c) {
+  server *srv = w->srv;
+  int64_t active = app_gauge_add(srv->active, 1);
+  if (srv->o->max_connections > 0 && active > srv->o->max_connections) {
+    app_gauge_add(srv->active, -1);
+    app_counter_add(srv->rejected, 1);
+    weft_tcp_close(c);
+    return;
+  }
+  app_counter_add(srv->accepted, 1);
+  if (srv->o->nodelay) weft_tcp_nodelay(c, 1);
+  conn_start *start = malloc(sizeof *start);
+  int r = UV_ENOMEM;
+  if (start != NULL) {
+    start->srv = srv;
+    start->conn = c;
+    weft_task_opts topts = {.stack_size = srv->o->conn_stack_size};
+    r = weft_spawn_opts(w->conns, &topts, server_conn_task, start);
+  }
+  if (r < 0) {
+    free(start);
+    weft_tcp_close(c);
+    app_gauge_add(srv->active, -1);
+    app_counter_add(srv->accept_errors, 1);
+    weft_log(WEFT_LOG_WARN, "cannot start a connection task", "error=%s",
+             weft_err_name(r));
+  }
+}
+
+static int server_accept_task(void *arg) {
+  acceptor *a = arg;
+  server *srv = a->w->srv;
+  weft_task_set_name("accept");
+  int64_t last_warning = 0;
+  for (;;) {
+    weft_tcp *c;
+    int r = weft_tcp_accept(a->listener, &c);
+    if (r == 0) {
+      server_take(a->w, c);
+      continue;
+    }
+    if (weft_cancelled() != 0) break;
+    /* Out of file descriptors or memory: libuv has already shed the
+     * connection waiting; pause so as not to spin, and say so now and then. */
+    app_counter_add(srv->accept_errors, 1);
+    int64_t now = weft_now();
+    if (now - last_warning >= 1000) {
+      weft_log(WEFT_LOG_WARN, "accept failed", "error=%s", weft_err_name(r));
+      last_warning = now;
+    }
+    if (weft_sleep(10) != 0) break;
+  }
+  weft_tcp_close(a->listener);
+  a->listener = NULL;
+  return 0;
+}
+
+/* ---- Workers ------------------------------------------------------------- */
+
+/* Opens this executor's listeners on the ports the root fixed. */
+static int server_open_listeners(worker *w) {
+  server *srv = w->srv;
+  const app_listen_list *l = srv->o->listen;
+  for (size_t i = 0; i < l->n; i++) {
+    const app_addr *a = &l->addrs[i];
+    int r =
+        weft_tcp_listen(a->host, srv->ports[i], srv->o->backlog,
+                        server_listen_flags(a, srv->flags), &w->listeners[i]);
+    if (r < 0) {
+      char where[96];
+      app_addr_format(a->host, srv->ports[i], where, sizeof where);
+      weft_log(WEFT_LOG_ERROR, "cannot listen", "addr=%s executor=%d error=%s",
+               where, w->executor, weft_strerror(r));
+      for (size_t k = 0; k < i; k++) weft_tcp_close(w->listeners[k]);
+      return r;
+    }
+  }
+  return 0;
+}
+
+static int server_worker_task(void *arg) {
+  worker *w = arg;
+  server *srv = w->srv;
+  size_t n = srv->o->listen->n;
+  weft_task_set_name("worker");
+  if (w->executor != srv->home) {
+    int r = server_open_listeners(w);
+    /* The channel has room for every worker: never waits, even cancelled. */
+    weft_chan_try_send(srv->ready, &r);
+    if (r < 0) return 0;
+  }
+  w->conns = weft_group_open(WEFT_COLLECT);
+  weft_group *accepting = weft_group_open(WEFT_COLLECT);
+  acceptor *acceptors = calloc(n, sizeof *acceptors);
+  if (w->conns == NULL || accepting == NULL || acceptors == NULL) {
+    weft_log(WEFT_LOG_ERROR, "out of memory starting a worker", NULL);
+    for (size_t i = 0; i < n; i++) weft_tcp_close(w->listeners[i]);
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      acceptors[i].w = w;
+      acceptors[i].listener = w->listeners[i];
+      if (weft_spawn(accepting, server_accept_task, &acceptors[i]) < 0)
+        weft_tcp_close(w->listeners[i]);
+    }
+    /* WEFT_ECLOSED when the shutdown begins; a cancellation when forced. */
+    int dummy;
+    weft_chan_recv(srv->stop, &dummy);
+  }
+  if (accepting != NULL) {
+    weft_group_cancel(accepting);
+    weft_group_join(accepting);
+  }
+  if (w->conns != NULL) {
+    size_t live = weft_group_live(w->conns);
+    if (live > 0)
+      weft_log(WEFT_LOG_DEBUG, "draining", "executor=%d connections=%zu",
+               w->executor, live);
+    weft_group_join(w->conns);
+  }
+  free(acceptors);
+  return 0;
+}
+
+/* ---- Shutdown callbacks (on the root's executor) ------------------------- */
+
+static void server_begin_stop(void *ctx, int signum) {
+  server *srv = ctx;
+  (void)signum;
+  __atomic_store_n(&server_stopping_flag, 1, __ATOMIC_RELAXED);
+  weft_chan_close(srv->stop);
+}
+
+static void server_force_stop(void *ctx, int signum) {
+  server *srv = ctx;
+  (void)signum;
+  __atomic_store_n(&server_stopping_flag, 1, __ATOMIC_RELAXED);
+  weft_chan_close(srv->stop);
+  weft_group_cancel(srv->workers);
+}
+
+static void server_dump(void *ctx) {
+  server *srv = ctx;
+  app_stats_print_json(srv->o->stats, stdout);
+}
+
+/* ---- The root ------------------------------------------------------------ */
+
+/* Opens the root executor's listeners; port 0 gets its real port here, and
+ * every other executor then listens on that port. */
+static int server_open_home(server *srv, worker *w) {
+  const app_listen_list *l = srv->o->listen;
+  for (size_t i = 0; i < l->n; i++) srv->ports[i] = l->addrs[i].port;
+  int r = server_open_listeners(w);
+  if (r == UV_ENOTSUP && (srv->flags & WEFT_TCP_REUSEPORT)) {
+    weft_log(WEFT_LOG_WARN,
+             "no SO_REUSEPORT: executor 1 accepts every connection", NULL);
+    srv->flags &= ~WEFT_TCP_REUSEPORT;
+    srv->n_exec = 1;
+    r = server_open_listeners(w);
+  }
+  if (r < 0) return r;
+  for (size_t i = 0; i < l->n; i++) {
+    int port = weft_tcp_local_port(w->listeners[i]);
+    if (port > 0) srv->ports[i] = port;
+  }
+  return 0;
+}
+
+int app_server_run(const app_server_opts *o) {
+  if (o == NULL || o->listen == NULL || o->listen->n == 0 ||
+      o->handler == NULL || o->stats == NULL)
+    return UV_EINVAL;
+  app_ignore_sigpipe();
+  server srv;
+  memset(&srv, 0, sizeof srv);
+  srv.o = o;
+  srv.home = weft_executor_id();
+  srv.n_exec = weft_executor_count();
+  srv.flags = srv.n_exec > 1 ? WEFT_TCP_REUSEPORT : 0;
+  srv.accepted = app_stats_counter(o->stats, "accepted");
+  srv.rejected = app_stats_counter(o->stats, "rejected");
+  srv.closed_at_shutdown = app_stats_counter(o->stats, "closed_at_shutdown");
+  srv.accept_errors = app_stats_counter(o->stats, "accept_errors");
+  srv.active = app_stats_gauge(o->stats, "active");
+  app_stats_rate(o->stats, "connections_per_s", srv.accepted);
+
+  size_t n_addr = o->listen->n;
+  int n_all = srv.n_exec;
+  srv.ports = calloc(n_addr, sizeof *srv.ports);
+  worker *workers = calloc((size_t)n_all, sizeof *workers);
+  weft_tcp **listeners = calloc((size_t)n_all * n_addr, sizeof *listeners);
+  srv.stop = weft_chan_new(sizeof(int), 1, WEFT_CHAN_MPMC);
+  srv.ready = weft_chan_new(sizeof(int), (size_t)n_all, WEFT_CHAN_MPMC);
+  int err = 0;
+  if (srv.ports == NULL || workers == NULL || listeners == NULL ||
+      srv.stop == NULL || srv.ready == NULL)
+    err = UV_ENOMEM;
+  for (int k = 0; err == 0 && k < n_all; k++) {
+    workers[k].srv = &srv;
+    workers[k].executor = k + 1;
+    workers[k].listeners = listeners + (size_t)k * n_addr;
+  }
+  worker *home = err == 0 ? &workers[srv.home - 1] : NULL;
+  if (err == 0) err = server_open_home(&srv, home);
+  if (err != 0) {
+    free(srv.ports);
+    free(workers);
+    free(listeners);
+    if (srv.stop) weft_chan_free(srv.stop);
+    if (srv.ready) weft_chan_free(srv.ready);
+    return err;
+  }
+
+  /* The signal task first, so that a SIGTERM after "listening on" is ours. */
+  app_shutdown sd = {.begin = server_begin_stop,
+                     .force = server_force_stop,
+                     .dump = server_dump,
+                     .ctx = &srv,
+                     .grace_ms = o->shutdown_grace_ms};
+  app_stats_periodic periodic = {.stats = o->stats,
+                                 .interval_ms = o->stats_interval_ms};
+  weft_group *aux = weft_group_open(WEFT_COLLECT);
+  srv.workers = weft_group_open(WEFT_COLLECT);
+  weft_spawn(aux, app_shutdown_task, &sd);
+  if (o->stats_interval_ms > 0)
+    weft_spawn(aux, app_stats_periodic_task, &periodic);
+  weft_yield();
+
+  /* Start a worker on every executor that accepts, the home one included,
+   * and wait until the others listen too. */
+  int started_remote = 0, home_started = 0;
+  for (int k = 0; k < srv.n_exec; k++) {
+    weft_task_opts topts = {.name = "worker", .executor = k + 1};
+    int r =
+        weft_spawn_opts(srv.workers, &topts, server_worker_task, &workers[k]);
+    if (r < 0) {
+      err = r;
+      break;
+    }
+    if (k + 1 != srv.home)
+      started_remote++;
+    else
+      home_started = 1;
+  }
+  /* Opening a listener does not wait for long; the deadline is a safety net
+   * against a worker that never reports. */
+  weft_scope startup;
+  weft_scope_enter(&startup, 30000);
+  for (int i = 0; i < started_remote; i++) {
+    int r = 0;
+    if (weft_chan_recv(srv.ready, &r) != 0) r = UV_ETIMEDOUT;
+    if (r < 0 && err == 0) err = r;
+  }
+  weft_scope_leave(&startup);
+  if (err == 0) {
+    for (size_t i = 0; i < n_addr; i++) {
+      char where[96], msg[128];
+      app_addr_format(o->listen->addrs[i].host, srv.ports[i], where,
+                      sizeof where);
+      snprintf(msg, sizeof msg, "listening on %s", where);
+      weft_log(WEFT_LOG_INFO, msg, "executors=%d", srv.n_exec);
+    }
+  } else {
+    weft_log(WEFT_LOG_ERROR, "cannot start", "error=%s", weft_strerror(err));
+    server_force_stop(&srv, 0);
+    /* Without its worker, nobody else closes the home listeners. */
+    if (!home_started)
+      for (size_t i = 0; i < n_addr; i++) weft_tcp_close(home->listeners[i]);
+  }
+
+  weft_group_join(srv.workers);
+  weft_group_cancel(aux);
+  weft_group_join(aux);
+
+  if (err == 0) {
+    weft_log(WEFT_LOG_INFO, "stopped", NULL);
+    app_stats_log(o->stats);
+    app_stats_print_json(o->stats, stdout);
+  }
+  weft_chan_free(srv.stop);
+  weft_chan_free(srv.ready);
+  free(srv.ports);
+  free(workers);
+  free(listeners);
+  return err;
+}

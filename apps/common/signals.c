@@ -1,0 +1,69 @@
+/* signals.c: the shutdown task. */
+#include "signals.h"
+
+#include <signal.h>
+#include <stddef.h>
+
+#include <weft.h>
+
+const char *app_signal_name(int signum) {
+  switch (signum) {
+  case SIGINT:
+    return "SIGINT";
+  case SIGTERM:
+    return "SIGTERM";
+  case SIGUSR1:
+    return "SIGUSR1";
+  default:
+    return "signal";
+  }
+}
+
+void app_ignore_sigpipe(void) {
+  struct sigaction sa;
+  sa.sa_handler = SIG_IGN;
+  sa.sa_flags = 0;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, NULL);
+}
+
+int app_shutdown_task(void *arg) {
+  app_shutdown *sd = arg;
+  static const int sigs[] = {SIGINT, SIGTERM, SIGUSR1};
+  int stops = 0;
+  weft_task_set_name("signals");
+  for (;;) {
+    /* Once a shutdown has begun, the wait for the second signal is also the
+     * grace period: its deadline forces the end. */
+    weft_scope grace;
+    int timed = stops == 1 && sd->grace_ms >= 0;
+    weft_scope_enter(&grace, timed ? sd->grace_ms : WEFT_NO_DEADLINE);
+    int sig = weft_signal_wait(sigs, 3);
+    weft_scope_leave(&grace);
+    if (sig < 0) {
+      /* Our own deadline, not the cancellation of the task. */
+      if (sig == UV_ETIMEDOUT && timed && weft_cancelled() == 0) {
+        weft_log(WEFT_LOG_WARN, "grace period over: closing what is left",
+                 "grace_ms=%lld", (long long)sd->grace_ms);
+        stops = 2;
+        if (sd->force) sd->force(sd->ctx, 0);
+        continue;
+      }
+      return 0;
+    }
+    if (sig == SIGUSR1) {
+      if (sd->dump) sd->dump(sd->ctx);
+      continue;
+    }
+    stops++;
+    if (stops == 1) {
+      weft_log(WEFT_LOG_INFO, "shutting down", "signal=%s grace_ms=%lld",
+               app_signal_name(sig), (long long)sd->grace_ms);
+      if (sd->begin) sd->begin(sd->ctx, sig);
+    } else if (stops == 2) {
+      weft_log(WEFT_LOG_WARN, "second signal: closing what is left",
+               "signal=%s", app_signal_name(sig));
+      if (sd->force) sd->force(sd->ctx, sig);
+    }
+  }
+}

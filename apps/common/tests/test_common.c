@@ -1,0 +1,286 @@
+/* test_common.c: unit tests of weft_app_common that need no server: the
+ * bounded JSON parser, the option table (every kind of option, flags over
+ * the file, lists replaced then extended, errors), addresses, and stats
+ * counted from several executors.
+ *
+ * A plain C program: each check prints what failed and the program exits 1.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <weft.h>
+
+#include "config.h"
+#include "json.h"
+#include "stats.h"
+
+static int failures;
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                              \
+    }                                                                          \
+  } while (0)
+
+/* ---- JSON -----------------------------------------------------------------
+ */
+
+static void test_json(void) {
+  app_json_error err;
+  const char *ok = "{\"a\": [1, {\"b\": \"[{\"}], \"c\": null}";
+  cJSON *doc = app_json_parse(ok, strlen(ok), 3, &err);
+  CHECK(doc != NULL); /* brackets inside strings do not count */
+  cJSON_Delete(doc);
+
+  char deep[300];
+  memset(deep, '[', 100);
+  memset(deep + 100, ']', 100);
+  deep[200] = '\0';
+  CHECK(app_json_parse(deep, 200, 64, &err) == NULL);
+  CHECK(err.line == 1 && err.column == 65);
+  CHECK(strstr(err.message, "64") != NULL);
+  doc = app_json_parse(deep, 200, 100, &err);
+  CHECK(doc != NULL);
+  cJSON_Delete(doc);
+
+  const char *bad = "{\n  \"a\": 1,\n  \"b\": tru\n}";
+  CHECK(app_json_parse(bad, strlen(bad), 64, &err) == NULL);
+  CHECK(err.line == 3 && err.column == 8);
+
+  const char *cut = "{\"a\": [1, 2";
+  CHECK(app_json_parse(cut, strlen(cut), 64, &err) == NULL);
+  CHECK(strstr(err.message, "end of input") != NULL);
+
+  const char *two = "{} {}";
+  CHECK(app_json_parse(two, strlen(two), 64, &err) == NULL);
+  CHECK(err.column == 4);
+
+  /* Not NUL-terminated: only len bytes are read. */
+  const char buf[] = {'[', '1', ']', 'x'};
+  doc = app_json_parse(buf, 3, 64, &err);
+  CHECK(doc != NULL && cJSON_IsArray(doc));
+  cJSON_Delete(doc);
+
+  const char *obj = "{ \"k1\" : 1, \"k2\": {\"x\": [1,2]}, \"k3\":\"v\" }";
+  CHECK(app_json_member_offset(obj, strlen(obj), 0, 0) == 2);
+  CHECK(app_json_member_offset(obj, strlen(obj), 0, 1) == 9);
+  CHECK(app_json_member_offset(obj, strlen(obj), 2, 0) == 32);
+  CHECK(app_json_member_offset(obj, strlen(obj), 2, 1) == 37);
+  CHECK(app_json_member_offset(obj, strlen(obj), 3, 0) == -1);
+}
+
+/* ---- Options --------------------------------------------------------------
+ */
+
+typedef struct test_config {
+  app_listen_list listen;
+  int64_t count;
+  int verbose;
+  char *name;
+  app_string_list tags;
+  int log_level;
+  int64_t ratio_percent; /* custom: "0.25" or 0.25 -> 25 */
+} test_config;
+
+static int parse_ratio(void *field, const char *text, const cJSON *json,
+                       char *why, size_t why_len) {
+  double v;
+  if (text != NULL) {
+    char *end;
+    v = strtod(text, &end);
+    if (end == text || *end != '\0')
+      return snprintf(why, why_len, "not a number"), -1;
+  } else if (cJSON_IsNumber(json)) {
+    v = json->valuedouble;
+  } else {
+    return snprintf(why, why_len, "expected a number"), -1;
+  }
+  if (v < 0 || v > 1) return snprintf(why, why_len, "between 0 and 1"), -1;
+  *(int64_t *)field = (int64_t)(v * 100 + 0.5);
+  return 0;
+}
+
+static const app_option test_options[] = {
+    APP_OPTION_LISTEN(test_config, listen, "127.0.0.1:1"),
+    APP_OPTION_INT(test_config, count, "3", 1, 10, "how many"),
+    APP_OPTION_BOOL(test_config, verbose, "false", "say more"),
+    APP_OPTION_STRING(test_config, name, "anon", "a name"),
+    APP_OPTION_STRING_LIST(test_config, tags, "tags"),
+    APP_OPTION_LOG_LEVEL(test_config, log_level),
+    APP_OPTION_CUSTOM(test_config, ratio_percent, "0.5", "RATIO", "a ratio",
+                      parse_ratio, NULL),
+};
+static const app_spec test_spec =
+    APP_SPEC("test_common", "Tests.", test_options);
+
+/* Loads argv (NULL-terminated); the bad cases print their message, which
+ * is what a person would see. */
+static int load(test_config *cfg, char **argv) {
+  int argc = 0;
+  while (argv[argc] != NULL) argc++;
+  return app_config_load(&test_spec, cfg, argc, argv);
+}
+
+static void test_options_defaults_and_flags(void) {
+  test_config cfg;
+  char *a0[] = {"t", NULL};
+  CHECK(load(&cfg, a0) == APP_RUN);
+  CHECK(cfg.listen.n == 1 &&
+        strcmp(cfg.listen.addrs[0].host, "127.0.0.1") == 0 &&
+        cfg.listen.addrs[0].port == 1);
+  CHECK(cfg.count == 3 && cfg.verbose == 0 && strcmp(cfg.name, "anon") == 0);
+  CHECK(cfg.tags.n == 0 && cfg.ratio_percent == 50);
+  app_config_free(&test_spec, &cfg);
+
+  char *a1[] = {"t",
+                "--listen",
+                "[::1]:0",
+                "--listen=10.0.0.1:80",
+                "--count=7",
+                "--verbose",
+                "--name",
+                "x",
+                "--tags",
+                "a",
+                "--tags",
+                "b",
+                "--ratio-percent",
+                "0.25",
+                "--log-level",
+                "warn",
+                NULL};
+  CHECK(load(&cfg, a1) == APP_RUN);
+  CHECK(cfg.listen.n == 2 && strcmp(cfg.listen.addrs[0].host, "::1") == 0 &&
+        cfg.listen.addrs[0].port == 0 && cfg.listen.addrs[1].port == 80);
+  CHECK(cfg.count == 7 && cfg.verbose == 1 && strcmp(cfg.name, "x") == 0);
+  CHECK(cfg.tags.n == 2 && strcmp(cfg.tags.items[1], "b") == 0);
+  CHECK(cfg.ratio_percent == 25 && cfg.log_level == WEFT_LOG_WARN);
+  CHECK(weft_log_get_level() == WEFT_LOG_WARN);
+  app_config_free(&test_spec, &cfg);
+  weft_log_set_level(WEFT_LOG_INFO);
+
+  char *a2[] = {"t", "--verbose", "--no-verbose", NULL};
+  CHECK(load(&cfg, a2) == APP_RUN && cfg.verbose == 0);
+  app_config_free(&test_spec, &cfg);
+
+  char *bad[][4] = {
+      {"t", "--count", "11", NULL},    {"t", "--count", "x", NULL},
+      {"t", "--nope", NULL, NULL},     {"t", "--count", NULL, NULL},
+      {"t", "--listen", ":80", NULL},  {"t", "--ratio-percent", "2", NULL},
+      {"t", "--no-count", NULL, NULL}, {"t", "-v", NULL, NULL},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    CHECK(load(&cfg, bad[i]) == APP_EXIT_USAGE);
+  }
+}
+
+static void test_options_file(void) {
+  char path[] = "/tmp/weft-app-common-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  const char *text =
+      "{\"listen\": [\"127.0.0.1:5\", \"127.0.0.1:6\"], \"count\": 9, "
+      "\"verbose\": true,\n"
+      " \"tags\": \"solo\", \"ratio_percent\": 0.75, \"name\": \"file\"}";
+  CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+  close(fd);
+
+  test_config cfg;
+  char *a[] = {"t",  "--count",  "2",           "--config",
+               path, "--listen", "127.0.0.1:7", NULL};
+  CHECK(load(&cfg, a) == APP_RUN);
+  /* Flags win over the file whatever their place; a list flag replaces. */
+  CHECK(cfg.count == 2 && cfg.verbose == 1 && strcmp(cfg.name, "file") == 0);
+  CHECK(cfg.listen.n == 1 && cfg.listen.addrs[0].port == 7);
+  CHECK(cfg.tags.n == 1 && strcmp(cfg.tags.items[0], "solo") == 0);
+  CHECK(cfg.ratio_percent == 75);
+  app_config_free(&test_spec, &cfg);
+  unlink(path);
+}
+
+/* ---- Addresses ------------------------------------------------------------
+ */
+
+static void test_addresses(void) {
+  app_addr a;
+  char why[128], buf[96];
+  CHECK(app_addr_parse("[2001:db8::1]:443", &a, why, sizeof why) == 0);
+  CHECK(strcmp(a.host, "2001:db8::1") == 0 && a.port == 443);
+  app_addr_format(a.host, a.port, buf, sizeof buf);
+  CHECK(strcmp(buf, "[2001:db8::1]:443") == 0);
+  CHECK(app_addr_parse("localhost:0", &a, why, sizeof why) == 0 && a.port == 0);
+  CHECK(app_addr_parse("[::1]", &a, why, sizeof why) != 0);
+  CHECK(app_addr_parse("[zz::1]:80", &a, why, sizeof why) != 0);
+  CHECK(app_addr_parse("1.2.3.4:65536", &a, why, sizeof why) != 0);
+  CHECK(app_addr_parse("1.2.3.4:-1", &a, why, sizeof why) != 0);
+  CHECK(app_addr_parse("a b:1", &a, why, sizeof why) != 0);
+}
+
+/* ---- Stats ----------------------------------------------------------------
+ */
+
+typedef struct stats_job {
+  app_counter *c;
+  app_gauge *g;
+} stats_job;
+
+static int count_task(void *arg) {
+  stats_job *j = arg;
+  for (int i = 0; i < 100000; i++) app_counter_add(j->c, 1);
+  app_gauge_add(j->g, 1);
+  return 0;
+}
+
+static int stats_root(void *arg) {
+  stats_job *j = arg;
+  weft_group *g = weft_group_open(WEFT_FAIL_FAST);
+  for (int i = 0; i < 8; i++) {
+    weft_task_opts o = {.executor = WEFT_EXEC_NEXT};
+    weft_spawn_opts(g, &o, count_task, j);
+  }
+  return weft_group_join(g);
+}
+
+static void test_stats(void) {
+  app_stats *st = app_stats_new("test");
+  stats_job j = {app_stats_counter(st, "ops"), app_stats_gauge(st, "done")};
+  CHECK(app_stats_counter(st, "ops") == j.c);
+  app_stats_rate(st, "ops_per_s", j.c);
+  weft_opts o = {.executors = 3};
+  CHECK(weft_main_opts(&o, stats_root, &j) == 0);
+  CHECK(app_counter_value(j.c) == 800000);
+  CHECK(app_gauge_value(j.g) == 8);
+
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  app_stats_print_json(st, mem);
+  fclose(mem);
+  cJSON *doc = cJSON_Parse(text);
+  CHECK(doc != NULL);
+  CHECK(cJSON_GetObjectItem(doc, "ops")->valuedouble == 800000);
+  CHECK(cJSON_GetObjectItem(doc, "done")->valuedouble == 8);
+  CHECK(cJSON_IsNumber(cJSON_GetObjectItem(doc, "ops_per_s_avg")));
+  cJSON_Delete(doc);
+  free(text);
+  app_stats_free(st);
+}
+
+int main(void) {
+  test_json();
+  test_options_defaults_and_flags();
+  test_options_file();
+  test_addresses();
+  test_stats();
+  if (failures != 0) {
+    fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
+  printf("all checks passed\n");
+  return 0;
+}

@@ -1,0 +1,424 @@
+// Tests of several executors: weft_main_opts() with 2 and 4 executors,
+// tasks spawned onto a given executor or spread with WEFT_EXEC_NEXT, errors
+// of remote tasks reaching their group under both policies, cancellation
+// (group cancel and scope deadline) reaching tasks that wait on other
+// executors, bad executor numbers, and many remote spawns.
+//
+// Results are recorded in plain variables inside tasks and asserted after
+// weft_main_opts() returns.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "support.h"
+#include "weft.h"
+
+namespace {
+
+int run(int executors, std::function<int()> body) {
+  weft_opts opts{};
+  opts.executors = executors;
+  return weft_main_opts(
+      &opts,
+      [](void *arg) -> int { return (*static_cast<std::function<int()> *>(arg))(); },
+      &body);
+}
+
+// A group whose tasks are C++ closures, which live as long as this object.
+class Tasks {
+ public:
+  explicit Tasks(int policy = WEFT_FAIL_FAST) : group_(weft_group_open(policy)) {}
+  Tasks(const Tasks &) = delete;
+  Tasks &operator=(const Tasks &) = delete;
+
+  int spawn(int executor, std::function<int()> f, const char *name = nullptr) {
+    if (group_ == nullptr) return UV_ENOMEM;
+    fns_.push_back(std::move(f));
+    weft_task_opts opts{};
+    opts.executor = executor;
+    opts.name = name;
+    return weft_spawn_opts(group_, &opts, call, &fns_.back());
+  }
+  int join() {
+    int r = weft_group_join(group_);
+    group_ = nullptr;
+    return r;
+  }
+  void cancel() { weft_group_cancel(group_); }
+  weft_group *group() { return group_; }
+
+ private:
+  static int call(void *arg) { return (*static_cast<std::function<int()> *>(arg))(); }
+  weft_group *group_;
+  std::deque<std::function<int()>> fns_;
+};
+
+int64_t wall_ms(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
+TEST_CASE("weft_executor_id and weft_executor_count", "[executor]") {
+  CHECK(weft_executor_id() == 0);
+  CHECK(weft_executor_count() == 0);
+  int n = GENERATE(1, 2, 4);
+  INFO(n << " executors");
+  struct {
+    int root_id = -1, root_count = -1;
+    int ids[5] = {-1, -1, -1, -1, -1};
+    int ids_after_wait[5] = {-1, -1, -1, -1, -1};
+    int counts[5] = {-1, -1, -1, -1, -1};
+    int join = 1;
+  } r;
+  int rc = run(n, [&]() -> int {
+    r.root_id = weft_executor_id();
+    r.root_count = weft_executor_count();
+    Tasks tasks;
+    for (int e = 1; e <= n; e++)
+      tasks.spawn(e, [&, e]() -> int {
+        r.ids[e] = weft_executor_id();
+        r.counts[e] = weft_executor_count();
+        // A task stays where it was put, across waits.
+        weft_sleep(1);
+        weft_yield();
+        r.ids_after_wait[e] = weft_executor_id();
+        return 0;
+      });
+    r.join = tasks.join();
+    return 0;
+  });
+  CHECK(rc == 0);
+  CHECK(r.join == 0);
+  CHECK(r.root_id == 1);
+  CHECK(r.root_count == n);
+  for (int e = 1; e <= n; e++) {
+    INFO("executor " << e);
+    CHECK(r.ids[e] == e);
+    CHECK(r.ids_after_wait[e] == e);
+    CHECK(r.counts[e] == n);
+  }
+  CHECK(weft_executor_id() == 0);
+}
+
+TEST_CASE("executor 0 means the spawner's, including from a remote task",
+          "[executor]") {
+  struct {
+    int child_of_remote = -1;
+    int grandchild_join = 1;
+  } r;
+  int rc = run(4, [&]() -> int {
+    Tasks tasks;
+    tasks.spawn(3, [&]() -> int {
+      // A task on executor 3 opens a group of its own; its children stay
+      // there by default.
+      Tasks inner;
+      inner.spawn(0, [&]() -> int {
+        r.child_of_remote = weft_executor_id();
+        return 0;
+      });
+      r.grandchild_join = inner.join();
+      return 0;
+    });
+    return tasks.join();
+  });
+  CHECK(rc == 0);
+  CHECK(r.child_of_remote == 3);
+  CHECK(r.grandchild_join == 0);
+}
+
+TEST_CASE("WEFT_EXEC_NEXT spreads tasks over the executors", "[executor]") {
+  int n = GENERATE(2, 4);
+  INFO(n << " executors");
+  const int per = 8;
+  std::vector<std::atomic<int>> counts(n + 1);
+  int spawn_errors = 0;
+  int rc = run(n, [&]() -> int {
+    Tasks tasks;
+    for (int i = 0; i < n * per; i++)
+      if (tasks.spawn(WEFT_EXEC_NEXT, [&]() -> int {
+            counts[weft_executor_id()]++;
+            return 0;
+          }) != 0)
+        spawn_errors++;
+    return tasks.join();
+  });
+  CHECK(rc == 0);
+  CHECK(spawn_errors == 0);
+  CHECK(counts[0] == 0);
+  // In turn: each executor gets the same share.
+  for (int e = 1; e <= n; e++) {
+    INFO("executor " << e);
+    CHECK(counts[e] == per);
+  }
+}
+
+TEST_CASE("an invalid executor number gives UV_EINVAL", "[executor]") {
+  struct {
+    int too_big = 1, negative = 1, far = 1, single = 1;
+    int valid = 1;
+  } r;
+  int rc = run(2, [&]() -> int {
+    Tasks tasks;
+    auto nop = []() -> int { return 0; };
+    r.too_big = tasks.spawn(3, nop);
+    r.negative = tasks.spawn(-2, nop);
+    r.far = tasks.spawn(1000000, nop);
+    r.valid = tasks.spawn(2, nop);
+    return tasks.join();
+  });
+  CHECK(rc == 0);
+  CHECK(r.too_big == UV_EINVAL);
+  CHECK(r.negative == UV_EINVAL);
+  CHECK(r.far == UV_EINVAL);
+  CHECK(r.valid == 0);
+  rc = run(1, [&]() -> int {
+    Tasks tasks;
+    r.single = tasks.spawn(2, []() -> int { return 0; });
+    return tasks.join();
+  });
+  CHECK(rc == 0);
+  CHECK(r.single == UV_EINVAL);
+}
+
+TEST_CASE("a remote task's error reaches its group: WEFT_FAIL_FAST cancels "
+          "siblings on other executors",
+          "[executor][group]") {
+  const int64_t long_ms = weft_test_ms(20000);
+  struct {
+    int join = 1;
+    int sibling_rc[5] = {1, 1, 1, 1, 1};
+    int64_t sibling_ms[5] = {-1, -1, -1, -1, -1};
+    int64_t join_ms = -1;
+    size_t errors = 0;
+  } r;
+  auto start = std::chrono::steady_clock::now();
+  int rc = run(4, [&]() -> int {
+    int64_t t0 = weft_now();
+    Tasks tasks(WEFT_FAIL_FAST);
+    // Siblings that wait long, on every executor; some in sleep, some in a
+    // channel receive.
+    weft_chan *never = weft_chan_new(sizeof(int), 4, WEFT_CHAN_MPMC);
+    for (int e = 1; e <= 4; e++)
+      tasks.spawn(e, [&, e]() -> int {
+        int64_t s = weft_now();
+        int x;
+        r.sibling_rc[e] = e % 2 ? weft_sleep(long_ms) : weft_chan_recv(never, &x);
+        r.sibling_ms[e] = weft_now() - s;
+        return r.sibling_rc[e];
+      });
+    tasks.spawn(3, []() -> int {
+      weft_sleep(10);
+      return UV_EIO;
+    }, "failer");
+    r.join = tasks.join();
+    r.join_ms = weft_now() - t0;
+    weft_chan_free(never);
+    return 0;
+  });
+  CHECK(rc == 0);
+  CHECK(r.join == UV_EIO);
+  for (int e = 1; e <= 4; e++) {
+    INFO("sibling on executor " << e);
+    CHECK(r.sibling_rc[e] == UV_ECANCELED);
+    CHECK(r.sibling_ms[e] < weft_test_ms(2000));
+  }
+  CHECK(r.join_ms < weft_test_ms(2000));
+  CHECK(wall_ms(start) < weft_test_ms(5000));
+}
+
+TEST_CASE("a remote task's error reaches its group: WEFT_COLLECT keeps them all",
+          "[executor][group]") {
+  struct {
+    int join = 1;
+    size_t nerrors = 0;
+    int errors[3] = {1, 1, 1};
+    std::string names[3];
+    int ok_sleep_rc[2] = {1, 1};
+  } r;
+  int rc = run(4, [&]() -> int {
+    Tasks tasks(WEFT_COLLECT);
+    // Completion order: EIO (executor 2), EPIPE (executor 4), EINVAL
+    // (executor 1, local); two slow successes on 3 and 4 are not cancelled.
+    tasks.spawn(2, []() -> int {
+      weft_sleep(weft_test_ms(5));
+      return UV_EIO;
+    }, "eio");
+    tasks.spawn(4, []() -> int {
+      weft_sleep(weft_test_ms(40));
+      return UV_EPIPE;
+    }, "epipe");
+    tasks.spawn(1, []() -> int {
+      weft_sleep(weft_test_ms(80));
+      return UV_EINVAL;
+    }, "einval");
+    for (int i = 0; i < 2; i++)
+      tasks.spawn(3 + i, [&, i]() -> int {
+        r.ok_sleep_rc[i] = weft_sleep(weft_test_ms(120));
+        return 0;
+      });
+    int wait = weft_group_wait(tasks.group());
+    r.nerrors = weft_group_error_count(tasks.group());
+    for (size_t i = 0; i < 3; i++) {
+      const char *name = nullptr;
+      r.errors[i] = weft_group_error(tasks.group(), i, &name);
+      if (name) r.names[i] = name;
+    }
+    r.join = tasks.join();
+    return wait == r.join ? 0 : UV_EPROTO;
+  });
+  CHECK(rc == 0);
+  CHECK(r.join == UV_EIO);
+  CHECK(r.nerrors == 3);
+  CHECK(r.errors[0] == UV_EIO);
+  CHECK(r.names[0] == "eio");
+  CHECK(r.errors[1] == UV_EPIPE);
+  CHECK(r.names[1] == "epipe");
+  CHECK(r.errors[2] == UV_EINVAL);
+  CHECK(r.names[2] == "einval");
+  CHECK(r.ok_sleep_rc[0] == 0);
+  CHECK(r.ok_sleep_rc[1] == 0);
+}
+
+TEST_CASE("cancellation reaches tasks waiting on other executors",
+          "[executor][cancel]") {
+  bool by_deadline = GENERATE(false, true);
+  INFO((by_deadline ? "scope deadline" : "weft_group_cancel"));
+  const int64_t long_ms = weft_test_ms(20000);
+  const int64_t deadline = weft_test_ms(40);
+  // On executors 2, 3 and 4: a sleep, an MPMC receive, an SPSC receive, a
+  // rendezvous send, a LOCAL receive (on a channel of its own executor), a
+  // select and a nested group's join.
+  const int kinds = 7;
+  struct {
+    int rc[7] = {1, 1, 1, 1, 1, 1, 1};
+    int where[7] = {0, 0, 0, 0, 0, 0, 0};
+    int64_t ms[7] = {-1, -1, -1, -1, -1, -1, -1};
+    int join = 1;
+    int scope = 1;
+    int64_t join_ms = -1;
+  } r;
+  int rc = run(4, [&]() -> int {
+    weft_chan *mpmc = weft_chan_new(sizeof(int), 4, WEFT_CHAN_MPMC);
+    weft_chan *spsc = weft_chan_new(sizeof(int), 4, WEFT_CHAN_SPSC);
+    weft_chan *rv = weft_chan_new(sizeof(int), 0, WEFT_CHAN_MPMC);
+    // The select's channels are its own: a receive case on rv would pair
+    // with the rendezvous sender.
+    weft_chan *sel_a = weft_chan_new(sizeof(int), 4, WEFT_CHAN_MPMC);
+    weft_chan *sel_b = weft_chan_new(sizeof(int), 0, WEFT_CHAN_MPMC);
+    weft_scope s;
+    weft_scope_enter(&s, by_deadline ? deadline : WEFT_NO_DEADLINE);
+    int64_t t0 = weft_now();
+    Tasks tasks;
+    for (int k = 0; k < kinds; k++)
+      tasks.spawn(2 + k % 3, [&, k]() -> int {
+        r.where[k] = weft_executor_id();
+        int64_t s0 = weft_now();
+        int x = 0;
+        switch (k) {
+        case 0: r.rc[k] = weft_sleep(long_ms); break;
+        case 1: r.rc[k] = weft_chan_recv(mpmc, &x); break;
+        case 2: r.rc[k] = weft_chan_recv(spsc, &x); break;
+        case 3: r.rc[k] = weft_chan_send(rv, &x); break;
+        case 4: {
+          weft_chan *local = weft_chan_new(sizeof(int), 1, WEFT_CHAN_LOCAL);
+          r.rc[k] = weft_chan_recv(local, &x);
+          weft_chan_free(local);
+          break;
+        }
+        case 5: {
+          weft_case cases[2] = {{sel_a, WEFT_SELECT_RECV, &x, 0},
+                                {sel_b, WEFT_SELECT_RECV, &x, 0}};
+          r.rc[k] = weft_select(cases, 2, long_ms);
+          break;
+        }
+        case 6: {
+          Tasks inner;
+          inner.spawn(0, [&]() -> int { return weft_sleep(long_ms); });
+          r.rc[k] = inner.join();
+          break;
+        }
+        }
+        r.ms[k] = weft_now() - s0;
+        return r.rc[k];
+      });
+    if (!by_deadline) {
+      weft_sleep(weft_test_ms(20));
+      tasks.cancel();
+    }
+    r.join = tasks.join();
+    r.join_ms = weft_now() - t0;
+    r.scope = weft_scope_leave(&s);
+    weft_chan_free(mpmc);
+    weft_chan_free(spsc);
+    weft_chan_free(rv);
+    weft_chan_free(sel_a);
+    weft_chan_free(sel_b);
+    return 0;
+  });
+  int want = by_deadline ? UV_ETIMEDOUT : UV_ECANCELED;
+  CHECK(rc == 0);
+  for (int k = 0; k < kinds; k++) {
+    INFO("waiter " << k);
+    CHECK(r.where[k] == 2 + k % 3);
+    CHECK(r.rc[k] == want);
+    CHECK(r.ms[k] < weft_test_ms(2000));
+  }
+  CHECK(r.join == want);
+  CHECK(r.scope == (by_deadline ? UV_ETIMEDOUT : 0));
+  CHECK(r.join_ms < weft_test_ms(2000));
+}
+
+TEST_CASE("10,000 remote spawns are all joined", "[executor]") {
+  int target = GENERATE(2, WEFT_EXEC_NEXT);
+  INFO("executor " << target);
+  const int n = 10000;
+  std::atomic<long> sum{0};
+  std::atomic<int> on_root{0};
+  std::atomic<int> ran{0};
+  int spawn_errors = 0;
+  struct Arg {
+    std::atomic<long> *sum;
+    std::atomic<int> *on_root;
+    std::atomic<int> *ran;
+    long i;
+  };
+  std::vector<Arg> args(n);
+  int rc = run(2, [&]() -> int {
+    weft_group *g = weft_group_open(WEFT_FAIL_FAST);
+    if (g == nullptr) return UV_ENOMEM;
+    weft_task_opts opts{};
+    opts.executor = target;
+    for (int i = 0; i < n; i++) {
+      args[i] = Arg{&sum, &on_root, &ran, i};
+      int e = weft_spawn_opts(
+          g, &opts,
+          [](void *p) -> int {
+            auto *a = static_cast<Arg *>(p);
+            *a->sum += a->i;
+            if (weft_executor_id() == 1) ++*a->on_root;
+            ++*a->ran;
+            return 0;
+          },
+          &args[i]);
+      if (e != 0) spawn_errors++;
+    }
+    return weft_group_join(g);
+  });
+  CHECK(rc == 0);
+  CHECK(spawn_errors == 0);
+  CHECK(ran == n);
+  CHECK(sum == (long)n * (n - 1) / 2);
+  if (target == 2)
+    CHECK(on_root == 0);
+  else
+    CHECK(on_root == n / 2);
+}

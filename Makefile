@@ -42,7 +42,7 @@ define run_tests
 	cd $(1) && $(CTEST) $(CTEST_FLAGS)
 endef
 
-.PHONY: all setup build demo test check asan tsan valgrind bench install \
+.PHONY: all setup build demo test check asan tsan tsan-concurrency valgrind bench install \
         clean format
 
 all: build
@@ -56,11 +56,13 @@ build: setup
 demo: build
 	./build/examples/demo
 
-# The normal build, then the sanitizer build, one after the other: both must
-# pass.
+# The normal build, then the sanitizer builds, one after the other: all
+# must pass. ThreadSanitizer runs the tests of what crosses executors.
+TSAN_TESTS = test_chan|test_select|test_executors|test_pool|test_sync|test_stream|test_actor|test_metrics
 test:
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory asan
+	$(MAKE) --no-print-directory tsan-concurrency
 
 check: build
 	$(call run_tests,build)
@@ -72,6 +74,12 @@ asan: setup
 tsan: setup
 	$(call build_tree,build-tsan,-DWEFT_SANITIZE=thread)
 	$(call run_tests,build-tsan)
+
+# The tests of channels, executors and everything shared between threads,
+# under ThreadSanitizer (the applications are left out of this build).
+tsan-concurrency: setup
+	$(call build_tree,build-tsan,-DWEFT_SANITIZE=thread -DWEFT_BUILD_APPS=OFF -DWEFT_BUILD_EXAMPLES=OFF)
+	cd build-tsan && $(CTEST) $(CTEST_FLAGS) -R '$(TSAN_TESTS)'
 
 valgrind: setup
 	$(call build_tree,build-valgrind,-DWEFT_VALGRIND=ON)

@@ -21,4 +21,29 @@ static inline int64_t weft_test_ms(int64_t ms) {
   return (int64_t)(ms * scale);
 }
 
+/* Runs fn(arg) as the root task inside a scope with a deadline of ms
+ * (scaled), so that a broken test fails instead of hanging. Returns fn's
+ * result, or the scope's code if fn returned 0 but the deadline passed. */
+typedef struct {
+  weft_fn fn;
+  void *arg;
+  int64_t ms;
+} weft_test_bounded;
+
+static inline int weft_test_bounded_root(void *p) {
+  weft_test_bounded *b = (weft_test_bounded *)p;
+  weft_scope s;
+  weft_scope_enter(&s, weft_test_ms(b->ms));
+  int r = b->fn(b->arg);
+  int left = weft_scope_leave(&s);
+  return r != 0 ? r : left;
+}
+
+#ifdef __cplusplus
+static inline int run_bounded(weft_fn fn, void *arg, int64_t ms = 15000) {
+  weft_test_bounded b = {fn, arg, ms};
+  return weft_main(weft_test_bounded_root, &b);
+}
+#endif
+
 #endif

@@ -13,71 +13,11 @@
 #include <atomic>
 #include <thread>
 
+#include "pool_saturation.h"
 #include "support.h"
 #include "weft.h"
 
 namespace {
-
-struct Bounded {
-  weft_fn fn;
-  void *arg;
-  int64_t ms;
-};
-
-int bounded_root(void *p) {
-  auto *b = static_cast<Bounded *>(p);
-  weft_scope s;
-  weft_scope_enter(&s, weft_test_ms(b->ms));
-  int r = b->fn(b->arg);
-  int left = weft_scope_leave(&s);
-  return r != 0 ? r : left;
-}
-
-int run_bounded(weft_fn fn, void *arg, int64_t ms = 10000) {
-  Bounded b{fn, arg, ms};
-  return weft_main(bounded_root, &b);
-}
-
-// libuv's thread pool has UV_THREADPOOL_SIZE threads, 4 by default.
-int pool_size() {
-  const char *s = getenv("UV_THREADPOOL_SIZE");
-  int n = s ? atoi(s) : 4;
-  return n > 0 ? n : 4;
-}
-
-// Occupies every thread of the pool until released.
-struct Saturation {
-  uv_sem_t release;
-  std::atomic<int> started{0};
-  int n = 0;
-  weft_group *group = nullptr;
-};
-
-int blocker_fn(void *arg) {
-  auto *s = static_cast<Saturation *>(arg);
-  s->started++;
-  uv_sem_wait(&s->release);
-  return 0;
-}
-
-int blocker_task(void *arg) { return weft_blocking(blocker_fn, arg); }
-
-// Starts the blockers and waits until each holds a thread. Returns 0 or an
-// error.
-int saturate(Saturation *s) {
-  s->n = pool_size();
-  if (uv_sem_init(&s->release, 0) != 0) return UV_ENOMEM;
-  s->group = weft_group_open(WEFT_COLLECT);
-  for (int i = 0; i < s->n; i++) weft_spawn(s->group, blocker_task, s);
-  for (int i = 0; i < 2000 && s->started.load() < s->n; i++) weft_sleep(1);
-  return s->started.load() == s->n ? 0 : UV_ETIMEDOUT;
-}
-
-void unsaturate(Saturation *s) {
-  for (int i = 0; i < s->n; i++) uv_sem_post(&s->release);
-  weft_group_join(s->group);
-  uv_sem_destroy(&s->release);
-}
 
 // ---- Results -----------------------------------------------------------------
 

@@ -15,26 +15,6 @@
 
 namespace {
 
-struct Bounded {
-  weft_fn fn;
-  void *arg;
-  int64_t ms;
-};
-
-int bounded_root(void *p) {
-  auto *b = static_cast<Bounded *>(p);
-  weft_scope s;
-  weft_scope_enter(&s, weft_test_ms(b->ms));
-  int r = b->fn(b->arg);
-  int left = weft_scope_leave(&s);
-  return r != 0 ? r : left;
-}
-
-int run_bounded(weft_fn fn, void *arg, int64_t ms = 10000) {
-  Bounded b{fn, arg, ms};
-  return weft_main(bounded_root, &b);
-}
-
 struct Lookups {
   sockaddr_storage v4[4];
   int n_v4 = 0;

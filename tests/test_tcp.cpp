@@ -22,28 +22,6 @@
 
 namespace {
 
-// Runs fn(arg) as the root task inside a scope with a deadline, so that a
-// broken test fails instead of hanging.
-struct Bounded {
-  weft_fn fn;
-  void *arg;
-  int64_t ms;
-};
-
-int bounded_root(void *p) {
-  auto *b = static_cast<Bounded *>(p);
-  weft_scope s;
-  weft_scope_enter(&s, weft_test_ms(b->ms));
-  int r = b->fn(b->arg);
-  int left = weft_scope_leave(&s);
-  return r != 0 ? r : left;
-}
-
-int run_bounded(weft_fn fn, void *arg, int64_t ms = 10000) {
-  Bounded b{fn, arg, ms};
-  return weft_main(bounded_root, &b);
-}
-
 // Reads until end of stream or until cap bytes; returns the count or an error.
 ssize_t read_all(weft_tcp *c, char *buf, size_t cap) {
   size_t got = 0;

@@ -282,7 +282,9 @@ weft__scope *weft__group_scope(weft_group *g);
 
 /* ---- I/O (io_signal.c) -------------------------------------------------- */
 
-/* Closes the executor's signal watchers; called once all tasks have ended. */
+/* Closes the signal handles that weft_signal_wait() opened on e and frees
+ * the registry; the executor calls it at shutdown, before its last uv_run().
+ * Safe when no signal was ever waited for. */
 void weft__signals_close(weft__exec *e);
 
 /* ---- Sanitizers --------------------------------------------------------- */

@@ -13,7 +13,7 @@
  */
 #include <stdlib.h>
 
-#include "io_internal.h"
+#include "internal.h"
 
 typedef struct sig_registry sig_registry;
 

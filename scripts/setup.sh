@@ -12,7 +12,7 @@ set -euo pipefail
 
 # python3 runs the applications' integration tests and the benchmark reports.
 packages=(build-essential cmake pkg-config libuv1-dev catch2 libcjson-dev valgrind
-          python3)
+          python3 node-llhttp)
 bench_packages=(golang-go libboost-context-dev libck-dev)
 brew_packages=(libuv cmake pkg-config catch2 cjson)
 

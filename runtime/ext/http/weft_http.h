@@ -1,0 +1,166 @@
+/* weft_http.h: HTTP/1.1 server connections on weft tasks.
+ *
+ * weft_http_serve_conn() turns an accepted TCP connection into an HTTP/1.1
+ * server connection: it reads requests with weft_tcp_read() into a bounded
+ * buffer, parses them with llhttp, calls a handler once per request and
+ * writes each response before it looks at the next request, so pipelined
+ * requests are answered in order. It runs on the connection's own task (for
+ * instance an app_conn_fn of apps/common/server.h) and suspends only that
+ * task.
+ *
+ *   static int hello(const weft_http_request *req, weft_http_response *res,
+ *                    void *ctx) {
+ *     weft_http_response_header(res, "Content-Type", "text/plain");
+ *     return weft_http_response_body(res, "hello\n", 6);
+ *   }
+ *   ...
+ *   weft_http_serve_conn(conn, NULL, hello, NULL);   // NULL: default limits
+ *
+ * Untrusted input is bounded: the request line and headers, the number of
+ * headers, the body, the time a client may take to send its headers and its
+ * body, the time an idle keep-alive connection is kept, and the number of
+ * requests per connection all have limits with safe defaults. Requests that
+ * could be read two ways (Content-Length with Transfer-Encoding, two
+ * Content-Length headers, bare CR, invalid characters, whitespace before a
+ * header's colon, folded header lines) are refused with 400 and the
+ * connection is closed.
+ */
+#ifndef WEFT_HTTP_H
+#define WEFT_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A request being served (opaque; valid only during the handler call). */
+typedef struct weft_http_request weft_http_request;
+
+/** The response to a request (opaque; valid only during the handler call). */
+typedef struct weft_http_response weft_http_response;
+
+/**
+ * Limits of a server connection. A field left 0 takes its default (shown
+ * after the field); weft_http_limits_default() fills them all in. A timeout
+ * below 0 means none. max_header_bytes above 1 GiB or max_headers above
+ * 2^20 are refused with UV_EINVAL.
+ */
+typedef struct weft_http_limits {
+  size_t max_header_bytes;   /**< request line and headers; 8 KiB; over: 431 */
+  size_t max_headers;        /**< header fields per request; 100; over: 431 */
+  size_t max_body_bytes;     /**< request body, after chunked decoding; 1 MiB; over: 413 */
+  int64_t header_timeout_ms; /**< from a request's first byte to the end of its headers; 10 s; over: 408 */
+  int64_t body_timeout_ms;   /**< from the end of the headers to the end of the body; 30 s; over: 408 */
+  int64_t idle_timeout_ms;   /**< keep-alive wait for the next request; 60 s; over: close */
+  int64_t write_timeout_ms;  /**< to write one response; 30 s; over: close */
+  uint32_t max_requests;     /**< per connection, the last one answered with Connection: close; 1000 */
+  size_t read_buffer_bytes;  /**< bytes read from the socket at once; 16 KiB */
+} weft_http_limits;
+
+/** Fills *limits with the defaults. */
+void weft_http_limits_default(weft_http_limits *limits);
+
+/**
+ * Handles one request. Fill in res (status 200 and an empty body unless
+ * set). The handler runs on the connection's task and may wait (I/O,
+ * sleeps): the next pipelined request waits for it. Returns 0, or a
+ * negative error: then the connection answers 500 (unless the handler set
+ * a status of 400 or more, which is kept) and closes.
+ */
+typedef int (*weft_http_handler)(const weft_http_request *req,
+                                 weft_http_response *res, void *ctx);
+
+/**
+ * Serves HTTP/1.1 on conn until the client closes it, a limit or an error
+ * ends it, or the calling task is cancelled. limits may be NULL for the
+ * defaults. Does not close conn: the caller does (apps/common/server.h does
+ * it when the connection task returns).
+ *
+ * Returns 0 when the connection ended normally or by one of its limits
+ * (the client closed it or asked for it to be closed, it stayed idle, a
+ * response could not be written in time, or a request was refused with
+ * 4xx or 5xx), UV_ECANCELED or UV_ETIMEDOUT when the caller's scope ended it,
+ * UV_EINVAL for a bad argument, or an I/O error.
+ */
+int weft_http_serve_conn(weft_tcp *conn, const weft_http_limits *limits,
+                         weft_http_handler handler, void *ctx);
+
+/* ---- The request ---------------------------------------------------------- */
+
+/** The method, such as "GET" or "POST". */
+const char *weft_http_request_method(const weft_http_request *req);
+
+/** The request target as sent, such as "/search?q=weft". */
+const char *weft_http_request_target(const weft_http_request *req);
+
+/** The path of the target, without the query string ("/search"). Not decoded. */
+const char *weft_http_request_path(const weft_http_request *req);
+
+/** The query string without its '?' ("q=weft"), or "" when there is none. Not decoded. */
+const char *weft_http_request_query(const weft_http_request *req);
+
+/** The protocol version: 10 for HTTP/1.0, 11 for HTTP/1.1. */
+int weft_http_request_version(const weft_http_request *req);
+
+/**
+ * The value of the first header named name (compared without regard to
+ * case), or NULL. Leading and trailing whitespace is not part of a value.
+ */
+const char *weft_http_request_header(const weft_http_request *req,
+                                     const char *name);
+
+/** The number of header fields, in the order received. */
+size_t weft_http_request_header_count(const weft_http_request *req);
+
+/**
+ * The i-th header field (0 <= i < count) in *name and *value. Returns 0, or
+ * UV_EINVAL when i is out of range.
+ */
+int weft_http_request_header_at(const weft_http_request *req, size_t i,
+                                const char **name, const char **value);
+
+/**
+ * The body (decoded when it was sent chunked), its length in *len. Never
+ * NULL; the bytes are followed by a NUL that is not counted.
+ */
+const void *weft_http_request_body(const weft_http_request *req, size_t *len);
+
+/** Non-zero when the connection stays open after this request. */
+int weft_http_request_keep_alive(const weft_http_request *req);
+
+/* ---- The response --------------------------------------------------------- */
+
+/** Sets the status code (100..999 accepted; 200 by default). Returns 0 or UV_EINVAL. */
+int weft_http_response_status(weft_http_response *res, int status);
+
+/**
+ * Adds a header field. The name must be a token and the value must not hold
+ * CR, LF or NUL. Content-Length and Transfer-Encoding are the connection's
+ * to write and are refused; "Connection: close" is honoured (the connection
+ * closes after this response). Returns 0, UV_EINVAL, or UV_ENOMEM.
+ */
+int weft_http_response_header(weft_http_response *res, const char *name,
+                              const char *value);
+
+/** Replaces the body with a copy of len bytes. Returns 0 or UV_ENOMEM. */
+int weft_http_response_body(weft_http_response *res, const void *data,
+                            size_t len);
+
+/** Appends a copy of len bytes to the body. Returns 0 or UV_ENOMEM. */
+int weft_http_response_append(weft_http_response *res, const void *data,
+                              size_t len);
+
+/** Asks for the connection to be closed once this response is written. */
+void weft_http_response_close(weft_http_response *res);
+
+/** The standard reason phrase of status ("Not Found"), or "Unknown". */
+const char *weft_http_status_text(int status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_HTTP_H */

@@ -210,8 +210,8 @@ static void weft__exec_flush_metrics(weft__exec *e) {
 
 static void weft__exec_loop(weft__exec *e) {
   int alone = e->rt->n == 1;
+  e->turn_budget = WEFT__TURN_BUDGET;
   for (;;) {
-    e->turn_budget = WEFT__TURN_BUDGET;
     if (e->ready_head != NULL) {
       uint64_t t0 = uv_hrtime();
       weft__exec_run_ready(e);
@@ -223,9 +223,13 @@ static void weft__exec_loop(weft__exec *e) {
       if (__atomic_load_n(&e->stop, __ATOMIC_RELAXED)) break;
     }
     if (e->ready_head != NULL) {
-      /* The budget ran out: poll for I/O without blocking, then go on. */
+      /* Tasks made ready on this context (a task that ended woke its
+       * joiner) run first while the turn's budget lasts; once it is spent,
+       * poll for I/O without blocking, then go on. */
+      if (e->turn_budget > 0) continue;
       uv_run(&e->loop, UV_RUN_NOWAIT);
       weft__timers_run(e, weft_now());
+      e->turn_budget = WEFT__TURN_BUDGET;
       continue;
     }
     if (weft__timers_run(e, weft_now()) > 0) continue;
@@ -244,6 +248,7 @@ static void weft__exec_loop(weft__exec *e) {
     }
     uv_run(&e->loop, UV_RUN_ONCE);
     weft__timers_run(e, weft_now());
+    e->turn_budget = WEFT__TURN_BUDGET;
   }
 }
 

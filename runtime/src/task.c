@@ -60,7 +60,6 @@ static void weft__release_zombie(weft__exec *e) {
     weft__post(z->origin, &z->msg);
     return;
   }
-  weft__group_task_done(z);
   if (e->task_pool_len < e->stack_pool_max) {
     z->next_ready = e->task_pool;
     e->task_pool = z;
@@ -118,6 +117,7 @@ static void weft__run_next(weft__exec *e, weft__task *self, int dying) {
 void weft__exec_run_ready(weft__exec *e) {
   weft__task *t = weft__ready_pop(e);
   if (t == NULL) return;
+  if (e->turn_budget > 0) e->turn_budget--;
   t->state = WEFT__TASK_RUNNING;
   weft__switch(e, NULL, t, 0);
 }
@@ -172,6 +172,10 @@ static void weft__task_entry(void *arg) {
   e->n_spawned++;
   t->result = t->fn(t->arg);
   weft__task_exit_scopes(t);
+  /* A local task's group hears of its end now, so that a joiner it wakes is
+   * the next task to run; a remote task's group hears once its stack is
+   * released (weft__release_zombie). */
+  if (t->origin == e) weft__group_task_done(t);
   t->state = WEFT__TASK_DONE;
   e->live_tasks--;
   e->n_ended++;

@@ -6,7 +6,8 @@
 # under /tmp, standard library only, no network), then runs every pair
 # several times, alternating weft and its peer so that both see the same
 # machine, and prints the median of each figure with the ratio weft / peer.
-# The results, with every raw measurement, go to BUILD/results/core.json.
+# The results, with every raw measurement, go to BUILD/results/core.json
+# (core-quick.json for --quick).
 #
 # Usage: bench/run_core.sh [--quick]
 #   --quick                   fewer runs and shorter loops (a smoke test)
@@ -27,6 +28,7 @@ spawn_ops=2000000
 switches=20000000
 checks=200000000
 batches="1 100 1000"
+name=core
 
 if [[ ${1:-} == --quick ]]; then
   runs=${WEFT_BENCH_RUNS:-1}
@@ -34,6 +36,8 @@ if [[ ${1:-} == --quick ]]; then
   switches=2000000
   checks=20000000
   mem_tasks=${WEFT_BENCH_MEM_TASKS:-10000}
+  # A smoke test must not overwrite the last real measurement.
+  name=core-quick
 elif [[ $# -gt 0 ]]; then
   echo "usage: bench/run_core.sh [--quick]" >&2
   exit 2
@@ -66,7 +70,7 @@ if command -v go >/dev/null; then
   gotmp=${TMPDIR:-/tmp}/weft-bench-go
   mkdir -p "$gotmp/gopath" "$gotmp/cache" "$build/bench"
   echo "== building the Go peer" >&2
-  GOPATH=$gotmp/gopath GOCACHE=$gotmp/cache GOFLAGS= GOPROXY=off \
+  GOPATH=$gotmp/gopath GOCACHE=$gotmp/cache GOFLAGS='' GOPROXY=off \
     go build -o "$build/bench/go_core" "$root/bench/go/core.go"
   go_core=$build/bench/go_core
 else
@@ -77,7 +81,7 @@ fi
 
 results=$build/results
 mkdir -p "$results"
-raw=$results/core.raw.jsonl
+raw=$results/$name.raw.jsonl
 : >"$raw"
 
 # Runs a benchmark program and appends its JSON lines, tagged with the run
@@ -132,7 +136,7 @@ go_version=$(go version 2>/dev/null || echo "none")
 boost_version=$(sed -n 's/^#define BOOST_LIB_VERSION "\(.*\)"/\1/p' \
   /usr/include/boost/version.hpp 2>/dev/null || true)
 
-RAW=$raw OUT=$results/core.json RUNS=$runs MODEL="$machine_model" \
+RAW=$raw OUT=$results/$name.json RUNS=$runs MODEL="$machine_model" \
 CPUS="$machine_cpus" KERNEL="$kernel" CC_VERSION="$cc_version" \
 GO_VERSION="$go_version" BOOST_VERSION="${boost_version:-none}" \
 LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" python3 - <<'EOF'

@@ -18,11 +18,16 @@
 #   select over 4 channels            weft LOCAL (and MPMC) vs Go select
 #   SPSC sweep                        batch 1..256 x item size 8/64/256 bytes
 #
+# SPSC and MPMC also run once more with a ring of 16384 items, which shows
+# how much of the time at capacity 1024 goes to waking the other thread.
+#
 # Results, with every raw measurement, go to BUILD/results/: chan.json,
 # chan-sweep.csv and chan-throughput.svg (the plot of the sweep).
 #
-# Usage: bench/run_chan.sh [--quick]
+# Usage: bench/run_chan.sh [--quick | --report]
 #   --quick                   one run, shorter loops (a smoke test)
+#   --report                  no build and no run: the report again, from the
+#                             raw measurements of the last run
 # Environment:
 #   WEFT_BENCH_BUILD=DIR      build directory (default: build-bench)
 #   WEFT_BENCH_RUNS=N         runs of each group (default: 5; the median wins)
@@ -40,9 +45,12 @@ pp_rounds=5000000
 pp_cross_rounds=100000
 select_iters=10000000
 sweep_msgs=10000000
-sweep_runs=3
+sweep_runs=5
 
-if [[ ${1:-} == --quick ]]; then
+report_only=0
+if [[ ${1:-} == --report ]]; then
+  report_only=1
+elif [[ ${1:-} == --quick ]]; then
   runs=${WEFT_BENCH_RUNS:-1}
   spsc_msgs=2000000
   mpmc_msgs=1000000
@@ -52,12 +60,19 @@ if [[ ${1:-} == --quick ]]; then
   sweep_msgs=1000000
   sweep_runs=1
 elif [[ $# -gt 0 ]]; then
-  echo "usage: bench/run_chan.sh [--quick]" >&2
+  echo "usage: bench/run_chan.sh [--quick | --report]" >&2
   exit 2
 fi
 ((sweep_runs > runs)) && sweep_runs=$runs
 
 command -v python3 >/dev/null || { echo "run_chan.sh: python3 is needed" >&2; exit 1; }
+
+results=$build/results
+raw=$results/chan.raw.jsonl
+load_before="?"
+load_after="?"
+
+if ((!report_only)); then
 
 # ---- Build -----------------------------------------------------------------
 
@@ -94,9 +109,7 @@ fi
 
 # ---- Run -------------------------------------------------------------------
 
-results=$build/results
 mkdir -p "$results"
-raw=$results/chan.raw.jsonl
 : >"$raw"
 
 # Runs a benchmark program and appends its JSON line, tagged with the run
@@ -124,6 +137,12 @@ for run in $(seq 1 "$runs"); do
   [[ -n $ck ]] && record "$run" spsc "$ck" spsc "$spsc_msgs" 1024
   ((have_go)) && record "$run" spsc env GOMAXPROCS=2 "$bin/go_chan_spsc" -msgs "$spsc_msgs" -cap 1024
 
+  # The same with a ring sixteen times larger: fewer waits, so fewer
+  # wake-ups between the threads.
+  record "$run" spsc-big "$bin/chan_spsc" "$spsc_msgs" 1 8 16384
+  [[ -n $ck ]] && record "$run" spsc-big "$ck" spsc "$spsc_msgs" 16384
+  ((have_go)) && record "$run" spsc-big env GOMAXPROCS=2 "$bin/go_chan_spsc" -msgs "$spsc_msgs" -cap 16384
+
   # MPMC, 2 producers and 2 consumers, capacity 1024, two threads.
   for batch in 1 16 64; do
     record "$run" mpmc "$bin/chan_mpmc" "$mpmc_msgs" "$batch" 1024 split
@@ -134,6 +153,8 @@ for run in $(seq 1 "$runs"); do
     record "$run" mpmc "$ck" mpmc "$mpmc_msgs" 1024 1 1
   fi
   ((have_go)) && record "$run" mpmc env GOMAXPROCS=2 "$bin/go_chan_mpmc" -msgs "$mpmc_msgs" -cap 1024
+  record "$run" mpmc-big "$bin/chan_mpmc" "$mpmc_msgs" 1 16384 split
+  ((have_go)) && record "$run" mpmc-big env GOMAXPROCS=2 "$bin/go_chan_mpmc" -msgs "$mpmc_msgs" -cap 16384
 
   # Ping-pong over rendezvous channels.
   record "$run" pingpong "$bin/chan_pingpong" "$pp_rounds" local
@@ -159,6 +180,18 @@ for run in $(seq 1 "$runs"); do
 done
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+printf '%s\n%s\n' "$load_before" "$load_after" >"$results/chan.load"
+
+fi # report_only
+
+if [[ ! -s $raw ]]; then
+  echo "run_chan.sh: no measurements in $raw" >&2
+  exit 1
+fi
+if [[ -f $results/chan.load ]]; then
+  load_before=$(sed -n 1p "$results/chan.load")
+  load_after=$(sed -n 2p "$results/chan.load")
+fi
 
 # ---- Report ----------------------------------------------------------------
 
@@ -174,8 +207,12 @@ rows = [json.loads(l) for l in open(os.environ["RAW"]) if l.strip()]
 results = os.environ["RESULTS"]
 
 def median(field, **match):
+    # The median, the number of samples, and the lowest and highest sample:
+    # on a shared machine the spread says as much as the median.
     vals = [r[field] for r in rows if all(r.get(k) == v for k, v in match.items())]
-    return (statistics.median(vals), len(vals)) if vals else (None, 0)
+    if not vals:
+        return (None, 0, None, None)
+    return (statistics.median(vals), len(vals), min(vals), max(vals))
 
 table = []
 
@@ -184,8 +221,9 @@ def add(name, unit, weft, peer_name, peer, target=None, met=None, higher_is_bett
     if weft[0] is not None and peer[0]:
         ratio = weft[0] / peer[0] if higher_is_better else peer[0] / weft[0]
     table.append({"benchmark": name, "unit": unit, "weft": weft[0],
-                  "peer": peer_name, "peer_value": peer[0], "ratio": ratio,
-                  "samples": weft[1], "target": target, "met": met})
+                  "weft_range": [weft[2], weft[3]], "peer": peer_name,
+                  "peer_value": peer[0], "peer_range": [peer[2], peer[3]],
+                  "ratio": ratio, "samples": weft[1], "target": target, "met": met})
 
 tput = "mmsgs_per_s"
 
@@ -201,6 +239,11 @@ for batch in (1, 16, 64, 256):
     add(f"SPSC 8 B, {label}", "M msg/s", w, "ck_ring spsc", ck_spsc,
         ">= 1.0x ck_ring, >= 3x Go" if batch == 1 else None, met)
     add(f"SPSC 8 B, {label}", "M msg/s", w, "Go chan, GOMAXPROCS=2", go_spsc)
+
+# The same with capacity 16384.
+w = median(tput, group="spsc-big", impl="weft")
+add("SPSC 8 B, single, capacity 16384", "M msg/s", w, "ck_ring spsc", median(tput, group="spsc-big", impl="ck_ring"))
+add("SPSC 8 B, single, capacity 16384", "M msg/s", w, "Go chan, GOMAXPROCS=2", median(tput, group="spsc-big", impl="go"))
 
 # MPMC.
 go_mpmc = median(tput, group="mpmc", impl="go")
@@ -220,6 +263,10 @@ for placement in ("split", "mixed"):
                 "ck_ring mpmc, 4 threads", ck_mpmc)
             add(f"MPMC 2P/2C {placement}, {label}", "M msg/s", w,
                 "ck_ring mpmc, 1P/1C", ck_mpmc11)
+
+add("MPMC 2P/2C split, single, capacity 16384", "M msg/s",
+    median(tput, group="mpmc-big", impl="weft"), "Go chan, GOMAXPROCS=2",
+    median(tput, group="mpmc-big", impl="go"))
 
 # Ping-pong: lower is better; the ratio is peer / weft (above 1: weft faster).
 w = median("ns_per_round_trip", group="pingpong", impl="weft", where="local")
@@ -246,26 +293,34 @@ for kind in ("local", "mpmc"):
 # The sweep, as CSV and as a plot.
 sizes, batches = (8, 64, 256), (1, 4, 16, 64, 256)
 sweep = {}
+spread = {}
 with open(os.path.join(results, "chan-sweep.csv"), "w", newline="") as f:
     wr = csv.writer(f)
-    wr.writerow(["impl", "size_bytes", "batch", "mmsgs_per_s", "gbytes_per_s", "samples"])
+    wr.writerow(["impl", "size_bytes", "batch", "mmsgs_per_s", "gbytes_per_s", "samples",
+                 "min_mmsgs_per_s", "max_mmsgs_per_s"])
     for size in sizes:
         for batch in batches:
-            m, n = median(tput, group="sweep", impl="weft", size=size, batch=batch)
+            m, n, lo, hi = median(tput, group="sweep", impl="weft", size=size, batch=batch)
             sweep[("weft", size, batch)] = m
+            spread[(size, batch)] = (lo, hi)
             if m is not None:
-                wr.writerow(["weft", size, batch, f"{m:.3f}", f"{m * size / 1000:.3f}", n])
-        m, n = median(tput, group="sweep", impl="go", size=size)
+                wr.writerow(["weft", size, batch, f"{m:.3f}", f"{m * size / 1000:.3f}", n,
+                             f"{lo:.3f}", f"{hi:.3f}"])
+        m, n, lo, hi = median(tput, group="sweep", impl="go", size=size)
         sweep[("go", size)] = m
         if m is not None:
-            wr.writerow(["go", size, 1, f"{m:.3f}", f"{m * size / 1000:.3f}", n])
+            wr.writerow(["go", size, 1, f"{m:.3f}", f"{m * size / 1000:.3f}", n,
+                         f"{lo:.3f}", f"{hi:.3f}"])
 
 def svg_plot(path):
     # A log-2 x axis (batch) and a linear y axis (M msg/s); one line per
-    # item size, and Go's single-item figure for each size as a dashed line.
+    # item size through the medians, a bar from the lowest to the highest
+    # sample at each point, and Go's single-item median for each size as a
+    # dashed line.
     W, H, L, R, T, B = 720, 440, 70, 170, 40, 60
     pw, ph = W - L - R, H - T - B
     vals = [v for v in sweep.values() if v is not None]
+    vals += [hi for lo, hi in spread.values() if hi is not None]
     if not vals:
         return
     ymax = max(vals) * 1.1
@@ -276,11 +331,15 @@ def svg_plot(path):
     x = lambda b: L + pw * (batches.index(b)) / (len(batches) - 1)
     y = lambda v: T + ph * (1 - v / ymax)
     colors = {8: "#1f77b4", 64: "#d62728", 256: "#2ca02c"}
+    # Side by side at each batch, so that the bars do not hide each other.
+    offset = {8: -6, 64: 0, 256: 6}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
            f'font-family="sans-serif" font-size="12">',
            f'<rect width="{W}" height="{H}" fill="white"/>',
            f'<text x="{L + pw / 2}" y="22" text-anchor="middle" font-size="14">'
-           'weft SPSC channel across two threads: throughput by batch and item size</text>']
+           'weft SPSC channel across two threads: throughput by batch and item size</text>',
+           f'<text x="{L + pw / 2}" y="{H - 4}" text-anchor="middle" font-size="10" fill="#555">'
+           'lines: median; bars: lowest to highest sample; capacity 1024</text>']
     yv = 0.0
     while yv <= ymax + 1e-9:
         out.append(f'<line x1="{L}" y1="{y(yv):.1f}" x2="{L + pw}" y2="{y(yv):.1f}" stroke="#ddd"/>')
@@ -297,8 +356,14 @@ def svg_plot(path):
     ly = T + 10
     for size in sizes:
         c = colors[size]
-        pts = [(x(b), y(sweep[("weft", size, b)])) for b in batches
+        pts = [(x(b) + offset[size], y(sweep[("weft", size, b)])) for b in batches
                if sweep.get(("weft", size, b)) is not None]
+        for b in batches:
+            lo, hi = spread.get((size, b), (None, None))
+            if lo is not None:
+                bx = x(b) + offset[size]
+                out.append(f'<line x1="{bx:.1f}" y1="{y(lo):.1f}" x2="{bx:.1f}" y2="{y(hi):.1f}" '
+                           f'stroke="{c}" stroke-opacity="0.5" stroke-width="3"/>')
         if pts:
             out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
                        % (c, " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)))
@@ -325,20 +390,24 @@ svg_plot(os.path.join(results, "chan-throughput.svg"))
 def fmt(v, digits=2):
     return "-" if v is None else f"{v:.{digits}f}"
 
+def span(r):
+    return "-" if r[0] is None else f"{r[0]:.4g}-{r[1]:.4g}"
+
 print()
 print(f"machine: {os.environ['MODEL']}, {os.environ['CPUS']} CPUs, {os.environ['KERNEL']}")
 print(f"load average before: {os.environ['LOAD_BEFORE']}, after: {os.environ['LOAD_AFTER']}")
 print(f"median of up to {os.environ['RUNS']} runs; ratio: how many times better weft is "
       "(weft/peer for throughput, peer/weft for times)")
 print()
-hdr = (f"{'benchmark':40} {'unit':13} {'weft':>9}  {'peer':28} {'peer':>9} {'ratio':>6}  "
-       f"{'target':26} met")
+hdr = (f"{'benchmark':40} {'unit':13} {'weft':>9} {'(range)':>13}  {'peer':28} {'peer':>9} "
+       f"{'(range)':>13} {'ratio':>6}  {'target':26} met")
 print(hdr)
 print("-" * len(hdr))
 for t in table:
     met = "-" if t["met"] is None else ("yes" if t["met"] else "NO")
-    print(f"{t['benchmark']:40} {t['unit']:13} {fmt(t['weft']):>9}  {t['peer']:28} "
-          f"{fmt(t['peer_value']):>9} {fmt(t['ratio']):>6}  {t['target'] or '':26} {met}")
+    print(f"{t['benchmark']:40} {t['unit']:13} {fmt(t['weft']):>9} {span(t['weft_range']):>13}  "
+          f"{t['peer']:28} {fmt(t['peer_value']):>9} {span(t['peer_range']):>13} "
+          f"{fmt(t['ratio']):>6}  {t['target'] or '':26} {met}")
 print()
 print("SPSC sweep (M msg/s; rows: item size, columns: batch)")
 print(f"{'size':>6} " + " ".join(f"{b:>8}" for b in batches) + f" {'Go':>8}")

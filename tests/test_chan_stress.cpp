@@ -26,12 +26,21 @@
 
 namespace {
 
+// Runs body as the root task of a runtime with `executors` executors, in a
+// scope with a deadline of 50 s (scaled): a test that hangs fails with
+// UV_ETIMEDOUT instead of waiting for ctest to kill it.
 int run(int executors, std::function<int()> body) {
   weft_opts opts{};
   opts.executors = executors;
   return weft_main_opts(
       &opts,
-      [](void *arg) -> int { return (*static_cast<std::function<int()> *>(arg))(); },
+      [](void *arg) -> int {
+        weft_scope s;
+        weft_scope_enter(&s, weft_test_ms(50000));
+        int r = (*static_cast<std::function<int()> *>(arg))();
+        int left = weft_scope_leave(&s);
+        return r != 0 ? r : left;
+      },
       &body);
 }
 
@@ -60,6 +69,48 @@ class Tasks {
   static int call(void *arg) { return (*static_cast<std::function<int()> *>(arg))(); }
   weft_group *group_;
   std::deque<std::function<int()>> fns_;
+};
+
+// Watches a progress counter from a task on the root's executor. When the
+// counter stops moving for 10 s (scaled), it cancels the groups it guards
+// and says so: a lost wake-up would otherwise hang the test until ctest
+// kills it, with nothing to tell what happened. A cancellation is posted to
+// the other executors, which also wakes one that missed a message.
+class Watchdog {
+ public:
+  Watchdog(const std::atomic<uint64_t> &progress, std::vector<Tasks *> guarded)
+      : progress_(progress), guarded_(std::move(guarded)) {}
+
+  void start() {
+    tasks_.spawn(0, [this]() -> int {
+      const int64_t step = 100, limit = weft_test_ms(10000);
+      uint64_t last = progress_.load(std::memory_order_relaxed);
+      int64_t still = 0;
+      while (weft_sleep(step) == 0) {
+        uint64_t now = progress_.load(std::memory_order_relaxed);
+        if (now != last) {
+          last = now;
+          still = 0;
+        } else if ((still += step) >= limit) {
+          fired_ = true;
+          for (Tasks *t : guarded_) t->cancel();
+          return 0;
+        }
+      }
+      return 0;
+    });
+  }
+  void stop() {
+    tasks_.cancel();
+    tasks_.join();
+  }
+  bool fired() const { return fired_; }
+
+ private:
+  const std::atomic<uint64_t> &progress_;
+  std::vector<Tasks *> guarded_;
+  Tasks tasks_;
+  bool fired_ = false;
 };
 
 // Message counts shrink under sanitizers, which run many times slower.
@@ -109,7 +160,7 @@ class Tally {
     if (s < c.next[p]) c.out_of_order++;
     c.next[p] = s + 1;
     seen_[p][s].fetch_add(1, std::memory_order_relaxed);
-    c.received++;
+    if (++c.received % 256 == 0) progress.fetch_add(256, std::memory_order_relaxed);
   }
 
   // More items than could ever be sent: the channel is handing out garbage
@@ -117,6 +168,10 @@ class Tally {
   bool runaway(const Cursor &c) const {
     return c.received > (uint64_t)producers_ * per_ || c.bad > 0;
   }
+
+  // Grows as items are received (in steps, to keep consumers off one
+  // cache line); the watchdog reads it.
+  std::atomic<uint64_t> progress{0};
 
   // Items of producer p below `sent` seen exactly once and none above.
   uint64_t wrong_counts(int p, uint64_t sent) const {
@@ -211,11 +266,14 @@ TEST_CASE("MPMC: 4 producers and 4 consumers on 4 executors, closed at the end",
     int send_err[4] = {1, 1, 1, 1};
     int recv_end[4] = {1, 1, 1, 1};
     int join_p = 1, join_c = 1;
+    bool stalled = false;
   } r;
   int rc = run(kExecutors, [&]() -> int {
     weft_chan *c = weft_chan_new(sizeof(uint64_t), cap, WEFT_CHAN_MPMC);
     if (c == nullptr) return UV_ENOMEM;
     Tasks consumers, producers;
+    Watchdog watchdog(tally.progress, {&consumers, &producers});
+    watchdog.start();
     for (int i = 0; i < nc; i++)
       consumers.spawn((i + 2) % kExecutors + 1, [&, i]() -> int {
         r.recv_end[i] = consume(c, tally, cursors[i], i);
@@ -229,10 +287,13 @@ TEST_CASE("MPMC: 4 producers and 4 consumers on 4 executors, closed at the end",
     r.join_p = producers.join();
     weft_chan_close(c);
     r.join_c = consumers.join();
+    watchdog.stop();
+    r.stalled = watchdog.fired();
     weft_chan_free(c);
     return 0;
   });
   CHECK(rc == 0);
+  CHECK_FALSE(r.stalled);
   CHECK(r.join_p == 0);
   CHECK(r.join_c == 0);
   uint64_t total = 0;
@@ -267,10 +328,14 @@ TEST_CASE("SPSC: 4 producer-consumer pairs across executors, closed by the "
     int recv_end = 1;
   };
   Pair r[4];
+  std::atomic<uint64_t> progress{0};
+  bool stalled = false;
   int rc = run(kExecutors, [&]() -> int {
     weft_chan *c[4];
     for (auto &ch : c) ch = weft_chan_new(sizeof(uint64_t), cap, WEFT_CHAN_SPSC);
     Tasks tasks;
+    Watchdog watchdog(progress, {&tasks});
+    watchdog.start();
     for (int i = 0; i < pairs; i++) {
       // Producer i on executor i+1, its consumer on the next one.
       tasks.spawn(i + 1, [&, i]() -> int {
@@ -301,6 +366,7 @@ TEST_CASE("SPSC: 4 producer-consumer pairs across executors, closed by the "
             expect++;
           }
           r[i].received += (uint64_t)got;
+          progress.fetch_add((uint64_t)got, std::memory_order_relaxed);
           if (r[i].received > per) {
             // More than was sent: stop rather than spin forever.
             r[i].recv_end = UV_EPROTO;
@@ -311,10 +377,13 @@ TEST_CASE("SPSC: 4 producer-consumer pairs across executors, closed by the "
       });
     }
     int j = tasks.join();
+    watchdog.stop();
+    stalled = watchdog.fired();
     for (auto *ch : c) weft_chan_free(ch);
     return j;
   });
   CHECK(rc == 0);
+  CHECK_FALSE(stalled);
   for (int i = 0; i < pairs; i++) {
     INFO("pair " << i);
     CHECK(r[i].send_err == 0);
@@ -336,6 +405,7 @@ TEST_CASE("rendezvous across executors: MPMC 4x4 and SPSC pairs", "[stress]") {
     uint64_t sent[4] = {0, 0, 0, 0};
     int send_err[4] = {1, 1, 1, 1};
     int recv_end[4] = {1, 1, 1, 1};
+    bool stalled = false;
   } r;
   int rc = run(kExecutors, [&]() -> int {
     // MPMC: one channel for all; SPSC: one per pair.
@@ -344,6 +414,8 @@ TEST_CASE("rendezvous across executors: MPMC 4x4 and SPSC pairs", "[stress]") {
       c[i] = mode == WEFT_CHAN_MPMC && i > 0 ? c[0]
                                              : weft_chan_new(sizeof(uint64_t), 0, mode);
     Tasks consumers, producers;
+    Watchdog watchdog(tally.progress, {&consumers, &producers});
+    watchdog.start();
     for (int i = 0; i < n; i++)
       consumers.spawn((i + 1) % kExecutors + 1, [&, i]() -> int {
         r.recv_end[i] = consume(c[i], tally, cursors[i], i);
@@ -358,10 +430,13 @@ TEST_CASE("rendezvous across executors: MPMC 4x4 and SPSC pairs", "[stress]") {
     for (int i = 0; i < n; i++)
       if (mode == WEFT_CHAN_SPSC || i == 0) weft_chan_close(c[i]);
     int jc = consumers.join();
+    watchdog.stop();
+    r.stalled = watchdog.fired();
     for (int i = 0; i < n; i++)
       if (mode == WEFT_CHAN_SPSC || i == 0) weft_chan_free(c[i]);
     return jp != 0 ? jp : jc;
   });
+  CHECK_FALSE(r.stalled);
   CHECK(rc == 0);
   uint64_t total = 0;
   for (int i = 0; i < n; i++) {
@@ -395,12 +470,15 @@ TEST_CASE("MPMC with cancellations mixed in: every item sent is received once "
     int send_err[4] = {1, 1, 1, 1};
     int recv_end[5] = {1, 1, 1, 1, 1};
     int drain_end = 1;
+    bool stalled = false;
   } r;
   int rc = run(kExecutors, [&]() -> int {
     weft_chan *c = weft_chan_new(sizeof(uint64_t), cap, WEFT_CHAN_MPMC);
     weft_chan *idle = weft_chan_new(sizeof(uint64_t), 4, WEFT_CHAN_MPMC);
     if (c == nullptr || idle == nullptr) return UV_ENOMEM;
     Tasks consumers, cancellable, producers;
+    Watchdog watchdog(tally.progress, {&consumers, &cancellable, &producers});
+    watchdog.start();
     std::atomic<weft_scope *> c1_scope{nullptr};
     // Consumer 0 (executor 2): a scope deadline stops it.
     consumers.spawn(2, [&]() -> int {
@@ -471,6 +549,8 @@ TEST_CASE("MPMC with cancellations mixed in: every item sent is received once "
     producers.join();
     weft_chan_close(c);
     consumers.join();
+    watchdog.stop();
+    r.stalled = watchdog.fired();
     // What is left in the channel was sent and not received.
     uint64_t item;
     while ((r.drain_end = weft_chan_try_recv(c, &item)) == 0) {
@@ -482,6 +562,7 @@ TEST_CASE("MPMC with cancellations mixed in: every item sent is received once "
     return 0;
   });
   CHECK(rc == 0);
+  CHECK_FALSE(r.stalled);
   // Every consumer stopped for its own reason, or at the close.
   CHECK((r.recv_end[0] == UV_ETIMEDOUT || r.recv_end[0] == WEFT_ECLOSED));
   CHECK((r.recv_end[1] == UV_ECANCELED || r.recv_end[1] == WEFT_ECLOSED));
@@ -520,11 +601,14 @@ TEST_CASE("MPMC closed while producers still send: nothing sent is lost",
     int send_err[4] = {1, 1, 1, 1};
     int recv_end[4] = {1, 1, 1, 1};
     int drain_end = 1;
+    bool stalled = false;
   } r;
   int rc = run(kExecutors, [&]() -> int {
     weft_chan *c = weft_chan_new(sizeof(uint64_t), cap, WEFT_CHAN_MPMC);
     if (c == nullptr) return UV_ENOMEM;
     Tasks tasks;
+    Watchdog watchdog(tally.progress, {&tasks});
+    watchdog.start();
     for (int i = 0; i < nc; i++)
       tasks.spawn((i + 1) % kExecutors + 1, [&, i]() -> int {
         r.recv_end[i] = consume(c, tally, cursors[i], i);
@@ -539,6 +623,8 @@ TEST_CASE("MPMC closed while producers still send: nothing sent is lost",
     weft_sleep(weft_test_ms(20));
     weft_chan_close(c);
     tasks.join();
+    watchdog.stop();
+    r.stalled = watchdog.fired();
     uint64_t item;
     while ((r.drain_end = weft_chan_try_recv(c, &item)) == 0) {
       tally.record(cursors[nc], item);
@@ -548,6 +634,7 @@ TEST_CASE("MPMC closed while producers still send: nothing sent is lost",
     return 0;
   });
   CHECK(rc == 0);
+  CHECK_FALSE(r.stalled);
   for (int i = 0; i < nc; i++) {
     INFO("consumer " << i);
     CHECK(r.recv_end[i] == WEFT_ECLOSED);

@@ -23,16 +23,6 @@
 
 /* ---- Fences ------------------------------------------------------------- */
 
-/* A full fence. ThreadSanitizer does not model fences: there a sequentially
- * consistent read-modify-write stands in (a full barrier on x86 and ARMv8
- * all the same). */
-#if defined(WEFT__TSAN)
-static int weft__fence_word;
-#define WEFT__FULL_FENCE() \
-  ((void)__atomic_fetch_add(&weft__fence_word, 0, __ATOMIC_SEQ_CST))
-#else
-#define WEFT__FULL_FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#endif
 
 static int weft__membarrier_state; /* 0: unknown, 1: usable, -1: not */
 

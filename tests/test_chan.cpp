@@ -18,72 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "closures.h"
 #include "support.h"
 #include "weft.h"
 
 namespace {
-
-// Runs body as the root task of a runtime with `executors` executors, in a
-// scope with a deadline of 30 s (scaled): a test that hangs fails with
-// UV_ETIMEDOUT instead of waiting for ctest to kill it.
-int run(int executors, std::function<int()> body) {
-  weft_opts opts{};
-  opts.executors = executors;
-  return weft_main_opts(
-      &opts,
-      [](void *arg) -> int {
-        weft_scope s;
-        weft_scope_enter(&s, weft_test_ms(30000));
-        int r = (*static_cast<std::function<int()> *>(arg))();
-        int left = weft_scope_leave(&s);
-        return r != 0 ? r : left;
-      },
-      &body);
-}
-
-// A group whose tasks are C++ closures. The closures live in the Tasks
-// object, which must outlive the join.
-class Tasks {
- public:
-  explicit Tasks(int policy = WEFT_FAIL_FAST) : group_(weft_group_open(policy)) {}
-  Tasks(const Tasks &) = delete;
-  Tasks &operator=(const Tasks &) = delete;
-
-  // Spawns f on the given executor (0: the caller's). Returns weft's code.
-  int spawn(int executor, std::function<int()> f) {
-    if (group_ == nullptr) return UV_ENOMEM;
-    fns_.push_back(std::move(f));
-    weft_task_opts opts{};
-    opts.executor = executor;
-    return weft_spawn_opts(group_, &opts, call, &fns_.back());
-  }
-  int join() {
-    int r = weft_group_join(group_);
-    group_ = nullptr;
-    return r;
-  }
-  void cancel() { weft_group_cancel(group_); }
-
- private:
-  static int call(void *arg) { return (*static_cast<std::function<int()> *>(arg))(); }
-  weft_group *group_;
-  std::deque<std::function<int()>> fns_;
-};
-
-// Lets the other tasks of this executor run n times over.
-void yield_n(int n) {
-  for (int i = 0; i < n; i++) weft_yield();
-}
-
-// Sleeps in 1 ms steps until cond() holds or ms (scaled) have passed.
-bool wait_until(const std::function<bool()> &cond, int64_t ms) {
-  int64_t end = weft_now() + weft_test_ms(ms);
-  while (!cond()) {
-    if (weft_now() > end) return false;
-    weft_sleep(1);
-  }
-  return true;
-}
 
 const int kModes[] = {WEFT_CHAN_LOCAL, WEFT_CHAN_SPSC, WEFT_CHAN_MPMC};
 

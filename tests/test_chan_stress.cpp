@@ -21,55 +21,12 @@
 #include <string>
 #include <vector>
 
+#define WEFT_TEST_RUN_DEADLINE_MS 50000
+#include "closures.h"
 #include "support.h"
 #include "weft.h"
 
 namespace {
-
-// Runs body as the root task of a runtime with `executors` executors, in a
-// scope with a deadline of 50 s (scaled): a test that hangs fails with
-// UV_ETIMEDOUT instead of waiting for ctest to kill it.
-int run(int executors, std::function<int()> body) {
-  weft_opts opts{};
-  opts.executors = executors;
-  return weft_main_opts(
-      &opts,
-      [](void *arg) -> int {
-        weft_scope s;
-        weft_scope_enter(&s, weft_test_ms(50000));
-        int r = (*static_cast<std::function<int()> *>(arg))();
-        int left = weft_scope_leave(&s);
-        return r != 0 ? r : left;
-      },
-      &body);
-}
-
-// A group whose tasks are C++ closures, which live as long as this object.
-class Tasks {
- public:
-  explicit Tasks(int policy = WEFT_FAIL_FAST) : group_(weft_group_open(policy)) {}
-  Tasks(const Tasks &) = delete;
-  Tasks &operator=(const Tasks &) = delete;
-
-  int spawn(int executor, std::function<int()> f) {
-    if (group_ == nullptr) return UV_ENOMEM;
-    fns_.push_back(std::move(f));
-    weft_task_opts opts{};
-    opts.executor = executor;
-    return weft_spawn_opts(group_, &opts, call, &fns_.back());
-  }
-  int join() {
-    int r = weft_group_join(group_);
-    group_ = nullptr;
-    return r;
-  }
-  void cancel() { weft_group_cancel(group_); }
-
- private:
-  static int call(void *arg) { return (*static_cast<std::function<int()> *>(arg))(); }
-  weft_group *group_;
-  std::deque<std::function<int()>> fns_;
-};
 
 // Watches a progress counter from a task on the root's executor. When the
 // counter stops moving for 10 s (scaled), it cancels the groups it guards

@@ -14,28 +14,11 @@
 #include <memory>
 #include <vector>
 
+#include "closures.h"
 #include "support.h"
 #include "weft.h"
 
 namespace {
-
-// Runs body as the root task of a runtime with `executors` executors, in a
-// scope with a deadline of 30 s (scaled): a test that hangs fails with
-// UV_ETIMEDOUT instead of waiting for ctest to kill it.
-int run(int executors, std::function<int()> body) {
-  weft_opts opts{};
-  opts.executors = executors;
-  return weft_main_opts(
-      &opts,
-      [](void *arg) -> int {
-        weft_scope s;
-        weft_scope_enter(&s, weft_test_ms(30000));
-        int r = (*static_cast<std::function<int()> *>(arg))();
-        int left = weft_scope_leave(&s);
-        return r != 0 ? r : left;
-      },
-      &body);
-}
 
 // What the workers share: per-item counts and the executors they ran on.
 struct Ledger {

@@ -67,6 +67,17 @@ class Tasks {
   std::deque<std::function<int()>> fns_;
 };
 
+// Spawns the closure *f into g on the given executor (0: the caller's); the
+// closure must outlive the join.
+inline int spawn_fn(weft_group *g, std::function<int()> *f, int executor = 0) {
+  weft_task_opts opts{};
+  opts.executor = executor;
+  return weft_spawn_opts(
+      g, &opts,
+      [](void *arg) -> int { return (*static_cast<std::function<int()> *>(arg))(); },
+      f);
+}
+
 // Lets the other tasks of this executor run n times over.
 inline void yield_n(int n) {
   for (int i = 0; i < n; i++) weft_yield();

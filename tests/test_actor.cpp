@@ -15,34 +15,12 @@
 #include <functional>
 #include <vector>
 
+#include "closures.h"
 #include "support.h"
 #include "weft.h"
 #include "weft/actor.h"
 
 namespace {
-
-int run(int executors, std::function<int()> body) {
-  weft_opts opts{};
-  opts.executors = executors;
-  return weft_main_opts(
-      &opts,
-      [](void *arg) -> int {
-        weft_scope scope;
-        weft_scope_enter(&scope, weft_test_ms(20000));
-        int r = (*static_cast<std::function<int()> *>(arg))();
-        weft_scope_leave(&scope);
-        return r;
-      },
-      &body);
-}
-
-int spawn_fn(weft_group *g, std::function<int()> *f, int executor = 0) {
-  weft_task_opts opts{};
-  opts.executor = executor;
-  return weft_spawn_opts(
-      g, &opts, [](void *arg) -> int { return (*static_cast<std::function<int()> *>(arg))(); },
-      f);
-}
 
 // What the test actor understands.
 enum Op { INC, GET, FAIL, SLOW, BLOCK, STARTS };

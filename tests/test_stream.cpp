@@ -22,37 +22,12 @@
 #include <string>
 #include <vector>
 
+#include "closures.h"
 #include "support.h"
 #include "weft.h"
 #include "weft/stream.h"
 
 namespace {
-
-// Runs body as the root task of a runtime with `executors` executors, under
-// a scope with a deadline so that no test can hang.
-int run(int executors, std::function<int()> body) {
-  weft_opts opts{};
-  opts.executors = executors;
-  return weft_main_opts(
-      &opts,
-      [](void *arg) -> int {
-        weft_scope scope;
-        weft_scope_enter(&scope, weft_test_ms(20000));
-        int r = (*static_cast<std::function<int()> *>(arg))();
-        weft_scope_leave(&scope);
-        return r;
-      },
-      &body);
-}
-
-// Spawns a C++ closure into g; the closure must outlive the join.
-int spawn_fn(weft_group *g, std::function<int()> *f, int executor = 0) {
-  weft_task_opts opts{};
-  opts.executor = executor;
-  return weft_spawn_opts(
-      g, &opts, [](void *arg) -> int { return (*static_cast<std::function<int()> *>(arg))(); },
-      f);
-}
 
 // Resident set size in KiB, from /proc/self/status (-1 where there is none).
 long vm_rss_kib() {

@@ -120,7 +120,7 @@ static void weft__waiter_wake(weft__waiter *w) { weft__wake_any(w->task, 0); }
 
 /* The first waiter in l that can be claimed, removed from l; NULL if none.
  * Stale waiters (a select that fired elsewhere) are dropped on the way. */
-static weft__waiter *weft__wlist_claim(weft__wlist *l) {
+weft__waiter *weft__wlist_claim(weft__wlist *l) {
   weft__waiter *w;
   while ((w = l->head) != NULL) {
     weft__wlist_remove(l, w);

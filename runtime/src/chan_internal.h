@@ -117,6 +117,10 @@ void weft__chan_pass_on(weft_chan *c, int op);
 void weft__wlist_push(weft__wlist *l, weft__waiter *w);
 void weft__wlist_remove(weft__wlist *l, weft__waiter *w);
 int weft__waiter_claim(weft__waiter *w);
+/* The first waiter of l that can still be claimed, claimed and removed from
+ * l (stale ones are dropped on the way); NULL if none. Caller holds the
+ * lock guarding l, if any. */
+weft__waiter *weft__wlist_claim(weft__wlist *l);
 int weft__waiter_state(const weft__waiter *w);
 /* Settles a waiter's state as `to` unless a claim came first; returns 1 if
  * it did (no claim can follow), 0 if a claim won. */

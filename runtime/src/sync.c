@@ -55,17 +55,6 @@ static int weft__sync_wait(weft__chan_lock *lock, weft__wlist *list) {
   return weft__waiter_state(&w) == 0 ? 0 : r;
 }
 
-/* With the lock held: the first waiter that can still be granted, removed
- * from list; NULL if none. */
-static weft__waiter *weft__sync_first(weft__wlist *list) {
-  weft__waiter *w;
-  while ((w = list->head) != NULL) {
-    weft__wlist_remove(list, w);
-    if (weft__waiter_claim(w)) return w;
-  }
-  return NULL;
-}
-
 /* ---- Mutex -------------------------------------------------------------- */
 
 /* state: 0 free, 1 held, 2 held and tasks may be waiting. */
@@ -113,7 +102,7 @@ void weft_mutex_unlock(weft_mutex *m) {
                                   __ATOMIC_RELAXED))
     return;
   weft__lock(&m->lock);
-  weft__waiter *w = weft__sync_first(&m->waiters);
+  weft__waiter *w = weft__wlist_claim(&m->waiters);
   if (w != NULL)
     __atomic_store_n(&m->state, m->waiters.count ? 2 : 1, __ATOMIC_RELEASE);
   else
@@ -162,7 +151,7 @@ int weft_sem_acquire(weft_sem *s) {
 
 void weft_sem_release(weft_sem *s) {
   weft__lock(&s->lock);
-  weft__waiter *w = weft__sync_first(&s->waiters);
+  weft__waiter *w = weft__wlist_claim(&s->waiters);
   if (w == NULL) __atomic_fetch_add(&s->count, 1, __ATOMIC_RELEASE);
   weft__unlock(&s->lock);
   if (w != NULL) weft__wake_any(w->task, 0);
@@ -188,7 +177,7 @@ void weft_event_set(weft_event *e) {
   weft__lock(&e->lock);
   __atomic_store_n(&e->set, 1, __ATOMIC_RELEASE);
   weft__waiter *woken = NULL, *w;
-  while ((w = weft__sync_first(&e->waiters)) != NULL) {
+  while ((w = weft__wlist_claim(&e->waiters)) != NULL) {
     w->next = woken;
     woken = w;
   }

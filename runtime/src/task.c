@@ -3,6 +3,7 @@
  * (no trip through the loop), up to a budget per loop turn so that I/O is
  * never starved by tasks that keep yielding.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,30 @@ void weft__wake(weft__task *t, int result) {
     return;
   }
   weft__ready(t);
+}
+
+/* The public face of parking: weft_parked is a weft__task. */
+typedef struct park_cancel {
+  weft_park_cancel_fn fn;
+  void *data;
+} park_cancel;
+
+static void park_cancel_trampoline(weft__task *t, void *data) {
+  park_cancel *pc = data;
+  pc->fn((weft_parked *)t, pc->data);
+}
+
+weft_parked *weft_park_self(void) { return (weft_parked *)weft__current_task; }
+
+int weft_park(weft_park_cancel_fn on_cancel, void *data) {
+  assert(weft__current_task != NULL);
+  if (on_cancel == NULL) return weft__park(NULL, NULL);
+  park_cancel pc = {on_cancel, data};
+  return weft__park(park_cancel_trampoline, &pc);
+}
+
+void weft_unpark(weft_parked *task, int result) {
+  if (task != NULL) weft__wake((weft__task *)task, result);
 }
 
 void weft__task_cancel_wait(weft__task *t, int code) {

@@ -48,6 +48,53 @@ int weft_in_task(void);
 /** Returns the stack size of the calling task in bytes, or 0 outside a task. */
 size_t weft_task_stack_size(void);
 
+/* ---- Suspending on something of your own -------------------------------
+ *
+ * For code that waits on what weft does not wrap itself (a libuv handle of
+ * its own, a library driven by the loop such as libcurl's multi interface):
+ * the task parks, and a callback on the same executor's thread unparks it.
+ *
+ *   static void on_done(uv_fs_t *req) {            // on the loop's thread
+ *     weft_unpark(req->data, (int)req->result);
+ *   }
+ *   ...
+ *   req.data = weft_park_self();
+ *   uv_fs_fsync(weft_loop(), &req, fd, on_done);
+ *   int rc = weft_park(cancel_fsync, &req);        // suspends this task only
+ */
+
+/** A task suspended in weft_park() (opaque). */
+typedef struct weft_parked weft_parked;
+
+/**
+ * Called on the task's executor when the scope of a parked task is
+ * cancelled or its deadline passes. It must see to it that the task is
+ * unparked: at once, or once the pending operation has been stopped (after
+ * uv_close's callback, say). The value passed to weft_unpark() after a
+ * cancellation is ignored: weft_park() returns the cancellation code.
+ */
+typedef void (*weft_park_cancel_fn)(weft_parked *task, void *data);
+
+/** The calling task, as weft_unpark() takes it; NULL outside a task. */
+weft_parked *weft_park_self(void);
+
+/**
+ * Suspends the calling task until weft_unpark(). Returns the result given
+ * to weft_unpark(), or UV_ECANCELED / UV_ETIMEDOUT when the scope was
+ * cancelled while parked (on_cancel was called; the task still waits to be
+ * unparked). When the scope is already cancelled on entry, on_cancel is
+ * called at once. on_cancel may be NULL: the wait then ignores cancellation.
+ */
+int weft_park(weft_park_cancel_fn on_cancel, void *data);
+
+/**
+ * Makes a task parked in weft_park() ready to run with result. Call it on
+ * the parked task's executor thread (a libuv callback of its loop, another
+ * task of that executor, a weft_park_cancel_fn); a task that is not parked
+ * is left alone.
+ */
+void weft_unpark(weft_parked *task, int result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
  * pipelined request) are parsed, which keeps responses in request order.
  */
 #include "weft_http.h"
+#include "http_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,7 @@ struct weft_http_request {
 struct weft_http_response {
   int status;
   int close;
+  int hijacked; /* the connection was taken over (weft__http_hijack) */
   http_buf headers; /* "Name: value\r\n" lines set by the handler */
   http_buf body;
 };
@@ -624,6 +626,7 @@ static int write_response(http_conn *c, int head_only, int close, int *ours) {
 static void response_reset(weft_http_response *res) {
   res->status = 200;
   res->close = 0;
+  res->hijacked = 0;
   res->headers.len = 0;
   res->body.len = 0;
   if (res->headers.data) res->headers.data[0] = '\0';
@@ -677,6 +680,8 @@ static int serve_request(http_conn *c) {
   int r = c->handler(&c->req, &c->res, c->ctx);
   int cancelled = weft_cancelled();
   if (cancelled) return cancelled;
+  /* A handler that took the connection over (a WebSocket) has used it up. */
+  if (c->res.hijacked) return 0;
   if (r < 0) {
     int status = c->res.status >= 400 ? c->res.status : 500;
     r = fail_with(c, status);
@@ -693,6 +698,30 @@ static int serve_request(http_conn *c) {
   }
   return 1;
 }
+
+/* ---- Taking a connection over (http_internal.h) ------------------------------ */
+
+static http_conn *conn_of_request(const weft_http_request *req) {
+  return (http_conn *)((const char *)req - offsetof(http_conn, req));
+}
+
+weft_tcp *weft__http_request_tcp(const weft_http_request *req) {
+  return conn_of_request(req)->tcp;
+}
+
+const void *weft__http_request_rest(const weft_http_request *req, size_t *len) {
+  http_conn *c = conn_of_request(req);
+  /* Only an upgrade request stops the parser right after itself; after
+   * any other request the buffered bytes are the next request's. */
+  if (!llhttp_get_upgrade(&c->parser) || c->roff > c->rlen) {
+    *len = 0;
+    return c->rbuf;
+  }
+  *len = c->rlen - c->roff;
+  return c->rbuf + c->roff;
+}
+
+void weft__http_hijack(weft_http_response *res) { res->hijacked = 1; }
 
 /* ---- The connection loop -------------------------------------------------- */
 
@@ -728,6 +757,7 @@ static int conn_loop(http_conn *c) {
         /* The bytes after an upgrade request belong to another protocol,
          * which this connection does not speak: answer and close. */
         if (c->phase != PHASE_DONE) return 0;
+        c->roff = (size_t)(llhttp_get_error_pos(&c->parser) - c->rbuf);
         c->req.keep_alive = 0;
         int r = serve_request(c);
         return r < 0 ? r : 0;

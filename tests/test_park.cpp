@@ -116,3 +116,19 @@ TEST_CASE("a task whose scope is already cancelled calls its cancel function at 
   CHECK(rc == UV_ECANCELED);
   CHECK(w.cancel_calls == 1);
 }
+
+TEST_CASE("a task unparked by a timer that fires before the poll runs at once") {
+  // libuv runs expired timers before it polls; a 0 ms timer is expired by
+  // then, and the poll must not block with the task ready to run.
+  TimerWait w;
+  int rc = -1;
+  REQUIRE(run(1, [&] {
+            weft_scope s;
+            weft_scope_enter(&s, weft_test_ms(10000));
+            rc = wait_timer(w, 0);
+            weft_scope_leave(&s);
+            return 0;
+          }) == 0);
+  CHECK(rc == 42);
+  CHECK(w.cancel_calls == 0);
+}

@@ -151,6 +151,10 @@ void weft__wake(weft__task *t, int result) {
     return;
   }
   weft__ready(t);
+  /* Woken from a libuv callback: libuv runs timers before it polls, and a
+   * timer's callback would otherwise leave the task waiting until the next
+   * I/O event. uv_stop() makes this turn's poll return at once. */
+  if (weft__current_task == NULL) uv_stop(&t->exec->loop);
 }
 
 /* The public face of parking: weft_parked is a weft__task. */

@@ -95,4 +95,71 @@ if command -v ldd >/dev/null && ldd "$work/build/hello_static" | grep -q libweft
   exit 1
 fi
 
+# The HTTP module is installed when it was built (llhttp was found): a
+# program that links weft::http answers a request given as bytes.
+if [ -e "$prefix/include/weft_http.h" ]; then
+  echo "== find_package(weft) with weft::http"
+  [ -e "$libdir/libweft_http.a" ] || { echo "libweft_http.a was not installed" >&2; exit 1; }
+  mkdir -p "$work/http"
+  cat >"$work/http/hello_http.c" <<'C'
+/* Serves one request from memory with the installed HTTP module. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft.h>
+#include <weft_http.h>
+
+static int hello(const weft_http_request *req, weft_http_response *res,
+                 void *ctx) {
+  (void)req;
+  (void)ctx;
+  return weft_http_response_body(res, "hello\n", 6);
+}
+
+static int root(void *arg) {
+  (void)arg;
+  static const char in[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  char *out = NULL;
+  size_t len = 0;
+  int r = weft_http_serve_memory(in, sizeof in - 1, NULL, hello, NULL, &out, &len);
+  if (r == 0 && (strncmp(out, "HTTP/1.1 200 OK\r\n", 17) != 0 ||
+                 strstr(out, "\r\n\r\nhello\n") == NULL))
+    r = -1;
+  if (r == 0) fputs(out, stdout);
+  free(out);
+  return r;
+}
+
+int main(void) {
+  int err = weft_main(root, NULL);
+  if (err != 0) {
+    fprintf(stderr, "hello_http: %s\n", weft_strerror(err));
+    return 1;
+  }
+  return 0;
+}
+C
+  cat >"$work/http/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.16)
+project(weft_http_consumer C)
+find_package(weft REQUIRED)
+if(NOT TARGET weft::http)
+  message(FATAL_ERROR "the weft package has no weft::http")
+endif()
+add_executable(hello_http hello_http.c)
+target_link_libraries(hello_http PRIVATE weft::http)
+CM
+  "$cmake" -S "$work/http" -B "$work/http-build" \
+    -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_C_FLAGS="${WEFT_CFLAGS:-}" \
+    -DCMAKE_EXE_LINKER_FLAGS="${WEFT_CFLAGS:-}" >"$work/http-configure.log" ||
+    { cat "$work/http-configure.log"; exit 1; }
+  "$cmake" --build "$work/http-build" >"$work/http-build.log" ||
+    { cat "$work/http-build.log"; exit 1; }
+  LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+    DYLD_LIBRARY_PATH=$libdir "$work/http-build/hello_http"
+fi
+
 echo "install test passed"

@@ -6,22 +6,39 @@
  * read and a request may span any number of reads. on_message_complete
  * pauses the parser: the request is answered before the bytes after it (a
  * pipelined request) are parsed, which keeps responses in request order.
+ *
+ * Responses go into an output buffer of the connection, reused from one
+ * response to the next, which is written when the connection has no
+ * complete request left to parse (or the buffer is large): one write per
+ * response, or per batch of pipelined responses. A large body or a file
+ * is written from where it is (writev, sendfile) behind the head.
+ *
+ * The I/O is that of a socket, or of a buffer for weft_http_serve_memory():
+ * conn_read(), conn_writev(), conn_sendfile() and linger() tell the two
+ * apart; the rest of the connection does not know which it serves.
  */
-#include "weft_http.h"
+#include "http_conn.h"
 #include "http_internal.h"
 
-#include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include <llhttp.h>
 
 /* Which part of a request the connection waits for; each has a deadline. */
 enum { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY, PHASE_DONE };
 
-/* Bodies up to this size are written in one write with the header block. */
+/* Bodies up to this size are copied behind the head and go out in the same
+ * write; a larger body is written from where it is, in the same writev. */
 #define HTTP_COALESCE_BYTES (16 * 1024)
+/* Responses to pipelined requests wait in the output buffer until no
+ * request is left in the input buffer, or until they reach this size. */
+#define HTTP_OUT_FLUSH_BYTES (64 * 1024)
+/* A file body is sent in pieces of this size, each within the write
+ * timeout, so that the timeout bounds a stalled client, not a long file. */
+#define HTTP_FILE_PIECE ((size_t)1 << 20)
 /* After an error response the connection keeps reading (and discarding)
  * for at most this long before it closes, so that unread request bytes do
  * not make the kernel reset the connection before the client has read the
@@ -33,12 +50,6 @@ typedef struct http_header {
   size_t name;  /* offsets of NUL-terminated strings in the arena */
   size_t value;
 } http_header;
-
-typedef struct http_buf {
-  char *data;
-  size_t len;
-  size_t cap;
-} http_buf;
 
 struct weft_http_request {
   const char *method;
@@ -54,27 +65,26 @@ struct weft_http_request {
   size_t body_len;
 };
 
-struct weft_http_response {
-  int status;
-  int close;
-  int hijacked; /* the connection was taken over (weft__http_hijack) */
-  http_buf headers; /* "Name: value\r\n" lines set by the handler */
-  http_buf body;
-};
-
 typedef struct http_conn {
-  weft_tcp *tcp;
+  weft_tcp *tcp;       /* NULL when serving a buffer */
   weft_http_limits lim;
   weft_http_handler handler;
   void *ctx;
   llhttp_settings_t settings;
   llhttp_t parser;
 
+  /* Serving a buffer (weft_http_serve_memory): the input still to read,
+   * and everything written. */
+  const char *mem_in;
+  size_t mem_left;
+  http_buf *mem_out;
+
   char *rbuf;
   size_t rlen;
   size_t roff;
   const char *chunk;   /* start of the bytes given to llhttp_execute() */
   char prev_byte;      /* the byte before chunk, from the previous chunk */
+  http_buf out;        /* response bytes not yet written */
 
   /* The request being parsed. */
   int phase;
@@ -92,65 +102,13 @@ typedef struct http_conn {
   size_t url_start;
   int host_count;
   int send_continue;   /* the client waits for 100 Continue before its body */
+  int head;            /* the request is HEAD */
   http_buf body;
 
   weft_http_request req;
   weft_http_response res;
   uint32_t served;
 } http_conn;
-
-/* ---- Small helpers -------------------------------------------------------- */
-
-static int ascii_lower(int ch) {
-  return ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
-}
-
-static int ascii_casecmp(const char *a, const char *b) {
-  while (*a != '\0' && ascii_lower((unsigned char)*a) == ascii_lower((unsigned char)*b)) {
-    a++;
-    b++;
-  }
-  return ascii_lower((unsigned char)*a) - ascii_lower((unsigned char)*b);
-}
-
-/* RFC 9110 tchar: the characters of a token such as a header name. */
-static int is_tchar(unsigned char ch) {
-  if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-    return 1;
-  return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
-
-static int buf_reserve(http_buf *b, size_t extra) {
-  if (b->cap - b->len > extra) return 0; /* keeps room for a trailing NUL */
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap - b->len <= extra) {
-    if (cap > SIZE_MAX / 2) return UV_ENOMEM;
-    cap *= 2;
-  }
-  char *p = realloc(b->data, cap);
-  if (p == NULL) return UV_ENOMEM;
-  b->data = p;
-  b->cap = cap;
-  return 0;
-}
-
-static int buf_append(http_buf *b, const void *data, size_t len) {
-  if (buf_reserve(b, len) != 0) return UV_ENOMEM;
-  if (len > 0) memcpy(b->data + b->len, data, len);
-  b->len += len;
-  b->data[b->len] = '\0';
-  return 0;
-}
-
-static int buf_appends(http_buf *b, const char *s) {
-  return buf_append(b, s, strlen(s));
-}
-
-static void buf_free(http_buf *b) {
-  free(b->data);
-  b->data = NULL;
-  b->len = b->cap = 0;
-}
 
 /* ---- Public helpers ------------------------------------------------------- */
 
@@ -183,48 +141,6 @@ static void limits_resolve(weft_http_limits *out, const weft_http_limits *in) {
   if (in->read_buffer_bytes) out->read_buffer_bytes = in->read_buffer_bytes;
 }
 
-const char *weft_http_status_text(int status) {
-  switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-  }
-}
-
 /* ---- The request ---------------------------------------------------------- */
 
 const char *weft_http_request_method(const weft_http_request *req) {
@@ -250,7 +166,7 @@ int weft_http_request_version(const weft_http_request *req) {
 const char *weft_http_request_header(const weft_http_request *req,
                                      const char *name) {
   for (size_t i = 0; i < req->header_count; i++) {
-    if (ascii_casecmp(req->arena + req->headers[i].name, name) == 0)
+    if (weft__http_casecmp(req->arena + req->headers[i].name, name) == 0)
       return req->arena + req->headers[i].value;
   }
   return NULL;
@@ -275,74 +191,6 @@ const void *weft_http_request_body(const weft_http_request *req, size_t *len) {
 
 int weft_http_request_keep_alive(const weft_http_request *req) {
   return req->keep_alive;
-}
-
-/* ---- The response --------------------------------------------------------- */
-
-int weft_http_response_status(weft_http_response *res, int status) {
-  if (status < 100 || status > 999) return UV_EINVAL;
-  res->status = status;
-  return 0;
-}
-
-/* Whether a comma-separated header value lists token (without case). */
-static int value_has_token(const char *value, const char *token) {
-  size_t n = strlen(token);
-  const char *p = value;
-  while (*p != '\0') {
-    while (*p == ' ' || *p == '\t' || *p == ',') p++;
-    const char *start = p;
-    while (*p != '\0' && *p != ',') p++;
-    const char *end = p;
-    while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    if ((size_t)(end - start) == n) {
-      size_t i = 0;
-      while (i < n && ascii_lower((unsigned char)start[i]) == ascii_lower((unsigned char)token[i])) i++;
-      if (i == n) return 1;
-    }
-  }
-  return 0;
-}
-
-int weft_http_response_header(weft_http_response *res, const char *name,
-                              const char *value) {
-  if (name == NULL || value == NULL || name[0] == '\0') return UV_EINVAL;
-  for (const char *p = name; *p != '\0'; p++)
-    if (!is_tchar((unsigned char)*p)) return UV_EINVAL;
-  for (const char *p = value; *p != '\0'; p++)
-    if (*p == '\r' || *p == '\n') return UV_EINVAL;
-  if (ascii_casecmp(name, "Content-Length") == 0 ||
-      ascii_casecmp(name, "Transfer-Encoding") == 0)
-    return UV_EINVAL;
-  /* The connection writes its own Connection header, from what it knows
-   * and from this request to close. */
-  if (ascii_casecmp(name, "Connection") == 0) {
-    if (value_has_token(value, "close")) res->close = 1;
-    return 0;
-  }
-  size_t before = res->headers.len;
-  if (buf_appends(&res->headers, name) != 0 || buf_append(&res->headers, ": ", 2) != 0 ||
-      buf_appends(&res->headers, value) != 0 || buf_append(&res->headers, "\r\n", 2) != 0) {
-    res->headers.len = before;
-    return UV_ENOMEM;
-  }
-  return 0;
-}
-
-int weft_http_response_body(weft_http_response *res, const void *data,
-                            size_t len) {
-  res->body.len = 0;
-  return weft_http_response_append(res, data, len);
-}
-
-int weft_http_response_append(weft_http_response *res, const void *data,
-                              size_t len) {
-  if (data == NULL && len > 0) return UV_EINVAL;
-  return buf_append(&res->body, data, len);
-}
-
-void weft_http_response_close(weft_http_response *res) {
-  res->close = 1;
 }
 
 /* ---- Parser callbacks ----------------------------------------------------- */
@@ -434,8 +282,8 @@ static int on_header_field_complete(llhttp_t *p) {
   const char *name = c->arena + c->field_start;
   if (name[0] == '\0') return refuse(c, 400);
   for (const char *q = name; *q != '\0'; q++)
-    if (!is_tchar((unsigned char)*q)) return refuse(c, 400);
-  if (ascii_casecmp(name, "Host") == 0) c->host_count++;
+    if (!weft__http_is_tchar((unsigned char)*q)) return refuse(c, 400);
+  if (weft__http_casecmp(name, "Host") == 0) c->host_count++;
   c->value_start = c->arena_len;
   return 0;
 }
@@ -494,6 +342,7 @@ static int on_headers_complete(llhttp_t *p) {
   r->query = q ? q + 1 : "";
   r->version = version;
   r->keep_alive = llhttp_should_keep_alive(p);
+  c->head = llhttp_get_method(p) == HTTP_HEAD;
   r->arena = c->arena;
   r->headers = c->headers;
   r->header_count = c->header_count;
@@ -503,7 +352,7 @@ static int on_headers_complete(llhttp_t *p) {
    * body, after the length has passed the limit above. */
   const char *expect = weft_http_request_header(r, "Expect");
   if (expect != NULL) {
-    if (ascii_casecmp(expect, "100-continue") != 0) return refuse(c, 417);
+    if (weft__http_casecmp(expect, "100-continue") != 0) return refuse(c, 417);
     c->send_continue = version == 11;
   }
 
@@ -515,7 +364,7 @@ static int on_headers_complete(llhttp_t *p) {
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   http_conn *c = conn_of(p);
   if (len > c->lim.max_body_bytes - c->body.len) return refuse(c, 413);
-  if (buf_append(&c->body, at, len) != 0) return refuse(c, 500);
+  if (weft__http_buf_append(&c->body, at, len) != 0) return refuse(c, 500);
   return 0;
 }
 
@@ -548,12 +397,25 @@ static void parser_settings(llhttp_settings_t *s) {
   s->on_message_complete = on_message_complete;
 }
 
-/* ---- I/O under the connection's deadlines --------------------------------- */
+/* ---- I/O: a socket, or a buffer ------------------------------------------ */
 
-/* Runs a read or write under a deadline of the connection's own. Returns
- * the call's result; *ours is set when the connection's own deadline (and
- * not the caller's scope) stopped it. */
-static ssize_t read_until(http_conn *c, int64_t deadline, int *ours) {
+/* Whether an I/O result was the connection's own deadline firing rather
+ * than the caller's scope ending. */
+static int own_deadline(ssize_t r) {
+  return (r == UV_ETIMEDOUT || r == UV_ECANCELED) && weft_cancelled() == 0;
+}
+
+/* Reads into rbuf within deadline (-1: none). Returns the count, 0 at the
+ * end of the stream, or an error; *ours as for own_deadline(). */
+static ssize_t conn_read(http_conn *c, int64_t deadline, int *ours) {
+  *ours = 0;
+  if (c->tcp == NULL) {
+    size_t n = c->mem_left < c->lim.read_buffer_bytes ? c->mem_left : c->lim.read_buffer_bytes;
+    memcpy(c->rbuf, c->mem_in, n);
+    c->mem_in += n;
+    c->mem_left -= n;
+    return (ssize_t)n;
+  }
   weft_scope s;
   int64_t left = WEFT_NO_DEADLINE;
   if (deadline >= 0) {
@@ -563,91 +425,81 @@ static ssize_t read_until(http_conn *c, int64_t deadline, int *ours) {
   weft_scope_enter(&s, left);
   ssize_t n = weft_tcp_read(c->tcp, c->rbuf, c->lim.read_buffer_bytes);
   weft_scope_leave(&s);
-  *ours = n < 0 && (n == UV_ETIMEDOUT || n == UV_ECANCELED) && weft_cancelled() == 0;
+  *ours = n < 0 && own_deadline(n);
   return n;
 }
 
-static int write_all(http_conn *c, const void *data, size_t len, int *ours) {
+/* Writes the n buffers in order, within the write timeout. Returns 0 or an
+ * error; *ours as for own_deadline(). */
+static int conn_writev(http_conn *c, const uv_buf_t *bufs, size_t n, int *ours) {
+  *ours = 0;
+  if (c->tcp == NULL) {
+    for (size_t i = 0; i < n; i++)
+      if (weft__http_buf_append(c->mem_out, bufs[i].base, bufs[i].len) != 0) return UV_ENOMEM;
+    return 0;
+  }
   weft_scope s;
   weft_scope_enter(&s, c->lim.write_timeout_ms);
-  int r = weft_tcp_write(c->tcp, data, len);
+  int r = weft_tcp_writev(c->tcp, bufs, n);
   weft_scope_leave(&s);
-  *ours = r < 0 && (r == UV_ETIMEDOUT || r == UV_ECANCELED) && weft_cancelled() == 0;
+  *ours = r < 0 && own_deadline(r);
   return r;
 }
 
-/* Formats the Date header's value for now into out (at least 30 bytes). */
-static void http_date(char *out, size_t cap) {
-  time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(out, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
-/* Writes the response in c->res to the request in c->req. head_only leaves
- * out the body (HEAD); close writes "Connection: close". Returns 0 or an
- * error; *ours as for write_all(). */
-static int write_response(http_conn *c, int head_only, int close, int *ours) {
-  weft_http_response *res = &c->res;
-  int status = res->status;
-  /* 1xx, 204 and 304 responses have no body, and the first two no length. */
-  int no_body = status < 200 || status == 204 || status == 304;
-  char line[160];
-  char date[40];
-  http_date(date, sizeof date);
-  http_buf out = {0};
-  snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
-           weft_http_status_text(status), date);
-  int r = buf_appends(&out, line);
-  if (r == 0) r = buf_append(&out, res->headers.data, res->headers.len);
-  if (r == 0 && !(status < 200 || status == 204)) {
-    snprintf(line, sizeof line, "Content-Length: %zu\r\n", no_body ? (size_t)0 : res->body.len);
-    if (status != 304) r = buf_appends(&out, line);
-  }
-  if (r == 0) {
-    if (close)
-      r = buf_appends(&out, "Connection: close\r\n");
-    else if (c->req.version == 10)
-      r = buf_appends(&out, "Connection: keep-alive\r\n");
-  }
-  if (r == 0) r = buf_append(&out, "\r\n", 2);
-  int with_body = !head_only && !no_body && res->body.len > 0;
-  if (r == 0 && with_body && res->body.len <= HTTP_COALESCE_BYTES) {
-    r = buf_append(&out, res->body.data, res->body.len);
-    with_body = 0;
-  }
+/* Writes what the output buffer holds. */
+static int conn_flush(http_conn *c, int *ours) {
   *ours = 0;
-  if (r == 0) r = write_all(c, out.data, out.len, ours);
-  if (r == 0 && with_body) r = write_all(c, res->body.data, res->body.len, ours);
-  buf_free(&out);
+  if (c->out.len == 0) return 0;
+  uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+  int r = conn_writev(c, &b, 1, ours);
+  c->out.len = 0;
   return r;
 }
 
-static void response_reset(weft_http_response *res) {
-  res->status = 200;
-  res->close = 0;
-  res->hijacked = 0;
-  res->headers.len = 0;
-  res->body.len = 0;
-  if (res->headers.data) res->headers.data[0] = '\0';
+/* Reads len bytes of fd at offset onto the end of out. Returns 0, UV_EOF
+ * when the file is shorter, or an error. */
+static int file_read_into(http_buf *out, int fd, int64_t offset, size_t len) {
+  if (weft__http_buf_reserve(out, len) != 0) return UV_ENOMEM;
+  while (len > 0) {
+    ssize_t n = pread(fd, out->data + out->len, len, (off_t)offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return uv_translate_sys_error(errno);
+    if (n == 0) return UV_EOF;
+    out->len += (size_t)n;
+    offset += n;
+    len -= (size_t)n;
+  }
+  out->data[out->len] = '\0';
+  return 0;
 }
 
-/* Answers a request the connection refuses (4xx, 5xx) and closes. */
-static int write_error(http_conn *c, int status, int *ours) {
-  response_reset(&c->res);
-  c->res.status = status;
-  if (c->req.version == 0) c->req.version = 11;
-  char text[80];
-  snprintf(text, sizeof text, "%s\n", weft_http_status_text(status));
-  int r = weft_http_response_header(&c->res, "Content-Type", "text/plain; charset=utf-8");
-  if (r == 0) r = weft_http_response_body(&c->res, text, strlen(text));
-  if (r == 0) r = write_response(c, 0, 1, ours);
-  return r;
+/* Sends len bytes of fd from offset, in pieces that each have the write
+ * timeout. Returns 0 or an error; *ours as for own_deadline(). */
+static int conn_sendfile(http_conn *c, int fd, int64_t offset, int64_t len, int *ours) {
+  *ours = 0;
+  while (len > 0) {
+    size_t piece = (uint64_t)len < HTTP_FILE_PIECE ? (size_t)len : HTTP_FILE_PIECE;
+    int r;
+    if (c->tcp == NULL) {
+      r = file_read_into(c->mem_out, fd, offset, piece);
+    } else {
+      weft_scope s;
+      weft_scope_enter(&s, c->lim.write_timeout_ms);
+      r = weft_tcp_sendfile(c->tcp, fd, offset, piece);
+      weft_scope_leave(&s);
+      *ours = r < 0 && own_deadline(r);
+    }
+    if (r < 0) return r;
+    offset += (int64_t)piece;
+    len -= (int64_t)piece;
+  }
+  return 0;
 }
 
 /* Sends FIN and reads what the client still sends, for a short while, so
  * that the client reads the last response before the connection closes. */
 static void linger(http_conn *c) {
+  if (c->tcp == NULL) return;
   weft_scope s;
   weft_scope_enter(&s, HTTP_LINGER_MS);
   size_t total = 0;
@@ -661,40 +513,240 @@ static void linger(http_conn *c) {
   weft_scope_leave(&s);
 }
 
-/* Ends the connection after an error response of status. */
-static int fail_with(http_conn *c, int status) {
+/* Writes what is pending and closes gracefully. Returns 0, the caller's
+ * cancellation, or a write error. */
+static int close_after(http_conn *c) {
   int ours = 0;
-  int r = write_error(c, status, &ours);
-  if (r == 0) {
-    linger(c);
-    return weft_cancelled();
+  int r = conn_flush(c, &ours);
+  if (r < 0) return ours ? 0 : r;
+  linger(c);
+  return weft_cancelled();
+}
+
+/* ---- Responses ------------------------------------------------------------ */
+
+static http_conn *conn_of_response(weft_http_response *res) {
+  return (http_conn *)((char *)res - offsetof(http_conn, res));
+}
+
+/* Whether the connection closes after the response being made. */
+static int must_close(const http_conn *c) {
+  return c->res.close || !c->req.keep_alive || c->served >= c->lim.max_requests;
+}
+
+/* The Connection field of a response. */
+static int connection_field(const http_conn *c, int close) {
+  if (close) return HTTP_CONN_CLOSE;
+  return c->req.version == 10 ? HTTP_CONN_KEEP_ALIVE : HTTP_CONN_NONE;
+}
+
+/* A result of respond(): nothing of the response went out, and the
+ * connection should answer 500 instead. */
+#define HTTP_RESPOND_FAILED 1
+
+/* Writes the response in c->res (a buffered or a file body): into the
+ * output buffer when it is small, at once otherwise. Returns 0,
+ * HTTP_RESPOND_FAILED, or an error; *ours as for own_deadline(). */
+static int respond(http_conn *c, int close, int *ours) {
+  weft_http_response *res = &c->res;
+  *ours = 0;
+  int send_body = !res->head_only && !weft__http_status_no_body(res->status);
+  size_t mark = c->out.len;
+  if (res->file_fd >= 0) {
+    int r = weft__http_head(&c->out, res, 'L', (uint64_t)res->file_len, connection_field(c, close));
+    if (r == 0 && send_body && res->file_len > 0) {
+      if (res->file_len <= HTTP_COALESCE_BYTES) {
+        /* A small file goes behind the head, in one write. */
+        r = file_read_into(&c->out, res->file_fd, res->file_offset, (size_t)res->file_len);
+      } else {
+        r = conn_flush(c, ours);
+        if (r == 0) r = conn_sendfile(c, res->file_fd, res->file_offset, res->file_len, ours);
+        weft__http_response_close_file(res);
+        return r;
+      }
+    }
+    weft__http_response_close_file(res);
+    if (r < 0) {
+      c->out.len = mark;
+      return HTTP_RESPOND_FAILED;
+    }
+    return 0;
   }
-  return ours ? 0 : r;
+  int r = weft__http_head(&c->out, res, 'L', res->body.len, connection_field(c, close));
+  if (r < 0) {
+    c->out.len = mark;
+    return HTTP_RESPOND_FAILED;
+  }
+  if (!send_body || res->body.len == 0) return 0;
+  if (res->body.len <= HTTP_COALESCE_BYTES) {
+    if (weft__http_buf_append(&c->out, res->body.data, res->body.len) != 0)
+      return HTTP_RESPOND_FAILED;
+    return 0;
+  }
+  /* A large body is written from where it is, behind the head. */
+  uv_buf_t b[2];
+  b[0] = uv_buf_init(c->out.data, (unsigned)c->out.len);
+  b[1] = uv_buf_init(res->body.data, (unsigned)0);
+  b[1].len = res->body.len;
+  r = conn_writev(c, b, 2, ours);
+  c->out.len = 0;
+  return r;
+}
+
+/* Answers a request the connection refuses (4xx, 5xx) and closes. */
+static int fail_with(http_conn *c, int status) {
+  weft__http_response_reset(&c->res);
+  c->res.status = status;
+  if (c->req.version == 0) c->req.version = 11;
+  char text[80];
+  const char *phrase = weft_http_status_text(status);
+  size_t n = strlen(phrase);
+  memcpy(text, phrase, n);
+  text[n++] = '\n';
+  int ours = 0;
+  int r = weft_http_response_header(&c->res, "Content-Type", "text/plain; charset=utf-8");
+  if (r == 0) r = weft_http_response_body(&c->res, text, n);
+  if (r == 0) r = respond(c, 1, &ours);
+  if (r == HTTP_RESPOND_FAILED) r = UV_ENOMEM;
+  if (r < 0) return ours ? 0 : r;
+  return close_after(c);
+}
+
+/* Appends the chunk framing of len bytes (chunked streams only) to b[*n]
+ * and the bytes themselves. */
+static void stream_piece(const weft_http_response *res, char *prefix,
+                         const void *data, size_t len, uv_buf_t *b, size_t *n) {
+  if (res->stream == HTTP_STREAM_CHUNKED) {
+    static const char hex[] = "0123456789abcdef";
+    char digits[2 * sizeof(size_t)];
+    size_t d = sizeof digits;
+    size_t v = len;
+    do {
+      digits[--d] = hex[v & 15];
+      v >>= 4;
+    } while (v != 0);
+    size_t plen = sizeof digits - d;
+    memcpy(prefix, digits + d, plen);
+    prefix[plen] = '\r';
+    prefix[plen + 1] = '\n';
+    b[(*n)++] = uv_buf_init(prefix, (unsigned)(plen + 2));
+  }
+  b[*n] = uv_buf_init((char *)data, 0);
+  b[(*n)++].len = len;
+  if (res->stream == HTTP_STREAM_CHUNKED) b[(*n)++] = uv_buf_init((char *)"\r\n", 2);
+}
+
+int weft_http_response_start(weft_http_response *res) {
+  if (res->stream || res->file_fd >= 0 || res->hijacked) return UV_EINVAL;
+  http_conn *c = conn_of_response(res);
+  int close = must_close(c);
+  int framing = 0;
+  int stream;
+  if (weft__http_status_no_body(res->status)) {
+    stream = HTTP_STREAM_DROPPED;
+  } else if (c->req.version >= 11) {
+    stream = HTTP_STREAM_CHUNKED;
+    framing = 'C';
+  } else {
+    /* HTTP/1.0 has no chunks: the end of the body is the end of the
+     * connection. */
+    stream = HTTP_STREAM_UNTIL_CLOSE;
+    close = 1;
+    res->close = 1;
+  }
+  /* HEAD gets the head a GET would have had, and no body. */
+  if (res->head_only) stream = HTTP_STREAM_DROPPED;
+  size_t mark = c->out.len;
+  int r = weft__http_head(&c->out, res, framing, 0, connection_field(c, close));
+  if (r < 0) {
+    c->out.len = mark;
+    return r;
+  }
+  res->stream = stream;
+  int ours = 0;
+  /* Pipelined responses still in the output buffer, this head, and a body
+   * buffered before the start go out together. */
+  uv_buf_t b[4];
+  size_t n = 0;
+  char prefix[2 * sizeof(size_t) + 2];
+  b[n++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
+  if (res->body.len > 0 && stream != HTTP_STREAM_DROPPED)
+    stream_piece(res, prefix, res->body.data, res->body.len, b, &n);
+  r = conn_writev(c, b, n, &ours);
+  c->out.len = 0;
+  res->body.len = 0;
+  if (res->body.data) res->body.data[0] = '\0';
+  if (r < 0) res->stream_error = r;
+  return r;
+}
+
+int weft_http_response_write(weft_http_response *res, const void *data,
+                             size_t len) {
+  if (!res->stream || (data == NULL && len > 0)) return UV_EINVAL;
+  if (res->stream_error) return res->stream_error;
+  if (len == 0 || res->stream == HTTP_STREAM_DROPPED) return 0;
+  http_conn *c = conn_of_response(res);
+  uv_buf_t b[3];
+  size_t n = 0;
+  char prefix[2 * sizeof(size_t) + 2];
+  stream_piece(res, prefix, data, len, b, &n);
+  int ours = 0;
+  int r = conn_writev(c, b, n, &ours);
+  if (r < 0) res->stream_error = r;
+  return r;
+}
+
+/* Ends a streamed response once its handler has returned rc. Returns as
+ * serve_request(). */
+static int finish_stream(http_conn *c, int rc) {
+  weft_http_response *res = &c->res;
+  /* A body cut short ends with the connection, without its last chunk,
+   * so the client sees it is incomplete. */
+  if (res->stream_error || rc < 0) return 0;
+  if (res->stream == HTTP_STREAM_CHUNKED &&
+      weft__http_buf_append(&c->out, "0\r\n\r\n", 5) != 0)
+    return 0;
+  if (res->stream == HTTP_STREAM_UNTIL_CLOSE || must_close(c)) return close_after(c);
+  return 1;
 }
 
 /* Runs the handler for the parsed request and writes its response. Returns
  * 1 to go on with the connection, 0 when it should close, or an error. */
 static int serve_request(http_conn *c) {
-  response_reset(&c->res);
+  weft__http_response_reset(&c->res);
+  c->res.head_only = c->head;
   c->served++;
+  int ours = 0;
+  /* A handler that takes the connection over writes to the socket itself:
+   * the responses before its request go first. */
+  if (llhttp_get_upgrade(&c->parser)) {
+    int r = conn_flush(c, &ours);
+    if (r < 0) return ours ? 0 : r;
+  }
   int r = c->handler(&c->req, &c->res, c->ctx);
   int cancelled = weft_cancelled();
   if (cancelled) return cancelled;
   /* A handler that took the connection over (a WebSocket) has used it up. */
   if (c->res.hijacked) return 0;
+  if (c->res.stream) return finish_stream(c, r);
   if (r < 0) {
     int status = c->res.status >= 400 ? c->res.status : 500;
     r = fail_with(c, status);
     return r < 0 ? r : 0;
   }
-  int close = c->res.close || !c->req.keep_alive || c->served >= c->lim.max_requests;
-  int head_only = strcmp(c->req.method, "HEAD") == 0;
-  int ours = 0;
-  r = write_response(c, head_only, close, &ours);
+  int close = must_close(c);
+  r = respond(c, close, &ours);
+  if (r == HTTP_RESPOND_FAILED) {
+    r = fail_with(c, 500);
+    return r < 0 ? r : 0;
+  }
   if (r < 0) return ours ? 0 : r;
-  if (close) {
-    linger(c);
-    return weft_cancelled();
+  if (close) return close_after(c);
+  /* Pipelined responses are held back to be written together, up to a
+   * point. */
+  if (c->out.len >= HTTP_OUT_FLUSH_BYTES) {
+    r = conn_flush(c, &ours);
+    if (r < 0) return ours ? 0 : r;
   }
   return 1;
 }
@@ -706,7 +758,12 @@ static http_conn *conn_of_request(const weft_http_request *req) {
 }
 
 weft_tcp *weft__http_request_tcp(const weft_http_request *req) {
-  return conn_of_request(req)->tcp;
+  http_conn *c = conn_of_request(req);
+  /* Whoever writes to the socket directly writes after the responses
+   * already made; a write error shows again on the caller's next write. */
+  int ours = 0;
+  if (c->tcp != NULL) conn_flush(c, &ours);
+  return c->tcp;
 }
 
 const void *weft__http_request_rest(const weft_http_request *req, size_t *len) {
@@ -756,7 +813,7 @@ static int conn_loop(http_conn *c) {
       if (e == HPE_PAUSED_UPGRADE) {
         /* The bytes after an upgrade request belong to another protocol,
          * which this connection does not speak: answer and close. */
-        if (c->phase != PHASE_DONE) return 0;
+        if (c->phase != PHASE_DONE) return close_after(c);
         c->roff = (size_t)(llhttp_get_error_pos(&c->parser) - c->rbuf);
         c->req.keep_alive = 0;
         int r = serve_request(c);
@@ -765,14 +822,17 @@ static int conn_loop(http_conn *c) {
       return fail_with(c, c->err_status ? c->err_status : 400);
     }
 
+    /* Everything buffered is answered: what is pending goes out before
+     * the connection waits for more. */
     int ours = 0;
     if (c->send_continue && c->phase == PHASE_BODY) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       c->send_continue = 0;
-      int r = write_all(c, cont, sizeof cont - 1, &ours);
-      if (r < 0) return ours ? 0 : r;
+      if (weft__http_buf_append(&c->out, cont, sizeof cont - 1) != 0) return UV_ENOMEM;
     }
-    ssize_t n = read_until(c, c->deadline, &ours);
+    int r = conn_flush(c, &ours);
+    if (r < 0) return ours ? 0 : r;
+    ssize_t n = conn_read(c, c->deadline, &ours);
     if (n > 0) {
       c->rlen = (size_t)n;
       c->roff = 0;
@@ -787,18 +847,24 @@ static int conn_loop(http_conn *c) {
   }
 }
 
-int weft_http_serve_conn(weft_tcp *conn, const weft_http_limits *limits,
-                         weft_http_handler handler, void *ctx) {
-  if (conn == NULL || handler == NULL) return UV_EINVAL;
+/* Serves a socket (tcp) or a buffer (mem_out not NULL). */
+static int serve(weft_tcp *tcp, const char *in, size_t len, http_buf *mem_out,
+                 const weft_http_limits *limits, weft_http_handler handler,
+                 void *ctx) {
+  if (handler == NULL) return UV_EINVAL;
   /* Sizes past these are mistakes, and would overflow the arena's size. */
   if (limits != NULL && (limits->max_header_bytes > ((size_t)1 << 30) ||
                          limits->max_headers > ((size_t)1 << 20)))
     return UV_EINVAL;
   http_conn *c = calloc(1, sizeof *c);
   if (c == NULL) return UV_ENOMEM;
-  c->tcp = conn;
+  c->tcp = tcp;
+  c->mem_in = in;
+  c->mem_left = len;
+  c->mem_out = mem_out;
   c->handler = handler;
   c->ctx = ctx;
+  c->res.file_fd = -1;
   limits_resolve(&c->lim, limits);
   /* The arena holds the target, a copy of its path and every name and
    * value with its NUL, all within max_header_bytes of the request. */
@@ -808,12 +874,38 @@ int weft_http_serve_conn(weft_tcp *conn, const weft_http_limits *limits,
   c->rbuf = malloc(c->lim.read_buffer_bytes);
   int r = UV_ENOMEM;
   if (c->arena != NULL && c->headers != NULL && c->rbuf != NULL) r = conn_loop(c);
-  buf_free(&c->body);
-  buf_free(&c->res.headers);
-  buf_free(&c->res.body);
+  weft__http_buf_free(&c->body);
+  weft__http_buf_free(&c->out);
+  weft__http_response_free(&c->res);
   free(c->rbuf);
   free(c->headers);
   free(c->arena);
   free(c);
+  return r;
+}
+
+int weft_http_serve_conn(weft_tcp *conn, const weft_http_limits *limits,
+                         weft_http_handler handler, void *ctx) {
+  if (conn == NULL) return UV_EINVAL;
+  return serve(conn, NULL, 0, NULL, limits, handler, ctx);
+}
+
+int weft_http_serve_memory(const void *in, size_t len,
+                           const weft_http_limits *limits,
+                           weft_http_handler handler, void *ctx, char **out,
+                           size_t *out_len) {
+  if (out != NULL) *out = NULL;
+  if (out_len != NULL) *out_len = 0;
+  if ((in == NULL && len > 0) || out == NULL || out_len == NULL) return UV_EINVAL;
+  if (weft_park_self() == NULL) return WEFT_ENOTASK;
+  http_buf mem = {0};
+  int r = serve(NULL, in, len, &mem, limits, handler, ctx);
+  if (r == UV_EINVAL) {
+    weft__http_buf_free(&mem);
+    return r;
+  }
+  if (mem.data == NULL && weft__http_buf_append(&mem, "", 0) != 0) return UV_ENOMEM;
+  *out = mem.data;
+  *out_len = mem.len;
   return r;
 }

@@ -3,10 +3,21 @@
  * weft_http_serve_conn() turns an accepted TCP connection into an HTTP/1.1
  * server connection: it reads requests with weft_tcp_read() into a bounded
  * buffer, parses them with llhttp, calls a handler once per request and
- * writes each response before it looks at the next request, so pipelined
+ * makes each response before it looks at the next request, so pipelined
  * requests are answered in order. It runs on the connection's own task (for
  * instance an app_conn_fn of apps/common/server.h) and suspends only that
  * task.
+ *
+ * A response is a status, header fields and a body: a buffered body
+ * (weft_http_response_body()), a file range sent with sendfile(2)
+ * (weft_http_response_file()), or a body streamed with chunked encoding as
+ * the handler makes it (weft_http_response_start() and
+ * weft_http_response_write()). A head and a small body go out in one
+ * write; the responses to pipelined requests that arrived together are
+ * written together once the last of them is made (or 64 KiB are waiting),
+ * so a handler that waits delays the responses before it in that batch.
+ * weft_http_serve_memory() serves a byte buffer instead of a socket, for
+ * fuzzing and tests.
  *
  *   static int hello(const weft_http_request *req, weft_http_response *res,
  *                    void *ctx) {
@@ -134,28 +145,129 @@ int weft_http_request_keep_alive(const weft_http_request *req);
 
 /* ---- The response --------------------------------------------------------- */
 
-/** Sets the status code (100..999 accepted; 200 by default). Returns 0 or UV_EINVAL. */
+/**
+ * Sets the status code (100..999 accepted; 200 by default). Returns 0, or
+ * UV_EINVAL for another code or once the response has started streaming.
+ */
 int weft_http_response_status(weft_http_response *res, int status);
 
 /**
  * Adds a header field. The name must be a token and the value must not hold
  * CR, LF or NUL. Content-Length and Transfer-Encoding are the connection's
  * to write and are refused; "Connection: close" is honoured (the connection
- * closes after this response). Returns 0, UV_EINVAL, or UV_ENOMEM.
+ * closes after this response). Refused once the response has started
+ * streaming. Returns 0, UV_EINVAL, or UV_ENOMEM.
  */
 int weft_http_response_header(weft_http_response *res, const char *name,
                               const char *value);
 
-/** Replaces the body with a copy of len bytes. Returns 0 or UV_ENOMEM. */
+/**
+ * Replaces the body with a copy of len bytes (a file body is dropped and
+ * its descriptor closed). Returns 0, UV_EINVAL once the response has
+ * started streaming, or UV_ENOMEM.
+ */
 int weft_http_response_body(weft_http_response *res, const void *data,
                             size_t len);
 
-/** Appends a copy of len bytes to the body. Returns 0 or UV_ENOMEM. */
+/**
+ * Appends a copy of len bytes to the body. Returns 0, UV_EINVAL for a file
+ * or a streamed response, or UV_ENOMEM.
+ */
 int weft_http_response_append(weft_http_response *res, const void *data,
                               size_t len);
 
 /** Asks for the connection to be closed once this response is written. */
 void weft_http_response_close(weft_http_response *res);
+
+/**
+ * Streams the body. Writes the status line and the headers now, with
+ * Transfer-Encoding: chunked for an HTTP/1.1 client; an HTTP/1.0 client
+ * gets the body until the connection closes. Each
+ * weft_http_response_write() then sends its piece at once (the task waits
+ * while the client is slow), and the connection ends the body when the
+ * handler returns. A body buffered before the start goes out as the first
+ * piece. After the start, the status, the headers and the buffered body
+ * can no longer be set. A HEAD request gets the headers only
+ * and its writes are dropped, as are those of a 1xx, 204 or 304 response.
+ * Returns 0, UV_EINVAL (already started, or a file response), or an I/O
+ * error; after an I/O error the connection closes once the handler returns.
+ */
+int weft_http_response_start(weft_http_response *res);
+
+/**
+ * Sends len bytes of a streamed body as one chunk (len 0 sends nothing).
+ * Waits while the client does not read, within the write timeout. Returns
+ * 0, UV_EINVAL when weft_http_response_start() was not called, or an error
+ * (UV_ECANCELED / UV_ETIMEDOUT, UV_EPIPE, ...): then the handler should
+ * return, and the connection closes without ending the body, so the client
+ * sees it was cut short.
+ */
+int weft_http_response_write(weft_http_response *res, const void *data,
+                             size_t len);
+
+/**
+ * Sends len bytes of the open file fd, from offset, as the body, with
+ * Content-Length len, replacing any buffered body. The bytes go from the
+ * file to the socket without a copy where the platform allows it
+ * (sendfile(2)). The connection owns fd from here on and closes it once
+ * the response is written or dropped (a later file or body replaces it and
+ * closes it too). A HEAD request gets the headers only. Returns 0, or
+ * UV_EINVAL (fd, offset or len below 0, a regular file shorter than
+ * offset + len, or a streamed response), in which case fd stays the
+ * caller's.
+ */
+int weft_http_response_file(weft_http_response *res, int fd, int64_t offset,
+                            int64_t len);
+
+/* ---- Reading the response back (for middleware) --------------------------- */
+
+/** The status set so far (200 unless set). */
+int weft_http_response_get_status(const weft_http_response *res);
+
+/**
+ * The value of the first header field named name (compared without regard
+ * to case) set so far, or NULL. Valid until the headers change.
+ */
+const char *weft_http_response_get_header(const weft_http_response *res,
+                                          const char *name);
+
+/**
+ * Removes every header field named name (without regard to case). Returns
+ * how many were removed, or UV_EINVAL once the response has started.
+ */
+int weft_http_response_remove_header(weft_http_response *res,
+                                     const char *name);
+
+/**
+ * The buffered body set so far and its length in *len; not a file's or a
+ * streamed body (both give length 0). Never NULL. Valid until the body
+ * changes.
+ */
+const void *weft_http_response_get_body(const weft_http_response *res,
+                                        size_t *len);
+
+/** Non-zero once weft_http_response_start() was called. */
+int weft_http_response_is_streaming(const weft_http_response *res);
+
+/** Non-zero when the body is a file (weft_http_response_file()). */
+int weft_http_response_has_file(const weft_http_response *res);
+
+/* ---- Serving a buffer ------------------------------------------------------ */
+
+/**
+ * Serves in[0..len) as the bytes a client sent on one connection, then the
+ * end of the stream: parses them, calls handler for each request as
+ * weft_http_serve_conn() does, and collects every byte the server would
+ * write into *out (malloc'ed and NUL-terminated, the caller frees it;
+ * *out_len is its length without the NUL). Nothing waits for I/O, so the
+ * timeouts of limits do not apply. For fuzzing and tests. Must be called in
+ * a weft task. Returns as weft_http_serve_conn() (UV_EINVAL for a bad
+ * argument, with *out NULL).
+ */
+int weft_http_serve_memory(const void *in, size_t len,
+                           const weft_http_limits *limits,
+                           weft_http_handler handler, void *ctx, char **out,
+                           size_t *out_len);
 
 /** The standard reason phrase of status ("Not Found"), or "Unknown". */
 const char *weft_http_status_text(int status);

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <uv.h>
+
 #include "executor.h"
 
 #ifdef __cplusplus
@@ -69,6 +71,26 @@ ssize_t weft_tcp_read(weft_tcp *c, void *buf, size_t len);
  * error. A cancelled write closes the connection.
  */
 int weft_tcp_write(weft_tcp *c, const void *buf, size_t len);
+
+/**
+ * Writes the n buffers in order as one write: all their bytes, waiting while
+ * the peer does not read. Returns 0 or an error, as weft_tcp_write().
+ */
+int weft_tcp_writev(weft_tcp *c, const uv_buf_t *bufs, size_t n);
+
+/**
+ * Sends len bytes of the open file fd, from offset, on c, after the bytes
+ * of earlier writes. Where the system has sendfile(2) (Linux) the bytes go
+ * from the file to the socket without passing through the program;
+ * elsewhere, or for a file sendfile(2) does not take, they are read and
+ * written. The file's own position is left alone, and fd stays the
+ * caller's. While it runs, a write or another send on c from another task
+ * returns UV_EBUSY (its bytes would land inside the file's). Returns 0 once
+ * all len bytes are sent, UV_EOF when the file ends before them (the bytes
+ * before the end were sent), or an error; cancelled part-way (UV_ECANCELED
+ * / UV_ETIMEDOUT) it closes the connection, as a cancelled write does.
+ */
+int weft_tcp_sendfile(weft_tcp *c, int fd, int64_t offset, size_t len);
 
 /** Shuts down the sending side once queued writes are done. Returns 0 or an error. */
 int weft_tcp_shutdown(weft_tcp *c);

@@ -1,0 +1,288 @@
+"""client_harness: a fixture HTTP server and a runner for http_client tests.
+
+Each test script takes the path of the http_client binary as its only
+argument. The fixture server listens on 127.0.0.1 port 0 in this process
+(http.server.ThreadingHTTPServer, HTTP/1.1 keep-alive) and counts what it
+sees: requests per path, their arrival times, and the requests in flight at
+once. Its paths choose the behaviour:
+
+  /ok[/...]                 200 "hello"
+  /slow/MS[/...]            200 after MS milliseconds
+  /status/CODE[/...]        that status
+  /flaky/KEY/N/HOW          the first N hits of KEY answer 429 (HOW starts
+                            with s: Retry-After seconds, d: an HTTP date that
+                            many seconds ahead, n: no Retry-After, 5: 503
+                            with no Retry-After), then 200
+  /redirect/N               302 to /redirect/N-1; /redirect/0 is 200
+  /close                    closes the connection without a response
+
+Every wait has a timeout multiplied by WEFT_TEST_TIMEOUT_SCALE, so a broken
+client fails a test instead of hanging it. Standard library only.
+"""
+
+import email.utils
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+SCALE = max(1.0, float(os.environ.get("WEFT_TEST_TIMEOUT_SCALE", "1") or "1"))
+
+# Exit code that ctest counts as "skipped" (SKIP_RETURN_CODE).
+SKIP = 77
+
+
+def seconds(s):
+    """A timeout of s seconds, scaled for slow (sanitizer) builds."""
+    return s * SCALE
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise TestFailure(what)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in one segment: no Nagle/delayed-ACK stalls.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _send(self, code, body=b"hello", headers=()):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self):
+        fx = self.server.fixture
+        body = self._body()
+        path = self.path.split("?")[0]
+        now = time.monotonic()
+        with fx.lock:
+            fx.in_flight += 1
+            fx.max_in_flight = max(fx.max_in_flight, fx.in_flight)
+            fx.hits[path] = fx.hits.get(path, 0) + 1
+            fx.times.append(now)
+            fx.times_by_path.setdefault(path, []).append(now)
+            fx.requests.append((self.command, path, dict(self.headers), body))
+        try:
+            parts = [p for p in path.split("/") if p]
+            kind = parts[0] if parts else ""
+            if kind == "ok":
+                self._send(200)
+            elif kind == "slow":
+                time.sleep(int(parts[1]) / 1000.0)
+                self._send(200)
+            elif kind == "status":
+                self._send(int(parts[1]), b"status %s" % parts[1].encode())
+            elif kind == "flaky":
+                key, n, how = parts[1], int(parts[2]), parts[3]
+                with fx.lock:
+                    seen = fx.flaky.get(key, 0) + 1
+                    fx.flaky[key] = seen
+                if seen > n:
+                    self._send(200)
+                elif how.startswith("s"):
+                    self._send(429, b"slow down", [("Retry-After", how[1:])])
+                elif how.startswith("d"):
+                    when = time.time() + int(how[1:])
+                    self._send(429, b"slow down",
+                               [("Retry-After", email.utils.formatdate(when, usegmt=True))])
+                elif how.startswith("5"):
+                    self._send(503, b"unavailable")
+                else:
+                    self._send(429, b"slow down")
+            elif kind == "redirect":
+                n = int(parts[1])
+                if n <= 0:
+                    self._send(200, b"landed")
+                else:
+                    self._send(302, b"", [("Location", "/redirect/%d" % (n - 1))])
+            elif kind == "close":
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(2)
+            else:
+                self._send(404, b"no such path")
+        finally:
+            with fx.lock:
+                fx.in_flight -= 1
+
+    do_GET = _handle
+    do_POST = _handle
+    do_HEAD = _handle
+    do_PUT = _handle
+    do_DELETE = _handle
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+
+class Fixture:
+    """The fixture HTTP server, started on 127.0.0.1 port 0."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.hits = {}
+        self.times = []
+        self.times_by_path = {}
+        self.requests = []
+        self.flaky = {}
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.fixture = self
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def total_hits(self):
+        with self.lock:
+            return sum(self.hits.values())
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Result:
+    """What a finished http_client run printed."""
+
+    def __init__(self, code, out, err):
+        self.code = code
+        self.out = out
+        self.err = err
+        self.lines = []
+        self.summary = None
+        for line in out.splitlines():
+            if not line.startswith("{"):
+                continue
+            doc = json.loads(line)
+            if "summary" in doc:
+                self.summary = doc["summary"]
+            else:
+                self.lines.append(doc)
+
+    def by_url(self, url):
+        hits = [l for l in self.lines if l["url"] == url]
+        check(len(hits) == 1, "%d lines for %s: %s" % (len(hits), url, self.out))
+        return hits[0]
+
+    def __repr__(self):
+        return "exit %s\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
+            self.code, self.out, self.err)
+
+
+def free_port():
+    """A loopback port with nothing listening on it (connections refused)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def client(binary, *args, timeout=30, stdin=None, env=None):
+    """Runs http_client to its end and returns a Result."""
+    full_env = dict(os.environ)
+    full_env.setdefault("WEFT_LOG_LEVEL", "warn")
+    if env:
+        full_env.update(env)
+    try:
+        p = subprocess.run([binary] + [str(a) for a in args], input=stdin,
+                           capture_output=True, text=True, env=full_env,
+                           timeout=seconds(timeout))
+    except subprocess.TimeoutExpired as e:
+        raise TestFailure("http_client %s did not end within %.1f s" % (args, seconds(timeout)))
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+class Running:
+    """An http_client process started in the background (for signals)."""
+
+    def __init__(self, binary, *args):
+        env = dict(os.environ)
+        env.setdefault("WEFT_LOG_LEVEL", "info")
+        self.proc = subprocess.Popen([binary] + [str(a) for a in args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+
+    def signal(self, sig=signal.SIGINT):
+        self.proc.send_signal(sig)
+
+    def finish(self, timeout):
+        try:
+            out, err = self.proc.communicate(timeout=seconds(timeout))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise TestFailure("http_client did not exit within %.1f s\n%s" % (
+                seconds(timeout), err))
+        return Result(self.proc.returncode, out, err)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + seconds(timeout)
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TestFailure("timed out waiting for " + what)
+        time.sleep(0.01)
+
+
+def run(test):
+    """Runs test(binary) and exits 0, SKIP or 1 with the reason."""
+    if len(sys.argv) != 2:
+        print("usage: %s PATH_TO_HTTP_CLIENT" % sys.argv[0], file=sys.stderr)
+        sys.exit(2)
+    binary = sys.argv[1]
+    started = time.monotonic()
+    try:
+        result = test(binary)
+    except Exception:
+        traceback.print_exc()
+        print("FAILED after %.2f s" % (time.monotonic() - started))
+        sys.exit(1)
+    if result == SKIP:
+        print("SKIPPED")
+        sys.exit(SKIP)
+    print("passed in %.2f s" % (time.monotonic() - started))
+    sys.exit(0)

@@ -1,0 +1,63 @@
+"""A bad configuration file exits 2 with a message naming the file and the
+line:column of the fault; the shipped config.json loads and serves; a
+missing static folder is logged and the API still served."""
+
+import os
+import subprocess
+import tempfile
+
+from web_harness import CONFIG_FILE, Server, check, run, seconds, server_log_on_failure
+
+# (file contents, the line:column expected, a word the message must have)
+CASES = [
+    ('{\n  "listen": "127.0.0.1:0",\n  "max_body_bytes": 10,,\n}\n', "3:24", "invalid"),
+    ('{\n  "listen": "127.0.0.1:0",\n  "max_bdy_bytes": 10\n}\n', "3:3", "max_bdy_bytes"),
+    ('{\n  "gzip": "yes"\n}\n', "2:11", "gzip"),
+    ('{\n  "max_headers": 0\n}\n', "2:18", "range"),
+    ('{\n  "cors_origins": ["http://a", 5]\n}\n', "2:19", "strings"),
+    ('{\n  "static_dir": 5\n}\n', "2:17", "string"),
+    ('{\n  "listen": "nowhere"\n}\n', "2:13", "HOST:PORT"),
+    ('["not", "an", "object"]\n', "1:1", "object"),
+    ('{"listen": "127.0.0.1:0"', "1:25", "end of input"),
+]
+
+
+def test(binary):
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (text, where, word) in enumerate(CASES):
+            path = os.path.join(tmp, "bad%d.json" % i)
+            with open(path, "w") as f:
+                f.write(text)
+            p = subprocess.run([binary, "--config", path], capture_output=True, text=True,
+                               timeout=seconds(10))
+            check(p.returncode == 2, "case %d exited %d, not 2: %s" % (i, p.returncode, p.stderr))
+            check("%s:%s:" % (path, where) in p.stderr,
+                  "case %d: %r does not name %s:%s" % (i, p.stderr, path, where))
+            check(word in p.stderr, "case %d: %r does not mention %r" % (i, p.stderr, word))
+
+        missing = os.path.join(tmp, "missing.json")
+        p = subprocess.run([binary, "--config", missing], capture_output=True, text=True,
+                           timeout=seconds(10))
+        check(p.returncode == 2 and missing in p.stderr, "a missing file: %r" % p.stderr)
+
+        # The shipped file loads; flags given after it win.
+        server = Server(binary, "--config", CONFIG_FILE, "--listen", "127.0.0.1:0",
+                        "--executors", "1")
+        with server_log_on_failure(server):
+            server.wait_listening()
+            check(server.get("/static/style.css").status == 200, "static with config.json")
+            check(server.stop() == 0, "exit code")
+
+        # A folder that is not there: warned about, and the rest works.
+        server = Server(binary, "--static-dir", os.path.join(tmp, "no-such-dir"))
+        with server_log_on_failure(server):
+            server.wait_listening()
+            check(any("static files disabled" in l for l in server.err_lines),
+                  "no warning about the static folder")
+            check(server.get("/static/index.html").status == 404, "a file without a folder")
+            check(server.get("/plaintext").status == 200, "the API without a folder")
+            check(server.stop() == 0, "exit code")
+
+
+if __name__ == "__main__":
+    run(test)

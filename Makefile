@@ -85,9 +85,10 @@ valgrind: setup
 	$(call build_tree,build-valgrind,-DWEFT_VALGRIND=ON)
 	$(call run_tests,build-valgrind)
 
-# Each bench/run_*.sh builds what it needs in build-bench/ and compares weft
-# with its peers; without such a script every benchmark program just runs.
-BENCH_SCRIPTS = $(wildcard bench/run_*.sh)
+# Each bench/run_*.sh and bench/*/run.sh builds what it needs in
+# build-bench/ and compares weft with its peers; without such a script every
+# benchmark program just runs.
+BENCH_SCRIPTS = $(wildcard bench/run_*.sh bench/*/run.sh)
 bench:
 	@bash scripts/setup.sh --bench
 ifneq ($(BENCH_SCRIPTS),)

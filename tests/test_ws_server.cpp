@@ -12,8 +12,10 @@
 // receives), the close code for each protocol violation (1002), bad UTF-8
 // (1007) and oversize (1009), frames that come in the request's packet,
 // idle pings and the idle timeout, many tasks sending on one connection
-// without interleaving, a receive cancelled part-way that resumes, and the
-// cancellation of the connection's task mid-receive.
+// without interleaving, the write timeout, sends from another executor
+// refused, weft_ws_free() ending the calls of other tasks, a receive
+// cancelled part-way that resumes, and the cancellation of the
+// connection's task mid-receive.
 
 #include <catch2/catch.hpp>
 

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+/* x rotated left by n bits (0 < n < 32). */
 static uint32_t rotl32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
 /* Runs the compression function over one 64-byte block. */

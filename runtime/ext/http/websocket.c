@@ -120,6 +120,7 @@ struct weft_ws {
 
 /* ---- Small helpers ------------------------------------------------------- */
 
+/* ch in lower case, for ASCII letters only (header tokens are ASCII). */
 static int ascii_lower(int ch) {
   return ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
 }
@@ -153,6 +154,7 @@ static int list_each(const char *list,
   return 0;
 }
 
+/* list_each() callback: non-zero when tok is the token want. */
 static int token_is(const char *tok, size_t len, void *want) {
   return token_equal(tok, len, want);
 }
@@ -317,6 +319,7 @@ static void unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t off) {
   for (; i < n; i++, k = (k + 1) & 3) p[i] ^= mask[k];
 }
 
+/* The earlier of two deadlines, where -1 means none. */
 static int64_t min_deadline(int64_t a, int64_t b) {
   if (a < 0) return b;
   if (b < 0) return a;
@@ -382,6 +385,8 @@ void weft_ws_limits_default(weft_ws_limits *limits) {
   limits->read_buffer_bytes = 16 * 1024;
 }
 
+/* Fills *out from in (may be NULL), a default for every field left 0, and
+ * brings sizes that make no sense back into range. */
 static void limits_resolve(weft_ws_limits *out, const weft_ws_limits *in) {
   weft_ws_limits_default(out);
   if (in == NULL) return;
@@ -972,6 +977,7 @@ typedef struct proto_pick {
   const char *chosen;
 } proto_pick;
 
+/* list_each() callback: chooses tok if the server speaks it. */
 static int proto_match(const char *tok, size_t len, void *arg) {
   proto_pick *pick = arg;
   for (const char *const *p = pick->protocols; *p != NULL; p++) {

@@ -29,8 +29,8 @@
 #   custom       --server CMD (or $WEFT_HTTP_SERVER): any weft-style server,
 #                started as `CMD --listen 127.0.0.1:0 --executors N`; it
 #                must print "listening on HOST:PORT". The web_framework
-#                binary is added this way automatically when a build of it
-#                exists (BUILD, build-bench/ or build/, apps/web_framework/).
+#                example is built in BUILD and added this way automatically
+#                (with --no-access-log).
 #
 # A server that does not answer a path with 200 is skipped for that path,
 # with a message. Ratios in the table are server / nginx. Raw results go to
@@ -132,20 +132,20 @@ command -v curl >/dev/null || { echo "run.sh: curl is needed" >&2; exit 1; }
 # ---- Build -----------------------------------------------------------------
 
 echo "== building in $build (Release)" >&2
-# The applications stay out of this build: weft_plain compiles apps/common
-# itself, so that an application being written does not stop the benchmark.
+# weft_plain compiles apps/common itself; the web framework's example is
+# built in the same tree and takes part when it builds, without its access
+# log (one log line per request is not what the other servers do).
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_BENCH=ON \
-  -DWEFT_BUILD_APPS=OFF -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF >/dev/null
+  -DWEFT_BUILD_APPS=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build" -j2 --target weft_plain >&2
 weft_plain=$build/bench/http/weft_plain
-# The web framework takes part when it has been built (make, or make bench).
 if [[ -z $custom_cmd ]]; then
-  for d in "$build" "$root/build-bench" "$root/build"; do
-    if [[ -x $d/apps/web_framework/web_framework ]]; then
-      custom_cmd=$d/apps/web_framework/web_framework
-      break
-    fi
-  done
+  if cmake --build "$build" -j2 --target web_framework >&2; then
+    custom_cmd="$build/apps/web_framework/web_framework --no-access-log"
+    custom_name=web_framework
+  else
+    echo "run.sh: the web_framework example did not build; left out" >&2
+  fi
 fi
 if [[ -n $custom_cmd && -z $custom_name ]]; then
   custom_name=$(basename "${custom_cmd%% *}")

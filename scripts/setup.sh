@@ -11,9 +11,10 @@
 set -euo pipefail
 
 # python3 runs the applications' integration tests and the benchmark reports.
-# curl is the client of the HTTP servers' integration tests.
+# curl is the client of the HTTP servers' integration tests; nginx (with a
+# certificate made by openssl) is the HTTP/2 server of http_client's tests.
 packages=(build-essential cmake pkg-config libuv1-dev catch2 libcjson-dev valgrind
-          python3 node-llhttp libcurl4-openssl-dev zlib1g-dev curl)
+          python3 node-llhttp libcurl4-openssl-dev zlib1g-dev curl nginx-light openssl)
 # The peers: Go, Boost.Context and Concurrency Kit for the runtime; nginx,
 # h2o, wrk, hey and ab for the HTTP server and client.
 bench_packages=(golang-go libboost-context-dev libck-dev nginx-light h2o wrk hey

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
 #include <weft.h>
@@ -50,6 +51,28 @@ static int read_body_file(const char *path, char **out, size_t *len) {
   return 0;
 }
 
+/* Non-zero when the environment names a proxy libcurl could use. */
+static int proxy_in_env(void) {
+  static const char *const names[] = {"http_proxy",  "HTTP_PROXY",
+                                      "https_proxy", "HTTPS_PROXY",
+                                      "all_proxy",   "ALL_PROXY"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const char *v = getenv(names[i]);
+    if (v != NULL && v[0] != '\0') return 1;
+  }
+  return 0;
+}
+
+/* Non-zero when the header list has a header called name (no colon). */
+static int has_header(const struct curl_slist *l, const char *name) {
+  size_t n = strlen(name);
+  for (; l != NULL; l = l->next)
+    if (strncasecmp(l->data, name, n) == 0 &&
+        (l->data[n] == ':' || l->data[n] == ';'))
+      return 1;
+  return 0;
+}
+
 int hc_request_init(hc_request *req, const hc_config *cfg) {
   memset(req, 0, sizeof *req);
   req->method = cfg->method;
@@ -74,6 +97,36 @@ int hc_request_init(hc_request *req, const hc_config *cfg) {
     struct curl_slist *l = curl_slist_append(req->headers, line);
     if (l == NULL) goto oom;
     req->headers = l;
+  }
+  /* The User-Agent goes in the header list rather than CURLOPT_USERAGENT,
+   * which libcurl formats anew for every request, one character at a time,
+   * and then copies into the request once more. */
+  if (!has_header(req->headers, "User-Agent")) {
+    struct curl_slist *l = curl_slist_append(
+        req->headers, "User-Agent: weft-http-client/" WEFT_VERSION_STRING);
+    if (l == NULL) goto oom;
+    req->headers = l;
+  }
+  /* libcurl sends "Expect: 100-continue" before a large body and waits for
+   * the server's go-ahead: a round trip that no other load generator makes.
+   * An empty Expect header turns it off, unless the user set one. */
+  if (req->body != NULL && !has_header(req->headers, "Expect")) {
+    struct curl_slist *l = curl_slist_append(req->headers, "Expect:");
+    if (l == NULL) goto oom;
+    req->headers = l;
+  }
+  req->no_proxy = !proxy_in_env();
+  /* libcurl before 8.0.0 breaks an HTTP/2 prior-knowledge connection when
+   * it reuses it ("Error in the HTTP2 framing layer": curl bug 10634).
+   * One connection per request, with no streams multiplexed on it, is
+   * slow but right. */
+  if (cfg->http_version == CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE &&
+      curl_version_info(CURLVERSION_NOW)->version_num < 0x080000) {
+    req->forbid_reuse = 1;
+    weft_log(WEFT_LOG_WARN,
+             "this libcurl cannot reuse HTTP/2 prior-knowledge connections: "
+             "one connection per request",
+             "libcurl=%s", curl_version_info(CURLVERSION_NOW)->version);
   }
   req->follow = cfg->redirects ? 1 : 0;
   req->max_redirects = (long)cfg->max_redirects;
@@ -110,16 +163,27 @@ int hc_fetcher_init(hc_fetcher *f, const hc_request *req) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
-  curl_easy_setopt(e, CURLOPT_USERAGENT,
-                   "weft-http-client/" WEFT_VERSION_STRING);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, req->follow);
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, req->max_redirects);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, req->http_version);
+  /* See pipewait() below. */
+  if (req->http_version == CURL_HTTP_VERSION_NONE ||
+      req->http_version == CURL_HTTP_VERSION_2TLS)
+    f->pipewait = HC_PIPEWAIT_HTTPS;
+  else if (req->http_version == CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+    f->pipewait = req->forbid_reuse ? HC_PIPEWAIT_NEVER : HC_PIPEWAIT_ALWAYS;
+  if (req->forbid_reuse) curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, req->verify);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req->verify ? 2L : 0L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+  if (req->no_proxy) {
+    /* The same as the environment says (no proxy), but told once: without
+     * it libcurl reads the proxy variables again for every request. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+  }
   if (req->headers != NULL)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
   if (req->body != NULL) {
@@ -193,6 +257,22 @@ static hc_error classify(int rc, CURLcode code) {
   }
 }
 
+/* The name of a CURLINFO_HTTP_VERSION value; NULL for none. */
+static const char *version_name(long v) {
+  switch (v) {
+  case CURL_HTTP_VERSION_1_0:
+    return "1.0";
+  case CURL_HTTP_VERSION_1_1:
+    return "1.1";
+  case CURL_HTTP_VERSION_2_0:
+    return "2";
+  case CURL_HTTP_VERSION_3:
+    return "3";
+  default:
+    return NULL;
+  }
+}
+
 /* Milliseconds since the epoch, for Retry-After dates. */
 static int64_t wall_ms(void) {
   struct timeval tv;
@@ -200,15 +280,36 @@ static int64_t wall_ms(void) {
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* Whether a request for url waits for a connection still being set up to
+ * tell whether it multiplexes (HTTP/2), rather than opening one more: the
+ * workers' requests then share a connection as streams. Only https URLs
+ * wait, since TLS says it during the handshake (a plain http connection
+ * says it with its first response, and every request to that host would
+ * wait for that), unless HTTP/2 is known beforehand (prior knowledge). */
+static long pipewait(const hc_fetcher *f, const char *url) {
+  if (f->pipewait == HC_PIPEWAIT_HTTPS)
+    return strncasecmp(url, "https:", 6) == 0 ? 1L : 0L;
+  return f->pipewait == HC_PIPEWAIT_ALWAYS ? 1L : 0L;
+}
+
 void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
-                   hc_attempt *out) {
+                   CURLU *parsed, hc_attempt *out) {
   CURL *e = f->easy;
   memset(out, 0, sizeof *out);
   out->ttfb_us = out->total_us = -1;
   out->retry_after_ms = -1;
   f->bytes = 0;
   f->errbuf[0] = '\0';
-  curl_easy_setopt(e, CURLOPT_URL, url);
+  /* The URL is set only when it changes (a load run sends the same one
+   * all the time). The string goes with the parsed form, which libcurl
+   * uses instead of parsing the string, so that both always agree. */
+  if (url != f->url || parsed != f->parsed) {
+    curl_easy_setopt(e, CURLOPT_CURLU, parsed);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, pipewait(f, url));
+    f->url = url;
+    f->parsed = parsed;
+  }
   CURLcode code = CURLE_OK;
   int rc = weft_curl_perform(client, e, &code);
   out->bytes = f->bytes;
@@ -228,6 +329,9 @@ void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
       out->detail = f->errbuf[0] ? f->errbuf : curl_easy_strerror(code);
     return;
   }
+  long version = 0;
+  if (curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version) == CURLE_OK)
+    out->http_version = version_name(version);
   curl_off_t t;
   if (curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK)
     out->ttfb_us = (int64_t)t;

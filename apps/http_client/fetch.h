@@ -27,7 +27,10 @@ typedef struct hc_request {
   size_t body_len;
   struct curl_slist *headers; /* shared by every handle; read-only */
   long follow, max_redirects, http_version, verify;
-  long timeout_ms; /* one attempt; 0: no limit */
+  long timeout_ms;  /* one attempt; 0: no limit */
+  int no_proxy;     /* the environment names no proxy: tell libcurl once */
+  int forbid_reuse; /* a connection per request, no multiplexing (the way
+                       round a libcurl bug) */
 } hc_request;
 
 /**
@@ -39,9 +42,19 @@ int hc_request_init(hc_request *req, const hc_config *cfg);
 /** Frees what hc_request_init() made. */
 void hc_request_free(hc_request *req);
 
+/** When a request waits for a connection to tell whether it multiplexes. */
+typedef enum hc_pipewait {
+  HC_PIPEWAIT_NEVER = 0,
+  HC_PIPEWAIT_HTTPS, /* https URLs only (HTTP/2 negotiated by TLS) */
+  HC_PIPEWAIT_ALWAYS /* HTTP/2 with prior knowledge */
+} hc_pipewait;
+
 /** A worker's easy handle and what its callbacks gather. */
 typedef struct hc_fetcher {
   CURL *easy;
+  hc_pipewait pipewait;
+  const char *url;              /* the URL set on easy; NULL: none yet */
+  CURLU *parsed;                /* the parsed URL set on easy, or NULL */
   uint64_t bytes;               /* body bytes of the current attempt */
   char errbuf[CURL_ERROR_SIZE]; /* libcurl's message for a failure */
 } hc_fetcher;
@@ -58,18 +71,21 @@ typedef struct hc_attempt {
   uint64_t bytes;
   int64_t ttfb_us, total_us;
   long redirects;
-  hc_error error;         /* HC_OK when a response came */
-  const char *detail;     /* points into the fetcher; NULL when ok */
-  int64_t retry_after_ms; /* the response's Retry-After; -1: none */
+  const char *http_version; /* "1.0", "1.1", "2", "3"; NULL: no response */
+  hc_error error;           /* HC_OK when a response came */
+  const char *detail;       /* points into the fetcher; NULL when ok */
+  int64_t retry_after_ms;   /* the response's Retry-After; -1: none */
 } hc_attempt;
 
 /**
  * Makes one attempt at url with client, suspending the calling task until
- * it ends, and fills *out. A cancelled scope ends it with HC_ERR_CANCELLED
- * (or HC_ERR_DEADLINE past the scope's deadline).
+ * it ends, and fills *out. parsed, when not NULL, is url parsed by
+ * libcurl's URL API (it must outlive every attempt that uses it): libcurl
+ * then skips parsing it again. A cancelled scope ends the attempt with
+ * HC_ERR_CANCELLED (or HC_ERR_DEADLINE past the scope's deadline).
  */
 void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
-                   hc_attempt *out);
+                   CURLU *parsed, hc_attempt *out);
 
 /** Non-zero when an attempt that failed this way is worth another. */
 int hc_fetch_retryable(const hc_attempt *a);

@@ -80,6 +80,7 @@ int main(int argc, char **argv) {
    * would break it up, so it is left out then. */
   int progress = cfg.progress && isatty(STDERR_FILENO) &&
                  !(lines == stdout && isatty(STDOUT_FILENO));
+  report.counting = progress;
   hc_run_input in = {.cfg = &cfg,
                      .targets = &targets,
                      .request = &request,

@@ -127,8 +127,10 @@ void hc_report_request(hc_report *rep, hc_tally *t, const hc_result *r) {
   } else {
     t->errors[r->error]++;
   }
-  atomic_fetch_add_explicit(&rep->done, 1, memory_order_relaxed);
-  if (!ok) atomic_fetch_add_explicit(&rep->failed, 1, memory_order_relaxed);
+  if (rep->counting) {
+    atomic_fetch_add_explicit(&rep->done, 1, memory_order_relaxed);
+    if (!ok) atomic_fetch_add_explicit(&rep->failed, 1, memory_order_relaxed);
+  }
   if (rep->lines == NULL) return;
 
   char stack[1024];
@@ -143,8 +145,13 @@ void hc_report_request(hc_report *rep, hc_tally *t, const hc_result *r) {
   buf_ms(&b, r->total_us);
   buf_printf(&b, ",\"elapsed_ms\":");
   buf_ms(&b, r->elapsed_us);
-  buf_printf(&b, ",\"attempts\":%d,\"redirects\":%ld,\"ok\":%s,\"error\":",
-             r->attempts, r->redirects, ok ? "true" : "false");
+  buf_printf(&b, ",\"attempts\":%d,\"redirects\":%ld,\"http_version\":",
+             r->attempts, r->redirects);
+  if (r->http_version != NULL)
+    buf_printf(&b, "\"%s\"", r->http_version);
+  else
+    buf_printf(&b, "null");
+  buf_printf(&b, ",\"ok\":%s,\"error\":", ok ? "true" : "false");
   if (r->error == HC_OK) {
     buf_printf(&b, "null");
   } else {

@@ -39,15 +39,16 @@ const char *hc_error_name(hc_error e);
 /** What became of one request, after its last attempt. */
 typedef struct hc_result {
   const char *url;
-  long status;        /* HTTP status of the last response; 0: none */
-  uint64_t bytes;     /* body bytes of the last response */
-  int64_t ttfb_us;    /* last attempt: first byte; -1 when none */
-  int64_t total_us;   /* last attempt: whole transfer; -1 when none */
-  int64_t elapsed_us; /* from the first attempt to the end, backoffs in */
-  int attempts;       /* attempts made (0 for a malformed URL) */
-  long redirects;     /* redirects followed in the last attempt */
-  hc_error error;     /* HC_OK when a response came */
-  const char *detail; /* what went wrong, in words; NULL when nothing */
+  long status;              /* HTTP status of the last response; 0: none */
+  uint64_t bytes;           /* body bytes of the last response */
+  int64_t ttfb_us;          /* last attempt: first byte; -1 when none */
+  int64_t total_us;         /* last attempt: whole transfer; -1 when none */
+  int64_t elapsed_us;       /* from the first attempt to the end, backoffs in */
+  int attempts;             /* attempts made (0 for a malformed URL) */
+  long redirects;           /* redirects followed in the last attempt */
+  const char *http_version; /* of the last response ("1.1", "2"); NULL */
+  hc_error error;           /* HC_OK when a response came */
+  const char *detail;       /* what went wrong, in words; NULL when nothing */
 } hc_result;
 
 /** Non-zero when r counts as a success: a response below 400. */
@@ -67,6 +68,9 @@ typedef struct hc_tally {
 /** Where the per-request lines go, and the shared progress counters. */
 typedef struct hc_report {
   FILE *lines;                /* NULL: no per-request lines */
+  int counting;               /* keep done and failed (for the progress
+                                 bar): atomics shared by the executors
+                                 cost each request a contended cache line */
   _Atomic uint64_t done;      /* requests finished */
   _Atomic uint64_t failed;    /* of which failed */
   _Atomic uint64_t in_flight; /* attempts in flight now */

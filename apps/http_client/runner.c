@@ -14,12 +14,19 @@
 /* How often the progress bar is redrawn, in milliseconds. */
 #define PROGRESS_INTERVAL_MS 200
 
+/* Workers per weft_curl client. libcurl looks for a free connection by
+ * walking every connection to the host in its cache, so one client for
+ * 500 workers spends more on that walk than on the request; clients of
+ * this many keep it short. */
+#define WORKERS_PER_CLIENT 32
+
 typedef struct run_state run_state;
 typedef struct exec_state exec_state;
 
 /* One worker task: one request at a time. */
 typedef struct worker {
   exec_state *ex;
+  weft_curl *client; /* one of the executor's */
   hc_fetcher fetch;
   weft_scope *waiting; /* a limiter or backoff wait that stopping cuts */
   uint64_t rng;        /* for the backoff's jitter */
@@ -32,7 +39,8 @@ struct exec_state {
   int id; /* 1..N */
   int n_workers;
   worker *workers;
-  weft_curl *client;
+  weft_curl **clients; /* one per WORKERS_PER_CLIENT workers */
+  int n_clients;
   hc_tally *tally;
   int err;
 };
@@ -81,6 +89,9 @@ static void stoppable_leave(worker *w, weft_scope *s) {
  * error when the run stopped or was cancelled meanwhile. */
 static int wait_turn(worker *w, const hc_target *t) {
   run_state *run = w->ex->run;
+  /* Without limits there is nothing to wait for, and no scope to enter. */
+  if (run->host_rate == NULL && run->rate == NULL)
+    return atomic_load(&run->stopping) ? UV_ECANCELED : weft_cancelled();
   weft_scope s;
   int rc = stoppable_enter(w, &s);
   if (rc == 0 && run->host_rate != NULL)
@@ -141,7 +152,7 @@ static void do_request(worker *w, const hc_target *t) {
     if (wait_turn(w, t) != 0) break;
     if (attempts == 0) first_ns = weft_now_ns();
     attempts++;
-    hc_fetch_once(&w->fetch, ex->client, t->url, &a);
+    hc_fetch_once(&w->fetch, w->client, t->url, t->parsed, &a);
     if (attempts > run->retries || !hc_fetch_retryable(&a)) break;
     if (atomic_load(&run->stopping) || weft_cancelled()) break;
     int64_t delay = a.retry_after_ms;
@@ -161,6 +172,7 @@ static void do_request(worker *w, const hc_target *t) {
   r.elapsed_us = (int64_t)((weft_now_ns() - first_ns) / 1000);
   r.attempts = attempts;
   r.redirects = a.redirects;
+  r.http_version = a.http_version;
   r.error = a.error;
   r.detail = a.detail;
   hc_report_request(rep, ex->tally, &r);
@@ -182,24 +194,40 @@ static int worker_main(void *arg) {
 /* ---- One executor -------------------------------------------------------- */
 
 /* The body of the task that runs an executor's share of the workers, with
- * that executor's client. */
+ * that executor's clients. */
 static int exec_main(void *arg) {
   exec_state *ex = arg;
   run_state *run = ex->run;
   weft_task_set_name("executor");
-  weft_curl_opts copts = {.max_connections = ex->n_workers + 16};
-  ex->client = weft_curl_new(&copts);
-  if (ex->client == NULL) {
+  ex->n_clients = (ex->n_workers + WORKERS_PER_CLIENT - 1) / WORKERS_PER_CLIENT;
+  ex->clients = calloc((size_t)ex->n_clients, sizeof *ex->clients);
+  for (int i = 0; ex->clients != NULL && i < ex->n_clients; i++) {
+    /* The cache keeps a connection for each worker of the client: with
+     * fewer, connections would be closed and opened again all the time. */
+    int share = ex->n_workers - i * WORKERS_PER_CLIENT;
+    if (share > WORKERS_PER_CLIENT) share = WORKERS_PER_CLIENT;
+    weft_curl_opts copts = {.max_connections = share + 4,
+                            .multiplex =
+                                run->in->request->forbid_reuse ? -1 : 0};
+    ex->clients[i] = weft_curl_new(&copts);
+    if (ex->clients[i] == NULL) break;
+  }
+  if (ex->clients == NULL || ex->clients[ex->n_clients - 1] == NULL) {
     weft_log(WEFT_LOG_ERROR, "cannot start an HTTP client", "executor=%d",
              ex->id);
     ex->err = UV_ENOMEM;
     run_stop(run);
+    if (ex->clients != NULL)
+      for (int i = 0; i < ex->n_clients; i++) weft_curl_free(ex->clients[i]);
+    free(ex->clients);
+    ex->clients = NULL;
     return ex->err;
   }
   int ready = 0;
   for (; ready < ex->n_workers; ready++) {
     worker *w = &ex->workers[ready];
     w->ex = ex;
+    w->client = ex->clients[ready / WORKERS_PER_CLIENT];
     w->rng = weft_now_ns() ^ ((uint64_t)(uintptr_t)w * 0x9e3779b97f4a7c15ull);
     if (hc_fetcher_init(&w->fetch, run->in->request) != 0) break;
   }
@@ -227,8 +255,9 @@ static int exec_main(void *arg) {
     weft_group_join(watch);
   }
   for (int i = 0; i < ready; i++) hc_fetcher_free(&ex->workers[i].fetch);
-  weft_curl_free(ex->client);
-  ex->client = NULL;
+  for (int i = 0; i < ex->n_clients; i++) weft_curl_free(ex->clients[i]);
+  free(ex->clients);
+  ex->clients = NULL;
   return ex->err;
 }
 

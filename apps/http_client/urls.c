@@ -14,9 +14,10 @@
 #define URL_LINE_MAX (64 * 1024)
 
 /* Checks url with libcurl's own parser, so that what is accepted here is
- * what libcurl will request. Fills target->host, or target->error. Returns
- * -1 only when out of memory. */
-static int check_url(hc_target *target) {
+ * what libcurl will request. Fills target->host, or target->error; keeps
+ * the parsed URL in target->parsed when keep is set. Returns -1 only when
+ * out of memory. */
+static int check_url(hc_target *target, int keep) {
   CURLU *u = curl_url();
   if (u == NULL) return -1;
   char *scheme = NULL, *host = NULL, *port = NULL;
@@ -53,13 +54,17 @@ static int check_url(hc_target *target) {
   curl_free(scheme);
   curl_free(host);
   curl_free(port);
-  curl_url_cleanup(u);
+  if (keep && why == NULL && rcode == 0)
+    target->parsed = u;
+  else
+    curl_url_cleanup(u);
   return rcode;
 }
 
-/* Appends url with weight to t. Returns 0 or -1 (out of memory). */
+/* Appends url with weight to t, kept parsed when keep is set. Returns 0 or
+ * -1 (out of memory). */
 static int add_target(hc_targets *t, size_t *cap, const char *url,
-                      uint64_t weight) {
+                      uint64_t weight, int keep) {
   if (t->n == *cap) {
     size_t ncap = *cap ? *cap * 2 : 16;
     hc_target *grown = realloc(t->items, ncap * sizeof *grown);
@@ -73,7 +78,7 @@ static int add_target(hc_targets *t, size_t *cap, const char *url,
   target->url = strdup(url);
   if (target->url == NULL) return -1;
   t->n++;
-  return check_url(target);
+  return check_url(target, keep);
 }
 
 /* Cuts the whitespace off both ends of s, in place. */
@@ -125,7 +130,7 @@ static int read_file(hc_targets *t, size_t *cap, const char *input,
         text = trim(end);
       }
     }
-    if (add_target(t, cap, text, weight) != 0) {
+    if (add_target(t, cap, text, weight, weighted) != 0) {
       snprintf(why, len, "out of memory");
       rc = -1;
     }
@@ -144,7 +149,7 @@ int hc_targets_load(hc_targets *t, const app_string_list *urls,
   memset(t, 0, sizeof *t);
   size_t cap = 0;
   for (size_t i = 0; i < urls->n; i++) {
-    if (add_target(t, &cap, urls->items[i], 1) != 0) {
+    if (add_target(t, &cap, urls->items[i], 1, weighted) != 0) {
       snprintf(why, len, "out of memory");
       goto fail;
     }
@@ -192,6 +197,7 @@ void hc_targets_free(hc_targets *t) {
     free(t->items[i].url);
     free(t->items[i].host);
     free(t->items[i].error);
+    curl_url_cleanup(t->items[i].parsed);
   }
   free(t->items);
   free(t->cumulative);

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 #include "config.h"
 
 /** One URL to request. */
@@ -17,6 +19,7 @@ typedef struct hc_target {
   char *url;       /* as given, for the report */
   char *host;      /* "host:port", the per-host limiter's key; NULL if bad */
   char *error;     /* why the URL is malformed; NULL when it is fine */
+  CURLU *parsed;   /* load mode: the URL parsed once, for CURLOPT_CURLU */
   uint64_t weight; /* load mode: its share of the requests */
 } hc_target;
 
@@ -32,7 +35,9 @@ typedef struct hc_targets {
  * Fills t from the URL arguments and, when input is not NULL, from the file
  * input ("-" for standard input), one URL a line; blank lines and lines
  * starting with '#' are skipped. With weighted set a line may read
- * "WEIGHT URL". Returns 0, or -1 with the reason in why (a file that cannot
+ * "WEIGHT URL", and every good URL is kept parsed as well (load mode
+ * requests the same URLs again and again: libcurl then skips parsing them
+ * each time). Returns 0, or -1 with the reason in why (a file that cannot
  * be read, a bad weight, no URL at all); t is then empty.
  */
 int hc_targets_load(hc_targets *t, const app_string_list *urls,

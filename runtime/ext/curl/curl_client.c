@@ -6,6 +6,15 @@
  * calls curl_multi_socket_action() and then reaps the finished transfers
  * with curl_multi_info_read(), unparking the task that waits on each.
  *
+ * Sockets outlive transfers. libcurl says CURL_POLL_REMOVE for a kept-alive
+ * connection every time a transfer on it ends, and asks for it again when
+ * the next one starts: closing the poll handle there and making a new one
+ * costs four epoll_ctl() calls, an ioctl() and an allocation per request.
+ * So a socket libcurl removes stays watched for input (an idle connection
+ * is silent; a hang-up or stray data stops the watch), its poll handle is
+ * found again by descriptor, and it is closed only when libcurl closes the
+ * socket itself, which the client learns through CURLOPT_CLOSESOCKETFUNCTION.
+ *
  * Every call into libcurl made from the loop is bracketed by in_curl, so
  * that a cancellation arriving from inside one of libcurl's callbacks (a
  * user's write callback cancelling a group, say) is deferred until libcurl
@@ -14,18 +23,118 @@
 #include "weft_curl.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#else
+#include <unistd.h>
+#endif
 
 #include <uv.h>
 
+/* ---- A small map from keys to pointers ----------------------------------- */
+
+/* Open addressing with linear probing, for the transfers by easy handle and
+ * the sockets by descriptor: both are looked up once per request, and a
+ * list walk there costs as much as the concurrency. A slot is empty when
+ * its value is NULL; removal shifts the following run back, so no
+ * tombstones accumulate. */
+typedef struct ptr_map {
+  uintptr_t *keys;
+  void **vals;
+  size_t cap; /* a power of two, or 0 */
+  size_t n;
+} ptr_map;
+
+/* The slot where key's probe starts. */
+static size_t map_home(const ptr_map *m, uintptr_t key) {
+  uint64_t h = (uint64_t)key * 0x9e3779b97f4a7c15ull;
+  return (size_t)(h ^ (h >> 29)) & (m->cap - 1);
+}
+
+/* Returns the value stored for key, or NULL. */
+static void *map_get(const ptr_map *m, uintptr_t key) {
+  if (m->n == 0) return NULL;
+  for (size_t i = map_home(m, key);; i = (i + 1) & (m->cap - 1)) {
+    if (m->vals[i] == NULL) return NULL;
+    if (m->keys[i] == key) return m->vals[i];
+  }
+}
+
+static int map_put(ptr_map *m, uintptr_t key, void *val);
+
+/* Doubles the table (16 slots at first). Returns 0, or -1 without memory. */
+static int map_grow(ptr_map *m) {
+  ptr_map bigger = {0};
+  bigger.cap = m->cap ? m->cap * 2 : 16;
+  bigger.keys = calloc(bigger.cap, sizeof *bigger.keys);
+  bigger.vals = calloc(bigger.cap, sizeof *bigger.vals);
+  if (bigger.keys == NULL || bigger.vals == NULL) {
+    free(bigger.keys);
+    free(bigger.vals);
+    return -1;
+  }
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->vals[i] != NULL) map_put(&bigger, m->keys[i], m->vals[i]);
+  free(m->keys);
+  free(m->vals);
+  *m = bigger;
+  return 0;
+}
+
+/* Stores val (not NULL) for key, replacing any value it had. Returns 0, or
+ * -1 without memory (the map is unchanged). */
+static int map_put(ptr_map *m, uintptr_t key, void *val) {
+  assert(val != NULL);
+  if ((m->n + 1) * 4 > m->cap * 3 && map_grow(m) != 0) return -1;
+  size_t i = map_home(m, key);
+  while (m->vals[i] != NULL && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
+  if (m->vals[i] == NULL) m->n++;
+  m->keys[i] = key;
+  m->vals[i] = val;
+  return 0;
+}
+
+/* Removes key if present. */
+static void map_del(ptr_map *m, uintptr_t key) {
+  if (m->n == 0) return;
+  size_t mask = m->cap - 1, i = map_home(m, key);
+  while (m->vals[i] != NULL && m->keys[i] != key) i = (i + 1) & mask;
+  if (m->vals[i] == NULL) return;
+  m->n--;
+  /* Backward shift: move up every later entry of the run whose home slot
+   * does not lie (cyclically) after the hole, so probes still find it. */
+  for (size_t j = (i + 1) & mask; m->vals[j] != NULL; j = (j + 1) & mask) {
+    size_t home = map_home(m, m->keys[j]);
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      m->keys[i] = m->keys[j];
+      m->vals[i] = m->vals[j];
+      i = j;
+    }
+  }
+  m->vals[i] = NULL;
+}
+
+/* Frees the table. */
+static void map_free(ptr_map *m) {
+  free(m->keys);
+  free(m->vals);
+  memset(m, 0, sizeof *m);
+}
+
 /* A socket libcurl asked the client to watch. Allocated on the first
- * request, freed by the close callback of its poll handle, so a socket
- * libcurl drops while its poll is still closing never touches freed memory. */
+ * request, kept while libcurl keeps the socket open (idle between
+ * transfers included), freed by the close callback of its poll handle, so
+ * that a socket libcurl drops while its poll is still closing never
+ * touches freed memory. */
 typedef struct curl_sock {
   uv_poll_t poll;
   curl_socket_t fd;
   weft_curl *client;
+  int events;                    /* UV_READABLE/UV_WRITABLE watched; 0: none */
+  int idle;                      /* libcurl said CURL_POLL_REMOVE */
   struct curl_sock *prev, *next; /* in client->socks while not closing */
 } curl_sock;
 
@@ -34,17 +143,18 @@ typedef struct curl_xfer {
   CURL *easy;
   weft_parked *task;
   weft_curl *client;
-  CURLcode code;                 /* libcurl's result once done */
-  int cancel_pending;            /* cancelled while libcurl was running */
-  struct curl_xfer *prev, *next; /* in client->xfers */
+  CURLcode code;      /* libcurl's result once done */
+  int cancel_pending; /* cancelled while libcurl was running */
+  int in_flight;      /* in client->xfer_by_easy */
 } curl_xfer;
 
 struct weft_curl {
   CURLM *multi;
   uv_loop_t *loop;      /* the creating executor's loop */
   uv_timer_t timer;     /* libcurl's single timeout */
-  curl_sock *socks;     /* sockets being watched */
-  curl_xfer *xfers;     /* transfers in flight */
+  curl_sock *socks;     /* sockets open, watched or idle */
+  ptr_map sock_by_fd;   /* the same, by descriptor */
+  ptr_map xfer_by_easy; /* transfers in flight, by easy handle */
   int in_curl;          /* depth of calls into libcurl */
   int woken;            /* tasks unparked by the current drive() */
   int pending_cancels;  /* xfers with cancel_pending set */
@@ -144,6 +254,7 @@ static void on_handle_closed(uv_handle_t *h) {
 
 /* Stops watching s and closes its poll handle; s is freed once closed. */
 static void sock_close(weft_curl *c, curl_sock *s) {
+  map_del(&c->sock_by_fd, (uintptr_t)s->fd);
   if (s->prev != NULL)
     s->prev->next = s->next;
   else
@@ -156,13 +267,23 @@ static void sock_close(weft_curl *c, curl_sock *s) {
 
 /* ---- Driving libcurl ----------------------------------------------------- */
 
+/* Takes x out of the client's transfers in flight. They are kept in a map
+ * only, not in a list through the waiting tasks' stacks as well: unlinking
+ * would touch two more of those stacks, cold in cache, per request. */
 static void xfer_unlink(weft_curl *c, curl_xfer *x) {
-  if (x->prev != NULL)
-    x->prev->next = x->next;
-  else
-    c->xfers = x->next;
-  if (x->next != NULL) x->next->prev = x->prev;
-  x->prev = x->next = NULL;
+  map_del(&c->xfer_by_easy, (uintptr_t)x->easy);
+  x->in_flight = 0;
+}
+
+/* Returns one transfer in flight for which pending is true (any transfer
+ * when pending is 0), or NULL. A walk over the map: for cancellations and
+ * the client's end only. */
+static curl_xfer *xfer_find(weft_curl *c, int pending) {
+  for (size_t i = 0; i < c->xfer_by_easy.cap; i++) {
+    curl_xfer *x = c->xfer_by_easy.vals[i];
+    if (x != NULL && (!pending || x->cancel_pending)) return x;
+  }
+  return NULL;
 }
 
 /* Takes x off the multi handle before it has finished and wakes its task.
@@ -185,8 +306,7 @@ static void xfer_abort(weft_curl *c, curl_xfer *x) {
 /* Aborts the transfers whose cancellation arrived while libcurl ran. */
 static void run_pending_cancels(weft_curl *c) {
   while (c->pending_cancels > 0 && c->in_curl == 0) {
-    curl_xfer *x = c->xfers;
-    while (x != NULL && !x->cancel_pending) x = x->next;
+    curl_xfer *x = xfer_find(c, 1);
     if (x == NULL) {
       c->pending_cancels = 0;
       break;
@@ -197,7 +317,8 @@ static void run_pending_cancels(weft_curl *c) {
 
 /* Reaps finished transfers and wakes their tasks. The message is copied
  * before curl_multi_remove_handle(), which invalidates it. Finding the
- * transfer by its easy handle leaves CURLOPT_PRIVATE to the caller. */
+ * transfer by its easy handle (in a map, not a walk over every transfer in
+ * flight) leaves CURLOPT_PRIVATE to the caller. */
 static void reap_done(weft_curl *c) {
   CURLMsg *m;
   int left;
@@ -206,8 +327,7 @@ static void reap_done(weft_curl *c) {
     CURL *easy = m->easy_handle;
     CURLcode result = m->data.result;
     curl_multi_remove_handle(c->multi, easy);
-    curl_xfer *x = c->xfers;
-    while (x != NULL && x->easy != easy) x = x->next;
+    curl_xfer *x = map_get(&c->xfer_by_easy, (uintptr_t)easy);
     if (x == NULL) continue;
     xfer_unlink(c, x);
     if (x->cancel_pending) {
@@ -233,10 +353,30 @@ static int drive(weft_curl *c, curl_socket_t fd, int flags) {
   return c->woken;
 }
 
-/* A watched socket is ready (or failed). s may be closed by libcurl during
- * drive(): nothing of it is used afterwards. */
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* Watches s for events (UV_READABLE, UV_WRITABLE; 0: none). libuv's
+ * uv_poll_start() always deletes and re-adds the descriptor in epoll, so
+ * an unchanged set costs nothing here. Returns 0 or a libuv error. */
+static int sock_watch(curl_sock *s, int events) {
+  if (events == s->events) return 0;
+  int err = events ? uv_poll_start(&s->poll, events, on_poll)
+                   : uv_poll_stop(&s->poll);
+  s->events = err == 0 ? events : 0;
+  return err;
+}
+
+/* A watched socket is ready (or failed). An idle socket (one libcurl
+ * removed, kept watched until it is used again) that stirs has hung up or
+ * sent what nobody asked for: it is no longer watched, and libcurl finds
+ * out when it tries to reuse the connection. s may be closed by libcurl
+ * during drive(): nothing of it is used afterwards. */
 static void on_poll(uv_poll_t *h, int status, int events) {
   curl_sock *s = h->data;
+  if (s->idle) {
+    sock_watch(s, 0);
+    return;
+  }
   int flags = 0;
   if (status < 0) {
     flags = CURL_CSELECT_ERR;
@@ -255,17 +395,21 @@ static void on_timeout(uv_timer_t *t) {
 }
 
 /* CURLMOPT_SOCKETFUNCTION: libcurl wants fd watched for what (or no more).
- * socketp is the curl_sock assigned to fd, NULL the first time. Returns 0,
- * or -1 to fail the transfer when the socket cannot be watched. */
+ * socketp is the curl_sock assigned to fd, NULL the first time in each
+ * transfer that uses it; the client may know the socket already from an
+ * earlier transfer. Returns 0, or -1 to fail the transfer when the socket
+ * cannot be watched. */
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
                           void *socketp) {
   weft_curl *c = userp;
   curl_sock *s = socketp;
   (void)easy;
+  if (s == NULL) s = map_get(&c->sock_by_fd, (uintptr_t)fd);
   if (what == CURL_POLL_REMOVE) {
+    /* Kept open for the next transfer: watched for a hang-up only. */
     if (s != NULL) {
-      curl_multi_assign(c->multi, fd, NULL);
-      sock_close(c, s);
+      s->idle = 1;
+      if (s->events != UV_READABLE) sock_watch(s, UV_READABLE);
     }
     return 0;
   }
@@ -279,15 +423,35 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
     s->fd = fd;
     s->client = c;
     s->poll.data = s;
+    if (map_put(&c->sock_by_fd, (uintptr_t)fd, s) != 0) {
+      c->closing++;
+      uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+      return -1;
+    }
     s->next = c->socks;
     if (c->socks != NULL) c->socks->prev = s;
     c->socks = s;
-    curl_multi_assign(c->multi, fd, s);
   }
+  if (socketp == NULL) curl_multi_assign(c->multi, fd, s);
+  s->idle = 0;
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
+  return sock_watch(s, events) == 0 ? 0 : -1;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: libcurl closes fd. Its poll handle (when it
+ * has one) is closed first: a descriptor must not be closed while it is
+ * polled, and the same number may come back at once for a new socket. */
+static int on_close_socket(void *clientp, curl_socket_t fd) {
+  weft_curl *c = clientp;
+  curl_sock *s = map_get(&c->sock_by_fd, (uintptr_t)fd);
+  if (s != NULL) sock_close(c, s);
+#ifdef _WIN32
+  return closesocket(fd);
+#else
+  return close(fd);
+#endif
 }
 
 /* CURLMOPT_TIMERFUNCTION: call libcurl back in timeout_ms (-1: never).
@@ -368,7 +532,8 @@ void weft_curl_free(weft_curl *c) {
   if (c == NULL) return;
   /* Transfers still in flight are a caller's mistake; stopping them keeps
    * their tasks from waiting forever on a client that is gone. */
-  while (c->xfers != NULL) xfer_abort(c, c->xfers);
+  curl_xfer *x;
+  while ((x = xfer_find(c, 0)) != NULL) xfer_abort(c, x);
   /* Closing the cached connections makes libcurl drop their sockets
    * through the socket callback, which needs the client still whole. */
   c->in_curl++;
@@ -376,6 +541,8 @@ void weft_curl_free(weft_curl *c) {
   c->in_curl--;
   c->multi = NULL;
   while (c->socks != NULL) sock_close(c, c->socks);
+  map_free(&c->sock_by_fd);
+  map_free(&c->xfer_by_easy);
   c->closing++;
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
   if (!weft_in_task()) {
@@ -401,27 +568,47 @@ int weft_curl_perform(weft_curl *c, CURL *easy, CURLcode *code) {
     return err;
   }
 
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_xfer x;
   memset(&x, 0, sizeof x);
   x.easy = easy;
   x.task = weft_park_self();
   x.client = c;
+  /* An easy handle in a transfer of this client is in the map; one in a
+   * transfer of another is refused by curl_multi_add_handle() below. */
+  if (map_get(&c->xfer_by_easy, (uintptr_t)easy) != NULL) {
+    if (code != NULL) *code = CURLE_FAILED_INIT;
+    return UV_EBUSY;
+  }
+  if (map_put(&c->xfer_by_easy, (uintptr_t)easy, &x) != 0) {
+    if (code != NULL) *code = CURLE_OUT_OF_MEMORY;
+    return UV_ENOMEM;
+  }
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   c->in_curl++;
   CURLMcode mc = curl_multi_add_handle(c->multi, easy);
   c->in_curl--;
   if (mc != CURLM_OK) {
+    map_del(&c->xfer_by_easy, (uintptr_t)easy);
     if (code != NULL) *code = CURLE_FAILED_INIT;
     if (mc == CURLM_OUT_OF_MEMORY) return UV_ENOMEM;
     if (mc == CURLM_ADDED_ALREADY) return UV_EBUSY;
     return UV_EINVAL;
   }
-  x.next = c->xfers;
-  if (c->xfers != NULL) c->xfers->prev = &x;
-  c->xfers = &x;
+  /* Set once the handle is surely ours (a handle busy in another client's
+   * transfer was refused above), before libcurl acts on it at the next
+   * loop turn. Connections take the close callback of the handle that
+   * opened them, and live in this client's cache until closed: the
+   * callback can rely on the client. It is reset afterwards, so that the
+   * handle used elsewhere later never calls into a client that may be
+   * gone. */
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, c);
+  x.in_flight = 1;
 
   int rc = weft_park(xfer_cancel, &x);
-  assert(x.prev == NULL && x.next == NULL && c->xfers != &x);
+  assert(!x.in_flight);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, NULL);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, NULL);
   if (code != NULL) *code = x.code;
   /* A cancellation wins over a transfer that ended in the same turn: the
    * caller's scope is over either way. */

@@ -92,7 +92,11 @@ void weft_curl_free(weft_curl *c);
  * write callback and so on), suspending the calling task until it ends.
  * The caller keeps ownership of easy and may reuse it afterwards; it must
  * not be in any multi handle. weft_curl_perform sets CURLOPT_NOSIGNAL (as
- * threads require) and nothing else. libcurl's callbacks (write, read,
+ * threads require), and CURLOPT_CLOSESOCKETFUNCTION with its data for the
+ * length of the transfer (they are reset to none afterwards): the client
+ * closes the sockets of its connections itself, so that it knows when to
+ * stop watching them, and a close-socket callback of the caller's is not
+ * used. Nothing else is changed. libcurl's callbacks (write, read,
  * header, progress) are called on the executor's thread outside any task:
  * they must not wait, and must not call weft functions that do.
  *

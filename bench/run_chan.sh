@@ -24,10 +24,16 @@
 # Results, with every raw measurement, go to BUILD/results/: chan.json,
 # chan-sweep.csv and chan-throughput.svg (the plot of the sweep).
 #
-# Usage: bench/run_chan.sh [--quick | --report]
+# Usage: bench/run_chan.sh [--quick | --report | --instr]
 #   --quick                   one run, shorter loops (a smoke test)
 #   --report                  no build and no run: the report again, from the
 #                             raw measurements of the last run
+#   --instr                   instructions per operation instead of time:
+#                             bench/chan_ops.c under Valgrind's callgrind,
+#                             weft next to ck_ring, on one thread. Exact
+#                             and repeatable where the clock is not (a
+#                             loaded or shared machine); written to
+#                             BUILD/results/chan-instr.json
 # Environment:
 #   WEFT_BENCH_BUILD=DIR      build directory (default: build-bench)
 #   WEFT_BENCH_RUNS=N         runs of each group (default: 5; the median wins)
@@ -48,8 +54,11 @@ sweep_msgs=10000000
 sweep_runs=5
 
 report_only=0
+instr_only=0
 if [[ ${1:-} == --report ]]; then
   report_only=1
+elif [[ ${1:-} == --instr ]]; then
+  instr_only=1
 elif [[ ${1:-} == --quick ]]; then
   runs=${WEFT_BENCH_RUNS:-1}
   spsc_msgs=2000000
@@ -60,7 +69,7 @@ elif [[ ${1:-} == --quick ]]; then
   sweep_msgs=1000000
   sweep_runs=1
 elif [[ $# -gt 0 ]]; then
-  echo "usage: bench/run_chan.sh [--quick | --report]" >&2
+  echo "usage: bench/run_chan.sh [--quick | --report | --instr]" >&2
   exit 2
 fi
 ((sweep_runs > runs)) && sweep_runs=$runs
@@ -71,6 +80,43 @@ results=$build/results
 raw=$results/chan.raw.jsonl
 load_before="?"
 load_after="?"
+
+# ---- Instructions per operation (--instr) ----------------------------------
+
+if ((instr_only)); then
+  command -v valgrind >/dev/null || { echo "run_chan.sh: --instr needs valgrind" >&2; exit 1; }
+  echo "== building bench/chan_ops.c in $build (Release)" >&2
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_BENCH=ON \
+    -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_APPS=OFF -DWEFT_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build "$build" -j2 --target weft_bench_chan_ops >&2
+  mkdir -p "$results"
+  n=102400
+  out=$results/chan-instr.json
+  printf '[\n' >"$out"
+  sep=""
+  printf '%-16s %12s\n' case "instr/iter"
+  for c in spsc_pair spsc_burst spsc_try mpmc_pair mpmc_burst mpmc_try \
+           ck_spsc_pair ck_spsc_burst ck_mpmc_pair ck_mpmc_burst \
+           local_buffered local_pingpong; do
+    # Instrumentation is on only around the measured loop (the program
+    # switches it on and off), so Ir / n is the loop's cost per iteration.
+    ir=$(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null \
+           "$build/bench/chan_ops" "$c" "$n" 2>&1 >/dev/null |
+         sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+    if [[ -z $ir ]]; then
+      echo "run_chan.sh: chan_ops $c failed" >&2
+      continue
+    fi
+    per=$(awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%.1f", ir / n }')
+    printf '%-16s %12s\n' "$c" "$per"
+    printf '%s {"case":"%s","n":%d,"instructions":%s,"per_iteration":%s}' \
+      "$sep" "$c" "$n" "$ir" "$per" >>"$out"
+    sep=$',\n'
+  done
+  printf '\n]\n' >>"$out"
+  echo "written: $out" >&2
+  exit 0
+fi
 
 if ((!report_only)); then
 

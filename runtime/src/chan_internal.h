@@ -73,14 +73,34 @@ static inline void weft__unlock(weft__chan_lock *l) {
  * are ordered by the same compare-and-swap. */
 #define WEFT__TAIL_CLOSED ((size_t)1 << (sizeof(size_t) * 8 - 1))
 
+/* Which inline fast path of the public calls serves a channel, fixed when
+ * it is made; anything the fast path cannot finish goes to the general
+ * code. The ring paths are taken only where their fences can be compiler
+ * barriers (c->light). */
+enum {
+  WEFT__FAST_NONE = 0,        /* rendezvous across executors; no membarrier */
+  WEFT__FAST_LOCAL = 1,
+  WEFT__FAST_SPSC = 2,        /* WEFT__FAST_RING set: a lock-free ring */
+  WEFT__FAST_MPMC = 3,
+  WEFT__FAST_SIZE8 = 4,       /* with a ring: 8-byte items */
+  WEFT__FAST_SPSC8 = WEFT__FAST_SPSC | WEFT__FAST_SIZE8,
+  WEFT__FAST_MPMC8 = WEFT__FAST_MPMC | WEFT__FAST_SIZE8
+};
+#define WEFT__FAST_RING 2
+
 /* The fields are grouped by who writes them, each group on its own cache
  * line, so that the producing and the consuming threads do not slow each
  * other down by writing next to what the other reads. */
 struct weft_chan {
   /* Read-mostly. */
   int mode;
+  int fast;                   /* WEFT__FAST_* */
+  int light;                  /* the fast side's fences may be compiler
+                                 barriers: the slow side uses membarrier */
   int closed;                 /* atomic in the cross-executor modes */
-  int close_done;             /* SPSC: no send in flight any more */
+  int close_done;             /* SPSC: close_tail is set */
+  size_t close_tail;          /* SPSC: the items before it were sent before
+                                 the close; any after it were not */
   size_t elem_size;
   size_t cell_size;
   size_t cap;
@@ -93,18 +113,27 @@ struct weft_chan {
   _Alignas(WEFT__CACHELINE) weft__chan_lock lock;
   weft__wlist senders;
   weft__wlist receivers;
-  /* Producer side. */
+  /* The published indexes, each alone on its line: the other side reads
+   * it (SPSC: only when its cached copy says full or empty), so a line
+   * that also held the writer's private fields would be pulled away from
+   * the writer at every look. The SPSC producer (consumer) is the only
+   * writer of tail_pos (head_pos) and reads it back instead of keeping a
+   * private copy. */
   _Alignas(WEFT__CACHELINE) size_t tail_pos; /* published tail (MPMC: claim) */
-  size_t tail;                /* SPSC producer's private index */
-  size_t head_cache;
-  int producing;              /* SPSC: a send is between its close check
-                                 and its publication */
-  /* Consumer side. */
   _Alignas(WEFT__CACHELINE) size_t head_pos; /* published head (MPMC: claim) */
-  size_t head;                /* SPSC consumer's private index */
-  size_t tail_cache;
-  char pad_[WEFT__CACHELINE - 3 * sizeof(size_t)];
+  /* SPSC producer's private line. */
+  _Alignas(WEFT__CACHELINE) size_t head_cache; /* the consumer's head, last seen */
+  /* SPSC consumer's private line. */
+  _Alignas(WEFT__CACHELINE) size_t tail_cache; /* the producer's tail, last seen */
+  char pad_[WEFT__CACHELINE - sizeof(size_t)];
 };
+
+/* Whether c is a lock-free ring (SPSC or MPMC with a capacity). A ring
+ * counts its operations for the metrics itself, by position (chan.c); the
+ * callers count the others one by one. */
+static inline int weft__chan_is_ring(const weft_chan *c) {
+  return c->mode != WEFT_CHAN_LOCAL && c->cap > 0;
+}
 
 int weft__chan_try_send(weft_chan *c, const void *elem);
 int weft__chan_try_recv(weft_chan *c, void *elem);

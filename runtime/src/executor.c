@@ -5,6 +5,7 @@
  * executors, each of which makes tasks ready again.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,11 +65,18 @@ int weft__fence_word;
 
 void weft__post(weft__exec *e, weft__msg *m) {
   weft__inbox_push(&e->inbox, m);
-  /* uv_async_send() returns early when it reads that a wake-up is already
-   * pending; that read must not move before the push, or the woken loop
-   * may miss the message and nobody wakes it again. */
+  /* The read of e->polling (and uv_async_send's own read of its pending
+   * flag) must not move before the push: the executor stores polling, then
+   * looks at its inbox, with a full fence between (weft__exec_poll), so
+   * either it sees the message or this sees it polling. An executor that
+   * is awake finds the message without the system call. */
   WEFT__FULL_FENCE();
-  uv_async_send(&e->async);
+  if (__atomic_load_n(&e->polling, __ATOMIC_RELAXED)) uv_async_send(&e->async);
+}
+
+/* Whether messages wait in e's inbox (or one is half-way through a push). */
+static inline int weft__inbox_busy(weft__exec *e) {
+  return __atomic_load_n(&e->inbox.head, __ATOMIC_ACQUIRE) != e->inbox.tail;
 }
 
 void weft__wake_any(weft__task *t, int result) {
@@ -217,16 +225,29 @@ static void weft__exec_flush_metrics(weft__exec *e) {
 }
 
 /* Before one executor of several sleeps in the kernel, it watches its inbox
- * for a moment: a message from another executor often follows soon, and
+ * for a while: a message from another executor often follows soon, and
  * waking a sleeping thread costs tens of microseconds (more in a virtual
- * machine). Returns 1 when messages came (and were handled). */
-#define WEFT__IDLE_SPINS 1000
+ * machine, and on a busy machine the woken thread then waits for a CPU).
+ * The watch is bounded in time (a pause takes 10 to 150 ns depending on the
+ * processor and the hypervisor) and yields the CPU now and then, so that
+ * it does not keep another thread, maybe the one about to post, from
+ * running. Returns 1 when messages came (and were handled). */
+#define WEFT__IDLE_SPIN_NS 50000
+#define WEFT__IDLE_SPIN_EAGER 256 /* pauses before the first yield: a quick
+                                     answer is caught without a system call */
+#define WEFT__IDLE_SPIN_YIELD 32  /* pauses between two yields after that */
 
 static int weft__exec_idle_spin(weft__exec *e) {
-  for (int i = 0; i < WEFT__IDLE_SPINS; i++) {
-    if (__atomic_load_n(&e->inbox.head, __ATOMIC_ACQUIRE) != e->inbox.tail) {
+  uint64_t deadline = 0;
+  for (unsigned i = 1;; i++) {
+    if (weft__inbox_busy(e)) {
       weft__inbox_run(e);
       return 1;
+    }
+    if (i == WEFT__IDLE_SPIN_EAGER) deadline = uv_hrtime() + WEFT__IDLE_SPIN_NS;
+    if (i > WEFT__IDLE_SPIN_EAGER && i % WEFT__IDLE_SPIN_YIELD == 0) {
+      if (uv_hrtime() >= deadline) return 0;
+      sched_yield();
     }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -234,13 +255,26 @@ static int weft__exec_idle_spin(weft__exec *e) {
     __asm__ __volatile__("yield");
 #endif
   }
-  return 0;
+}
+
+/* One turn of the loop that may block: says it polls (so that posts
+ * signal it) and looks at the inbox once more before it blocks. */
+static void weft__exec_poll(weft__exec *e) {
+  __atomic_store_n(&e->polling, 1, __ATOMIC_RELAXED);
+  WEFT__FULL_FENCE();
+  if (weft__inbox_busy(e))
+    weft__inbox_run(e);
+  else
+    uv_run(&e->loop, UV_RUN_ONCE);
+  __atomic_store_n(&e->polling, 0, __ATOMIC_RELAXED);
 }
 
 static void weft__exec_loop(weft__exec *e) {
   int alone = e->rt->n == 1;
   e->turn_budget = WEFT__TURN_BUDGET;
   for (;;) {
+    /* Posts to an executor that is not polling do not signal it. */
+    if (weft__inbox_busy(e)) weft__inbox_run(e);
     if (e->ready_head != NULL) {
       uint64_t t0 = uv_hrtime();
       weft__exec_run_ready(e);
@@ -276,7 +310,7 @@ static void weft__exec_loop(weft__exec *e) {
       }
     }
     if (!alone && weft__exec_idle_spin(e)) continue;
-    uv_run(&e->loop, UV_RUN_ONCE);
+    weft__exec_poll(e);
     weft__timers_run(e, weft_now());
     e->turn_budget = WEFT__TURN_BUDGET;
   }

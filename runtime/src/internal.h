@@ -133,7 +133,9 @@ typedef struct weft__inbox {
   weft__msg stub;
 } weft__inbox;
 
-/* Posts m to e's inbox and wakes e's loop (coalesced by libuv). Any thread. */
+/* Posts m to e's inbox and wakes e's loop (coalesced by libuv) if it may be
+ * asleep in its poll; an executor that is awake looks at its inbox before
+ * it polls again. Any thread. */
 void weft__post(weft__exec *e, weft__msg *m);
 
 /* Wakes t, which may belong to another executor. Any executor's thread. */
@@ -190,6 +192,8 @@ struct weft__exec {
   int id;                     /* 1..N */
   weft__runtime *rt;
   weft__inbox inbox;
+  int polling;                /* atomic: may block in the loop's poll; a post
+                                 signals async only then */
   uv_async_t async;
   int stop;                   /* atomic: leave the loop once no task is live */
   void *tsan_main_fiber;

@@ -145,7 +145,8 @@ int weft_select(weft_case *cases, size_t n, int64_t timeout_ms) {
     /* Abandoned: something became ready while registering; try again. */
   }
   if (w != stack_waiters) free(w);
-  if (result >= 0 && cases[result].result == 0) {
+  /* Rings count their operations themselves. */
+  if (result >= 0 && cases[result].result == 0 && !weft__chan_is_ring(cases[result].chan)) {
     if (cases[result].op == WEFT_SELECT_SEND)
       t->exec->n_chan_sends++;
     else

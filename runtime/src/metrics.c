@@ -567,7 +567,8 @@ static void builtin_register(void) {
   weft__m_loop_lag = weft_metrics_histogram(
       "weft_loop_lag_seconds", "How late timers fire after their deadline.",
       1e-9);
-  const char *chan_help = "Completed channel operations.";
+  const char *chan_help =
+      "Completed channel operations (rings count in steps of 64).";
   weft__m_chan_sends = weft_metrics_counter_labeled("weft_chan_ops_total",
                                                     chan_help, "op", "send");
   weft__m_chan_recvs = weft_metrics_counter_labeled("weft_chan_ops_total",

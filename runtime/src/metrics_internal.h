@@ -32,7 +32,10 @@ extern weft_histogram *weft__m_loop_turn;
  * record nanoseconds (scale 1e-9). */
 extern weft_histogram *weft__m_loop_lag;
 /* weft_chan_ops_total{op="send"} and {op="recv"}: completed channel sends
- * and receives, blocking and try forms alike (a batch counts its items). */
+ * and receives, blocking and try forms alike (a batch counts its items).
+ * LOCAL channels and rendezvous count each operation; SPSC and MPMC rings
+ * count 64 at a time as their indices pass a multiple of 64 and the rest
+ * in weft_chan_free(), so a live ring's count lags by up to 63 a side. */
 extern weft_counter *weft__m_chan_sends;
 extern weft_counter *weft__m_chan_recvs;
 /* weft_io_read_bytes_total and weft_io_written_bytes_total: bytes moved by

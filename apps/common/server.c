@@ -61,9 +61,15 @@ typedef struct conn_start {
 } conn_start;
 
 static int server_stopping_flag;
+/* Set with the flag; handlers reach it through app_server_stop_event(). */
+static weft_event *server_stop_event;
 
 int app_server_stopping(void) {
   return __atomic_load_n(&server_stopping_flag, __ATOMIC_RELAXED);
+}
+
+weft_event *app_server_stop_event(void) {
+  return __atomic_load_n(&server_stop_event, __ATOMIC_ACQUIRE);
 }
 
 static int server_listen_flags(const app_addr *a, int base) {
@@ -202,6 +208,8 @@ static int server_worker_task(void *arg) {
     weft_group_cancel(accepting);
     weft_group_join(accepting);
   }
+  /* No connection arrives here any more: the ones waiting idle can go. */
+  if (srv->o->on_stop != NULL) srv->o->on_stop(srv->o->ctx);
   if (w->conns != NULL) {
     size_t live = weft_group_live(w->conns);
     if (live > 0)
@@ -219,6 +227,9 @@ static void server_begin_stop(void *ctx, int signum) {
   server *srv = ctx;
   (void)signum;
   __atomic_store_n(&server_stopping_flag, 1, __ATOMIC_RELAXED);
+  /* The event before the channel: a worker woken by the channel finds it
+   * set. */
+  weft_event_set(server_stop_event);
   weft_chan_close(srv->stop);
 }
 
@@ -226,6 +237,7 @@ static void server_force_stop(void *ctx, int signum) {
   server *srv = ctx;
   (void)signum;
   __atomic_store_n(&server_stopping_flag, 1, __ATOMIC_RELAXED);
+  weft_event_set(server_stop_event);
   weft_chan_close(srv->stop);
   weft_group_cancel(srv->workers);
 }
@@ -283,9 +295,10 @@ int app_server_run(const app_server_opts *o) {
   weft_tcp **listeners = calloc((size_t)n_all * n_addr, sizeof *listeners);
   srv.stop = weft_chan_new(sizeof(int), 1, WEFT_CHAN_MPMC);
   srv.ready = weft_chan_new(sizeof(int), (size_t)n_all, WEFT_CHAN_MPMC);
+  weft_event *stop_event = weft_event_new();
   int err = 0;
   if (srv.ports == NULL || workers == NULL || listeners == NULL ||
-      srv.stop == NULL || srv.ready == NULL)
+      srv.stop == NULL || srv.ready == NULL || stop_event == NULL)
     err = UV_ENOMEM;
   for (int k = 0; err == 0 && k < n_all; k++) {
     workers[k].srv = &srv;
@@ -300,8 +313,10 @@ int app_server_run(const app_server_opts *o) {
     free(listeners);
     if (srv.stop) weft_chan_free(srv.stop);
     if (srv.ready) weft_chan_free(srv.ready);
+    if (stop_event) weft_event_free(stop_event);
     return err;
   }
+  __atomic_store_n(&server_stop_event, stop_event, __ATOMIC_RELEASE);
 
   /* The signal task first, so that a SIGTERM after "listening on" is ours. */
   app_shutdown sd = {.begin = server_begin_stop,
@@ -371,6 +386,9 @@ int app_server_run(const app_server_opts *o) {
   }
   weft_chan_free(srv.stop);
   weft_chan_free(srv.ready);
+  /* Every connection has ended: nobody holds the event any more. */
+  __atomic_store_n(&server_stop_event, NULL, __ATOMIC_RELEASE);
+  weft_event_free(stop_event);
   free(srv.ports);
   free(workers);
   free(listeners);

@@ -17,7 +17,8 @@
  *     them as JSON on SIGUSR1 and at exit;
  *   - on SIGINT or SIGTERM stops accepting, lets open connections finish
  *     for a grace period, then cancels them (at once on a second signal),
- *     and returns 0.
+ *     and returns 0; app_server_stop_event() and the on_stop hook let
+ *     connections that wait idle close at once rather than at the end.
  *
  * One server runs per process (the signals are the process's).
  */
@@ -55,7 +56,14 @@ typedef struct app_server_opts {
   size_t conn_stack_size;    /**< stack of a connection task; 0: the default */
   int nodelay;               /**< set TCP_NODELAY on every connection */
   app_conn_fn handler;
-  void *ctx;        /**< passed to handler */
+  void *ctx;        /**< passed to handler and on_stop */
+  /**
+   * NULL, or called once a shutdown begins (app_server_stop_event() is
+   * set), on every executor that accepts, from a task of that executor,
+   * after its listeners are closed: the place to close connections that
+   * wait idle on that executor (weft_http_stop_idle()).
+   */
+  void (*on_stop)(void *ctx);
   app_stats *stats; /**< required; the server registers its counters here */
 } app_server_opts;
 
@@ -70,6 +78,13 @@ int app_server_run(const app_server_opts *opts);
 /** Non-zero once a shutdown has begun (from any executor). A handler may
  * use it to finish early, e.g. to stop keeping a connection alive. */
 int app_server_stopping(void);
+
+/**
+ * An event set when a shutdown begins (with app_server_stopping()), for
+ * handlers that wait on it or pass it on (weft_http_serve_opts.stop).
+ * Valid while app_server_run() runs; NULL outside it.
+ */
+weft_event *app_server_stop_event(void);
 
 #ifdef __cplusplus
 }

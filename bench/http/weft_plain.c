@@ -118,7 +118,16 @@ static int plain_handle(const weft_http_request *req, weft_http_response *res,
 /* Serves one connection (an app_conn_fn). */
 static int plain_connection(weft_tcp *conn, void *ctx) {
   plain_server *ps = ctx;
-  return weft_http_serve_conn(conn, &ps->limits, plain_handle, NULL);
+  /* A shutdown closes idle keep-alive connections at once. */
+  weft_http_serve_opts so = {.limits = &ps->limits,
+                             .stop = app_server_stop_event()};
+  return weft_http_serve_conn_opts(conn, &so, plain_handle, NULL);
+}
+
+/* The server's on_stop hook: closes this executor's idle connections. */
+static void plain_stop_idle(void *ctx) {
+  (void)ctx;
+  weft_http_stop_idle(app_server_stop_event());
 }
 
 typedef struct plain_run {
@@ -145,6 +154,7 @@ static int plain_main(void *arg) {
       .nodelay = 1,
       .handler = plain_connection,
       .ctx = &ps,
+      .on_stop = plain_stop_idle,
       .stats = stats,
   };
   run->result = app_server_run(&o);

@@ -360,9 +360,19 @@ int wf_app_serve_conn(weft_tcp *conn, void *arg) {
   if (rc < 0) return rc;
   wf_conn wc = {.app = app};
   wc.arena.first_size = app->opts.arena_bytes;
-  rc = weft_http_serve_conn(conn, &app->limits, handle_request, &wc);
+  /* Once a shutdown begins, an idle keep-alive connection closes at once
+   * and one in the middle of a request closes after its response. */
+  weft_http_serve_opts so = {.limits = &app->limits,
+                             .stop = app_server_stop_event()};
+  rc = weft_http_serve_conn_opts(conn, &so, handle_request, &wc);
   wf__arena_free(&wc.arena);
   return rc;
+}
+
+/* The server's on_stop hook: closes this executor's idle connections. */
+static void app_stop_idle(void *ctx) {
+  (void)ctx;
+  weft_http_stop_idle(app_server_stop_event());
 }
 
 int wf_app_serve_memory(wf_app *app, const void *in, size_t len, char **out,
@@ -384,6 +394,7 @@ int wf_app_serve(wf_app *app, const app_server_opts *server) {
   app_server_opts o = *server;
   o.handler = wf_app_serve_conn;
   o.ctx = app;
+  o.on_stop = app_stop_idle;
   return app_server_run(&o);
 }
 

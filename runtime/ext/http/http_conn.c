@@ -1,17 +1,32 @@
 /* http_conn.c: one HTTP/1.1 server connection, parsed with llhttp.
  *
- * The connection reads into a fixed buffer and feeds llhttp. Everything a
- * handler sees (target, headers, body) is copied out of that buffer into
- * bounded storage of the connection, so the read buffer is free for the next
- * read and a request may span any number of reads. on_message_complete
- * pauses the parser: the request is answered before the bytes after it (a
+ * The connection reads into a buffer and feeds llhttp. Everything a handler
+ * sees (target, headers, body) is copied out of that buffer into bounded
+ * storage of the connection, so the read buffer is free for the next read
+ * and a request may span any number of reads. on_message_complete pauses
+ * the parser: the request is answered before the bytes after it (a
  * pipelined request) are parsed, which keeps responses in request order.
+ *
+ * Memory: a connection that waits for its next request holds no buffer of
+ * its own. It reads into a small buffer on its task's stack; the bytes of a
+ * request are parsed into a workspace (a read buffer, the arena of names
+ * and values, and the header index in one block), taken from a cache of
+ * the executor when a request begins and given back once it is answered.
+ * A request larger than the workspace grows the part it needs, up to the
+ * limits, and frees the growth when it is done.
  *
  * Responses go into an output buffer of the connection, reused from one
  * response to the next, which is written when the connection has no
  * complete request left to parse (or the buffer is large): one write per
  * response, or per batch of pipelined responses. A large body or a file
  * is written from where it is (writev, sendfile) behind the head.
+ *
+ * Deadlines: the connection waits inside one scope of its own, entered
+ * once, whose deadline is moved only when it must be (a timer-heap update
+ * per move): it is armed before the connection's own writes and reads and
+ * disarmed while a handler runs, which must not feel the connection's
+ * timeouts. A read's deadline may fire early (it was armed for a write);
+ * the read then waits again for the time left.
  *
  * The I/O is that of a socket, or of a buffer for weft_http_serve_memory():
  * conn_read(), conn_writev(), conn_sendfile() and linger() tell the two
@@ -45,11 +60,34 @@ enum { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY, PHASE_DONE };
  * response. */
 #define HTTP_LINGER_MS 1000
 #define HTTP_LINGER_BYTES (256 * 1024)
+/* Bytes a connection waiting for its next request reads on its task's
+ * stack; most requests fit, and a full read moves on to the workspace. */
+#define HTTP_IDLE_READ 1024
+/* The parts of a workspace; a request that needs more grows them. */
+#define HTTP_SPACE_READ 4096
+#define HTTP_SPACE_ARENA 4096
+#define HTTP_SPACE_HEADERS 64
+/* Workspaces an executor keeps for its next requests. */
+#define HTTP_SPACE_CACHE 8
+/* Output and response buffers larger than this are freed between
+ * requests; smaller ones are kept for the next response. */
+#define HTTP_KEEP_BYTES 2048
+
+/* The connection's scope deadline: none armed, or not yet computed. */
+#define DEADLINE_NONE (-1)
+#define DEADLINE_PENDING (-2)
 
 typedef struct http_header {
   size_t name;  /* offsets of NUL-terminated strings in the arena */
   size_t value;
 } http_header;
+
+/* A request's workspace, one block; the executor caches a few. */
+typedef struct http_space {
+  char read[HTTP_SPACE_READ];
+  char arena[HTTP_SPACE_ARENA];
+  http_header headers[HTTP_SPACE_HEADERS];
+} http_space;
 
 struct weft_http_request {
   const char *method;
@@ -65,12 +103,13 @@ struct weft_http_request {
   size_t body_len;
 };
 
-typedef struct http_conn {
+typedef struct http_conn http_conn;
+
+struct http_conn {
   weft_tcp *tcp;       /* NULL when serving a buffer */
   weft_http_limits lim;
   weft_http_handler handler;
   void *ctx;
-  llhttp_settings_t settings;
   llhttp_t parser;
 
   /* Serving a buffer (weft_http_serve_memory): the input still to read,
@@ -79,28 +118,52 @@ typedef struct http_conn {
   size_t mem_left;
   http_buf *mem_out;
 
-  char *rbuf;
+  /* The scope the connection waits in, and the deadline armed on it. */
+  weft_scope scope;
+  int64_t armed;       /* absolute, or DEADLINE_NONE */
+  int64_t armed_at;    /* when it was armed */
+  int armed_write;     /* it was armed for a write */
+  int in_handler;      /* a handler runs: writes bring a scope of their own */
+
+  /* Stopping (weft_http_serve_opts.stop). */
+  weft_event *stop;
+  int stopped;         /* weft_http_stop_idle() ended the idle wait */
+  int idle_wait;       /* waiting for the next request, nothing buffered */
+  http_conn *stop_prev;
+  http_conn *stop_next;
+
+  char *rbuf;          /* the buffer read last: the stack's, the workspace's or rheap */
   size_t rlen;
   size_t roff;
+  size_t rcap_last;    /* its size, when the last read filled it; else 0 */
+  char *rheap;         /* a read buffer grown past the workspace's, or NULL */
+  size_t rheap_cap;
   const char *chunk;   /* start of the bytes given to llhttp_execute() */
   char prev_byte;      /* the byte before chunk, from the previous chunk */
   http_buf out;        /* response bytes not yet written */
+  http_space *space;   /* the workspace, while a request is read and served */
 
   /* The request being parsed. */
   int phase;
-  int64_t deadline;    /* of the current phase; -1: none */
+  int64_t deadline;    /* of the current phase, absolute; DEADLINE_* */
+  int64_t phase_ms;    /* the current phase's timeout (< 0: none) */
   int err_status;      /* set by a callback that refuses the request */
   char *arena;
   size_t arena_len;
   size_t arena_cap;
+  size_t arena_max;    /* the most the arena may grow to */
   size_t header_bytes; /* request line and header bytes counted so far */
   http_header *headers;
+  size_t headers_cap;
   size_t header_count;
   int in_field;
   size_t field_start;
   size_t value_start;
   size_t url_start;
+  size_t path_start;
+  size_t query_start;  /* 0: no query */
   int host_count;
+  size_t expect_value; /* offset of the first Expect value, or 0 */
   int send_continue;   /* the client waits for 100 Continue before its body */
   int head;            /* the request is HEAD */
   http_buf body;
@@ -108,7 +171,17 @@ typedef struct http_conn {
   weft_http_request req;
   weft_http_response res;
   uint32_t served;
-} http_conn;
+};
+
+/* What each executor (thread) keeps for the connections it serves. */
+typedef struct http_exec_state {
+  size_t live;                          /* connections being served */
+  size_t cached;
+  http_space *cache[HTTP_SPACE_CACHE];  /* workspaces for the next requests */
+  http_conn *stoppable;                 /* connections with a stop event */
+} http_exec_state;
+
+static _Thread_local http_exec_state http_exec;
 
 /* ---- Public helpers ------------------------------------------------------- */
 
@@ -140,6 +213,8 @@ static void limits_resolve(weft_http_limits *out, const weft_http_limits *in) {
   if (in->max_requests) out->max_requests = in->max_requests;
   if (in->read_buffer_bytes) out->read_buffer_bytes = in->read_buffer_bytes;
 }
+
+static size_t size_min(size_t a, size_t b) { return a < b ? a : b; }
 
 /* ---- The request ---------------------------------------------------------- */
 
@@ -193,6 +268,108 @@ int weft_http_request_keep_alive(const weft_http_request *req) {
   return req->keep_alive;
 }
 
+/* ---- The workspace -------------------------------------------------------- */
+
+/* Gives c a workspace: from the executor's cache, or a new one. Returns 0
+ * or UV_ENOMEM. */
+static int space_take(http_conn *c) {
+  if (c->space != NULL) return 0;
+  http_space *s = http_exec.cached > 0 ? http_exec.cache[--http_exec.cached]
+                                       : malloc(sizeof *s);
+  if (s == NULL) return UV_ENOMEM;
+  c->space = s;
+  c->arena = s->arena;
+  c->arena_cap = size_min(sizeof s->arena, c->arena_max);
+  c->headers = s->headers;
+  c->headers_cap = size_min(HTTP_SPACE_HEADERS, c->lim.max_headers);
+  return 0;
+}
+
+/* Frees what grew past the workspace and gives the workspace back, once no
+ * request is being read or served. Large response buffers go too. */
+static void space_give_back(http_conn *c) {
+  if (c->space != NULL) {
+    if (c->arena != c->space->arena) free(c->arena);
+    if (c->headers != c->space->headers) free(c->headers);
+    if (http_exec.cached < HTTP_SPACE_CACHE)
+      http_exec.cache[http_exec.cached++] = c->space;
+    else
+      free(c->space);
+    c->space = NULL;
+  }
+  c->arena = NULL;
+  c->arena_cap = c->arena_len = 0;
+  c->headers = NULL;
+  c->headers_cap = 0;
+  free(c->rheap);
+  c->rheap = NULL;
+  c->rheap_cap = 0;
+  if (c->body.cap > HTTP_KEEP_BYTES) weft__http_buf_free(&c->body);
+  if (c->out.cap > HTTP_KEEP_BYTES) weft__http_buf_free(&c->out);
+  if (c->res.headers.cap > HTTP_KEEP_BYTES) weft__http_buf_free(&c->res.headers);
+  if (c->res.body.cap > HTTP_KEEP_BYTES) weft__http_buf_free(&c->res.body);
+}
+
+/* Grows the arena so that it has room for need more bytes and a NUL, up to
+ * its limit. Returns 0, or -1 when the request is over the limit (431) or
+ * memory is short (500), with the status set. */
+static int refuse(http_conn *c, int status);
+
+static int arena_room(http_conn *c, size_t need) {
+  if (c->arena_cap - c->arena_len > need) return 0;
+  if (c->arena_max - c->arena_len <= need) return refuse(c, 431);
+  size_t cap = c->arena_cap;
+  while (cap - c->arena_len <= need) cap *= 2;
+  if (cap > c->arena_max) cap = c->arena_max;
+  char *p = malloc(cap);
+  if (p == NULL) return refuse(c, 500);
+  memcpy(p, c->arena, c->arena_len);
+  if (c->arena != c->space->arena) free(c->arena);
+  c->arena = p;
+  c->arena_cap = cap;
+  return 0;
+}
+
+/* Makes room for one more header in the index. Returns 0 or -1 (500). */
+static int headers_room(http_conn *c) {
+  if (c->header_count < c->headers_cap) return 0;
+  size_t cap = size_min(2 * c->headers_cap, c->lim.max_headers);
+  if (cap <= c->header_count) return refuse(c, 431);
+  http_header *p = malloc(cap * sizeof *p);
+  if (p == NULL) return refuse(c, 500);
+  memcpy(p, c->headers, c->header_count * sizeof *p);
+  if (c->headers != c->space->headers) free(c->headers);
+  c->headers = p;
+  c->headers_cap = cap;
+  return 0;
+}
+
+/* The buffer and size of the next read: a connection waiting for its next
+ * request reads on its stack (idle_buf); one within a request reads into
+ * its workspace, or a larger buffer once reads fill that. Returns the size,
+ * or 0 when memory is short. */
+static size_t read_buffer(http_conn *c, char *idle_buf) {
+  size_t limit = c->lim.read_buffer_bytes;
+  if (c->phase == PHASE_IDLE && c->rcap_last == 0) {
+    c->rbuf = idle_buf;
+    return size_min(HTTP_IDLE_READ, limit);
+  }
+  if (space_take(c) != 0) return 0;
+  size_t cap = size_min(HTTP_SPACE_READ, limit);
+  if (c->rheap != NULL) cap = c->rheap_cap;
+  /* A read that filled its buffer says more is coming: the next one gets
+   * twice the room, up to the limit. */
+  if (c->rcap_last >= cap && cap < limit) {
+    size_t grown = size_min(2 * cap, limit);
+    char *p = realloc(c->rheap, grown);
+    if (p == NULL) return 0;
+    c->rheap = p;
+    c->rheap_cap = cap = grown;
+  }
+  c->rbuf = c->rheap != NULL ? c->rheap : c->space->read;
+  return cap;
+}
+
 /* ---- Parser callbacks ----------------------------------------------------- */
 
 static http_conn *conn_of(llhttp_t *p) {
@@ -208,27 +385,42 @@ static int refuse(http_conn *c, int status) {
 /* Copies header-section bytes into the arena, within the header limit. */
 static int arena_put(http_conn *c, const char *at, size_t len) {
   c->header_bytes += len;
-  if (c->header_bytes > c->lim.max_header_bytes || c->arena_cap - c->arena_len <= len)
-    return refuse(c, 431);
+  if (c->header_bytes > c->lim.max_header_bytes) return refuse(c, 431);
+  if (arena_room(c, len) != 0) return -1;
   memcpy(c->arena + c->arena_len, at, len);
   c->arena_len += len;
   return 0;
 }
 
 static int arena_end_string(http_conn *c) {
-  if (c->arena_len >= c->arena_cap) return refuse(c, 431);
+  if (arena_room(c, 0) != 0) return -1;
   c->arena[c->arena_len++] = '\0';
   return 0;
 }
 
-static int64_t deadline_after(int64_t ms) {
-  return ms < 0 ? -1 : weft_now() + ms;
+/* Points the request's strings into the arena, which may have moved since
+ * they were last set (trailer fields grow it). */
+static void request_bind(http_conn *c) {
+  weft_http_request *r = &c->req;
+  r->target = c->arena + c->url_start;
+  r->path = c->arena + c->path_start;
+  r->query = c->query_start ? c->arena + c->query_start : "";
+  r->arena = c->arena;
+  r->headers = c->headers;
+  r->header_count = c->header_count;
+}
+
+/* Enters a phase whose deadline is computed when the connection first
+ * waits in it: most requests arrive whole and never need one. */
+static void phase_enter(http_conn *c, int phase, int64_t timeout_ms) {
+  c->phase = phase;
+  c->phase_ms = timeout_ms;
+  c->deadline = DEADLINE_PENDING;
 }
 
 static int on_message_begin(llhttp_t *p) {
   http_conn *c = conn_of(p);
-  c->phase = PHASE_HEADERS;
-  c->deadline = deadline_after(c->lim.header_timeout_ms);
+  phase_enter(c, PHASE_HEADERS, c->lim.header_timeout_ms);
   c->err_status = 0;
   c->arena_len = 0;
   /* The request line's spaces and CRLF. */
@@ -236,7 +428,10 @@ static int on_message_begin(llhttp_t *p) {
   c->header_count = 0;
   c->in_field = 0;
   c->url_start = 0;
+  c->path_start = 0;
+  c->query_start = 0;
   c->host_count = 0;
+  c->expect_value = 0;
   c->send_continue = 0;
   c->body.len = 0;
   return 0;
@@ -283,7 +478,13 @@ static int on_header_field_complete(llhttp_t *p) {
   if (name[0] == '\0') return refuse(c, 400);
   for (const char *q = name; *q != '\0'; q++)
     if (!weft__http_is_tchar((unsigned char)*q)) return refuse(c, 400);
-  if (weft__http_casecmp(name, "Host") == 0) c->host_count++;
+  /* Host and Expect matter to the connection; lengths first, since
+   * most names are neither. */
+  size_t name_len = c->arena_len - 1 - c->field_start;
+  if (name_len == 4 && weft__http_casecmp(name, "Host") == 0) c->host_count++;
+  if (name_len == 6 && weft__http_casecmp(name, "Expect") == 0 && c->phase == PHASE_HEADERS &&
+      c->expect_value == 0)
+    c->expect_value = c->arena_len;
   c->value_start = c->arena_len;
   return 0;
 }
@@ -306,6 +507,7 @@ static int on_header_value_complete(llhttp_t *p) {
   if (arena_end_string(c) != 0) return -1;
   /* Trailer fields of a chunked body are counted but not kept. */
   if (c->phase == PHASE_HEADERS) {
+    if (headers_room(c) != 0) return -1;
     c->headers[c->header_count].name = c->field_start;
     c->headers[c->header_count].value = c->value_start;
     c->header_count++;
@@ -325,39 +527,33 @@ static int on_headers_complete(llhttp_t *p) {
 
   /* The path is a copy of the target up to '?'; the query is the rest of
    * the target, already NUL-terminated. */
-  const char *target = c->arena + c->url_start;
-  size_t target_len = strlen(target);
-  const char *q = memchr(target, '?', target_len);
-  size_t path_len = q ? (size_t)(q - target) : target_len;
-  size_t path_start = c->arena_len;
-  if (c->arena_cap - c->arena_len <= path_len) return refuse(c, 431);
-  memcpy(c->arena + c->arena_len, target, path_len);
+  size_t target_len = strlen(c->arena + c->url_start);
+  const char *q = memchr(c->arena + c->url_start, '?', target_len);
+  size_t path_len = q ? (size_t)(q - (c->arena + c->url_start)) : target_len;
+  c->query_start = q ? (size_t)(q - c->arena) + 1 : 0;
+  if (arena_room(c, path_len) != 0) return -1;
+  c->path_start = c->arena_len;
+  memcpy(c->arena + c->arena_len, c->arena + c->url_start, path_len);
   c->arena_len += path_len;
   c->arena[c->arena_len++] = '\0';
 
   weft_http_request *r = &c->req;
+  request_bind(c);
   r->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
-  r->target = target;
-  r->path = c->arena + path_start;
-  r->query = q ? q + 1 : "";
   r->version = version;
   r->keep_alive = llhttp_should_keep_alive(p);
   c->head = llhttp_get_method(p) == HTTP_HEAD;
-  r->arena = c->arena;
-  r->headers = c->headers;
-  r->header_count = c->header_count;
 
   /* A client that sent "Expect: 100-continue" waits for 100 Continue
    * before it sends the body; the connection sends it when it needs the
    * body, after the length has passed the limit above. */
-  const char *expect = weft_http_request_header(r, "Expect");
+  const char *expect = c->expect_value ? c->arena + c->expect_value : NULL;
   if (expect != NULL) {
     if (weft__http_casecmp(expect, "100-continue") != 0) return refuse(c, 417);
     c->send_continue = version == 11;
   }
 
-  c->phase = PHASE_BODY;
-  c->deadline = deadline_after(c->lim.body_timeout_ms);
+  phase_enter(c, PHASE_BODY, c->lim.body_timeout_ms);
   return 0;
 }
 
@@ -371,6 +567,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 static int on_message_complete(llhttp_t *p) {
   http_conn *c = conn_of(p);
   c->phase = PHASE_DONE;
+  request_bind(c);
   /* The body is empty rather than NULL when there was none. */
   c->req.body = c->body.data ? c->body.data : "";
   c->req.body_len = c->body.len;
@@ -379,58 +576,140 @@ static int on_message_complete(llhttp_t *p) {
   return HPE_PAUSED;
 }
 
-/* Each connection has its own settings: connections run on several
- * executors (threads), and a shared lazily filled table would race. */
-static void parser_settings(llhttp_settings_t *s) {
-  llhttp_settings_init(s);
-  s->on_message_begin = on_message_begin;
-  s->on_url = on_url;
-  s->on_url_complete = on_url_complete;
-  s->on_method = on_method;
-  s->on_version = on_version;
-  s->on_header_field = on_header_field;
-  s->on_header_field_complete = on_header_field_complete;
-  s->on_header_value = on_header_value;
-  s->on_header_value_complete = on_header_value_complete;
-  s->on_headers_complete = on_headers_complete;
-  s->on_body = on_body;
-  s->on_message_complete = on_message_complete;
+/* The callbacks, the same for every connection: a constant table, filled
+ * in at compile time (llhttp_settings_init() only zeroes the rest), so
+ * connections on several executors share it without a race. */
+static const llhttp_settings_t http_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_url_complete = on_url_complete,
+    .on_method = on_method,
+    .on_version = on_version,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- Deadlines ------------------------------------------------------------ */
+
+/* The loop's cached time: a load, where weft_now() reads the clock. It may
+ * lag by the time the executor has been running tasks, which makes a
+ * deadline computed from it a little early, never late. */
+static int64_t coarse_now(void) {
+  return (int64_t)uv_now(weft_loop());
+}
+
+/* Sets the connection scope's deadline ms from now (< 0: none). */
+static void scope_arm(http_conn *c, int64_t ms, int for_write) {
+  if (ms < 0) {
+    if (c->armed != DEADLINE_NONE) weft_scope_set_timeout(&c->scope, WEFT_NO_DEADLINE);
+    c->armed = DEADLINE_NONE;
+    return;
+  }
+  weft_scope_set_timeout(&c->scope, ms);
+  c->armed_at = coarse_now();
+  c->armed = c->armed_at + ms;
+  c->armed_write = for_write;
+}
+
+/* Clears the connection scope's deadline, before a handler runs. */
+static void scope_disarm(http_conn *c) {
+  if (c->armed == DEADLINE_NONE) return;
+  weft_scope_set_timeout(&c->scope, WEFT_NO_DEADLINE);
+  c->armed = DEADLINE_NONE;
+}
+
+/* After a wait in the connection's scope failed with a cancellation code:
+ * a cancelled scope stays cancelled, so it is left and entered again
+ * (without a deadline). Returns the caller's cancellation code, or 0 when
+ * the connection's own deadline or stop ended the wait (or it was not the
+ * scope: the socket was closed). */
+static int scope_renew(http_conn *c) {
+  weft_scope_leave(&c->scope);
+  int outer = weft_cancelled();
+  weft_scope_enter(&c->scope, WEFT_NO_DEADLINE);
+  c->armed = DEADLINE_NONE;
+  return outer;
+}
+
+/* Before a read: the scope's deadline must not come (much) after the
+ * phase's. One that comes before it is kept: when it fires, the read
+ * waits again for the time left. */
+static void arm_for_read(http_conn *c) {
+  if (c->deadline == DEADLINE_PENDING)
+    c->deadline = c->phase_ms < 0 ? DEADLINE_NONE : coarse_now() + c->phase_ms;
+  if (c->deadline == DEADLINE_NONE) {
+    scope_disarm(c);
+    return;
+  }
+  if (c->armed != DEADLINE_NONE && c->armed <= c->deadline + c->phase_ms / 8) return;
+  int64_t left = c->deadline - coarse_now();
+  scope_arm(c, left < 0 ? 0 : left, 0);
+}
+
+/* Before one of the connection's own writes: a write gets the whole write
+ * timeout (a deadline that fires cuts it and closes the socket), so the
+ * deadline is moved unless a write armed it a moment ago. */
+static void arm_for_write(http_conn *c) {
+  int64_t ms = c->lim.write_timeout_ms;
+  if (ms < 0) {
+    scope_disarm(c);
+    return;
+  }
+  if (c->armed != DEADLINE_NONE && c->armed_write && coarse_now() - c->armed_at <= ms / 8)
+    return;
+  scope_arm(c, ms, 1);
 }
 
 /* ---- I/O: a socket, or a buffer ------------------------------------------ */
 
-/* Whether an I/O result was the connection's own deadline firing rather
- * than the caller's scope ending. */
+/* Whether an I/O result was a deadline of the connection's own (a scope
+ * around one write) rather than the caller's scope ending. */
 static int own_deadline(ssize_t r) {
   return (r == UV_ETIMEDOUT || r == UV_ECANCELED) && weft_cancelled() == 0;
 }
 
-/* Reads into rbuf within deadline (-1: none). Returns the count, 0 at the
- * end of the stream, or an error; *ours as for own_deadline(). */
-static ssize_t conn_read(http_conn *c, int64_t deadline, int *ours) {
+/* Whether the connection was asked to stop (weft_http_serve_opts.stop). */
+static int stopping(const http_conn *c) {
+  return c->stop != NULL && weft_event_is_set(c->stop);
+}
+
+/* Reads up to cap bytes into c->rbuf within the phase's deadline. Returns
+ * the count, 0 at the end of the stream or when a stop ended an idle wait,
+ * or an error; *ours is set when the error is the phase's deadline passing
+ * (or the socket closed under it) rather than the caller's scope ending. */
+static ssize_t conn_read(http_conn *c, size_t cap, int *ours) {
   *ours = 0;
   if (c->tcp == NULL) {
-    size_t n = c->mem_left < c->lim.read_buffer_bytes ? c->mem_left : c->lim.read_buffer_bytes;
+    size_t n = c->mem_left < cap ? c->mem_left : cap;
     memcpy(c->rbuf, c->mem_in, n);
     c->mem_in += n;
     c->mem_left -= n;
     return (ssize_t)n;
   }
-  weft_scope s;
-  int64_t left = WEFT_NO_DEADLINE;
-  if (deadline >= 0) {
-    left = deadline - weft_now();
-    if (left < 0) left = 0;
+  for (;;) {
+    arm_for_read(c);
+    c->idle_wait = c->phase == PHASE_IDLE;
+    ssize_t n = weft_tcp_read(c->tcp, c->rbuf, cap);
+    c->idle_wait = 0;
+    if (n != UV_ETIMEDOUT && n != UV_ECANCELED) return n;
+    int outer = scope_renew(c);
+    if (outer != 0) return outer;
+    if (c->stopped) return 0;
+    /* A deadline armed for an earlier write fired before the phase's:
+     * wait again for the rest. */
+    if (n == UV_ETIMEDOUT && c->deadline >= 0 && weft_now() < c->deadline) continue;
+    *ours = 1;
+    return n;
   }
-  weft_scope_enter(&s, left);
-  ssize_t n = weft_tcp_read(c->tcp, c->rbuf, c->lim.read_buffer_bytes);
-  weft_scope_leave(&s);
-  *ours = n < 0 && own_deadline(n);
-  return n;
 }
 
 /* Writes the n buffers in order, within the write timeout. Returns 0 or an
- * error; *ours as for own_deadline(). */
+ * error; *ours as for conn_read(). */
 static int conn_writev(http_conn *c, const uv_buf_t *bufs, size_t n, int *ours) {
   *ours = 0;
   if (c->tcp == NULL) {
@@ -438,11 +717,23 @@ static int conn_writev(http_conn *c, const uv_buf_t *bufs, size_t n, int *ours) 
       if (weft__http_buf_append(c->mem_out, bufs[i].base, bufs[i].len) != 0) return UV_ENOMEM;
     return 0;
   }
-  weft_scope s;
-  weft_scope_enter(&s, c->lim.write_timeout_ms);
+  if (c->in_handler) {
+    /* A handler's write: the handler goes on afterwards, and must not
+     * inherit a deadline, so the write has a scope of its own. */
+    weft_scope s;
+    weft_scope_enter(&s, c->lim.write_timeout_ms);
+    int r = weft_tcp_writev(c->tcp, bufs, n);
+    weft_scope_leave(&s);
+    *ours = r < 0 && own_deadline(r);
+    return r;
+  }
+  arm_for_write(c);
   int r = weft_tcp_writev(c->tcp, bufs, n);
-  weft_scope_leave(&s);
-  *ours = r < 0 && own_deadline(r);
+  if (r == UV_ETIMEDOUT || r == UV_ECANCELED) {
+    int outer = scope_renew(c);
+    if (outer != 0) return outer;
+    *ours = 1;
+  }
   return r;
 }
 
@@ -474,7 +765,7 @@ static int file_read_into(http_buf *out, int fd, int64_t offset, size_t len) {
 }
 
 /* Sends len bytes of fd from offset, in pieces that each have the write
- * timeout. Returns 0 or an error; *ours as for own_deadline(). */
+ * timeout. Returns 0 or an error; *ours as for conn_read(). */
 static int conn_sendfile(http_conn *c, int fd, int64_t offset, int64_t len, int *ours) {
   *ours = 0;
   while (len > 0) {
@@ -483,11 +774,14 @@ static int conn_sendfile(http_conn *c, int fd, int64_t offset, int64_t len, int 
     if (c->tcp == NULL) {
       r = file_read_into(c->mem_out, fd, offset, piece);
     } else {
-      weft_scope s;
-      weft_scope_enter(&s, c->lim.write_timeout_ms);
+      /* Each piece gets the whole write timeout. */
+      scope_arm(c, c->lim.write_timeout_ms, 1);
       r = weft_tcp_sendfile(c->tcp, fd, offset, piece);
-      weft_scope_leave(&s);
-      *ours = r < 0 && own_deadline(r);
+      if (r == UV_ETIMEDOUT || r == UV_ECANCELED) {
+        int outer = scope_renew(c);
+        if (outer != 0) return outer;
+        *ours = 1;
+      }
     }
     if (r < 0) return r;
     offset += (int64_t)piece;
@@ -500,13 +794,16 @@ static int conn_sendfile(http_conn *c, int fd, int64_t offset, int64_t len, int 
  * that the client reads the last response before the connection closes. */
 static void linger(http_conn *c) {
   if (c->tcp == NULL) return;
+  /* The linger has a deadline of its own, which a write's must not cut. */
+  scope_disarm(c);
+  char buf[1024];
   weft_scope s;
   weft_scope_enter(&s, HTTP_LINGER_MS);
   size_t total = 0;
   /* The shutdown waits for queued writes, so it is under the deadline too. */
   if (weft_tcp_shutdown(c->tcp) != 0) total = HTTP_LINGER_BYTES;
   while (total < HTTP_LINGER_BYTES) {
-    ssize_t n = weft_tcp_read(c->tcp, c->rbuf, c->lim.read_buffer_bytes);
+    ssize_t n = weft_tcp_read(c->tcp, buf, sizeof buf);
     if (n <= 0) break;
     total += (size_t)n;
   }
@@ -522,7 +819,6 @@ static int close_after(http_conn *c) {
   linger(c);
   return weft_cancelled();
 }
-
 /* ---- Responses ------------------------------------------------------------ */
 
 static http_conn *conn_of_response(weft_http_response *res) {
@@ -531,7 +827,8 @@ static http_conn *conn_of_response(weft_http_response *res) {
 
 /* Whether the connection closes after the response being made. */
 static int must_close(const http_conn *c) {
-  return c->res.close || !c->req.keep_alive || c->served >= c->lim.max_requests;
+  return c->res.close || !c->req.keep_alive || c->served >= c->lim.max_requests ||
+         stopping(c);
 }
 
 /* The Connection field of a response. */
@@ -713,6 +1010,12 @@ static int finish_stream(http_conn *c, int rc) {
 /* Runs the handler for the parsed request and writes its response. Returns
  * 1 to go on with the connection, 0 when it should close, or an error. */
 static int serve_request(http_conn *c) {
+  /* The scope's deadline may have fired after the request's last bytes
+   * came in; the request came in time, so it is served. */
+  if (weft_cancelled() != 0) {
+    int outer = scope_renew(c);
+    if (outer != 0) return outer;
+  }
   weft__http_response_reset(&c->res);
   c->res.head_only = c->head;
   c->served++;
@@ -723,7 +1026,12 @@ static int serve_request(http_conn *c) {
     int r = conn_flush(c, &ours);
     if (r < 0) return ours ? 0 : r;
   }
+  /* The handler may wait as long as it likes: the connection's timeouts
+   * are for the client, not for the handler. */
+  scope_disarm(c);
+  c->in_handler = 1;
   int r = c->handler(&c->req, &c->res, c->ctx);
+  c->in_handler = 0;
   int cancelled = weft_cancelled();
   if (cancelled) return cancelled;
   /* A handler that took the connection over (a WebSocket) has used it up. */
@@ -780,18 +1088,31 @@ const void *weft__http_request_rest(const weft_http_request *req, size_t *len) {
 
 void weft__http_hijack(weft_http_response *res) { res->hijacked = 1; }
 
+/* ---- Stopping ------------------------------------------------------------- */
+
+void weft_http_stop_idle(weft_event *stop) {
+  if (stop == NULL || !weft_in_task()) return;
+  for (http_conn *c = http_exec.stoppable; c != NULL; c = c->stop_next) {
+    if (c->stop == stop && c->idle_wait && !c->stopped) {
+      c->stopped = 1;
+      weft_scope_cancel(&c->scope);
+    }
+  }
+}
+
 /* ---- The connection loop -------------------------------------------------- */
 
 static int conn_loop(http_conn *c) {
-  parser_settings(&c->settings);
-  llhttp_init(&c->parser, HTTP_REQUEST, &c->settings);
+  /* What a connection waiting for its next request reads into. */
+  char idle_buf[HTTP_IDLE_READ];
+  llhttp_init(&c->parser, HTTP_REQUEST, &http_settings);
   c->parser.data = c;
-  c->phase = PHASE_IDLE;
   /* A new connection gets the header timeout for its first byte: a client
    * that connects and sends nothing is a slow client too. */
-  c->deadline = deadline_after(c->lim.header_timeout_ms);
+  phase_enter(c, PHASE_IDLE, c->lim.header_timeout_ms);
   for (;;) {
     while (c->roff < c->rlen) {
+      if (space_take(c) != 0) return UV_ENOMEM;
       c->chunk = c->rbuf + c->roff;
       llhttp_errno_t e = llhttp_execute(&c->parser, c->chunk, c->rlen - c->roff);
       if (e == HPE_OK) {
@@ -806,8 +1127,7 @@ static int conn_loop(http_conn *c) {
         llhttp_resume(&c->parser);
         int r = serve_request(c);
         if (r <= 0) return r;
-        c->phase = PHASE_IDLE;
-        c->deadline = deadline_after(c->lim.idle_timeout_ms);
+        phase_enter(c, PHASE_IDLE, c->lim.idle_timeout_ms);
         continue;
       }
       if (e == HPE_PAUSED_UPGRADE) {
@@ -832,12 +1152,25 @@ static int conn_loop(http_conn *c) {
     }
     int r = conn_flush(c, &ours);
     if (r < 0) return ours ? 0 : r;
-    ssize_t n = conn_read(c, c->deadline, &ours);
+    if (c->phase == PHASE_IDLE) {
+      /* Between requests a stopped connection just closes. */
+      if (stopping(c)) return 0;
+      /* A connection that waits holds no buffer, unless its client is
+       * sending more than the last read could take. */
+      if (c->rcap_last == 0) space_give_back(c);
+    }
+    size_t cap = read_buffer(c, idle_buf);
+    if (cap == 0) return UV_ENOMEM;
+    ssize_t n = conn_read(c, cap, &ours);
     if (n > 0) {
       c->rlen = (size_t)n;
       c->roff = 0;
+      c->rcap_last = (size_t)n == cap ? cap : 0;
       continue;
     }
+    /* Bytes a handler may still look at (weft__http_request_rest()) are
+     * gone: the buffer may be the stack's, which this frame owns. */
+    c->rlen = c->roff = 0;
     if (n == 0) return 0;
     if (!ours) return (int)n;
     /* The connection's own deadline passed: an idle connection just
@@ -849,8 +1182,8 @@ static int conn_loop(http_conn *c) {
 
 /* Serves a socket (tcp) or a buffer (mem_out not NULL). */
 static int serve(weft_tcp *tcp, const char *in, size_t len, http_buf *mem_out,
-                 const weft_http_limits *limits, weft_http_handler handler,
-                 void *ctx) {
+                 const weft_http_limits *limits, weft_event *stop,
+                 weft_http_handler handler, void *ctx) {
   if (handler == NULL) return UV_EINVAL;
   /* Sizes past these are mistakes, and would overflow the arena's size. */
   if (limits != NULL && (limits->max_header_bytes > ((size_t)1 << 30) ||
@@ -865,29 +1198,52 @@ static int serve(weft_tcp *tcp, const char *in, size_t len, http_buf *mem_out,
   c->handler = handler;
   c->ctx = ctx;
   c->res.file_fd = -1;
+  c->armed = DEADLINE_NONE;
   limits_resolve(&c->lim, limits);
   /* The arena holds the target, a copy of its path and every name and
    * value with its NUL, all within max_header_bytes of the request. */
-  c->arena_cap = 2 * c->lim.max_header_bytes + 2 * c->lim.max_headers + 16;
-  c->arena = malloc(c->arena_cap);
-  c->headers = calloc(c->lim.max_headers, sizeof *c->headers);
-  c->rbuf = malloc(c->lim.read_buffer_bytes);
-  int r = UV_ENOMEM;
-  if (c->arena != NULL && c->headers != NULL && c->rbuf != NULL) r = conn_loop(c);
+  c->arena_max = 2 * c->lim.max_header_bytes + 2 * c->lim.max_headers + 16;
+  http_exec.live++;
+  if (stop != NULL && tcp != NULL) {
+    c->stop = stop;
+    c->stop_next = http_exec.stoppable;
+    if (c->stop_next != NULL) c->stop_next->stop_prev = c;
+    http_exec.stoppable = c;
+  }
+  weft_scope_enter(&c->scope, WEFT_NO_DEADLINE);
+  int r = conn_loop(c);
+  weft_scope_leave(&c->scope);
+  if (c->stop != NULL) {
+    if (c->stop_prev != NULL)
+      c->stop_prev->stop_next = c->stop_next;
+    else
+      http_exec.stoppable = c->stop_next;
+    if (c->stop_next != NULL) c->stop_next->stop_prev = c->stop_prev;
+  }
+  space_give_back(c);
   weft__http_buf_free(&c->body);
   weft__http_buf_free(&c->out);
   weft__http_response_free(&c->res);
-  free(c->rbuf);
-  free(c->headers);
-  free(c->arena);
   free(c);
+  /* The last connection of an executor takes its cache with it, so that
+   * nothing outlives the connections. */
+  if (--http_exec.live == 0) {
+    while (http_exec.cached > 0) free(http_exec.cache[--http_exec.cached]);
+  }
   return r;
 }
 
 int weft_http_serve_conn(weft_tcp *conn, const weft_http_limits *limits,
                          weft_http_handler handler, void *ctx) {
   if (conn == NULL) return UV_EINVAL;
-  return serve(conn, NULL, 0, NULL, limits, handler, ctx);
+  return serve(conn, NULL, 0, NULL, limits, NULL, handler, ctx);
+}
+
+int weft_http_serve_conn_opts(weft_tcp *conn, const weft_http_serve_opts *opts,
+                              weft_http_handler handler, void *ctx) {
+  if (conn == NULL) return UV_EINVAL;
+  return serve(conn, NULL, 0, NULL, opts ? opts->limits : NULL,
+               opts ? opts->stop : NULL, handler, ctx);
 }
 
 int weft_http_serve_memory(const void *in, size_t len,
@@ -899,7 +1255,7 @@ int weft_http_serve_memory(const void *in, size_t len,
   if ((in == NULL && len > 0) || out == NULL || out_len == NULL) return UV_EINVAL;
   if (weft_park_self() == NULL) return WEFT_ENOTASK;
   http_buf mem = {0};
-  int r = serve(NULL, in, len, &mem, limits, handler, ctx);
+  int r = serve(NULL, in, len, &mem, limits, NULL, handler, ctx);
   if (r == UV_EINVAL) {
     weft__http_buf_free(&mem);
     return r;

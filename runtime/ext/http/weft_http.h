@@ -27,6 +27,13 @@
  *   ...
  *   weft_http_serve_conn(conn, NULL, hello, NULL);   // NULL: default limits
  *
+ * A connection waiting for its next request holds no buffer: requests are
+ * read into a workspace the executor lends while they are read and served,
+ * grown only as far as a request needs within the limits. For a graceful
+ * shutdown, weft_http_serve_conn_opts() takes a stop event: once it is set,
+ * idle connections close at once (weft_http_stop_idle()) and busy ones
+ * after their response, which says Connection: close.
+ *
  * Untrusted input is bounded: the request line and headers, the number of
  * headers, the body, the time a client may take to send its headers and its
  * body, the time an idle keep-alive connection is kept, and the number of
@@ -69,7 +76,10 @@ typedef struct weft_http_limits {
   int64_t idle_timeout_ms;   /**< keep-alive wait for the next request; 60 s; over: close */
   int64_t write_timeout_ms;  /**< to write one response; 30 s; over: close */
   uint32_t max_requests;     /**< per connection, the last one answered with Connection: close; 1000 */
-  size_t read_buffer_bytes;  /**< bytes read from the socket at once; 16 KiB */
+  /** The most bytes read from the socket at once; 16 KiB. Reads start
+   * small (1 KiB between requests, 4 KiB within one) and grow towards this
+   * while each fills its buffer. */
+  size_t read_buffer_bytes;
 } weft_http_limits;
 
 /** Fills *limits with the defaults. */
@@ -99,6 +109,43 @@ typedef int (*weft_http_handler)(const weft_http_request *req,
  */
 int weft_http_serve_conn(weft_tcp *conn, const weft_http_limits *limits,
                          weft_http_handler handler, void *ctx);
+
+/**
+ * Options of weft_http_serve_conn_opts(). Zero-initialise it (a field left
+ * 0 or NULL takes its default) and set what you need.
+ */
+typedef struct weft_http_serve_opts {
+  const weft_http_limits *limits; /**< NULL: the defaults */
+  /**
+   * NULL, or an event that asks the connection to stop, for a graceful
+   * shutdown. Once it is set (weft_event_set(), from any executor), the
+   * response being made, and each one after it, says Connection: close
+   * and the connection closes once it is written; a connection between
+   * requests, with nothing received, closes at once, without a response.
+   * A connection already waiting for its next request when the event is
+   * set notices it when weft_http_stop_idle() is called on its executor.
+   * The event must outlive the connection.
+   */
+  weft_event *stop;
+} weft_http_serve_opts;
+
+/**
+ * weft_http_serve_conn() with options (opts may be NULL for the defaults).
+ * Returns as weft_http_serve_conn(); a stop ends the connection with 0.
+ */
+int weft_http_serve_conn_opts(weft_tcp *conn, const weft_http_serve_opts *opts,
+                              weft_http_handler handler, void *ctx);
+
+/**
+ * Closes, now, the connections of the calling executor that were given
+ * stop (weft_http_serve_opts.stop) and wait for their next request with
+ * nothing received; call it once stop is set, from a task on every
+ * executor that serves such connections (apps/common/server.h's on_stop
+ * hook runs on each). Connections in the middle of a request finish it,
+ * with Connection: close. Costs a walk over the executor's connections
+ * that have a stop event. Does nothing outside a task or for NULL.
+ */
+void weft_http_stop_idle(weft_event *stop);
 
 /* ---- The request ---------------------------------------------------------- */
 

@@ -2,10 +2,9 @@
 line:column of the fault; the shipped config.json loads."""
 
 import os
-import subprocess
 import tempfile
 
-from echo_harness import Server, check, run, seconds, server_log_on_failure
+from echo_harness import Server, check, check_config_errors, run, server_log_on_failure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,21 +29,7 @@ CASES = [
 
 def test(binary):
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (text, where, word) in enumerate(CASES):
-            path = os.path.join(tmp, "bad%d.json" % i)
-            with open(path, "w") as f:
-                f.write(text)
-            p = subprocess.run([binary, "--config", path], capture_output=True, text=True,
-                               timeout=seconds(10))
-            check(p.returncode == 2, "case %d exited %d, not 2: %s" % (i, p.returncode, p.stderr))
-            check("%s:%s:" % (path, where) in p.stderr,
-                  "case %d: %r does not name %s:%s" % (i, p.stderr, path, where))
-            check(word in p.stderr, "case %d: %r does not mention %r" % (i, p.stderr, word))
-
-        missing = os.path.join(tmp, "missing.json")
-        p = subprocess.run([binary, "--config", missing], capture_output=True, text=True,
-                           timeout=seconds(10))
-        check(p.returncode == 2 and missing in p.stderr, "a missing file: %r" % p.stderr)
+        check_config_errors(binary, CASES, tmp)
 
     # The defaults file of the application loads; flags override it.
     shipped = os.path.join(HERE, "..", "config.json")

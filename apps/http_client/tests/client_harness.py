@@ -17,7 +17,9 @@ once. Its paths choose the behaviour:
   /close                    closes the connection without a response
 
 Every wait has a timeout multiplied by WEFT_TEST_TIMEOUT_SCALE, so a broken
-client fails a test instead of hanging it. Standard library only.
+client fails a test instead of hanging it. What every application's tests
+share (scaled timeouts, run(), the option checks) is in
+apps/common/testing/weft_app.py. Standard library only.
 """
 
 import email.utils
@@ -29,26 +31,14 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 
-SCALE = max(1.0, float(os.environ.get("WEFT_TEST_TIMEOUT_SCALE", "1") or "1"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "common", "testing"))
 
-# Exit code that ctest counts as "skipped" (SKIP_RETURN_CODE).
-SKIP = 77
-
-
-def seconds(s):
-    """A timeout of s seconds, scaled for slow (sanitizer) builds."""
-    return s * SCALE
-
-
-class TestFailure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise TestFailure(what)
+import weft_app  # noqa: E402
+from weft_app import (SCALE, SKIP, TestFailure, app_env, check,  # noqa: E402,F401
+                      check_bad_flags, check_config_errors, check_help, run_binary,
+                      seconds, wait_until)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -217,17 +207,9 @@ def free_port():
 
 
 def client(binary, *args, timeout=30, stdin=None, env=None):
-    """Runs http_client to its end and returns a Result."""
-    full_env = dict(os.environ)
-    full_env.setdefault("WEFT_LOG_LEVEL", "warn")
-    if env:
-        full_env.update(env)
-    try:
-        p = subprocess.run([binary] + [str(a) for a in args], input=stdin,
-                           capture_output=True, text=True, env=full_env,
-                           timeout=seconds(timeout))
-    except subprocess.TimeoutExpired as e:
-        raise TestFailure("http_client %s did not end within %.1f s" % (args, seconds(timeout)))
+    """Runs http_client to its end (stdin, a string, on its standard input)
+    and returns a Result."""
+    p = run_binary(binary, *args, timeout=timeout, log_level="warn", env=env, input=stdin)
     return Result(p.returncode, p.stdout, p.stderr)
 
 
@@ -235,16 +217,16 @@ class Running:
     """An http_client process started in the background (for signals)."""
 
     def __init__(self, binary, *args):
-        env = dict(os.environ)
-        env.setdefault("WEFT_LOG_LEVEL", "info")
         self.proc = subprocess.Popen([binary] + [str(a) for a in args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=app_env("info"))
 
     def signal(self, sig=signal.SIGINT):
+        """Sends sig to the client."""
         self.proc.send_signal(sig)
 
     def finish(self, timeout):
+        """Waits for the client to exit and returns its Result."""
         try:
             out, err = self.proc.communicate(timeout=seconds(timeout))
         except subprocess.TimeoutExpired:
@@ -255,34 +237,12 @@ class Running:
         return Result(self.proc.returncode, out, err)
 
     def kill(self):
+        """Kills the client unless it has exited (the cleanup of a test)."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate()
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + seconds(timeout)
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TestFailure("timed out waiting for " + what)
-        time.sleep(0.01)
-
-
 def run(test):
     """Runs test(binary) and exits 0, SKIP or 1 with the reason."""
-    if len(sys.argv) != 2:
-        print("usage: %s PATH_TO_HTTP_CLIENT" % sys.argv[0], file=sys.stderr)
-        sys.exit(2)
-    binary = sys.argv[1]
-    started = time.monotonic()
-    try:
-        result = test(binary)
-    except Exception:
-        traceback.print_exc()
-        print("FAILED after %.2f s" % (time.monotonic() - started))
-        sys.exit(1)
-    if result == SKIP:
-        print("SKIPPED")
-        sys.exit(SKIP)
-    print("passed in %.2f s" % (time.monotonic() - started))
-    sys.exit(0)
+    weft_app.run(test, "http_client")

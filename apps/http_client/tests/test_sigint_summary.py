@@ -9,17 +9,31 @@ import time
 from client_harness import Fixture, Running, check, run, seconds, wait_until
 
 
-def drain(binary, fx):
-    p = Running(binary, "-c", 4, "-z", "60s", "--executors", 2, "--lines", "on",
-                fx.url("/slow/100"))
+def interrupt(binary, fx, hits, *args, twice=False):
+    """Runs http_client with args, sends SIGINT once the fixture has seen
+    hits requests (twice: a second SIGINT 0.2 s later) and returns the
+    Result and the seconds from the last signal to the exit."""
+    p = Running(binary, *args)
     try:
-        wait_until(lambda: fx.total_hits() >= 12, 10, "requests to arrive")
-        p.signal(signal.SIGINT)
-        started = time.monotonic()
+        wait_until(lambda: fx.total_hits() >= hits, 10, "requests to arrive")
+        if twice:
+            p.signal(signal.SIGINT)
+            time.sleep(0.2)
+            started = time.monotonic()
+            p.signal(signal.SIGINT)
+        else:
+            p.signal(signal.SIGINT)
+            started = time.monotonic()
         r = p.finish(10)
         took = time.monotonic() - started
     finally:
         p.kill()
+    return r, took
+
+
+def drain(binary, fx):
+    r, took = interrupt(binary, fx, 12, "-c", 4, "-z", "60s", "--executors", 2,
+                        "--lines", "on", fx.url("/slow/100"))
     check(r.code == 0, "exit code: %r" % r)
     check(took < seconds(2), "exit took %.2f s after SIGINT" % took)
     s = r.summary
@@ -32,15 +46,8 @@ def drain(binary, fx):
 
 
 def grace_runs_out(binary, fx):
-    p = Running(binary, "-c", 3, "-n", 100, "--shutdown-grace-ms", 300, fx.url("/slow/20000"))
-    try:
-        wait_until(lambda: fx.total_hits() >= 3, 10, "requests to arrive")
-        p.signal(signal.SIGINT)
-        started = time.monotonic()
-        r = p.finish(10)
-        took = time.monotonic() - started
-    finally:
-        p.kill()
+    r, took = interrupt(binary, fx, 3, "-c", 3, "-n", 100, "--shutdown-grace-ms", 300,
+                        fx.url("/slow/20000"))
     check(took < seconds(3), "exit took %.2f s" % took)
     s = r.summary
     check(r.code == 1, "exit code: %r" % r)
@@ -49,17 +56,8 @@ def grace_runs_out(binary, fx):
 
 
 def second_signal(binary, fx):
-    p = Running(binary, "-c", 2, "-n", 10, "--shutdown-grace-ms", 60000, fx.url("/slow/20000"))
-    try:
-        wait_until(lambda: fx.total_hits() >= 2, 10, "requests to arrive")
-        p.signal(signal.SIGINT)
-        time.sleep(0.2)
-        started = time.monotonic()
-        p.signal(signal.SIGINT)
-        r = p.finish(10)
-        took = time.monotonic() - started
-    finally:
-        p.kill()
+    r, took = interrupt(binary, fx, 2, "-c", 2, "-n", 10, "--shutdown-grace-ms", 60000,
+                        fx.url("/slow/20000"), twice=True)
     check(took < seconds(3), "exit took %.2f s after the second SIGINT" % took)
     check(r.code == 1 and r.summary["errors"] == {"cancelled": 2}, "second: %r" % r)
 

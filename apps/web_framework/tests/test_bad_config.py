@@ -3,10 +3,10 @@ line:column of the fault; the shipped config.json loads and serves; a
 missing static folder is logged and the API still served."""
 
 import os
-import subprocess
 import tempfile
 
-from web_harness import CONFIG_FILE, Server, check, run, seconds, server_log_on_failure
+from web_harness import (CONFIG_FILE, Server, check, check_config_errors, run,
+                         server_log_on_failure)
 
 # (file contents, the line:column expected, a word the message must have)
 CASES = [
@@ -24,21 +24,7 @@ CASES = [
 
 def test(binary):
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (text, where, word) in enumerate(CASES):
-            path = os.path.join(tmp, "bad%d.json" % i)
-            with open(path, "w") as f:
-                f.write(text)
-            p = subprocess.run([binary, "--config", path], capture_output=True, text=True,
-                               timeout=seconds(10))
-            check(p.returncode == 2, "case %d exited %d, not 2: %s" % (i, p.returncode, p.stderr))
-            check("%s:%s:" % (path, where) in p.stderr,
-                  "case %d: %r does not name %s:%s" % (i, p.stderr, path, where))
-            check(word in p.stderr, "case %d: %r does not mention %r" % (i, p.stderr, word))
-
-        missing = os.path.join(tmp, "missing.json")
-        p = subprocess.run([binary, "--config", missing], capture_output=True, text=True,
-                           timeout=seconds(10))
-        check(p.returncode == 2 and missing in p.stderr, "a missing file: %r" % p.stderr)
+        check_config_errors(binary, CASES, tmp)
 
         # The shipped file loads; flags given after it win.
         server = Server(binary, "--config", CONFIG_FILE, "--listen", "127.0.0.1:0",

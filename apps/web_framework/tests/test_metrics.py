@@ -3,9 +3,7 @@ requests served, per route (unmatched ones apart) and per status class,
 next to the runtime's own metrics; /healthz is ok; SIGUSR1 prints the
 connection stats as JSON."""
 
-import json
 import re
-import signal
 
 from web_harness import Server, check, run, server_log_on_failure
 
@@ -66,16 +64,8 @@ def test(binary):
         r = server.get("/healthz")
         check(r.status == 200 and r.json() == {"status": "ok"}, "healthz: %r" % r)
 
-        with server.lock:
-            before_lines = len(server.out_lines)
-        server.proc.send_signal(signal.SIGUSR1)
-
-        def stats():
-            for line in server.out_lines[before_lines:]:
-                if line.startswith("{"):
-                    return json.loads(line)
-            return None
-        st = server.wait_for(stats, 5, "the stats JSON after SIGUSR1")
+        # SIGUSR1 prints the stats JSON, which names the application.
+        st = server.stats(5)
         check(st.get("app") == "web_framework" and st.get("accepted", 0) >= 12,
               "stats: %r" % st)
         check(server.stop() == 0, "exit code")

@@ -6,7 +6,9 @@ back from its "listening on HOST:PORT" log line. Requests go over raw
 sockets (so that a test controls every byte: pipelining, half requests,
 smuggling shapes), through http.client, or through the curl command line.
 Every wait has a timeout multiplied by WEFT_TEST_TIMEOUT_SCALE (higher under
-sanitizers), so a broken server fails a test instead of hanging it.
+sanitizers), so a broken server fails a test instead of hanging it. What
+every application's tests share (the process, scaled timeouts, run(), the
+option checks) is in apps/common/testing/weft_app.py; this file adds HTTP.
 
 Standard library only.
 """
@@ -14,41 +16,22 @@ Standard library only.
 import http.client
 import json
 import os
-import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
-import traceback
 
-SCALE = max(1.0, float(os.environ.get("WEFT_TEST_TIMEOUT_SCALE", "1") or "1"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "common", "testing"))
 
-# Exit code that ctest counts as "skipped" (SKIP_RETURN_CODE).
-SKIP = 77
+import weft_app  # noqa: E402
+from weft_app import (SCALE, SKIP, TestFailure, check, check_bad_flags,  # noqa: E402,F401
+                      check_config_errors, check_help, seconds, server_log_on_failure)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APP_DIR = os.path.dirname(HERE)
 STATIC_DIR = os.path.join(APP_DIR, "static")
 CONFIG_FILE = os.path.join(APP_DIR, "config.json")
-
-LISTENING = re.compile(r"listening on (\[[0-9a-fA-F:.]+\]|[0-9.]+|[\w.-]+):(\d+)")
-
-
-def seconds(s):
-    """A timeout of s seconds, scaled for slow (sanitizer) builds."""
-    return s * SCALE
-
-
-class TestFailure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise TestFailure(what)
 
 
 class Response:
@@ -198,8 +181,7 @@ def wait_closed(sock, timeout=5):
         raise TestFailure("the connection was not closed within %.1f s; got %r"
                           % (seconds(timeout), got[:300]))
 
-
-class Server:
+class Server(weft_app.AppProcess):
     """A web_framework process with its stdout and stderr read by threads.
 
     Unless the arguments say otherwise it listens on 127.0.0.1:0 with two
@@ -207,10 +189,6 @@ class Server:
     executors at work."""
 
     def __init__(self, binary, *args, env=None, defaults=True):
-        full_env = dict(os.environ)
-        full_env.setdefault("WEFT_LOG_LEVEL", "info")
-        if env:
-            full_env.update(env)
         args = list(args)
         if defaults:
             if "--listen" not in args:
@@ -219,73 +197,11 @@ class Server:
                 args += ["--executors", "2"]
             if "--static-dir" not in args:
                 args += ["--static-dir", STATIC_DIR]
-        self.args = [binary] + args
-        self.proc = subprocess.Popen(
-            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=full_env)
-        self.pid = self.proc.pid
-        self.lock = threading.Condition()
-        self.out_lines = []
-        self.err_lines = []
-        self.readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.out_lines),
-                             daemon=True),
-            threading.Thread(target=self._read, args=(self.proc.stderr, self.err_lines),
-                             daemon=True),
-        ]
-        for t in self.readers:
-            t.start()
-        self.ports = {}
-
-    def _read(self, stream, lines):
-        for raw in iter(stream.readline, b""):
-            with self.lock:
-                lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-                self.lock.notify_all()
-        with self.lock:
-            self.lock.notify_all()
-
-    def wait_for(self, predicate, timeout, what):
-        """Waits until predicate() (called under the lock) is true."""
-        deadline = time.monotonic() + seconds(timeout)
-        with self.lock:
-            while True:
-                value = predicate()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TestFailure("timed out waiting for " + what)
-                self.lock.wait(min(left, 0.1))
-
-    def wait_listening(self, count=1, timeout=10):
-        """Waits for count "listening on" lines; returns {host: port}."""
-        def found():
-            hits = [LISTENING.search(l) for l in self.err_lines]
-            hits = [h for h in hits if h]
-            if self.proc.poll() is not None and len(hits) < count:
-                raise TestFailure("server exited with %s before listening" % self.proc.returncode)
-            return hits if len(hits) >= count else None
-        hits = self.wait_for(found, timeout, "the 'listening on' line")
-        for h in hits:
-            self.ports[h.group(1).strip("[]")] = int(h.group(2))
-        return self.ports
-
-    def port(self, host="127.0.0.1"):
-        if host not in self.ports:
-            self.wait_listening()
-        return self.ports[host]
+        super().__init__(binary, *args, env=env)
 
     def base_url(self):
+        """The URL of the server's root on 127.0.0.1."""
         return "http://127.0.0.1:%d" % self.port()
-
-    def connect(self, host="127.0.0.1", timeout=10):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.settimeout(seconds(timeout))
-        s.connect((host, self.port(host)))
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return s
 
     def request(self, method, path, headers=None, body=None, timeout=10):
         """Sends one request on a new connection and returns the Response."""
@@ -297,6 +213,7 @@ class Server:
             s.close()
 
     def get(self, path, headers=None):
+        """GET path on a new connection; returns the Response."""
         return self.request("GET", path, headers)
 
     def json_request(self, method, path, doc=None, headers=None):
@@ -309,41 +226,12 @@ class Server:
         return self.request(method, path, hdrs, body)
 
     def http_client(self, timeout=10):
+        """An http.client connection to the server (scaled timeout)."""
         return http.client.HTTPConnection("127.0.0.1", self.port(), timeout=seconds(timeout))
-
-    def wait_exit(self, timeout):
-        try:
-            return self.proc.wait(seconds(timeout))
-        except subprocess.TimeoutExpired:
-            raise TestFailure("server did not exit within %.1f s" % seconds(timeout))
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        """Sends sig and returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.wait_exit(timeout)
-        for t in self.readers:
-            t.join(seconds(5))
-        return code
-
-    def log(self):
-        with self.lock:
-            return "\n".join(self.err_lines)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.kill()
-        return False
 
 
 def have_curl():
+    """True when the curl command line is installed."""
     return shutil.which("curl") is not None
 
 
@@ -368,38 +256,6 @@ def parse_curl_headers(text):
             headers[k.strip().lower()] = v.strip()
     return status, headers
 
-
 def run(test):
     """Runs test(binary) and exits 0, SKIP or 1 with the reason."""
-    if len(sys.argv) != 2:
-        print("usage: %s PATH_TO_WEB_FRAMEWORK" % sys.argv[0], file=sys.stderr)
-        sys.exit(2)
-    binary = sys.argv[1]
-    started = time.monotonic()
-    try:
-        result = test(binary)
-    except Exception:
-        traceback.print_exc()
-        print("FAILED after %.2f s" % (time.monotonic() - started))
-        sys.exit(1)
-    if result == SKIP:
-        print("SKIPPED")
-        sys.exit(SKIP)
-    print("passed in %.2f s" % (time.monotonic() - started))
-    sys.exit(0)
-
-
-def server_log_on_failure(server):
-    """A context manager that prints the server's log when the body fails."""
-    class Guard:
-        def __enter__(self):
-            return server
-
-        def __exit__(self, kind, value, tb):
-            if kind is not None:
-                print("---- server log ----")
-                print(server.log())
-                print("---- end of server log ----")
-            server.kill()
-            return False
-    return Guard()
+    weft_app.run(test, "web_framework")

@@ -28,6 +28,8 @@
 #include <vector>
 
 #include "closures.h"
+#include "curl_support.h"
+#include "net_support.h"
 #include "support.h"
 #include "weft.h"
 #include "weft_curl.h"
@@ -35,20 +37,11 @@
 
 namespace {
 
-// The server: a listener on 127.0.0.1, an accepting task and a task per
-// connection, all in one group that server_stop() cancels.
-struct Server {
-  weft_tcp *listener = nullptr;
-  int port = 0;
-  int accepted = 0;     // connections accepted
-  int requests = 0;     // requests handled
-  int slow_started = 0; // requests to /slow that reached the handler
-  weft_group *group = nullptr;
-};
-
-struct Conn {
-  Server *srv;
-  weft_tcp *tcp;
+// The server: a LoopbackServer that serves each connection with
+// weft_http_serve_conn() and handler(), counting what it saw.
+struct Server : LoopbackServer {
+  int requests = 0;      // requests handled
+  int slow_started = 0;  // requests to /slow that reached the handler
 };
 
 // Routes: /hello, /echo (the method and body back), /slow (waits until the
@@ -90,49 +83,14 @@ int handler(const weft_http_request *req, weft_http_response *res, void *ctx) {
   return weft_http_response_body(res, "no\n", 3);
 }
 
-int serve_conn(void *arg) {
-  auto *c = static_cast<Conn *>(arg);
-  weft_http_serve_conn(c->tcp, nullptr, handler, c->srv);
-  weft_tcp_close(c->tcp);
-  delete c;
-  return 0;
+// Serves one connection of srv with handler().
+void serve_http(Server *srv, weft_tcp *tcp) {
+  weft_http_serve_conn(tcp, nullptr, handler, srv);
 }
 
-int accept_loop(void *arg) {
-  auto *srv = static_cast<Server *>(arg);
-  for (;;) {
-    weft_tcp *tcp = nullptr;
-    if (weft_tcp_accept(srv->listener, &tcp) < 0) return 0;
-    srv->accepted++;
-    auto *c = new Conn{srv, tcp};
-    if (weft_spawn(srv->group, serve_conn, c) < 0) {
-      weft_tcp_close(tcp);
-      delete c;
-    }
-  }
-}
-
+// Starts srv (see LoopbackServer::start). Returns 0 or an error.
 int server_start(Server *srv) {
-  int r = weft_tcp_listen("127.0.0.1", 0, 0, 0, &srv->listener);
-  if (r < 0) return r;
-  srv->port = weft_tcp_local_port(srv->listener);
-  srv->group = weft_group_open(WEFT_COLLECT);
-  if (srv->group == nullptr) return UV_ENOMEM;
-  return weft_spawn(srv->group, accept_loop, srv);
-}
-
-void server_stop(Server *srv) {
-  if (srv->group != nullptr) {
-    weft_group_cancel(srv->group);
-    weft_group_join(srv->group);
-    srv->group = nullptr;
-  }
-  if (srv->listener != nullptr) weft_tcp_close(srv->listener);
-  srv->listener = nullptr;
-}
-
-std::string url(const Server &srv, const char *path) {
-  return "http://127.0.0.1:" + std::to_string(srv.port) + path;
+  return srv->start([srv](weft_tcp *tcp) { serve_http(srv, tcp); });
 }
 
 // Runs body(server, client) on one executor with a server and a client
@@ -141,14 +99,21 @@ int with_server(const std::function<int(Server &, weft_curl *)> &body,
                 int executors = 1) {
   return run(executors, [&]() -> int {
     Server srv;
-    int r = server_start(&srv);
-    weft_curl *c = weft_curl_new(nullptr);
-    if (r == 0 && c == nullptr) r = UV_ENOMEM;
-    if (r == 0) r = body(srv, c);
-    weft_curl_free(c);
-    server_stop(&srv);
-    return r;
+    return with_curl_client(
+        srv, [&srv](weft_tcp *tcp) { serve_http(&srv, tcp); },
+        [&](weft_curl *c) { return body(srv, c); });
   });
+}
+
+// GETs "/" of 127.0.0.1:port with c; returns weft_curl_get()'s result and
+// puts libcurl's code in *code.
+int get_root(weft_curl *c, int port, CURLcode *code) {
+  std::string u = "http://127.0.0.1:" + std::to_string(port) + "/";
+  weft_curl_result res;
+  int r = weft_curl_get(c, u.c_str(), 0, &res);
+  *code = res.code;
+  weft_curl_result_free(&res);
+  return r;
 }
 
 size_t append_body(char *data, size_t size, size_t n, void *userp) {
@@ -165,12 +130,12 @@ TEST_CASE("GET and POST round trips", "[curl]") {
   long post_status = 0;
   std::string post_body;
   int rc = with_server([&](Server &srv, weft_curl *c) -> int {
-    get_rc = weft_curl_get(c, url(srv, "/hello").c_str(), 0, &hello);
-    missing_rc = weft_curl_get(c, url(srv, "/nothing").c_str(), 0, &missing);
+    get_rc = weft_curl_get(c, srv.url("/hello").c_str(), 0, &hello);
+    missing_rc = weft_curl_get(c, srv.url("/nothing").c_str(), 0, &missing);
 
     CURL *easy = curl_easy_init();
     if (easy == nullptr) return UV_ENOMEM;
-    std::string u = url(srv, "/echo");
+    std::string u = srv.url("/echo");
     curl_easy_setopt(easy, CURLOPT_URL, u.c_str());
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, "ping=1&x=y");
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, append_body);
@@ -208,7 +173,7 @@ TEST_CASE("GET and POST round trips", "[curl]") {
 TEST_CASE("200 concurrent requests from 50 tasks on one executor", "[curl]") {
   int ok = 0, failed = 0, accepted = 0, requests = 0;
   int rc = with_server([&](Server &srv, weft_curl *c) -> int {
-    std::string u = url(srv, "/echo");
+    std::string u = srv.url("/echo");
     Tasks tasks(WEFT_COLLECT);
     for (int t = 0; t < 50; t++) {
       tasks.spawn(0, [&, u]() -> int {
@@ -243,7 +208,7 @@ TEST_CASE("sequential requests reuse one kept-alive connection", "[curl]") {
   int rc = with_server([&](Server &srv, weft_curl *c) -> int {
     for (int i = 0; i < 20; i++) {
       weft_curl_result r;
-      if (weft_curl_get(c, url(srv, "/hello").c_str(), 0, &r) == 0 &&
+      if (weft_curl_get(c, srv.url("/hello").c_str(), 0, &r) == 0 &&
           r.status == 200)
         ok++;
       weft_curl_result_free(&r);
@@ -266,13 +231,13 @@ TEST_CASE("the caller's deadline stops a slow transfer", "[curl]") {
     weft_scope s;
     int64_t start = weft_now();
     weft_scope_enter(&s, 200);
-    slow_rc = weft_curl_get(c, url(srv, "/slow").c_str(), 0, &r);
+    slow_rc = weft_curl_get(c, srv.url("/slow").c_str(), 0, &r);
     leave_rc = weft_scope_leave(&s);
     took = weft_now() - start;
     slow_code = r.code;
     weft_curl_result_free(&r);
     // The client is still fine.
-    after_rc = weft_curl_get(c, url(srv, "/hello").c_str(), 0, &r);
+    after_rc = weft_curl_get(c, srv.url("/hello").c_str(), 0, &r);
     after_status = r.status;
     weft_curl_result_free(&r);
     return 0;
@@ -291,7 +256,7 @@ TEST_CASE("cancelling a group stops its transfers", "[curl]") {
   int rcs[3] = {1, 1, 1};
   int join_rc = 1, saw_all = 0, after_rc = 1;
   int rc = with_server([&](Server &srv, weft_curl *c) -> int {
-    std::string u = url(srv, "/slow");
+    std::string u = srv.url("/slow");
     Tasks tasks(WEFT_COLLECT);
     for (int i = 0; i < 3; i++)
       tasks.spawn(0, [&, u, i]() -> int {
@@ -305,7 +270,7 @@ TEST_CASE("cancelling a group stops its transfers", "[curl]") {
     tasks.cancel();
     join_rc = tasks.join();
     weft_curl_result r;
-    after_rc = weft_curl_get(c, url(srv, "/hello").c_str(), 0, &r);
+    after_rc = weft_curl_get(c, srv.url("/hello").c_str(), 0, &r);
     weft_curl_result_free(&r);
     return 0;
   });
@@ -326,7 +291,7 @@ TEST_CASE("a scope cancelled before the call starts nothing", "[curl]") {
     weft_scope_enter(&s, -1);
     weft_scope_cancel(&s);
     CURL *easy = curl_easy_init();
-    std::string u = url(srv, "/hello");
+    std::string u = srv.url("/hello");
     curl_easy_setopt(easy, CURLOPT_URL, u.c_str());
     perform_rc = weft_curl_perform(c, easy, &code);
     curl_easy_cleanup(easy);
@@ -354,10 +319,10 @@ TEST_CASE("freeing a client stops the transfers still in flight", "[curl]") {
     weft_curl *c = weft_curl_new(nullptr);
     if (r != 0 || c == nullptr) {
       weft_curl_free(c);
-      server_stop(&srv);
+      srv.stop();
       return r != 0 ? r : UV_ENOMEM;
     }
-    std::string u = url(srv, "/slow");
+    std::string u = srv.url("/slow");
     Tasks tasks;
     tasks.spawn(0, [&, u]() -> int {
       weft_curl_result res;
@@ -368,7 +333,7 @@ TEST_CASE("freeing a client stops the transfers still in flight", "[curl]") {
     saw = wait_until([&] { return srv.slow_started == 1; }, 10000);
     weft_curl_free(c);
     int j = tasks.join();
-    server_stop(&srv);
+    srv.stop();
     return j;
   });
   REQUIRE(rc == 0);
@@ -381,7 +346,7 @@ TEST_CASE("one easy handle in two transfers at once is UV_EBUSY", "[curl]") {
   CURLcode second_code = CURLE_OK;
   int rc = with_server([&](Server &srv, weft_curl *c) -> int {
     CURL *easy = curl_easy_init();
-    std::string u = url(srv, "/hello");
+    std::string u = srv.url("/hello");
     std::string body;
     curl_easy_setopt(easy, CURLOPT_URL, u.c_str());
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, append_body);
@@ -427,7 +392,7 @@ TEST_CASE("libcurl's own timeout is UV_ETIMEDOUT", "[curl]") {
   CURLcode code = CURLE_OK;
   int rc = with_server([&](Server &srv, weft_curl *c) -> int {
     CURL *easy = curl_easy_init();
-    std::string u = url(srv, "/slow");
+    std::string u = srv.url("/slow");
     curl_easy_setopt(easy, CURLOPT_URL, u.c_str());
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 200L);
     perform_rc = weft_curl_perform(c, easy, &code);
@@ -450,11 +415,7 @@ TEST_CASE("a closed port is UV_ECONNREFUSED", "[curl]") {
     weft_tcp_close(l);
     weft_curl *c = weft_curl_new(nullptr);
     if (c == nullptr) return UV_ENOMEM;
-    std::string u = "http://127.0.0.1:" + std::to_string(port) + "/";
-    weft_curl_result res;
-    get_rc = weft_curl_get(c, u.c_str(), 0, &res);
-    code = res.code;
-    weft_curl_result_free(&res);
+    get_rc = get_root(c, port, &code);
     weft_curl_free(c);
     return 0;
   });
@@ -467,35 +428,21 @@ TEST_CASE("a server that closes without answering is UV_EOF", "[curl]") {
   int get_rc = 1;
   CURLcode code = CURLE_OK;
   int rc = run(1, [&]() -> int {
-    weft_tcp *l = nullptr;
-    int r = weft_tcp_listen("127.0.0.1", 0, 0, 0, &l);
-    if (r < 0) return r;
-    int port = weft_tcp_local_port(l);
     weft_curl *c = weft_curl_new(nullptr);
-    if (c == nullptr) {
-      weft_tcp_close(l);
-      return UV_ENOMEM;
-    }
-    Tasks tasks;
-    // Reads the request, then hangs up.
-    tasks.spawn(0, [&]() -> int {
-      weft_tcp *conn = nullptr;
-      int a = weft_tcp_accept(l, &conn);
-      if (a < 0) return a;
-      char buf[1024];
-      weft_tcp_read(conn, buf, sizeof buf);
-      weft_tcp_close(conn);
-      return 0;
-    });
-    std::string u = "http://127.0.0.1:" + std::to_string(port) + "/";
-    weft_curl_result res;
-    get_rc = weft_curl_get(c, u.c_str(), 0, &res);
-    code = res.code;
-    weft_curl_result_free(&res);
-    int j = tasks.join();
+    if (c == nullptr) return UV_ENOMEM;
+    int r = serve_one_conn(
+        // Reads the request, then hangs up.
+        [](weft_tcp *conn) {
+          char buf[1024];
+          weft_tcp_read(conn, buf, sizeof buf);
+          return 0;
+        },
+        [&](int port) {
+          get_rc = get_root(c, port, &code);
+          return 0;
+        });
     weft_curl_free(c);
-    weft_tcp_close(l);
-    return j;
+    return r;
   });
   REQUIRE(rc == 0);
   CHECK(get_rc == UV_EOF);
@@ -540,11 +487,11 @@ TEST_CASE("bad URLs and arguments are errors, not crashes", "[curl]") {
     Server srv;
     int s = server_start(&srv);
     if (s == 0) {
-      ok_after = weft_curl_get(c, url(srv, "/hello").c_str(), 0, &r);
+      ok_after = weft_curl_get(c, srv.url("/hello").c_str(), 0, &r);
       weft_curl_result_free(&r);
     }
     weft_curl_free(c);
-    server_stop(&srv);
+    srv.stop();
     return s;
   });
   REQUIRE(rc == 0);
@@ -569,9 +516,9 @@ TEST_CASE("weft_curl_get bounds the body", "[curl]") {
   int cut_rc = 1, full_rc = 1, exact_rc = 1;
   weft_curl_result cut{}, full{}, exact{};
   int rc = with_server([&](Server &srv, weft_curl *c) -> int {
-    cut_rc = weft_curl_get(c, url(srv, "/big?n=100000").c_str(), 1000, &cut);
-    full_rc = weft_curl_get(c, url(srv, "/big?n=100000").c_str(), 0, &full);
-    exact_rc = weft_curl_get(c, url(srv, "/big?n=5000").c_str(), 5000, &exact);
+    cut_rc = weft_curl_get(c, srv.url("/big?n=100000").c_str(), 1000, &cut);
+    full_rc = weft_curl_get(c, srv.url("/big?n=100000").c_str(), 0, &full);
+    exact_rc = weft_curl_get(c, srv.url("/big?n=5000").c_str(), 5000, &exact);
     return 0;
   });
   REQUIRE(rc == 0);
@@ -596,7 +543,7 @@ TEST_CASE("weft_curl_get follows redirects", "[curl]") {
   int get_rc = 1;
   weft_curl_result r{};
   int rc = with_server([&](Server &srv, weft_curl *c) -> int {
-    get_rc = weft_curl_get(c, url(srv, "/redirect").c_str(), 0, &r);
+    get_rc = weft_curl_get(c, srv.url("/redirect").c_str(), 0, &r);
     return 0;
   });
   REQUIRE(rc == 0);
@@ -614,7 +561,7 @@ TEST_CASE("two executors, one client each", "[curl]") {
   int wrong_exec = 1, on_exec[2] = {0, 0};
   int rc = with_server(
       [&](Server &srv, weft_curl *c) -> int {
-        std::string u = url(srv, "/hello");
+        std::string u = srv.url("/hello");
         Tasks tasks(WEFT_COLLECT);
         for (int e = 1; e <= 2; e++) {
           tasks.spawn(e, [&, u, e]() -> int {

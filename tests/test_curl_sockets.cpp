@@ -28,6 +28,8 @@
 #include <string>
 
 #include "closures.h"
+#include "curl_support.h"
+#include "net_support.h"
 #include "support.h"
 #include "weft.h"
 #include "weft_curl.h"
@@ -41,31 +43,21 @@ enum class After {
   idle_close, // closes it a moment later, while the client holds it idle
 };
 
-struct RawServer {
-  weft_tcp *listener = nullptr;
-  int port = 0;
+// A LoopbackServer whose connections raw_serve() answers.
+struct RawServer : LoopbackServer {
   After after = After::keep;
-  int accepted = 0;
   int answered = 0;
-  weft_group *group = nullptr;
-};
-
-struct RawConn {
-  RawServer *srv;
-  weft_tcp *tcp;
 };
 
 // Reads requests (each ends with an empty line; they have no body) and
 // answers each with a 5-byte body, then does what srv->after says.
-int raw_conn(void *arg) {
-  auto *c = static_cast<RawConn *>(arg);
-  RawServer *srv = c->srv;
+void raw_serve(RawServer *srv, weft_tcp *tcp) {
   std::string in;
   char buf[2048];
   for (;;) {
     size_t end = in.find("\r\n\r\n");
     if (end == std::string::npos) {
-      ssize_t n = weft_tcp_read(c->tcp, buf, sizeof buf);
+      ssize_t n = weft_tcp_read(tcp, buf, sizeof buf);
       if (n <= 0) break;
       in.append(buf, (size_t)n);
       continue;
@@ -76,7 +68,7 @@ int raw_conn(void *arg) {
             ? "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: "
               "close\r\n\r\nhello"
             : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-    if (weft_tcp_write(c->tcp, resp, strlen(resp)) != 0) break;
+    if (weft_tcp_write(tcp, resp, strlen(resp)) != 0) break;
     srv->answered++;
     if (srv->after == After::close) break;
     if (srv->after == After::idle_close) {
@@ -84,43 +76,6 @@ int raw_conn(void *arg) {
       break;
     }
   }
-  weft_tcp_close(c->tcp);
-  delete c;
-  return 0;
-}
-
-int raw_accept(void *arg) {
-  auto *srv = static_cast<RawServer *>(arg);
-  for (;;) {
-    weft_tcp *tcp = nullptr;
-    if (weft_tcp_accept(srv->listener, &tcp) < 0) return 0;
-    srv->accepted++;
-    auto *c = new RawConn{srv, tcp};
-    if (weft_spawn(srv->group, raw_conn, c) < 0) {
-      weft_tcp_close(tcp);
-      delete c;
-    }
-  }
-}
-
-int raw_start(RawServer *srv, After after) {
-  srv->after = after;
-  int r = weft_tcp_listen("127.0.0.1", 0, 0, 0, &srv->listener);
-  if (r < 0) return r;
-  srv->port = weft_tcp_local_port(srv->listener);
-  srv->group = weft_group_open(WEFT_COLLECT);
-  if (srv->group == nullptr) return UV_ENOMEM;
-  return weft_spawn(srv->group, raw_accept, srv);
-}
-
-void raw_stop(RawServer *srv) {
-  if (srv->group != nullptr) {
-    weft_group_cancel(srv->group);
-    weft_group_join(srv->group);
-    srv->group = nullptr;
-  }
-  if (srv->listener != nullptr) weft_tcp_close(srv->listener);
-  srv->listener = nullptr;
 }
 
 size_t count_body(char *data, size_t size, size_t n, void *userp) {
@@ -158,13 +113,10 @@ int with_raw_server(After after,
                     const std::function<int(RawServer &, weft_curl *)> &body) {
   return run(1, [&]() -> int {
     RawServer srv;
-    int r = raw_start(&srv, after);
-    weft_curl *c = weft_curl_new(nullptr);
-    if (r == 0 && c == nullptr) r = UV_ENOMEM;
-    if (r == 0) r = body(srv, c);
-    weft_curl_free(c);
-    raw_stop(&srv);
-    return r;
+    srv.after = after;
+    return with_curl_client(
+        srv, [&srv](weft_tcp *tcp) { raw_serve(&srv, tcp); },
+        [&](weft_curl *c) { return body(srv, c); });
   });
 }
 

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "closures.h"
+#include "net_support.h"
 #include "support.h"
 #include "weft.h"
 #include "weft_http.h"
@@ -45,36 +46,15 @@ int call_handler(const weft_http_request *req, weft_http_response *res, void *ct
   return (*static_cast<Handler *>(ctx))(req, res);
 }
 
-// A temporary file with a pattern, removed at the end of the scope.
-struct TempFile {
-  std::string path;
-  std::string data;
-  explicit TempFile(size_t size) {
-    char tmpl[] = "/tmp/weft-http-file-XXXXXX";
-    int fd = mkstemp(tmpl);
-    path = tmpl;
-    data.resize(size);
+// A temporary file of size printable bytes, removed at the end of the scope.
+struct TextFile : TempFile {
+  explicit TextFile(size_t size) : TempFile(text(size), "weft-http-file") {}
+  static std::string text(size_t size) {
+    std::string data(size, '\0');
     for (size_t i = 0; i < size; i++) data[i] = static_cast<char>('A' + (i * 7 + i / 251) % 58);
-    size_t off = 0;
-    while (fd >= 0 && off < size) {
-      ssize_t n = write(fd, data.data() + off, size - off);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
-    if (fd >= 0) close(fd);
+    return data;
   }
-  ~TempFile() { unlink(path.c_str()); }
-  int open_ro() const { return open(path.c_str(), O_RDONLY); }
 };
-
-uint64_t fnv1a(const std::string &s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : s) {
-    h ^= ch;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 // One connection: the client writes request, half-closes, and reads the
 // reply until the server closes (pausing read_pause_ms between reads).
@@ -88,35 +68,33 @@ struct Exchange {
 
 int exchange(Exchange &x, Handler h) {
   return run(1, [&] {
-    weft_tcp *l = nullptr;
-    int r = weft_tcp_listen("127.0.0.1", 0, 0, 0, &l);
-    if (r < 0) return r;
-    Tasks t(WEFT_COLLECT);
-    t.spawn(0, [&] {
-      weft_tcp *c = nullptr;
-      int ar = weft_tcp_accept(l, &c);
-      if (ar < 0) return x.serve_rc = ar;
-      x.serve_rc = weft_http_serve_conn(c, &x.limits, call_handler, &h);
-      weft_tcp_close(c);
-      return 0;
-    });
-    weft_tcp *c = nullptr;
-    r = weft_tcp_connect("127.0.0.1", weft_tcp_local_port(l), &c);
-    if (r == 0) {
-      weft_tcp_write(c, x.request.data(), x.request.size());
-      weft_tcp_shutdown(c);
-      std::vector<char> buf(64 * 1024);
-      for (;;) {
-        ssize_t n = weft_tcp_read(c, buf.data(), buf.size());
-        if (n <= 0) break;
-        x.reply.append(buf.data(), static_cast<size_t>(n));
-        if (x.read_pause_ms > 0) weft_sleep(x.read_pause_ms);
-      }
-      weft_tcp_close(c);
-    }
-    t.join();
-    weft_tcp_close(l);
-    return r;
+    return serve_one_conn(
+        [&](weft_tcp *c) {
+          x.serve_rc = weft_http_serve_conn(c, &x.limits, call_handler, &h);
+          return 0;
+        },
+        [&](int port) {
+          weft_tcp *c = nullptr;
+          int r = weft_tcp_connect("127.0.0.1", port, &c);
+          if (r != 0) return r;
+          weft_tcp_write(c, x.request.data(), x.request.size());
+          weft_tcp_shutdown(c);
+          x.reply = read_all(c, x.read_pause_ms);
+          weft_tcp_close(c);
+          return 0;
+        });
+  });
+}
+
+// Runs exchange(x) with a handler that counts its calls in *calls, starts a
+// streamed body and writes parts; the handler returns the last write's
+// result, or fail (a handler error after the start) when fail is not 0.
+int exchange_stream(Exchange &x, int *calls, const std::vector<std::string> &parts, int fail = 0) {
+  return exchange(x, [&](const weft_http_request *, weft_http_response *res) {
+    ++*calls;
+    int r = weft_http_response_start(res);
+    for (const std::string &p : parts) r = weft_http_response_write(res, p.data(), p.size());
+    return fail != 0 ? fail : r;
   });
 }
 
@@ -224,12 +202,7 @@ TEST_CASE("http: HTTP/1.0 gets a streamed body until the connection closes", "[h
   Exchange x;
   x.request = "GET /s HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /never HTTP/1.0\r\n\r\n";
   int calls = 0;
-  int rc = exchange(x, [&](const weft_http_request *, weft_http_response *res) {
-    calls++;
-    weft_http_response_start(res);
-    weft_http_response_write(res, "abc", 3);
-    return weft_http_response_write(res, "def", 3);
-  });
+  int rc = exchange_stream(x, &calls, {"abc", "def"});
   REQUIRE(rc == 0);
   CHECK(calls == 1);
   CHECK(x.reply.find("Transfer-Encoding") == std::string::npos);
@@ -241,12 +214,7 @@ TEST_CASE("http: a handler error after the start cuts the body short", "[http][s
   Exchange x;
   x.request = "GET /s HTTP/1.1\r\nHost: x\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n";
   int calls = 0;
-  int rc = exchange(x, [&](const weft_http_request *, weft_http_response *res) {
-    calls++;
-    weft_http_response_start(res);
-    weft_http_response_write(res, "part", 4);
-    return UV_EIO;
-  });
+  int rc = exchange_stream(x, &calls, {"part"}, UV_EIO);
   REQUIRE(rc == 0);
   CHECK(calls == 1);
   // No last chunk: the client can tell the body is incomplete.
@@ -254,7 +222,7 @@ TEST_CASE("http: a handler error after the start cuts the body short", "[http][s
 }
 
 TEST_CASE("http: HEAD gets the head of a streamed or a file response only", "[http][head]") {
-  TempFile f(50000);
+  TextFile f(50000);
   Exchange x;
   x.request =
       "HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -295,7 +263,7 @@ TEST_CASE("http: HEAD gets the head of a streamed or a file response only", "[ht
 }
 
 TEST_CASE("http: a file range is sent exactly, small and large", "[http][file]") {
-  TempFile f(3 * 1024 * 1024 + 17);
+  TextFile f(3 * 1024 * 1024 + 17);
   struct Case {
     int64_t offset, len;
   };
@@ -326,7 +294,7 @@ TEST_CASE("http: a file range is sent exactly, small and large", "[http][file]")
 }
 
 TEST_CASE("http: a large file reaches a slow reader intact", "[http][file]") {
-  TempFile f(8 * 1024 * 1024);
+  TextFile f(8 * 1024 * 1024);
   Exchange x;
   x.request = kGetClose;
   x.read_pause_ms = 1;
@@ -341,7 +309,7 @@ TEST_CASE("http: a large file reaches a slow reader intact", "[http][file]") {
 }
 
 TEST_CASE("http: a file response that cannot be met is refused", "[http][file]") {
-  TempFile f(1000);
+  TextFile f(1000);
   Exchange x;
   x.request = kGetClose;
   int past_end = 1, negative = 1, bad_fd = 1, fd_open_after = 0;
@@ -429,32 +397,25 @@ TEST_CASE("http: a streamed body to a client that does not read ends with the wr
     took = weft_now() - start;
     return r;
   };
+  weft_http_limits lim{};
+  lim.write_timeout_ms = 200;
   int rc = run(1, [&] {
-    weft_tcp *l = nullptr;
-    int r = weft_tcp_listen("127.0.0.1", 0, 0, 0, &l);
-    if (r < 0) return r;
-    Tasks t(WEFT_COLLECT);
-    t.spawn(0, [&] {
-      weft_tcp *c = nullptr;
-      if (weft_tcp_accept(l, &c) < 0) return 0;
-      weft_http_limits lim{};
-      lim.write_timeout_ms = 200;
-      serve_rc = weft_http_serve_conn(c, &lim, call_handler, &h);
-      weft_tcp_close(c);
-      return 0;
-    });
-    weft_tcp *c = nullptr;
-    r = weft_tcp_connect("127.0.0.1", weft_tcp_local_port(l), &c);
-    if (r == 0) {
-      const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-      weft_tcp_write(c, req, sizeof req - 1);
-      // Never reads; waits for the server to give up.
-      wait_until([&] { return last_rc != 0; }, 10000);
-      weft_tcp_close(c);
-    }
-    t.join();
-    weft_tcp_close(l);
-    return r;
+    return serve_one_conn(
+        [&](weft_tcp *c) {
+          serve_rc = weft_http_serve_conn(c, &lim, call_handler, &h);
+          return 0;
+        },
+        [&](int port) {
+          weft_tcp *c = nullptr;
+          int r = weft_tcp_connect("127.0.0.1", port, &c);
+          if (r != 0) return r;
+          const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+          weft_tcp_write(c, req, sizeof req - 1);
+          // Never reads; waits for the server to give up.
+          wait_until([&] { return last_rc != 0; }, 10000);
+          weft_tcp_close(c);
+          return 0;
+        });
   });
   REQUIRE(rc == 0);
   CHECK(last_rc == UV_ETIMEDOUT);
@@ -469,7 +430,7 @@ TEST_CASE("http: serve_memory answers pipelined requests in order", "[http][memo
       "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"
       "GET /d HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
   std::vector<std::string> seen;
-  TempFile f(100);
+  TextFile f(100);
   Memory m = serve_memory(in, [&](const weft_http_request *req, weft_http_response *res) {
     size_t len = 0;
     const char *body = static_cast<const char *>(weft_http_request_body(req, &len));

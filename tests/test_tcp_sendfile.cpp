@@ -15,50 +15,34 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "closures.h"
+#include "net_support.h"
 #include "support.h"
 #include "weft.h"
 
 namespace {
 
-// A temporary file filled with a pattern, removed at the end of the scope.
-struct TempFile {
-  std::string path;
-  std::string data;
-  explicit TempFile(size_t size) {
-    char tmpl[] = "/tmp/weft-sendfile-XXXXXX";
-    int fd = mkstemp(tmpl);
-    path = tmpl;
-    data.resize(size);
-    uint32_t x = 2463534242u;
-    for (size_t i = 0; i < size; i++) {
-      x ^= x << 13;
-      x ^= x >> 17;
-      x ^= x << 5;
-      data[i] = static_cast<char>(x);
-    }
-    size_t off = 0;
-    while (fd >= 0 && off < size) {
-      ssize_t n = write(fd, data.data() + off, size - off);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
-    if (fd >= 0) close(fd);
+// size bytes of a xorshift sequence: binary, and different at every offset.
+std::string noise(size_t size) {
+  std::string data(size, '\0');
+  uint32_t x = 2463534242u;
+  for (size_t i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    data[i] = static_cast<char>(x);
   }
-  ~TempFile() { unlink(path.c_str()); }
-};
-
-uint64_t fnv1a(const std::string &s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : s) {
-    h ^= ch;
-    h *= 1099511628211ull;
-  }
-  return h;
+  return data;
 }
+
+// A temporary file of size bytes of noise, removed at the end of the scope.
+struct NoiseFile : TempFile {
+  explicit NoiseFile(size_t size) : TempFile(noise(size), "weft-sendfile") {}
+};
 
 // The number of poll handles (what a send waits with) on the calling
 // executor's loop, closing ones too.
@@ -73,49 +57,33 @@ size_t loop_handles() {
   return n;
 }
 
-// A connected pair on loopback: *server is the accepted side.
-int connect_pair(weft_tcp **client, weft_tcp **server) {
-  weft_tcp *l = nullptr;
-  int r = weft_tcp_listen("127.0.0.1", 0, 0, 0, &l);
-  if (r < 0) return r;
-  Tasks t;
-  int ar = 1;
-  t.spawn(0, [&] { return ar = weft_tcp_accept(l, server); });
-  r = weft_tcp_connect("127.0.0.1", weft_tcp_local_port(l), client);
-  t.join();
-  weft_tcp_close(l);
-  return r < 0 ? r : ar;
-}
-
-// Reads until the end of the stream or an error; pause_ms between reads.
-std::string read_all(weft_tcp *c, int64_t pause_ms, ssize_t *last) {
-  std::string got;
-  std::vector<char> buf(64 * 1024);
-  for (;;) {
-    ssize_t n = weft_tcp_read(c, buf.data(), buf.size());
-    if (n <= 0) {
-      *last = n;
-      break;
-    }
-    got.append(buf.data(), static_cast<size_t>(n));
-    if (pause_ms > 0) weft_sleep(pause_ms);
-  }
-  return got;
+// Runs body(a, b, fd) as the root task with a connected pair on loopback
+// (b the accepted side) and f open for reading as fd (-1 when f is NULL);
+// closes all three afterwards. body may close a or b itself if it sets the
+// pointer to NULL or to a new connection. Returns -1 if the pair could not be made, else body's result.
+int run_pair(const TempFile *f, const std::function<int(weft_tcp *&a, weft_tcp *&b, int fd)> &body) {
+  return run(1, [&] {
+    weft_tcp *a = nullptr, *b = nullptr;
+    if (connect_pair(&a, &b) < 0) return -1;
+    int fd = f != nullptr ? f->open_ro() : -1;
+    int r = body(a, b, fd);
+    if (fd >= 0) close(fd);
+    weft_tcp_close(a);
+    weft_tcp_close(b);
+    return r;
+  });
 }
 
 }  // namespace
 
 TEST_CASE("sendfile: several MB from an offset reach a slow reader intact", "[sendfile]") {
-  TempFile f(6 * 1024 * 1024 + 123);
+  NoiseFile f(6 * 1024 * 1024 + 123);
   const int64_t offset = 1000;
   const size_t len = f.data.size() - 1000 - 77;
   int send_rc = 1, handles_before = -1, handles_after = -2;
   ssize_t last = 1;
   std::string got;
-  int rc = run(1, [&] {
-    weft_tcp *a = nullptr, *b = nullptr;
-    if (connect_pair(&a, &b) < 0) return -1;
-    int fd = open(f.path.c_str(), O_RDONLY);
+  int rc = run_pair(&f, [&](weft_tcp *&a, weft_tcp *&b, int fd) {
     Tasks t;
     t.spawn(0, [&] {
       handles_before = static_cast<int>(loop_handles());
@@ -130,9 +98,6 @@ TEST_CASE("sendfile: several MB from an offset reach a slow reader intact", "[se
       return 0;
     });
     t.join();
-    close(fd);
-    weft_tcp_close(a);
-    weft_tcp_close(b);
     return 0;
   });
   REQUIRE(rc == 0);
@@ -144,20 +109,16 @@ TEST_CASE("sendfile: several MB from an offset reach a slow reader intact", "[se
 }
 
 TEST_CASE("sendfile: a range past the end of the file gives UV_EOF", "[sendfile]") {
-  TempFile f(5000);
+  NoiseFile f(5000);
   int send_rc = 1, bad_rc = 1;
   std::string got;
   ssize_t last = 1;
-  int rc = run(1, [&] {
-    weft_tcp *a = nullptr, *b = nullptr;
-    if (connect_pair(&a, &b) < 0) return -1;
-    int fd = open(f.path.c_str(), O_RDONLY);
+  int rc = run_pair(&f, [&](weft_tcp *&a, weft_tcp *&b, int fd) {
     send_rc = weft_tcp_sendfile(b, fd, 4000, 2000);
     bad_rc = weft_tcp_sendfile(b, -1, 0, 10);
     weft_tcp_close(b);
+    b = nullptr;
     got = read_all(a, 0, &last);
-    close(fd);
-    weft_tcp_close(a);
     return 0;
   });
   REQUIRE(rc == 0);
@@ -168,13 +129,10 @@ TEST_CASE("sendfile: a range past the end of the file gives UV_EOF", "[sendfile]
 }
 
 TEST_CASE("sendfile: a deadline ends a send to a peer that does not read", "[sendfile]") {
-  TempFile f(16 * 1024 * 1024);
+  NoiseFile f(16 * 1024 * 1024);
   int send_rc = 1, write_rc = 1, handles_before = -1, handles_after = -2;
   int64_t took = -1;
-  int rc = run(1, [&] {
-    weft_tcp *a = nullptr, *b = nullptr;
-    if (connect_pair(&a, &b) < 0) return -1;
-    int fd = open(f.path.c_str(), O_RDONLY);
+  int rc = run_pair(&f, [&](weft_tcp *&, weft_tcp *&b, int fd) {
     handles_before = static_cast<int>(loop_handles());
     weft_scope s;
     int64_t start = weft_now();
@@ -185,9 +143,6 @@ TEST_CASE("sendfile: a deadline ends a send to a peer that does not read", "[sen
     handles_after = static_cast<int>(loop_handles());
     // Cut short, the connection is closed, as after a cancelled write.
     write_rc = weft_tcp_write(b, "x", 1);
-    close(fd);
-    weft_tcp_close(a);
-    weft_tcp_close(b);
     return 0;
   });
   REQUIRE(rc == 0);
@@ -199,13 +154,10 @@ TEST_CASE("sendfile: a deadline ends a send to a peer that does not read", "[sen
 
 TEST_CASE("sendfile: cancelling the sending task, or closing its connection, stops it",
           "[sendfile]") {
-  TempFile f(16 * 1024 * 1024);
+  NoiseFile f(16 * 1024 * 1024);
   int cancelled_rc = 1, closed_rc = 1;
   int handles_before = -1, handles_after = -2;
-  int rc = run(1, [&] {
-    int fd = open(f.path.c_str(), O_RDONLY);
-    weft_tcp *a = nullptr, *b = nullptr;
-    if (connect_pair(&a, &b) < 0) return -1;
+  int rc = run_pair(&f, [&](weft_tcp *&a, weft_tcp *&b, int fd) {
     handles_before = static_cast<int>(loop_handles());
     {
       Tasks t(WEFT_COLLECT);
@@ -225,10 +177,9 @@ TEST_CASE("sendfile: cancelling the sending task, or closing its connection, sto
       t.spawn(0, [&] { return closed_rc = weft_tcp_sendfile(b, fd, 0, f.data.size()); });
       weft_sleep(50);
       weft_tcp_close(b);
+      b = nullptr;
       t.join();
     }
-    weft_tcp_close(a);
-    close(fd);
     return 0;
   });
   REQUIRE(rc == 0);
@@ -238,15 +189,12 @@ TEST_CASE("sendfile: cancelling the sending task, or closing its connection, sto
 }
 
 TEST_CASE("sendfile: bytes written before the send go first", "[sendfile]") {
-  TempFile f(1024 * 1024);
+  NoiseFile f(1024 * 1024);
   const std::string before(32 * 1024 * 1024, 'w');
   int write_rc = 1, send_rc = 1, busy_rc = 1;
   std::string got;
   ssize_t last = 1;
-  int rc = run(1, [&] {
-    weft_tcp *a = nullptr, *b = nullptr;
-    if (connect_pair(&a, &b) < 0) return -1;
-    int fd = open(f.path.c_str(), O_RDONLY);
+  int rc = run_pair(&f, [&](weft_tcp *&a, weft_tcp *&b, int fd) {
     Tasks t;
     // The peer is not reading yet, so this write stays queued in libuv.
     t.spawn(0, [&] { return write_rc = weft_tcp_write(b, before.data(), before.size()); });
@@ -265,9 +213,6 @@ TEST_CASE("sendfile: bytes written before the send go first", "[sendfile]") {
     wait_until([&] { return send_rc != 1 && write_rc != 1; }, 10000);
     weft_tcp_shutdown(b);
     t.join();
-    close(fd);
-    weft_tcp_close(a);
-    weft_tcp_close(b);
     return 0;
   });
   REQUIRE(rc == 0);
@@ -288,9 +233,7 @@ TEST_CASE("writev: buffers go out in order, empty and many ones included", "[sen
   int small_rc = 1, many_rc = 1, empty_rc = 1;
   std::string got;
   ssize_t last = 1;
-  int rc = run(1, [&] {
-    weft_tcp *a = nullptr, *b = nullptr;
-    if (connect_pair(&a, &b) < 0) return -1;
+  int rc = run_pair(nullptr, [&](weft_tcp *&a, weft_tcp *&b, int) {
     Tasks t;
     t.spawn(0, [&] {
       got = read_all(a, 0, &last);
@@ -304,8 +247,6 @@ TEST_CASE("writev: buffers go out in order, empty and many ones included", "[sen
     empty_rc = weft_tcp_writev(b, nullptr, 0);
     weft_tcp_shutdown(b);
     t.join();
-    weft_tcp_close(a);
-    weft_tcp_close(b);
     return 0;
   });
   REQUIRE(rc == 0);

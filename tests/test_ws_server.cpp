@@ -342,6 +342,34 @@ Violation violate(Server &srv, const std::string &bytes, int *run_rc) {
   return v;
 }
 
+// Bytes that break the protocol, named for the test's report.
+struct BadBytes {
+  const char *name;
+  std::string bytes;
+};
+
+// For each case, a server of its own (set up by configure when given) gets
+// the bytes after the handshake; checks that it closes with close_code, that
+// its receive ends with recv_rc and that it received no message.
+void check_violations(const std::vector<BadBytes> &cases, int close_code,
+                      int recv_rc,
+                      const std::function<void(Server &)> &configure = nullptr) {
+  for (const BadBytes &k : cases) {
+    Server srv;
+    if (configure) configure(srv);
+    int rc = 1;
+    Violation v = violate(srv, k.bytes, &rc);
+    INFO(k.name);
+    REQUIRE(rc == 0);
+    CHECK(v.handshake_rc == 0);
+    CHECK(v.frame_rc == 0);
+    CHECK(v.close.close_code() == close_code);
+    CHECK(v.eof_rc == 0);
+    CHECK(srv.recv_rc == recv_rc);
+    CHECK(srv.got.empty());
+  }
+}
+
 } // namespace
 
 // ---- Handshake --------------------------------------------------------------
@@ -776,11 +804,7 @@ TEST_CASE("ws: bad close arguments are refused", "[ws][close]") {
 TEST_CASE("ws: each protocol violation is closed with 1002",
           "[ws][violation]") {
   const std::string top_bit("\x80\x00\x00\x00\x00\x00\x00\x01", 8);
-  struct Case {
-    const char *name;
-    std::string bytes;
-  };
-  std::vector<Case> cases = {
+  std::vector<BadBytes> cases = {
       {"unmasked frame", frame(1, "hi", true, false)},
       {"RSV1 set", frame(1, "hi", true, true, 4)},
       {"RSV3 set", frame(2, "hi", true, true, 1)},
@@ -798,27 +822,11 @@ TEST_CASE("ws: each protocol violation is closed with 1002",
       {"close code 999", frame(8, close_payload(999))},
       {"close code 2000", frame(8, close_payload(2000))},
   };
-  for (const Case &k : cases) {
-    Server srv;
-    int rc = 1;
-    Violation v = violate(srv, k.bytes, &rc);
-    INFO(k.name);
-    REQUIRE(rc == 0);
-    CHECK(v.handshake_rc == 0);
-    CHECK(v.frame_rc == 0);
-    CHECK(v.close.close_code() == 1002);
-    CHECK(v.eof_rc == 0);
-    CHECK(srv.recv_rc == UV_EPROTO);
-    CHECK(srv.got.empty());
-  }
+  check_violations(cases, 1002, UV_EPROTO);
 }
 
 TEST_CASE("ws: text that is not UTF-8 is closed with 1007", "[ws][violation]") {
-  struct Case {
-    const char *name;
-    std::string bytes;
-  };
-  std::vector<Case> cases = {
+  std::vector<BadBytes> cases = {
       {"0xFF", frame(1, "ab\xff")},
       {"overlong NUL", frame(1, "\xc0\x80")},
       {"overlong three bytes", frame(1, "\xe0\x80\xaf")},
@@ -830,18 +838,7 @@ TEST_CASE("ws: text that is not UTF-8 is closed with 1007", "[ws][violation]") {
        frame(1, "ok", false) + frame(0, "\xf0\x9f\x98")},
       {"close reason", frame(8, close_payload(1000, "\xff"))},
   };
-  for (const Case &k : cases) {
-    Server srv;
-    int rc = 1;
-    Violation v = violate(srv, k.bytes, &rc);
-    INFO(k.name);
-    REQUIRE(rc == 0);
-    CHECK(v.frame_rc == 0);
-    CHECK(v.close.close_code() == 1007);
-    CHECK(v.eof_rc == 0);
-    CHECK(srv.recv_rc == UV_EILSEQ);
-    CHECK(srv.got.empty());
-  }
+  check_violations(cases, 1007, UV_EILSEQ);
 }
 
 TEST_CASE("ws: valid UTF-8 of every length passes", "[ws][echo]") {
@@ -869,30 +866,17 @@ TEST_CASE("ws: valid UTF-8 of every length passes", "[ws][echo]") {
 TEST_CASE("ws: a message over the limits is closed with 1009",
           "[ws][violation]") {
   const std::string four_gib("\x00\x00\x00\x01\x00\x00\x00\x00", 8);
-  struct Case {
-    const char *name;
-    std::string bytes;
-  };
-  std::vector<Case> cases = {
+  std::vector<BadBytes> cases = {
       {"one frame", frame(2, std::string(1001, 'x'))},
       {"fragments", frame(2, std::string(600, 'x'), false) +
                         frame(0, std::string(600, 'y'))},
       {"a frame over the frame limit", frame(2, std::string(801, 'x'), false)},
       {"a 64-bit length", frame(2, "", true, true, 0, &four_gib)},
   };
-  for (const Case &k : cases) {
-    Server srv;
+  check_violations(cases, 1009, UV_EMSGSIZE, [](Server &srv) {
     srv.limits.max_message_bytes = 1000;
     srv.limits.max_frame_bytes = 800;
-    int rc = 1;
-    Violation v = violate(srv, k.bytes, &rc);
-    INFO(k.name);
-    REQUIRE(rc == 0);
-    CHECK(v.frame_rc == 0);
-    CHECK(v.close.close_code() == 1009);
-    CHECK(v.eof_rc == 0);
-    CHECK(srv.recv_rc == UV_EMSGSIZE);
-  }
+  });
 }
 
 // ---- Time -------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <string.h>
+#include <time.h>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -695,4 +696,65 @@ TEST_CASE("TCP calls outside a task fail cleanly", "[tcp]") {
   CHECK(weft_tcp_connect("127.0.0.1", 1, &c) == WEFT_ENOTASK);
   CHECK(weft_tcp_listen("127.0.0.1", 0, 0, 0, &c) == WEFT_ENOTASK);
   CHECK(c == nullptr);
+}
+
+namespace {
+
+double thread_cpu_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct IdleUnread {
+  int pair_rc = 1, first = -1, rest = -1;
+  char got[8] = {0};
+  double cpu_ms = -1, wall_ms = -1;
+};
+
+}  // namespace
+
+TEST_CASE("bytes that arrive while nobody reads do not keep the loop busy",
+          "[tcp]") {
+  // After a read the connection keeps watching the socket; bytes that come
+  // while its task does something else must not make the loop spin.
+  IdleUnread st;
+  int rc = weft_main(
+      [](void *arg) -> int {
+        auto *st = static_cast<IdleUnread *>(arg);
+        Pair p;
+        st->pair_rc = make_pair(&p, "127.0.0.1");
+        if (st->pair_rc == 0) {
+          weft_group *g = weft_group_open(WEFT_FAIL_FAST);
+          weft_spawn(
+              g,
+              [](void *a) -> int {
+                auto *c = static_cast<weft_tcp *>(a);
+                int r = weft_tcp_write(c, "a", 1);
+                if (r == 0) r = weft_sleep(20);
+                if (r == 0) r = weft_tcp_write(c, "bcd", 3);
+                return r;
+              },
+              p.client);
+          st->first = (int)weft_tcp_read(p.server, st->got, 1);
+          double cpu0 = thread_cpu_ms();
+          int64_t t0 = weft_now();
+          weft_sleep(300);
+          st->cpu_ms = thread_cpu_ms() - cpu0;
+          st->wall_ms = (double)(weft_now() - t0);
+          st->rest = (int)weft_tcp_read(p.server, st->got + 1, 3);
+          weft_group_join(g);
+        }
+        close_pair(&p);
+        return 0;
+      },
+      &st);
+  REQUIRE(rc == 0);
+  REQUIRE(st.pair_rc == 0);
+  CHECK(st.first == 1);
+  CHECK(st.rest == 3);
+  CHECK(std::string(st.got) == "abcd");
+  CHECK(st.wall_ms >= 300);
+  // A spinning loop would use the whole 300 ms.
+  CHECK(st.cpu_ms < st.wall_ms / 2);
 }

@@ -80,6 +80,10 @@ struct weft__timer {
 void weft__timer_start(weft__exec *e, weft__timer *t, int64_t deadline,
                        weft__timer_cb cb);
 void weft__timer_stop(weft__exec *e, weft__timer *t);
+/* Re-arms t for deadline whether it is armed or not, moving an armed
+ * timer within the heap rather than removing and inserting it. */
+void weft__timer_move(weft__exec *e, weft__timer *t, int64_t deadline,
+                      weft__timer_cb cb);
 /* Runs the callbacks of every expired timer; returns how many ran. */
 int weft__timers_run(weft__exec *e, int64_t now);
 /* Arms the executor's uv_timer for the earliest deadline, if any. */
@@ -160,6 +164,15 @@ struct weft__task {
   weft__exec *exec;
   weft__task *next_ready;     /* ready queue link */
   weft__scope *scope;         /* innermost scope */
+  /* What parking, waking and switching touch comes first, in one or two
+   * cache lines: with many tasks the struct is usually cold. */
+  int result;
+  int state;
+  /* What the task is parked on. */
+  weft__cancel_fn cancel_fn;
+  void *cancel_data;
+  int wake_result;
+  int cancel_code;            /* set when cancel_fn was called for this park */
   weft__scope root;           /* the task's outermost scope, child of its group's */
   weft_group *group;          /* the group it belongs to; NULL for the root task */
   weft__task *group_prev;     /* links in the group's list of live tasks */
@@ -168,13 +181,6 @@ struct weft__task {
   weft__stack *stack;
   weft_fn fn;
   void *arg;
-  int result;
-  int state;
-  /* What the task is parked on. */
-  weft__cancel_fn cancel_fn;
-  void *cancel_data;
-  int wake_result;
-  int cancel_code;            /* set when cancel_fn was called for this park */
   /* A task spawned onto another executor. */
   weft__exec *origin;         /* the spawner's executor (== exec when local) */
   weft__scope stub;           /* stands for it in its group's scope, at origin */

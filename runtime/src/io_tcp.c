@@ -1,12 +1,16 @@
 /* io_tcp.c: TCP listeners and connections that suspend only the calling task.
  *
  * A weft_tcp wraps a uv_tcp_t. Every operation runs on the executor that
- * created the connection. Reads go straight into the reader's buffer: the
- * stream reads only while a reader waits (uv_read_start when it parks,
- * uv_read_stop as soon as its buffer holds data), so nothing is ever
- * buffered here and a peer that sends faster than the program reads is held
- * back by the kernel's socket buffers. A read first takes what the socket
- * already holds with recv(2), without a loop turn. Writes try
+ * created the connection. Reads go straight into the reader's buffer, so
+ * nothing is ever buffered here and a peer that sends faster than the
+ * program reads is held back by the kernel's socket buffers. A read first
+ * takes what the socket already holds with recv(2), without a loop turn;
+ * otherwise it waits for the loop to report the socket readable (libuv is
+ * given no buffer, so it reads nothing) and then takes the bytes itself,
+ * once it runs. The loop thus touches no reader's stack or buffer: with
+ * many connections, what a request touches is touched once, when its task
+ * runs, rather than once in the loop and again after every other ready
+ * connection has been read. (On Windows libuv reads into the buffer.) Writes try
  * uv_try_write() first and queue a uv_write() for what is left. One task
  * reads at a time (another gets UV_EBUSY); several may write at once, and
  * since uv_try_write() gives way to queued writes, each call's bytes go out
@@ -75,6 +79,7 @@ struct weft_tcp {
   unsigned ops;              /* calls in progress on this connection */
   unsigned fast_ops;         /* immediate completions in a row */
   tcp_read_op *read_op;      /* the parked reader, if any */
+  weft__task *reader;        /* its task, kept here so waking it reads no stack */
   tcp_writable *writable;    /* the file sender's poll, if any */
   weft__task *acceptor;      /* the parked acceptor, if any */
   int accept_pending;        /* libuv holds an accepted socket for us */
@@ -358,9 +363,19 @@ static int weft__tcp_connect_impl(const char *host, int port, weft_tcp **out) {
 
 /* ---- Reading ------------------------------------------------------------ */
 
+/* A marker wake result: the socket is readable, the reader reads. */
+#define TCP_READABLE INT_MIN
+
 static void tcp_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   weft_tcp *c = h->data;
   (void)suggested;
+#ifndef _WIN32
+  /* No buffer: libuv reports UV_ENOBUFS, which says the socket is readable
+   * (or at its end, or failed), and the reader's recv(2) finds out which. */
+  (void)c;
+  *buf = uv_buf_init(NULL, 0);
+  return;
+#endif
   if (c->read_op != NULL)
     *buf = uv_buf_init(c->read_op->buf, (unsigned)c->read_op->len);
   else
@@ -371,6 +386,20 @@ static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   weft_tcp *c = s->data;
   (void)buf;
   if (nread == 0) return; /* EAGAIN: keep waiting */
+#ifndef _WIN32
+  if (nread == UV_ENOBUFS) {
+    if (c->read_op != NULL) {
+      c->read_op = NULL;
+      weft__wake(c->reader, TCP_READABLE);
+    } else {
+      /* Readable with nobody reading: stop watching until the next read,
+       * or the loop, told again on every turn, would spin. */
+      uv_read_stop(s);
+      c->reading = 0;
+    }
+    return;
+  }
+#endif
   if (nread < 0) {
     uv_read_stop(s);
     c->reading = 0;
@@ -448,8 +477,32 @@ static ssize_t weft__tcp_read_impl(weft_tcp *c, void *buf, size_t len) {
     c->reading = 1;
   }
   c->read_op = &op;
+  c->reader = op.task;
   c->ops++;
-  r = weft__park(tcp_read_cancel, c);
+  for (;;) {
+    r = weft__park(tcp_read_cancel, c);
+#ifndef _WIN32
+    if (r == TCP_READABLE) {
+      /* A close after the wake did not wake the reader again. */
+      if (c->closing) {
+        r = UV_ECANCELED;
+        break;
+      }
+      ssize_t n = tcp_try_read(c, buf, len);
+      if (n == UV_EAGAIN) {
+        /* Readable, but the bytes are gone or never came: wait again. */
+        c->read_op = &op;
+        continue;
+      }
+      c->more = (size_t)n == len;
+      if (n == 0) c->read_status = 1;
+      if (n < 0) c->read_status = (int)n;
+      tcp_release(c);
+      return n;
+    }
+#endif
+    break;
+  }
   tcp_release(c);
   return r;
 }

@@ -52,8 +52,16 @@ void weft__scope_cancel(weft__scope *root, int code) {
   }
 }
 
+/* The timer of a scope's deadline fired. weft_scope_set_timeout() leaves
+ * the heap entry in place when the deadline is removed or moves later, so
+ * the entry may be stale: the real deadline is s->deadline, checked here. */
 static void weft__scope_expired(weft__timer *tm) {
   weft__scope *s = (weft__scope *)((char *)tm - offsetof(weft__scope, timer));
+  if (s->deadline < 0) return;
+  if (s->deadline > tm->deadline) {
+    weft__timer_start(s->exec, tm, s->deadline, weft__scope_expired);
+    return;
+  }
   s->own_deadline_fired = 1;
   weft__scope_cancel(s, UV_ETIMEDOUT);
 }
@@ -138,16 +146,24 @@ void weft_scope_cancel(weft_scope *pub) {
 int weft_scope_set_timeout(weft_scope *pub, int64_t timeout_ms) {
   weft__scope *s = (weft__scope *)pub;
   if (s->cancelled) return s->cancelled;
-  weft__timer_stop(s->exec, &s->timer);
-  s->deadline = -1;
-  if (timeout_ms < 0) return 0;
+  /* Servers move a deadline on every request, mostly later or away: an
+   * armed timer is then left where it is in the heap (touching the heap
+   * and the entries it sifts past costs cache misses with many
+   * connections), and weft__scope_expired() re-checks the deadline when
+   * it fires. Only a deadline that comes earlier moves the entry. */
+  if (timeout_ms < 0) {
+    s->deadline = -1;
+    return 0;
+  }
   s->deadline = weft_now() + timeout_ms;
   if (timeout_ms == 0) {
+    weft__timer_stop(s->exec, &s->timer);
     s->own_deadline_fired = 1;
     weft__scope_cancel(s, UV_ETIMEDOUT);
     return UV_ETIMEDOUT;
   }
-  weft__timer_start(s->exec, &s->timer, s->deadline, weft__scope_expired);
+  if (s->timer.heap_index != SIZE_MAX && s->timer.deadline <= s->deadline) return 0;
+  weft__timer_move(s->exec, &s->timer, s->deadline, weft__scope_expired);
   return 0;
 }
 

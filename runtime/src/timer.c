@@ -55,6 +55,22 @@ void weft__timer_start(weft__exec *e, weft__timer *t, int64_t deadline,
   weft__heap_up(e, t->heap_index);
 }
 
+void weft__timer_move(weft__exec *e, weft__timer *t, int64_t deadline,
+                      weft__timer_cb cb) {
+  if (t->heap_index == WEFT__NOT_ARMED) {
+    weft__timer_start(e, t, deadline, cb);
+    return;
+  }
+  /* Sifting the entry from where it is beats removing and inserting it. */
+  int64_t was = t->deadline;
+  t->deadline = deadline;
+  t->cb = cb;
+  if (deadline < was)
+    weft__heap_up(e, t->heap_index);
+  else
+    weft__heap_down(e, t->heap_index);
+}
+
 void weft__timer_stop(weft__exec *e, weft__timer *t) {
   size_t i = t->heap_index;
   if (i == WEFT__NOT_ARMED) return;

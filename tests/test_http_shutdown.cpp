@@ -25,6 +25,7 @@
 
 #include <string.h>
 
+#include <functional>
 #include <string>
 
 #include "closures.h"
@@ -37,14 +38,14 @@ namespace {
 // What one test records; asserted after the runtime returns.
 struct Shutdown {
   weft_event *stop = nullptr;
-  weft_event *started = nullptr;  // set by /slow when it begins
-  weft_event *release = nullptr;  // /slow returns once it is set
+  weft_event *started = nullptr; // set by /slow when it begins
+  weft_event *release = nullptr; // /slow returns once it is set
   int listen_rc = 1;
   int connect_rc = 1;
   int serve_rc = 1;
   int handled = 0;
-  std::string reply;    // every byte the client read, to the end of stream
-  ssize_t read_rc = 1;  // the client's last read: 0 at a clean end
+  std::string reply;   // every byte the client read, to the end of stream
+  ssize_t read_rc = 1; // the client's last read: 0 at a clean end
   weft_tcp *listener = nullptr;
 };
 
@@ -126,23 +127,44 @@ void close_all(Shutdown &s) {
 
 size_t count(const std::string &s, const std::string &what) {
   size_t n = 0;
-  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) n++;
+  for (size_t at = s.find(what); at != std::string::npos;
+       at = s.find(what, at + 1))
+    n++;
   return n;
 }
 
 const char kGet[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
 
-}  // namespace
+// One served connection on the calling executor: sets up, serves one
+// connection with the stop event (set first when stop_first), connects,
+// hands the client end to client, then closes it, lets a held /slow go,
+// and joins the server.
+int session(Shutdown &s, bool stop_first,
+            const std::function<void(weft_tcp *)> &client) {
+  if (!setup(s)) return 0;
+  if (stop_first) weft_event_set(s.stop);
+  Tasks t(WEFT_COLLECT);
+  t.spawn(0, [&] { return serve_one(&s); });
+  weft_tcp *c = nullptr;
+  s.connect_rc =
+      weft_tcp_connect("127.0.0.1", weft_tcp_local_port(s.listener), &c);
+  if (s.connect_rc == 0) {
+    client(c);
+    weft_tcp_close(c);
+  }
+  weft_event_set(s.release);
+  t.join();
+  close_all(s);
+  return 0;
+}
 
-TEST_CASE("http stop: an idle keep-alive connection closes when stopped", "[http][stop]") {
+} // namespace
+
+TEST_CASE("http stop: an idle keep-alive connection closes when stopped",
+          "[http][stop]") {
   Shutdown s;
   int rc = run(1, [&] {
-    if (!setup(s)) return 0;
-    Tasks t(WEFT_COLLECT);
-    t.spawn(0, [&] { return serve_one(&s); });
-    weft_tcp *c = nullptr;
-    s.connect_rc = weft_tcp_connect("127.0.0.1", weft_tcp_local_port(s.listener), &c);
-    if (s.connect_rc == 0) {
+    return session(s, false, [&](weft_tcp *c) {
       weft_tcp_write(c, kGet, sizeof kGet - 1);
       // The first answer comes; the connection then waits for the next request.
       if (read_until(c, &s, "done /a\n")) {
@@ -152,11 +174,7 @@ TEST_CASE("http stop: an idle keep-alive connection closes when stopped", "[http
         // Far below the 60 s idle timeout: only the stop can close it.
         read_to_end(c, &s, 5000);
       }
-      weft_tcp_close(c);
-    }
-    t.join();
-    close_all(s);
-    return 0;
+    });
   });
   REQUIRE(rc == 0);
   REQUIRE(s.connect_rc == 0);
@@ -168,8 +186,9 @@ TEST_CASE("http stop: an idle keep-alive connection closes when stopped", "[http
   CHECK(s.reply.find("Connection: close") == std::string::npos);
 }
 
-TEST_CASE("http stop: a stop set on another executor reaches an idle connection",
-          "[http][stop]") {
+TEST_CASE(
+    "http stop: a stop set on another executor reaches an idle connection",
+    "[http][stop]") {
   Shutdown s;
   weft_event *listening = weft_event_new();
   int port = 0;
@@ -228,19 +247,15 @@ TEST_CASE("http stop: a stop set on another executor reaches an idle connection"
   CHECK(count(s.reply, "HTTP/1.1 200 OK\r\n") == 1);
 }
 
-TEST_CASE("http stop: a request in flight is answered whole, with Connection: close",
-          "[http][stop]") {
+TEST_CASE(
+    "http stop: a request in flight is answered whole, with Connection: close",
+    "[http][stop]") {
   Shutdown s;
   int rc = run(1, [&] {
-    if (!setup(s)) return 0;
-    Tasks t(WEFT_COLLECT);
-    t.spawn(0, [&] { return serve_one(&s); });
-    weft_tcp *c = nullptr;
-    s.connect_rc = weft_tcp_connect("127.0.0.1", weft_tcp_local_port(s.listener), &c);
-    if (s.connect_rc == 0) {
+    return session(s, false, [&](weft_tcp *c) {
       // Two pipelined requests: the stop comes while the first is handled.
-      static const char two[] =
-          "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n";
+      static const char two[] = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET "
+                                "/after HTTP/1.1\r\nHost: x\r\n\r\n";
       weft_tcp_write(c, two, sizeof two - 1);
       weft_scope bound;
       weft_scope_enter(&bound, weft_test_ms(5000));
@@ -248,16 +263,11 @@ TEST_CASE("http stop: a request in flight is answered whole, with Connection: cl
       weft_scope_leave(&bound);
       if (waited == 0) {
         weft_event_set(s.stop);
-        weft_http_stop_idle(s.stop);  // the connection is not idle: no effect
+        weft_http_stop_idle(s.stop); // the connection is not idle: no effect
         weft_event_set(s.release);
         read_to_end(c, &s, 5000);
       }
-      weft_tcp_close(c);
-    }
-    weft_event_set(s.release);
-    t.join();
-    close_all(s);
-    return 0;
+    });
   });
   REQUIRE(rc == 0);
   REQUIRE(s.connect_rc == 0);
@@ -271,23 +281,14 @@ TEST_CASE("http stop: a request in flight is answered whole, with Connection: cl
   CHECK(s.reply.compare(s.reply.size() - 11, 11, "done /slow\n") == 0);
 }
 
-TEST_CASE("http stop: a connection that sent nothing closes at once", "[http][stop]") {
+TEST_CASE("http stop: a connection that sent nothing closes at once",
+          "[http][stop]") {
   Shutdown s;
   int rc = run(1, [&] {
-    if (!setup(s)) return 0;
-    weft_event_set(s.stop);
-    Tasks t(WEFT_COLLECT);
-    t.spawn(0, [&] { return serve_one(&s); });
-    weft_tcp *c = nullptr;
-    s.connect_rc = weft_tcp_connect("127.0.0.1", weft_tcp_local_port(s.listener), &c);
-    if (s.connect_rc == 0) {
+    return session(s, true, [&](weft_tcp *c) {
       // Far below the 10 s the first byte is given.
       read_to_end(c, &s, 5000);
-      weft_tcp_close(c);
-    }
-    t.join();
-    close_all(s);
-    return 0;
+    });
   });
   REQUIRE(rc == 0);
   REQUIRE(s.connect_rc == 0);
@@ -297,15 +298,11 @@ TEST_CASE("http stop: a connection that sent nothing closes at once", "[http][st
   CHECK(s.handled == 0);
 }
 
-TEST_CASE("http stop: without stop_idle the next request is the last", "[http][stop]") {
+TEST_CASE("http stop: without stop_idle the next request is the last",
+          "[http][stop]") {
   Shutdown s;
   int rc = run(1, [&] {
-    if (!setup(s)) return 0;
-    Tasks t(WEFT_COLLECT);
-    t.spawn(0, [&] { return serve_one(&s); });
-    weft_tcp *c = nullptr;
-    s.connect_rc = weft_tcp_connect("127.0.0.1", weft_tcp_local_port(s.listener), &c);
-    if (s.connect_rc == 0) {
+    return session(s, false, [&](weft_tcp *c) {
       weft_tcp_write(c, kGet, sizeof kGet - 1);
       if (read_until(c, &s, "done /a\n")) {
         weft_event_set(s.stop);
@@ -313,11 +310,7 @@ TEST_CASE("http stop: without stop_idle the next request is the last", "[http][s
         weft_tcp_write(c, next, sizeof next - 1);
         read_to_end(c, &s, 5000);
       }
-      weft_tcp_close(c);
-    }
-    t.join();
-    close_all(s);
-    return 0;
+    });
   });
   REQUIRE(rc == 0);
   REQUIRE(s.connect_rc == 0);

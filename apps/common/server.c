@@ -275,6 +275,8 @@ int app_server_run(const app_server_opts *o) {
       o->handler == NULL || o->stats == NULL)
     return UV_EINVAL;
   app_ignore_sigpipe();
+  /* A process may run one server after another: each starts not stopping. */
+  __atomic_store_n(&server_stopping_flag, 0, __ATOMIC_RELAXED);
   server srv;
   memset(&srv, 0, sizeof srv);
   srv.o = o;

@@ -509,6 +509,17 @@ int weft__ring_can_push(weft_chan *c) {
   return (intptr_t)s - (intptr_t)pos >= 0;
 }
 
+/* Whether at least k cells are free (k <= cap). */
+static int weft__ring_has_room(weft_chan *c, size_t k) {
+  if (c->mode == WEFT_CHAN_SPSC) {
+    size_t head = __atomic_load_n(&c->head_pos, __ATOMIC_ACQUIRE);
+    return c->cap - (__atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED) - head) >= k;
+  }
+  size_t pos = (__atomic_load_n(&c->tail_pos, __ATOMIC_RELAXED) & ~WEFT__TAIL_CLOSED) + k - 1;
+  size_t s = __atomic_load_n(weft__cell_seq(c, pos), __ATOMIC_ACQUIRE);
+  return (intptr_t)s - (intptr_t)pos >= 0;
+}
+
 int weft__ring_can_pop(weft_chan *c) {
   if (c->mode == WEFT_CHAN_SPSC) {
     size_t tail = __atomic_load_n(&c->tail_pos, __ATOMIC_ACQUIRE);
@@ -731,10 +742,19 @@ static int weft__chan_spin(weft_chan *c, int op) {
   if (c->mode == WEFT_CHAN_LOCAL || c->cap == 0) return 0;
   weft__exec *e = weft__current_exec;
   uint64_t deadline = 0;
+  /* A sender that found the ring full waits, in the eager phase, for room
+   * for a run of items rather than for one cell: taking cells one at a
+   * time as the receiver frees them would pull the receiver's index line
+   * away from it at every item. The receiver has a full ring to work
+   * through meanwhile, so nothing is late for it. */
+  size_t room = c->cap / 4 < 32 ? c->cap / 4 : 32;
+  if (room == 0) room = 1;
   for (unsigned i = 1;; i++) {
     if (e->ready_head != NULL) return 0;
     if (__atomic_load_n(&c->closed, __ATOMIC_RELAXED)) return 1;
-    if (op == WEFT_SELECT_SEND ? weft__ring_can_push(c) : weft__ring_can_pop(c))
+    if (op == WEFT_SELECT_SEND
+            ? (i < WEFT__SPIN_EAGER ? weft__ring_has_room(c, room) : weft__ring_can_push(c))
+            : weft__ring_can_pop(c))
       return 1;
     if (i == WEFT__SPIN_EAGER) deadline = uv_hrtime() + WEFT__SPIN_NS;
     if (i > WEFT__SPIN_EAGER && i % WEFT__SPIN_YIELD == 0) {

@@ -832,14 +832,16 @@ static inline int weft__local_wait(weft_chan *c, weft__wlist *l, int op, void *e
   w.linked = 1;
   l->count++;
   weft__chan_wait cw = {c, &w, op};
-  int r = weft__park(weft__chan_wait_cancel, &cw);
+  int r = weft__park_unchecked(t, weft__chan_wait_cancel, &cw);
   return state == 0 ? w.result : r;
 }
 
 /* Completes a claimed LOCAL waiter's operation and makes its task ready. */
 static inline void weft__local_done(weft__waiter *w) {
   w->result = 0;
-  weft__wake(w->task, 0);
+  /* Claimed from the WAITING state, so its task is parked in
+   * weft__local_wait (a cancellation settles the state first). */
+  weft__wake_parked(w->task, 0);
 }
 
 static inline int weft__local_send(weft_chan *c, const void *elem) {

@@ -271,7 +271,29 @@ static inline int weft__check_cancel(void) {
 }
 
 /* Puts t on its executor's ready queue. */
-void weft__ready(weft__task *t);
+static inline void weft__ready(weft__task *t) {
+  weft__exec *e = t->exec;
+  t->state = WEFT__TASK_READY;
+  t->next_ready = NULL;
+  if (e->ready_tail != NULL)
+    e->ready_tail->next_ready = t;
+  else
+    e->ready_head = t;
+  e->ready_tail = t;
+}
+
+/* weft__park() for a caller that has just seen its scope not cancelled
+ * (on this thread, so it cannot have been cancelled since): no second look. */
+int weft__park_unchecked(weft__task *self, weft__cancel_fn on_cancel, void *data);
+
+/* weft__wake() for a task known to be parked on this executor and not the
+ * caller (a LOCAL channel's claimed waiter). */
+static inline void weft__wake_parked(weft__task *t, int result) {
+  t->wake_result = result;
+  t->cancel_fn = NULL;
+  weft__ready(t);
+  if (WEFT__UNLIKELY(weft__current_task == NULL)) uv_stop(&t->exec->loop);
+}
 
 /* Allocates a task (and its stack) ready to be started on e; counted live. */
 int weft__task_new(weft__exec *e, const weft_task_opts *opts, weft_fn fn,

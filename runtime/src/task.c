@@ -21,17 +21,6 @@ WEFT__TLS weft__task *weft__current_task;
 
 /* ---- The ready queue ---------------------------------------------------- */
 
-void weft__ready(weft__task *t) {
-  weft__exec *e = t->exec;
-  t->state = WEFT__TASK_READY;
-  t->next_ready = NULL;
-  if (e->ready_tail != NULL)
-    e->ready_tail->next_ready = t;
-  else
-    e->ready_head = t;
-  e->ready_tail = t;
-}
-
 static weft__task *weft__ready_pop(weft__exec *e) {
   weft__task *t = e->ready_head;
   if (t != NULL) {
@@ -137,6 +126,16 @@ int weft__park(weft__cancel_fn on_cancel, void *data) {
     on_cancel(t, data);
   }
   if (t->state == WEFT__TASK_PARKED) weft__run_next(t->exec, t, 0);
+  t->cancel_fn = NULL;
+  return t->cancel_code ? t->cancel_code : t->wake_result;
+}
+
+int weft__park_unchecked(weft__task *t, weft__cancel_fn on_cancel, void *data) {
+  t->state = WEFT__TASK_PARKED;
+  t->cancel_fn = on_cancel;
+  t->cancel_data = data;
+  t->cancel_code = 0;
+  weft__run_next(t->exec, t, 0);
   t->cancel_fn = NULL;
   return t->cancel_code ? t->cancel_code : t->wake_result;
 }

@@ -743,12 +743,15 @@ static int weft__chan_spin(weft_chan *c, int op) {
   weft__exec *e = weft__current_exec;
   uint64_t deadline = 0;
   /* A sender that found the ring full waits, in the eager phase, for room
-   * for a run of items rather than for one cell: taking cells one at a
-   * time as the receiver frees them would pull the receiver's index line
-   * away from it at every item. The receiver has a full ring to work
-   * through meanwhile, so nothing is late for it. */
+   * for a run of items rather than for one cell, and looks only every few
+   * pauses (about one per 4 cells of that run): taking cells one at a time
+   * as the receiver frees them, and looking at the receiver's index all
+   * the while, would pull that index's line away from the receiver at
+   * every item. The receiver has a full ring to work through meanwhile,
+   * so nothing is late for it. */
   size_t room = c->cap / 4 < 32 ? c->cap / 4 : 32;
   if (room == 0) room = 1;
+  unsigned pauses = room / 4 > 0 ? (unsigned)room / 4 : 1;
   for (unsigned i = 1;; i++) {
     if (e->ready_head != NULL) return 0;
     if (__atomic_load_n(&c->closed, __ATOMIC_RELAXED)) return 1;
@@ -762,6 +765,8 @@ static int weft__chan_spin(weft_chan *c, int op) {
       sched_yield();
     }
     weft__cpu_relax();
+    if (op == WEFT_SELECT_SEND && i < WEFT__SPIN_EAGER)
+      for (unsigned k = 1; k < pauses; k++) weft__cpu_relax();
   }
 }
 

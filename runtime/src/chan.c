@@ -939,8 +939,10 @@ weft_chan *weft_chan_new(size_t elem_size, size_t capacity, int mode) {
                      ? (sizeof(size_t) + elem_size + 7) & ~(size_t)7
                      : elem_size;
   if (cap > 0) {
-    c->buf = malloc(cap * c->cell_size);
-    if (c->buf == NULL) {
+    /* On a cache line boundary: items of 64 bytes (or any multiple) then
+     * each sit on lines of their own, and a producer writing one does not
+     * take the line away from a consumer reading its neighbour. */
+    if (posix_memalign((void **)&c->buf, WEFT__CACHELINE, cap * c->cell_size) != 0) {
       free(c);
       return NULL;
     }

@@ -755,7 +755,10 @@ void app_config_log(const app_spec *spec, const void *cfg) {
       break;
     }
     case APP_OPT_CUSTOM:
-      snprintf(value, sizeof value, "(custom)");
+      if (o->format != NULL)
+        o->format(field, value, sizeof value);
+      else
+        snprintf(value, sizeof value, "(custom)");
       break;
     }
     len += (size_t)snprintf(line + len, sizeof line - len, "%s%s=%s",

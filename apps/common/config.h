@@ -95,6 +95,9 @@ typedef int (*app_opt_parse_fn)(void *field, const char *text,
                                 const cJSON *json, char *why, size_t why_len);
 /** Releases what a custom option's parse function stored in field. */
 typedef void (*app_opt_free_fn)(void *field);
+/** Writes a custom option's value as its flag would give it (for the
+ * configuration log line), at most len bytes with the terminating NUL. */
+typedef void (*app_opt_format_fn)(const void *field, char *out, size_t len);
 
 /** One option. Build entries with the APP_OPTION_* macros below. */
 typedef struct app_option {
@@ -106,8 +109,10 @@ typedef struct app_option {
   const char *help;    /**< one sentence for --help */
   int64_t min, max;    /**< APP_OPT_INT: the accepted range */
   const char *metavar; /**< the value's name in --help; NULL: from the type */
-  app_opt_parse_fn parse; /**< APP_OPT_CUSTOM */
-  app_opt_free_fn free;   /**< APP_OPT_CUSTOM, may be NULL */
+  app_opt_parse_fn parse;   /**< APP_OPT_CUSTOM */
+  app_opt_free_fn free;     /**< APP_OPT_CUSTOM, may be NULL */
+  app_opt_format_fn format; /**< APP_OPT_CUSTOM, may be NULL: the log line
+                               then says "(custom)" */
 } app_option;
 
 /** An application's options and its description for --help. */
@@ -172,11 +177,12 @@ typedef struct app_spec {
     .help = "debug, info, warn, error or off"                                  \
   }
 
-#define APP_OPTION_CUSTOM(conf, field, def, meta, text, parse_fn, free_fn)     \
+#define APP_OPTION_CUSTOM(conf, field, def, meta, text, parse_fn, free_fn,    \
+                          format_fn)                                           \
   {                                                                            \
     .name = #field, .type = APP_OPT_CUSTOM, .offset = offsetof(conf, field),   \
     .default_value = (def), .help = (text), .metavar = (meta),                 \
-    .parse = (parse_fn), .free = (free_fn)                                     \
+    .parse = (parse_fn), .free = (free_fn), .format = (format_fn)              \
   }
 
 /**

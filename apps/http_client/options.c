@@ -148,6 +148,51 @@ static int parse_http_version(void *field, const char *text, const cJSON *json,
   return 0;
 }
 
+/* How the configuration's log line shows the values above, as a flag would
+ * give them. */
+static void format_duration(const void *field, char *out, size_t len) {
+  int64_t ms = *(const int64_t *)field;
+  if (ms % 1000 == 0)
+    snprintf(out, len, "%llds", (long long)(ms / 1000));
+  else
+    snprintf(out, len, "%lldms", (long long)ms);
+}
+
+static void format_rate(const void *field, char *out, size_t len) {
+  snprintf(out, len, "%g", *(const double *)field);
+}
+
+static void format_choice(const void *field, char *out, size_t len,
+                          const char *const *names, int n) {
+  int i = *(const int *)field;
+  snprintf(out, len, "%s", i >= 0 && i < n ? names[i] : "?");
+}
+
+static void format_mode(const void *field, char *out, size_t len) {
+  static const char *const names[] = {"auto", "fetch", "load"};
+  format_choice(field, out, len, names, 3);
+}
+
+static void format_lines(const void *field, char *out, size_t len) {
+  static const char *const names[] = {"auto", "on", "off"};
+  format_choice(field, out, len, names, 3);
+}
+
+static void format_summary(const void *field, char *out, size_t len) {
+  static const char *const names[] = {"auto", "text", "json", "none"};
+  format_choice(field, out, len, names, 4);
+}
+
+static void format_http_version(const void *field, char *out, size_t len) {
+  long v = *(const long *)field;
+  const char *name = v == CURL_HTTP_VERSION_1_0             ? "1.0"
+                     : v == CURL_HTTP_VERSION_1_1           ? "1.1"
+                     : v == CURL_HTTP_VERSION_2TLS          ? "2"
+                     : v == CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE ? "2-prior-knowledge"
+                                                            : "auto";
+  snprintf(out, len, "%s", name);
+}
+
 /* ---- The table ----------------------------------------------------------- */
 
 static const app_option hc_option_table[] = {
@@ -160,7 +205,7 @@ static const app_option hc_option_table[] = {
                       "fetch: every URL once; load: -n requests or -z "
                       "duration over the URLs; auto: load when -n or -z is "
                       "given",
-                      parse_mode, NULL),
+                      parse_mode, NULL, format_mode),
     APP_OPTION_INT(hc_config, concurrency, "50", 1, 1000000,
                    "requests in flight at most (-c)"),
     APP_OPTION_INT(hc_config, requests, "0", 0, INT64_MAX,
@@ -169,25 +214,25 @@ static const app_option hc_option_table[] = {
     APP_OPTION_CUSTOM(hc_config, duration, "0", "DURATION",
                       "load mode: keep issuing requests this long, as 10s, "
                       "2m, 500ms (-z; 0: until -n are made)",
-                      parse_duration, NULL),
+                      parse_duration, NULL, format_duration),
     APP_OPTION_CUSTOM(hc_config, rate, "0", "R",
                       "requests per second in all, retries included (-q; 0: "
                       "no limit)",
-                      parse_rate, NULL),
+                      parse_rate, NULL, format_rate),
     APP_OPTION_CUSTOM(hc_config, host_rate, "0", "R",
                       "requests per second to any one host:port (0: no limit)",
-                      parse_rate, NULL),
+                      parse_rate, NULL, format_rate),
     APP_OPTION_INT(hc_config, burst, "1", 1, 1000000,
                    "requests the rate limiters let through at once after a "
                    "quiet spell"),
     APP_OPTION_CUSTOM(hc_config, timeout, "30s", "DURATION",
                       "one attempt of a request at most this long, in seconds "
                       "or with a unit (-t; 0: no limit)",
-                      parse_duration, NULL),
+                      parse_duration, NULL, format_duration),
     APP_OPTION_CUSTOM(hc_config, deadline, "0", "DURATION",
                       "the whole run at most this long: requests still in "
                       "flight then are cancelled (0: no limit)",
-                      parse_duration, NULL),
+                      parse_duration, NULL, format_duration),
     APP_OPTION_INT(hc_config, retries, "-1", -1, 100,
                    "extra attempts after a connection error, a 5xx or a 429 "
                    "(-1: 2 in fetch mode, 0 in load mode)"),
@@ -199,7 +244,7 @@ static const app_option hc_option_table[] = {
     APP_OPTION_CUSTOM(hc_config, retry_after_max, "60s", "DURATION",
                       "honour a Retry-After up to this long; a longer one "
                       "ends the request's retries",
-                      parse_duration, NULL),
+                      parse_duration, NULL, format_duration),
     APP_OPTION_STRING(hc_config, method, NULL,
                       "the request method (-m; default GET, or POST with a "
                       "body)"),
@@ -218,7 +263,7 @@ static const app_option hc_option_table[] = {
                    "with too_many_redirects"),
     APP_OPTION_CUSTOM(hc_config, http_version, "auto", "VERSION",
                       "auto, 1.0, 1.1, 2 (over TLS) or 2-prior-knowledge",
-                      parse_http_version, NULL),
+                      parse_http_version, NULL, format_http_version),
     APP_OPTION_BOOL(hc_config, tls_verify, "true",
                     "verify TLS certificates and host names (-k or "
                     "--insecure: don't)"),
@@ -228,11 +273,11 @@ static const app_option hc_option_table[] = {
     APP_OPTION_CUSTOM(hc_config, lines, "auto", "WHEN",
                       "one JSON line per request: on, off, or auto (fetch "
                       "mode: on; load mode: only with --output)",
-                      parse_lines, NULL),
+                      parse_lines, NULL, format_lines),
     APP_OPTION_CUSTOM(hc_config, summary, "auto", "FORMAT",
                       "the summary on standard output: text, json, none, or "
                       "auto (text on a terminal, else one JSON line)",
-                      parse_summary, NULL),
+                      parse_summary, NULL, format_summary),
     APP_OPTION_BOOL(hc_config, progress, "true",
                     "draw a progress bar on standard error when it is a "
                     "terminal"),

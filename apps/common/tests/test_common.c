@@ -1,7 +1,7 @@
 /* test_common.c: unit tests of weft_app_common that need no server: the
  * bounded JSON parser, the option table (every kind of option, flags over
  * the file, lists replaced then extended, errors), addresses, and stats
- * counted from several executors.
+ * counted from several executors, and the configuration's log line.
  *
  * A plain C program: each check prints what failed and the program exits 1.
  */
@@ -105,6 +105,11 @@ static int parse_ratio(void *field, const char *text, const cJSON *json,
   return 0;
 }
 
+static void format_ratio(const void *field, char *out, size_t len) {
+  int64_t pct = *(const int64_t *)field;
+  snprintf(out, len, "%d.%02d", (int)(pct / 100), (int)(pct % 100));
+}
+
 static const app_option test_options[] = {
     APP_OPTION_LISTEN(test_config, listen, "127.0.0.1:1"),
     APP_OPTION_INT(test_config, count, "3", 1, 10, "how many"),
@@ -113,7 +118,7 @@ static const app_option test_options[] = {
     APP_OPTION_STRING_LIST(test_config, tags, "tags"),
     APP_OPTION_LOG_LEVEL(test_config, log_level),
     APP_OPTION_CUSTOM(test_config, ratio_percent, "0.5", "RATIO", "a ratio",
-                      parse_ratio, NULL),
+                      parse_ratio, NULL, format_ratio),
 };
 static const app_spec test_spec =
     APP_SPEC("test_common", "Tests.", test_options);
@@ -271,9 +276,38 @@ static void test_stats(void) {
   app_stats_free(st);
 }
 
+/* The configuration's log line, read back from standard error (weft_log
+ * writes there with write(2)). */
+static void test_config_log(void) {
+  test_config cfg;
+  char *argv[] = {"t", "--ratio-percent", "0.07", "--name", "x", NULL};
+  CHECK(load(&cfg, argv) == APP_RUN);
+  char path[] = "/tmp/weft-test-common-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd < 0) return;
+  int saved = dup(STDERR_FILENO);
+  dup2(fd, STDERR_FILENO);
+  app_config_log(&test_spec, &cfg);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  char text[4096] = "";
+  ssize_t n = pread(fd, text, sizeof text - 1, 0);
+  close(fd);
+  unlink(path);
+  CHECK(n > 0);
+  if (n > 0) text[n] = '\0';
+  CHECK(strstr(text, "ratio_percent=0.07") != NULL);
+  CHECK(strstr(text, " name=\"x\"") != NULL);
+  CHECK(strstr(text, "count=3") != NULL);
+  CHECK(strstr(text, "(custom)") == NULL);
+  app_config_free(&test_spec, &cfg);
+}
+
 int main(void) {
   test_json();
   test_options_defaults_and_flags();
+  test_config_log();
   test_options_file();
   test_addresses();
   test_stats();

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test_install.sh: installs weft into a temporary prefix and builds a small
 # program against the installed copy twice, once with pkg-config and once
-# with a CMake project that calls find_package(weft), then runs them all.
+# with a CMake project that calls find_package(weft), then runs them all;
+# with the optional modules that were built (weft::http, weft::curl), one
+# program each as well.
 #
 # ctest passes WEFT_BUILD_DIR (the build tree to install), WEFT_CMAKE,
 # WEFT_CC and WEFT_CFLAGS (sanitizer flags, which anything linked against an
@@ -160,6 +162,81 @@ CM
     { cat "$work/http-build.log"; exit 1; }
   LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
     DYLD_LIBRARY_PATH=$libdir "$work/http-build/hello_http"
+fi
+
+# The libcurl module likewise: a program that links weft::curl performs a
+# file:// transfer (no network) on the executor's loop.
+if [ -e "$prefix/include/weft_curl.h" ]; then
+  echo "== find_package(weft) with weft::curl"
+  [ -e "$libdir/libweft_curl.a" ] || { echo "libweft_curl.a was not installed" >&2; exit 1; }
+  mkdir -p "$work/curl"
+  printf 'hello from a file\n' >"$work/curl/data.txt"
+  cat >"$work/curl/hello_curl.c" <<'C'
+/* Reads a local file through the installed libcurl module. */
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <weft.h>
+#include <weft_curl.h>
+
+static char got[256];
+static size_t got_len;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud) {
+  (void)ud;
+  size_t len = size * n;
+  if (got_len + len >= sizeof got) return 0;
+  memcpy(got + got_len, p, len);
+  got_len += len;
+  return len;
+}
+
+static int root(void *arg) {
+  weft_curl *c = weft_curl_new(NULL);
+  CURL *easy = curl_easy_init();
+  if (c == NULL || easy == NULL) return UV_ENOMEM;
+  curl_easy_setopt(easy, CURLOPT_URL, (const char *)arg);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
+  CURLcode code = CURLE_OK;
+  int err = weft_curl_perform(c, easy, &code);
+  curl_easy_cleanup(easy);
+  weft_curl_free(c);
+  if (err == 0 && strcmp(got, "hello from a file\n") != 0) err = -1;
+  if (err == 0) fputs(got, stdout);
+  return err;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) return 2;
+  int err = weft_main(root, argv[1]);
+  if (err != 0) {
+    fprintf(stderr, "hello_curl: %s\n", weft_strerror(err));
+    return 1;
+  }
+  return 0;
+}
+C
+  cat >"$work/curl/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.16)
+project(weft_curl_consumer C)
+find_package(weft REQUIRED)
+if(NOT TARGET weft::curl)
+  message(FATAL_ERROR "the weft package has no weft::curl")
+endif()
+add_executable(hello_curl hello_curl.c)
+target_link_libraries(hello_curl PRIVATE weft::curl)
+CM
+  "$cmake" -S "$work/curl" -B "$work/curl-build" \
+    -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_C_FLAGS="${WEFT_CFLAGS:-}" \
+    -DCMAKE_EXE_LINKER_FLAGS="${WEFT_CFLAGS:-}" >"$work/curl-configure.log" ||
+    { cat "$work/curl-configure.log"; exit 1; }
+  "$cmake" --build "$work/curl-build" >"$work/curl-build.log" ||
+    { cat "$work/curl-build.log"; exit 1; }
+  LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+    DYLD_LIBRARY_PATH=$libdir "$work/curl-build/hello_curl" "file://$work/curl/data.txt"
 fi
 
 echo "install test passed"

@@ -300,7 +300,11 @@ static void weft__exec_loop(weft__exec *e) {
     if (alone) {
       /* The inbox's async handle is always active: look past it. */
       uv_unref((uv_handle_t *)&e->async);
+      /* Nor at the timer, when all it waits for are removed deadlines. */
+      int stale_only = e->heap_len != 0 && e->stale_timers == e->heap_len;
+      if (stale_only) uv_unref((uv_handle_t *)&e->uv_timer);
       int alive = uv_loop_alive(&e->loop);
+      if (stale_only) uv_ref((uv_handle_t *)&e->uv_timer);
       uv_ref((uv_handle_t *)&e->async);
       if (!alive) {
         fprintf(stderr,

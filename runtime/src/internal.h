@@ -102,6 +102,8 @@ struct weft__scope {
   int cancelled;              /* 0, UV_ECANCELED or UV_ETIMEDOUT */
   int shielded;
   int own_deadline_fired;
+  int timer_stale;            /* timer armed for a deadline since removed
+                                 (counted in exec->stale_timers) */
   int64_t deadline;           /* absolute, -1 for none */
   weft__timer timer;
 };
@@ -220,6 +222,9 @@ struct weft__exec {
   weft__timer **heap;
   size_t heap_len;
   size_t heap_cap;
+  size_t stale_timers;        /* heap entries of removed deadlines: they
+                                 wake nobody, so the deadlock check looks
+                                 past them */
   int64_t armed_deadline;
   /* Stacks. */
   size_t stack_default;

@@ -55,8 +55,18 @@ void weft__scope_cancel(weft__scope *root, int code) {
 /* The timer of a scope's deadline fired. weft_scope_set_timeout() leaves
  * the heap entry in place when the deadline is removed or moves later, so
  * the entry may be stale: the real deadline is s->deadline, checked here. */
+/* The scope's timer entry no longer stands for a deadline (it was removed
+ * from the heap, or the scope has a deadline again). */
+static void weft__scope_timer_fresh(weft__scope *s) {
+  if (s->timer_stale) {
+    s->timer_stale = 0;
+    s->exec->stale_timers--;
+  }
+}
+
 static void weft__scope_expired(weft__timer *tm) {
   weft__scope *s = (weft__scope *)((char *)tm - offsetof(weft__scope, timer));
+  weft__scope_timer_fresh(s);
   if (s->deadline < 0) return;
   if (s->deadline > tm->deadline) {
     weft__timer_start(s->exec, tm, s->deadline, weft__scope_expired);
@@ -77,6 +87,7 @@ void weft__scope_init(weft__scope *s, weft__scope *parent, weft__task *owner,
   s->exec = parent ? parent->exec : weft__current_exec;
   s->shielded = shielded;
   s->own_deadline_fired = 0;
+  s->timer_stale = 0;
   s->cancelled = (parent != NULL && !shielded) ? parent->cancelled : 0;
   s->deadline = deadline;
   s->timer.heap_index = SIZE_MAX;
@@ -97,6 +108,7 @@ void weft__scope_init(weft__scope *s, weft__scope *parent, weft__task *owner,
 
 void weft__scope_fini(weft__scope *s) {
   assert(s->first_child == NULL);
+  weft__scope_timer_fresh(s);
   weft__timer_stop(s->exec, &s->timer);
   if (s->parent != NULL) {
     if (s->prev_sibling != NULL)
@@ -153,9 +165,14 @@ int weft_scope_set_timeout(weft_scope *pub, int64_t timeout_ms) {
    * it fires. Only a deadline that comes earlier moves the entry. */
   if (timeout_ms < 0) {
     s->deadline = -1;
+    if (s->timer.heap_index != SIZE_MAX && !s->timer_stale) {
+      s->timer_stale = 1;
+      s->exec->stale_timers++;
+    }
     return 0;
   }
   s->deadline = weft_now() + timeout_ms;
+  weft__scope_timer_fresh(s);
   if (timeout_ms == 0) {
     weft__timer_stop(s->exec, &s->timer);
     s->own_deadline_fired = 1;

@@ -20,9 +20,7 @@ namespace {
 
 // Runs body as the root task of a runtime with `executors` executors, in a
 // scope with a deadline of WEFT_TEST_RUN_DEADLINE_MS (scaled).
-inline int run(int executors, std::function<int()> body) {
-  weft_opts opts{};
-  opts.executors = executors;
+inline int run(const weft_opts &opts, std::function<int()> body) {
   return weft_main_opts(
       &opts,
       [](void *arg) -> int {
@@ -33,6 +31,12 @@ inline int run(int executors, std::function<int()> body) {
         return r != 0 ? r : left;
       },
       &body);
+}
+
+inline int run(int executors, std::function<int()> body) {
+  weft_opts opts{};
+  opts.executors = executors;
+  return run(opts, std::move(body));
 }
 
 // A group whose tasks are C++ closures. The closures live in the Tasks

@@ -2,7 +2,8 @@
 // tasks spawned onto a given executor or spread with WEFT_EXEC_NEXT, errors
 // of remote tasks reaching their group under both policies, cancellation
 // (group cancel and scope deadline) reaching tasks that wait on other
-// executors, bad executor numbers, and many remote spawns.
+// executors, bad executor numbers, many remote spawns, and the idle watch
+// of an executor's inbox (weft_opts.idle_spin_us).
 //
 // Results are recorded in plain variables inside tasks and asserted after
 // weft_main_opts() returns.
@@ -384,4 +385,73 @@ TEST_CASE("10,000 remote spawns are all joined", "[executor]") {
     CHECK(on_root == 0);
   else
     CHECK(on_root == n / 2);
+}
+
+namespace {
+
+// Executor 1 sends 20 items over a rendezvous MPMC channel to a task on
+// executor 2, busy for gap_us before each, so that executor 2 runs out of
+// work between items; returns the change in weft_executor_idle_total
+// {end="spin"} and {end="sleep"} over the run.
+struct IdleCounts {
+  int rc = -1;
+  int received = 0;
+  uint64_t spin = 0, sleep = 0;
+};
+
+IdleCounts idle_run(int idle_spin_us, uint64_t gap_us) {
+  const char *help = "How the idle spells of an executor of several ended.";
+  weft_counter *spin = weft_metrics_counter_labeled("weft_executor_idle_total", help, "end", "spin");
+  weft_counter *sleep = weft_metrics_counter_labeled("weft_executor_idle_total", help, "end", "sleep");
+  uint64_t spin0 = weft_counter_value(spin), sleep0 = weft_counter_value(sleep);
+  IdleCounts out;
+  weft_opts opts{};
+  opts.executors = 2;
+  opts.idle_spin_us = idle_spin_us;
+  out.rc = run(opts, [&]() -> int {
+    weft_chan *c = weft_chan_new(sizeof(int), 0, WEFT_CHAN_MPMC);
+    if (c == nullptr) return UV_ENOMEM;
+    Tasks tasks;
+    tasks.spawn(2, [&]() -> int {
+      int v;
+      while (weft_chan_recv(c, &v) == 0) out.received++;
+      return 0;
+    });
+    int err = 0;
+    for (int i = 0; i < 20 && err == 0; i++) {
+      uint64_t until = weft_now_ns() + gap_us * 1000u;
+      while (weft_now_ns() < until) {
+      }
+      err = weft_chan_send(c, &i);
+    }
+    weft_chan_close(c);
+    int join = tasks.join();
+    weft_chan_free(c);
+    return err != 0 ? err : join;
+  });
+  out.spin = weft_counter_value(spin) - spin0;
+  out.sleep = weft_counter_value(sleep) - sleep0;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("idle_spin_us below 0: an idle executor sleeps at once", "[executor]") {
+  IdleCounts r = idle_run(-1, 300);
+  CHECK(r.rc == 0);
+  CHECK(r.received == 20);
+  CHECK(r.spin == 0);
+  CHECK(r.sleep > 0);
+}
+
+TEST_CASE("an idle executor that watches its inbox catches messages there",
+          "[executor]") {
+  // Gaps of 300 us between items, a watch of 1000 us (the longest): items
+  // come while executor 2 watches. How many depends on the scheduling of
+  // two busy threads on a shared machine, so the check asks for one.
+  IdleCounts r = idle_run(1000, 300);
+  INFO("spin " << r.spin << ", sleep " << r.sleep);
+  CHECK(r.rc == 0);
+  CHECK(r.received == 20);
+  CHECK(r.spin > 0);
 }

@@ -19,6 +19,10 @@
 
 /* Direct task-to-task switches before the loop gets a turn. */
 #define WEFT__TURN_BUDGET 1024u
+/* How long an idle executor of several watches its inbox by default
+ * (weft_opts.idle_spin_us; see weft__exec_idle_spin). */
+#define WEFT__IDLE_SPIN_US 50
+#define WEFT__IDLE_SPIN_MAX_US 1000
 
 /* ---- The inbox: an intrusive MPSC queue (Vyukov) ----------------------- */
 
@@ -165,6 +169,9 @@ static int weft__exec_init(weft__exec *e, weft__runtime *rt, int id,
   e->armed_deadline = -1;
   e->stack_default = opts && opts->stack_size ? opts->stack_size : WEFT_STACK_DEFAULT;
   e->stack_pool_max = opts && opts->stack_pool ? opts->stack_pool : 1024;
+  int spin_us = opts && opts->idle_spin_us != 0 ? opts->idle_spin_us : WEFT__IDLE_SPIN_US;
+  if (spin_us > WEFT__IDLE_SPIN_MAX_US) spin_us = WEFT__IDLE_SPIN_MAX_US;
+  e->idle_spin_ns = spin_us > 0 ? (uint64_t)spin_us * 1000u : 0;
   weft__scope_init(&e->root_scope, NULL, NULL, 0, -1);
   e->root_scope.exec = e;
   return 0;
@@ -231,23 +238,32 @@ static void weft__exec_flush_metrics(weft__exec *e) {
  * The watch is bounded in time (a pause takes 10 to 150 ns depending on the
  * processor and the hypervisor) and yields the CPU now and then, so that
  * it does not keep another thread, maybe the one about to post, from
- * running. Returns 1 when messages came (and were handled). */
-#define WEFT__IDLE_SPIN_NS 50000
+ * running. It lasts weft_opts.idle_spin_us (default 50 µs; programs that
+ * wait on I/O rather than on each other may turn it off). Returns 1 when
+ * messages came (and were handled). */
 #define WEFT__IDLE_SPIN_EAGER 256 /* pauses before the first yield: a quick
                                      answer is caught without a system call */
-#define WEFT__IDLE_SPIN_YIELD 32  /* pauses between two yields after that */
+#define WEFT__IDLE_SPIN_YIELD 32  /* pauses between two looks at the clock
+                                     (and yields, after the eager ones) */
 
 static int weft__exec_idle_spin(weft__exec *e) {
-  uint64_t deadline = 0;
+  if (e->idle_spin_ns == 0) return 0;
+  uint64_t deadline = uv_hrtime() + e->idle_spin_ns;
+  /* Not past the next timer (I/O that comes meanwhile waits for the end of
+   * the watch: hence the bound on idle_spin_us). */
+  if (e->heap_len != 0) {
+    uint64_t next = (uint64_t)e->heap[0]->deadline * 1000000u;
+    if (next < deadline) deadline = next;
+  }
   for (unsigned i = 1;; i++) {
     if (weft__inbox_busy(e)) {
       weft__inbox_run(e);
+      weft_counter_inc(weft__m_idle_spin);
       return 1;
     }
-    if (i == WEFT__IDLE_SPIN_EAGER) deadline = uv_hrtime() + WEFT__IDLE_SPIN_NS;
-    if (i > WEFT__IDLE_SPIN_EAGER && i % WEFT__IDLE_SPIN_YIELD == 0) {
+    if (i % WEFT__IDLE_SPIN_YIELD == 0) {
       if (uv_hrtime() >= deadline) return 0;
-      sched_yield();
+      if (i > WEFT__IDLE_SPIN_EAGER) sched_yield();
     }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -314,6 +330,7 @@ static void weft__exec_loop(weft__exec *e) {
       }
     }
     if (!alone && weft__exec_idle_spin(e)) continue;
+    if (!alone) weft_counter_inc(weft__m_idle_sleep);
     weft__exec_poll(e);
     weft__timers_run(e, weft_now());
     e->turn_budget = WEFT__TURN_BUDGET;

@@ -222,6 +222,7 @@ struct weft__exec {
   weft__timer **heap;
   size_t heap_len;
   size_t heap_cap;
+  uint64_t idle_spin_ns;      /* weft_opts.idle_spin_us; 0: no watch */
   size_t stale_timers;        /* heap entries of removed deadlines: they
                                  wake nobody, so the deadlock check looks
                                  past them */

@@ -550,6 +550,8 @@ weft_counter *weft__m_chan_sends;
 weft_counter *weft__m_chan_recvs;
 weft_counter *weft__m_bytes_read;
 weft_counter *weft__m_bytes_written;
+weft_counter *weft__m_idle_spin;
+weft_counter *weft__m_idle_sleep;
 
 static uv_once_t builtin_once = UV_ONCE_INIT;
 
@@ -577,6 +579,13 @@ static void builtin_register(void) {
       "weft_io_read_bytes_total", "Bytes read from sockets and files.");
   weft__m_bytes_written = weft_metrics_counter(
       "weft_io_written_bytes_total", "Bytes written to sockets and files.");
+  const char *idle_help =
+      "How the idle spells of an executor of several ended: work came while "
+      "it watched its inbox (spin), or it slept in its poll (sleep).";
+  weft__m_idle_spin = weft_metrics_counter_labeled("weft_executor_idle_total",
+                                                   idle_help, "end", "spin");
+  weft__m_idle_sleep = weft_metrics_counter_labeled("weft_executor_idle_total",
+                                                    idle_help, "end", "sleep");
 }
 
 void weft__metrics_builtin_init(void) {

@@ -42,6 +42,12 @@ extern weft_counter *weft__m_chan_recvs;
  * TCP and file reads and writes. */
 extern weft_counter *weft__m_bytes_read;
 extern weft_counter *weft__m_bytes_written;
+/* weft_executor_idle_total{end="spin"} and {end="sleep"}: with several
+ * executors, how an executor's idle spells ended: work came while it
+ * watched its inbox (weft_opts.idle_spin_us), or it went to sleep in its
+ * poll. */
+extern weft_counter *weft__m_idle_spin;
+extern weft_counter *weft__m_idle_sleep;
 
 /* Registers the handles above. Thread-safe and idempotent. */
 void weft__metrics_builtin_init(void);

@@ -23,6 +23,15 @@ typedef struct weft_opts {
                                 0: one per core */
   size_t stack_size;       /**< default task stack in bytes; 0: 64 KiB */
   size_t stack_pool;       /**< stacks kept for reuse per executor; 0: 1024 */
+  int idle_spin_us;        /**< with several executors, how long one that
+                                runs out of work watches its inbox for
+                                messages from the others before it sleeps
+                                in the kernel, in microseconds (at most
+                                1000, and never past its next timer; I/O
+                                that comes meanwhile waits for the end of
+                                the watch); 0: 50; below 0: not at all, for
+                                programs that wait on I/O far more than on
+                                each other */
 } weft_opts;
 
 /** The default stack size of a task, in bytes. */

@@ -169,6 +169,14 @@ typedef struct app_spec {
                  "executor threads, each with its own event loop and, for a "  \
                  "server, its own listeners (0: one per core)")
 
+/** --idle-spin-us N: weft_opts.idle_spin_us (0: the runtime's default). */
+#define APP_OPTION_IDLE_SPIN(conf, field)                                      \
+  APP_OPTION_INT(conf, field, "0", -1, 1000,                                   \
+                 "with several executors, how long one that runs out of work " \
+                 "watches for messages from the others before it sleeps, in "  \
+                 "microseconds (0: the runtime's default, 50; -1: not at "     \
+                 "all, which saves CPU when the work is mostly I/O)")
+
 /** --log-level LEVEL; its default is $WEFT_LOG_LEVEL when set, else info. */
 #define APP_OPTION_LOG_LEVEL(conf, field)                                      \
   {                                                                            \

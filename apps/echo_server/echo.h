@@ -14,6 +14,7 @@
 typedef struct echo_config {
   app_listen_list listen;   /* addresses to listen on */
   int64_t executors;        /* executor threads; 0: one per core */
+  int64_t idle_spin_us;     /* weft_opts.idle_spin_us */
   int64_t max_connections;  /* served at once; 0: no limit */
   int64_t idle_timeout_ms;  /* close a connection without progress this long; 0:
                                never */

@@ -14,6 +14,7 @@
 static const app_option echo_options[] = {
     APP_OPTION_LISTEN(echo_config, listen, "127.0.0.1:7007"),
     APP_OPTION_EXECUTORS(echo_config, executors, "0"),
+    APP_OPTION_IDLE_SPIN(echo_config, idle_spin_us),
     APP_OPTION_INT(echo_config, max_connections, "10000", 0, 10000000,
                    "connections served at once; one more is closed at once and "
                    "counted as rejected (0: no limit)"),
@@ -50,7 +51,8 @@ int main(int argc, char **argv) {
   if (rc != APP_RUN) return rc;
   app_config_log(&echo_spec, &cfg);
 
-  weft_opts opts = {.executors = (int)cfg.executors};
+  weft_opts opts = {.executors = (int)cfg.executors,
+                    .idle_spin_us = (int)cfg.idle_spin_us};
   int err = weft_main_opts(&opts, echo_server_run, &cfg);
   app_config_free(&echo_spec, &cfg);
   if (err < 0) {

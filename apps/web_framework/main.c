@@ -20,6 +20,7 @@
 static const app_option webapp_options[] = {
     APP_OPTION_LISTEN(webapp_config, listen, "127.0.0.1:8080"),
     APP_OPTION_EXECUTORS(webapp_config, executors, "0"),
+    APP_OPTION_IDLE_SPIN(webapp_config, idle_spin_us),
     APP_OPTION_STRING(webapp_config, static_dir, "static",
                       "folder served under /static/ (\"\": none); a missing "
                       "folder is logged and the rest is served"),
@@ -125,7 +126,8 @@ int main(int argc, char **argv) {
   app_config_log(&webapp_spec, &cfg);
   app_ignore_sigpipe();
 
-  weft_opts opts = {.executors = (int)cfg.executors};
+  weft_opts opts = {.executors = (int)cfg.executors,
+                    .idle_spin_us = (int)cfg.idle_spin_us};
   int err = weft_main_opts(&opts, webapp_serve, &cfg);
   app_config_free(&webapp_spec, &cfg);
   if (err < 0) {

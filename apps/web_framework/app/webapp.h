@@ -26,6 +26,7 @@ extern "C" {
 typedef struct webapp_config {
   app_listen_list listen;
   int64_t executors;
+  int64_t idle_spin_us;
   char *static_dir; /* "" serves no files */
   int64_t max_connections;
   int64_t max_header_bytes;

@@ -72,6 +72,40 @@ echo "weft.pc version $version"
 LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
   DYLD_LIBRARY_PATH=$libdir "$work/hello-pc"
 
+# Configures and builds the CMake project in $1 against the installed
+# package, in $1-build; shows the log and fails on an error.
+build_consumer() {
+  "$cmake" -S "$1" -B "$1-build" \
+    -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_C_FLAGS="${WEFT_CFLAGS:-}" \
+    -DCMAKE_EXE_LINKER_FLAGS="${WEFT_CFLAGS:-}" >"$1-configure.log" ||
+    { cat "$1-configure.log"; exit 1; }
+  "$cmake" --build "$1-build" >"$1-build.log" ||
+    { cat "$1-build.log"; exit 1; }
+}
+
+# Builds $work/<module>/hello_<module>.c into a program that links
+# weft::<module> (the package must export it) and runs it with the
+# remaining arguments.
+run_module_consumer() {
+  local module=$1
+  shift
+  cat >"$work/$module/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.16)
+project(weft_${module}_consumer C)
+find_package(weft REQUIRED)
+if(NOT TARGET weft::${module})
+  message(FATAL_ERROR "the weft package has no weft::${module}")
+endif()
+add_executable(hello_${module} hello_${module}.c)
+target_link_libraries(hello_${module} PRIVATE weft::${module})
+CM
+  build_consumer "$work/$module"
+  LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+    DYLD_LIBRARY_PATH=$libdir "$work/$module-build/hello_$module" "$@"
+}
+
 echo "== find_package(weft)"
 cat >"$work/src/CMakeLists.txt" <<'CM'
 cmake_minimum_required(VERSION 3.16)
@@ -82,17 +116,10 @@ target_link_libraries(hello_shared PRIVATE weft::weft)
 add_executable(hello_static hello.c)
 target_link_libraries(hello_static PRIVATE weft::weft_static)
 CM
-"$cmake" -S "$work/src" -B "$work/build" \
-  -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_C_COMPILER="$cc" \
-  -DCMAKE_C_FLAGS="${WEFT_CFLAGS:-}" \
-  -DCMAKE_EXE_LINKER_FLAGS="${WEFT_CFLAGS:-}" >"$work/configure.log" ||
-  { cat "$work/configure.log"; exit 1; }
-"$cmake" --build "$work/build" >"$work/build.log" ||
-  { cat "$work/build.log"; exit 1; }
-"$work/build/hello_shared"
-"$work/build/hello_static"
-if command -v ldd >/dev/null && ldd "$work/build/hello_static" | grep -q libweft; then
+build_consumer "$work/src"
+"$work/src-build/hello_shared"
+"$work/src-build/hello_static"
+if command -v ldd >/dev/null && ldd "$work/src-build/hello_static" | grep -q libweft; then
   echo "hello_static links libweft dynamically" >&2
   exit 1
 fi
@@ -142,26 +169,7 @@ int main(void) {
   return 0;
 }
 C
-  cat >"$work/http/CMakeLists.txt" <<'CM'
-cmake_minimum_required(VERSION 3.16)
-project(weft_http_consumer C)
-find_package(weft REQUIRED)
-if(NOT TARGET weft::http)
-  message(FATAL_ERROR "the weft package has no weft::http")
-endif()
-add_executable(hello_http hello_http.c)
-target_link_libraries(hello_http PRIVATE weft::http)
-CM
-  "$cmake" -S "$work/http" -B "$work/http-build" \
-    -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_C_COMPILER="$cc" \
-    -DCMAKE_C_FLAGS="${WEFT_CFLAGS:-}" \
-    -DCMAKE_EXE_LINKER_FLAGS="${WEFT_CFLAGS:-}" >"$work/http-configure.log" ||
-    { cat "$work/http-configure.log"; exit 1; }
-  "$cmake" --build "$work/http-build" >"$work/http-build.log" ||
-    { cat "$work/http-build.log"; exit 1; }
-  LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
-    DYLD_LIBRARY_PATH=$libdir "$work/http-build/hello_http"
+  run_module_consumer http
 fi
 
 # The libcurl module likewise: a program that links weft::curl performs a
@@ -217,26 +225,7 @@ int main(int argc, char **argv) {
   return 0;
 }
 C
-  cat >"$work/curl/CMakeLists.txt" <<'CM'
-cmake_minimum_required(VERSION 3.16)
-project(weft_curl_consumer C)
-find_package(weft REQUIRED)
-if(NOT TARGET weft::curl)
-  message(FATAL_ERROR "the weft package has no weft::curl")
-endif()
-add_executable(hello_curl hello_curl.c)
-target_link_libraries(hello_curl PRIVATE weft::curl)
-CM
-  "$cmake" -S "$work/curl" -B "$work/curl-build" \
-    -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_C_COMPILER="$cc" \
-    -DCMAKE_C_FLAGS="${WEFT_CFLAGS:-}" \
-    -DCMAKE_EXE_LINKER_FLAGS="${WEFT_CFLAGS:-}" >"$work/curl-configure.log" ||
-    { cat "$work/curl-configure.log"; exit 1; }
-  "$cmake" --build "$work/curl-build" >"$work/curl-build.log" ||
-    { cat "$work/curl-build.log"; exit 1; }
-  LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
-    DYLD_LIBRARY_PATH=$libdir "$work/curl-build/hello_curl" "file://$work/curl/data.txt"
+  run_module_consumer curl "file://$work/curl/data.txt"
 fi
 
 echo "install test passed"

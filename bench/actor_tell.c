@@ -18,25 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft.h"
 #include "weft/actor.h"
-
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* CPU time of the whole process. On a machine shared with other work the
- * wall clock also counts the time the threads waited for a core; the CPU
- * time does not, so both are reported. */
-static double cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
+#include "bench_util.h"
 
 /* The actor: adds up what it is told; an ask returns the sum. */
 static int sum_behaviour(weft_actor *self, void *state, void *msg, void *reply) {
@@ -98,10 +83,10 @@ static int actor_once(struct case_ *c, long n) {
     weft_group_join(g);
     return err;
   }
-  double t0 = now_ns(), c0 = cpu_ns();
+  double t0 = bench_now_ns(), c0 = bench_cpu_ns();
   err = strcmp(c->bench, "tell") == 0 ? tell_loop(a, n) : ask_loop(a, n);
-  c->ns = (now_ns() - t0) / (double)n;
-  c->cpu = (cpu_ns() - c0) / (double)n;
+  c->ns = (bench_now_ns() - t0) / (double)n;
+  c->cpu = (bench_cpu_ns() - c0) / (double)n;
   weft_actor_stop(a);
   int jr = weft_group_join(g);
   weft_actor_free(a);
@@ -126,15 +111,15 @@ static int chan_once(struct case_ *c, long n) {
   if (p.c == NULL) return UV_ENOMEM;
   weft_group *g = weft_group_open(WEFT_FAIL_FAST);
   int err = weft_spawn(g, chan_consumer, &p);
-  double t0 = now_ns(), c0 = cpu_ns();
+  double t0 = bench_now_ns(), c0 = bench_cpu_ns();
   for (long i = 0; i < n && err == 0; i++) {
     long v[2] = {0, 1};
     err = weft_chan_send(p.c, v);
   }
   weft_chan_close(p.c);
   int jr = weft_group_join(g);
-  c->ns = (now_ns() - t0) / (double)n;
-  c->cpu = (cpu_ns() - c0) / (double)n;
+  c->ns = (bench_now_ns() - t0) / (double)n;
+  c->cpu = (bench_cpu_ns() - c0) / (double)n;
   weft_chan_free(p.c);
   if (err == 0 && p.sum != n) err = UV_EPROTO;
   return err != 0 ? err : jr;
@@ -152,7 +137,7 @@ static int case_main(void *arg) {
 static int run_case(const char *bench, const char *impl, int mailbox_mode,
                     int executors, long n) {
   struct case_ c = {bench, impl, mailbox_mode, executors, n, 0, 0, 0};
-  weft_opts opts = {executors, 0, 0};
+  weft_opts opts = {.executors = executors};
   int err = weft_main_opts(&opts, case_main, &c);
   const char *mb = mailbox_mode == WEFT_ACTOR_LOCAL ? "local" : "shared";
   if (err != 0) {
@@ -172,15 +157,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   int tell = strcmp(argv[1], "tell") == 0;
-  long n = tell ? 5000000 : 1000000;
-  if (argc > 2) {
-    char *end;
-    n = strtol(argv[2], &end, 10);
-    if (*end != '\0' || n < 1) {
-      fprintf(stderr, "actor_tell: '%s' is not a positive number\n", argv[2]);
-      return 2;
-    }
-  }
+  long n = bench_arg_long("actor_tell", argc, argv, 2, tell ? 5000000 : 1000000);
   int fails = 0;
   fails += run_case(argv[1], "weft_actor", WEFT_ACTOR_LOCAL, 1, n);
   fails += run_case(argv[1], "weft_actor", WEFT_ACTOR_SHARED, 1, n);

@@ -20,9 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft.h"
+#include "bench_chan.h"
+#include "bench_util.h"
 
 #define PRODUCERS 2
 #define CONSUMERS 2
@@ -53,23 +54,6 @@ struct role {
   struct mpmc_bench *b;
   int id;
 };
-
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static long arg_long(int argc, char **argv, int i, long def) {
-  if (argc <= i) return def;
-  char *end;
-  long v = strtol(argv[i], &end, 10);
-  if (*end != '\0' || v < 1) {
-    fprintf(stderr, "chan_mpmc: '%s' is not a positive number\n", argv[i]);
-    exit(2);
-  }
-  return v;
-}
 
 static int producer(void *arg) {
   struct role *r = arg;
@@ -110,23 +94,17 @@ static int consumer(void *arg) {
   uint64_t sum = 0;
   long pending = 0; /* taken, not yet added to b->received */
   for (;;) {
-    long got;
-    if (batch == 1) {
-      int e = weft_chan_recv(chan, buf);
-      got = e == 0 ? 1 : e;
-    } else {
-      got = weft_chan_recv_n(chan, buf, (size_t)batch);
-    }
+    long got = bench_chan_recv_upto(chan, buf, batch);
     if (got < 0) {
       __atomic_fetch_add(&b->received, pending, __ATOMIC_RELAXED);
-      b->t1[r->id] = now_ns();
+      b->t1[r->id] = bench_now_ns();
       b->sums[r->id] = sum;
       return got == WEFT_ECLOSED ? 0 : (int)got;
     }
     for (long j = 0; j < got; j++) sum += buf[j];
     if ((pending += got) < COUNT_STEP) continue;
     long before = __atomic_fetch_add(&b->received, pending, __ATOMIC_RELAXED);
-    if (before <= warmup && before + pending > warmup) b->t0 = now_ns();
+    if (before <= warmup && before + pending > warmup) b->t0 = bench_now_ns();
     pending = 0;
   }
 }
@@ -154,9 +132,9 @@ static int bench_main(void *arg) {
 int main(int argc, char **argv) {
   struct mpmc_bench b;
   memset(&b, 0, sizeof b);
-  long msgs = arg_long(argc, argv, 1, 20000000);
-  b.batch = arg_long(argc, argv, 2, 1);
-  long cap = arg_long(argc, argv, 3, 1024);
+  long msgs = bench_arg_long("chan_mpmc", argc, argv, 1, 20000000);
+  b.batch = bench_arg_long("chan_mpmc", argc, argv, 2, 1);
+  long cap = bench_arg_long("chan_mpmc", argc, argv, 3, 1024);
   const char *placement = argc > 4 ? argv[4] : "split";
   if (strcmp(placement, "split") != 0 && strcmp(placement, "mixed") != 0) {
     fprintf(stderr, "chan_mpmc: placement is split or mixed\n");

@@ -31,9 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft.h"
+#include "bench_chan.h"
+#include "bench_util.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/callgrind.h>)
@@ -60,20 +61,14 @@ static double t_start, t_end;
 static uint64_t sink;         /* keeps the received values alive */
 static int failed;
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static void start(void) {
-  t_start = now_ns();
+  t_start = bench_now_ns();
   CALLGRIND_START_INSTRUMENTATION;
 }
 
 static void stop(void) {
   CALLGRIND_STOP_INSTRUMENTATION;
-  t_end = now_ns();
+  t_end = bench_now_ns();
 }
 
 /* Sends and receives on a weft ring: pairs or bursts, blocking or try. */
@@ -121,16 +116,7 @@ struct pingpong {
 
 static int pp_server(void *arg) {
   struct pingpong *p = arg;
-  uint64_t v;
-  for (long i = 0; i < n_iter; i++) {
-    int err = weft_chan_recv(p->ping, &v);
-    if (err == 0) {
-      v++;
-      err = weft_chan_send(p->pong, &v);
-    }
-    if (err != 0) return err;
-  }
-  return 0;
+  return bench_chan_echo(p->ping, p->pong, n_iter);
 }
 
 static int pp_client(void *arg) {
@@ -226,8 +212,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   which = argv[1];
-  n_iter = argc > 2 ? strtol(argv[2], NULL, 10) : 1000000;
-  if (n_iter < BURST) {
+  n_iter = 1000000;
+  if ((argc > 2 && !bench_parse_positive(argv[2], &n_iter)) || n_iter < BURST) {
     fprintf(stderr, "chan_ops: n must be at least %d\n", BURST);
     return 2;
   }

@@ -16,9 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft.h"
+#include "bench_chan.h"
+#include "bench_util.h"
 
 struct pingpong {
   weft_chan *ping, *pong;
@@ -28,24 +29,9 @@ struct pingpong {
   long errors;
 };
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static int server(void *arg) {
   struct pingpong *p = arg;
-  long v;
-  for (long i = 0; i < p->warmup + p->rounds; i++) {
-    int err = weft_chan_recv(p->ping, &v);
-    if (err == 0) {
-      v++;
-      err = weft_chan_send(p->pong, &v);
-    }
-    if (err != 0) return err;
-  }
-  return 0;
+  return bench_chan_echo(p->ping, p->pong, p->warmup + p->rounds);
 }
 
 static int client(void *arg) {
@@ -53,14 +39,14 @@ static int client(void *arg) {
   double t0 = 0;
   long total = p->warmup + p->rounds;
   for (long i = 0; i < total; i++) {
-    if (i == p->warmup) t0 = now_ns();
-    long v = i, back;
+    if (i == p->warmup) t0 = bench_now_ns();
+    uint64_t v = (uint64_t)i, back;
     int err = weft_chan_send(p->ping, &v);
     if (err == 0) err = weft_chan_recv(p->pong, &back);
     if (err != 0) return err;
-    if (back != i + 1) p->errors++;
+    if (back != v + 1) p->errors++;
   }
-  p->ns = now_ns() - t0;
+  p->ns = bench_now_ns() - t0;
   return 0;
 }
 
@@ -80,17 +66,18 @@ static int bench_main(void *arg) {
 int main(int argc, char **argv) {
   struct pingpong p;
   memset(&p, 0, sizeof p);
-  p.rounds = argc > 1 ? strtol(argv[1], NULL, 10) : 5000000;
+  p.rounds = 5000000;
   const char *where = argc > 2 ? argv[2] : "local";
   int cross = strcmp(where, "cross") == 0;
-  if (p.rounds < 1 || (!cross && strcmp(where, "local") != 0)) {
+  if ((argc > 1 && !bench_parse_positive(argv[1], &p.rounds)) ||
+      (!cross && strcmp(where, "local") != 0)) {
     fprintf(stderr, "usage: chan_pingpong [rounds] [local|cross]\n");
     return 2;
   }
   p.warmup = p.rounds / 10;
   int mode = cross ? WEFT_CHAN_MPMC : WEFT_CHAN_LOCAL;
-  p.ping = weft_chan_new(sizeof(long), 0, mode);
-  p.pong = weft_chan_new(sizeof(long), 0, mode);
+  p.ping = weft_chan_new(sizeof(uint64_t), 0, mode);
+  p.pong = weft_chan_new(sizeof(uint64_t), 0, mode);
   if (p.ping == NULL || p.pong == NULL) return 1;
   weft_opts opts = {.executors = cross ? 2 : 1};
   int err = weft_main_opts(&opts, bench_main, &p);

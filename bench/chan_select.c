@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft.h"
+#include "bench_util.h"
 
 struct select_bench {
   int mode;
@@ -28,36 +28,30 @@ struct select_bench {
   long errors;
 };
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static double loop_select(weft_chan **c, long n, long *errors) {
   long v[4] = {0, 0, 0, 0};
   weft_case cases[4];
   for (int k = 0; k < 4; k++)
     cases[k] = (weft_case){.chan = c[k], .op = WEFT_SELECT_RECV, .elem = &v[k]};
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (long i = 0; i < n; i++) {
     int k = (int)(i & 3);
     weft_chan_send(c[k], &i);
     int fired = weft_select(cases, 4, -1);
     if (fired != k || v[k] != i) (*errors)++;
   }
-  return (now_ns() - t0) / (double)n;
+  return (bench_now_ns() - t0) / (double)n;
 }
 
 static double loop_recv(weft_chan **c, long n, long *errors) {
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (long i = 0; i < n; i++) {
     int k = (int)(i & 3);
     long v;
     weft_chan_send(c[k], &i);
     if (weft_chan_recv(c[k], &v) != 0 || v != i) (*errors)++;
   }
-  return (now_ns() - t0) / (double)n;
+  return (bench_now_ns() - t0) / (double)n;
 }
 
 static int bench_main(void *arg) {
@@ -78,15 +72,16 @@ static int bench_main(void *arg) {
 int main(int argc, char **argv) {
   struct select_bench b;
   memset(&b, 0, sizeof b);
-  b.iters = argc > 1 ? strtol(argv[1], NULL, 10) : 10000000;
+  b.iters = 10000000;
   const char *kind = argc > 2 ? argv[2] : "local";
+  int known = 1;
   if (strcmp(kind, "local") == 0)
     b.mode = WEFT_CHAN_LOCAL;
   else if (strcmp(kind, "mpmc") == 0)
     b.mode = WEFT_CHAN_MPMC;
   else
-    b.iters = 0;
-  if (b.iters < 1) {
+    known = 0;
+  if (!known || (argc > 1 && !bench_parse_positive(argv[1], &b.iters))) {
     fprintf(stderr, "usage: chan_select [iterations] [local|mpmc]\n");
     return 2;
   }

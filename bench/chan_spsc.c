@@ -21,9 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft.h"
+#include "bench_chan.h"
+#include "bench_util.h"
 
 #define MAX_BATCH 4096
 #define MAX_SIZE 4096
@@ -38,23 +39,6 @@ struct spsc_bench {
   long errors;        /* items out of sequence */
   int err;
 };
-
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static long arg_long(int argc, char **argv, int i, long def) {
-  if (argc <= i) return def;
-  char *end;
-  long v = strtol(argv[i], &end, 10);
-  if (*end != '\0' || v < 1) {
-    fprintf(stderr, "chan_spsc: '%s' is not a positive number\n", argv[i]);
-    exit(2);
-  }
-  return v;
-}
 
 static int producer(void *arg) {
   struct spsc_bench *b = arg;
@@ -96,13 +80,7 @@ static int consumer(void *arg) {
   long seq = 0;
   int err = 0;
   while (seq < total) {
-    long got;
-    if (b->batch == 1) {
-      int r = weft_chan_recv(b->chan, buf);
-      got = r == 0 ? 1 : r;
-    } else {
-      got = weft_chan_recv_n(b->chan, buf, (size_t)b->batch);
-    }
+    long got = bench_chan_recv_upto(b->chan, buf, b->batch);
     if (got < 0) {
       err = (int)got;
       break;
@@ -111,11 +89,11 @@ static int consumer(void *arg) {
       long v;
       memcpy(&v, buf + (size_t)j * b->size, sizeof v);
       if (v != seq + j) b->errors++;
-      if (seq + j == b->warmup) b->t0 = now_ns();
+      if (seq + j == b->warmup) b->t0 = bench_now_ns();
     }
     seq += got;
   }
-  b->t1 = now_ns();
+  b->t1 = bench_now_ns();
   free(buf);
   return err;
 }
@@ -135,10 +113,10 @@ static int bench_main(void *arg) {
 int main(int argc, char **argv) {
   struct spsc_bench b;
   memset(&b, 0, sizeof b);
-  b.msgs = arg_long(argc, argv, 1, 20000000);
-  b.batch = arg_long(argc, argv, 2, 1);
-  b.size = (size_t)arg_long(argc, argv, 3, 8);
-  long cap = arg_long(argc, argv, 4, 1024);
+  b.msgs = bench_arg_long("chan_spsc", argc, argv, 1, 20000000);
+  b.batch = bench_arg_long("chan_spsc", argc, argv, 2, 1);
+  b.size = (size_t)bench_arg_long("chan_spsc", argc, argv, 3, 8);
+  long cap = bench_arg_long("chan_spsc", argc, argv, 4, 1024);
   if (b.batch > MAX_BATCH || b.size < 8 || b.size > MAX_SIZE) {
     fprintf(stderr, "chan_spsc: batch <= %d, 8 <= size <= %d\n", MAX_BATCH, MAX_SIZE);
     return 2;

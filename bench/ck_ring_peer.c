@@ -37,7 +37,8 @@ int main(void) {
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "bench_util.h"
 
 #define MAX_THREADS 16
 
@@ -50,23 +51,6 @@ static unsigned ready;        /* threads past their start, atomically */
 static unsigned nthreads;
 static long errors;           /* SPSC: items out of sequence */
 static unsigned long checksum;
-
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static long arg_long(int argc, char **argv, int i, long def) {
-  if (argc <= i) return def;
-  char *end;
-  long v = strtol(argv[i], &end, 10);
-  if (*end != '\0' || v < 1) {
-    fprintf(stderr, "ck_ring_peer: '%s' is not a positive number\n", argv[i]);
-    exit(2);
-  }
-  return v;
-}
 
 /* Waits, spinning, until every thread has started. */
 static void barrier(void) {
@@ -123,9 +107,9 @@ static void *consumer(void *arg) {
       expect++;
     }
     sum += (unsigned long)(uintptr_t)p;
-    if (i == a->warmup) a->t0 = now_ns();
+    if (i == a->warmup) a->t0 = bench_now_ns();
   }
-  a->t1 = now_ns();
+  a->t1 = bench_now_ns();
   __atomic_fetch_add(&checksum, sum, __ATOMIC_RELAXED);
   return NULL;
 }
@@ -136,10 +120,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   mpmc = strcmp(argv[1], "mpmc") == 0;
-  long msgs = arg_long(argc, argv, 2, 20000000);
-  long cap = arg_long(argc, argv, 3, 1024);
-  long np = mpmc ? arg_long(argc, argv, 4, 2) : 1;
-  long nc = mpmc ? arg_long(argc, argv, 5, 2) : 1;
+  long msgs = bench_arg_long("ck_ring_peer", argc, argv, 2, 20000000);
+  long cap = bench_arg_long("ck_ring_peer", argc, argv, 3, 1024);
+  long np = mpmc ? bench_arg_long("ck_ring_peer", argc, argv, 4, 2) : 1;
+  long nc = mpmc ? bench_arg_long("ck_ring_peer", argc, argv, 5, 2) : 1;
   if (np + nc > MAX_THREADS || (cap & (cap - 1)) != 0) {
     fprintf(stderr, "ck_ring_peer: at most %d threads; cap a power of two\n", MAX_THREADS);
     return 2;

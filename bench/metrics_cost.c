@@ -26,29 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft.h"
 #include "weft/metrics.h"
-
-static double clock_ns(clockid_t id) {
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static double now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
-
-static long arg_long(int argc, char **argv, int i, long def) {
-  if (argc <= i) return def;
-  char *end;
-  long v = strtol(argv[i], &end, 10);
-  if (*end != '\0' || v < 1) {
-    fprintf(stderr, "metrics_cost: '%s' is not a positive number\n", argv[i]);
-    exit(2);
-  }
-  return v;
-}
+#include "bench_util.h"
 
 /* ---- The cases ----------------------------------------------------------- */
 
@@ -86,8 +67,8 @@ static void *worker_main(void *arg) {
   worker *w = arg;
   long ops = w->ops;
   pthread_barrier_wait(w->start);
-  double t0 = now_ns();
-  double c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+  double t0 = bench_now_ns();
+  double c0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
   switch (w->which) {
   case CASE_COUNTER:
     for (long i = 0; i < ops; i++) weft_counter_inc(bench_counter);
@@ -108,8 +89,8 @@ static void *worker_main(void *arg) {
     }
     break;
   }
-  w->ns = now_ns() - t0;
-  w->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+  w->ns = bench_now_ns() - t0;
+  w->cpu_ns = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
   return NULL;
 }
 
@@ -171,8 +152,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: metrics_cost [ops per thread] [runs]\n");
     return 0;
   }
-  long ops = arg_long(argc, argv, 1, 10000000);
-  long runs = arg_long(argc, argv, 2, 5);
+  long ops = bench_arg_long("metrics_cost", argc, argv, 1, 10000000);
+  long runs = bench_arg_long("metrics_cost", argc, argv, 2, 5);
 
   bench_counter = weft_metrics_counter("bench_counter_total", "");
   bench_hist = weft_metrics_histogram("bench_record_seconds", "", 1e-9);
@@ -230,18 +211,18 @@ int main(int argc, char **argv) {
    * buckets of each shard a thread has recorded into. */
   long reads = 100000;
   volatile uint64_t sink = 0;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (long i = 0; i < reads; i++) sink += weft_counter_value(bench_counter);
-  double counter_read = (now_ns() - t0) / (double)reads;
+  double counter_read = (bench_now_ns() - t0) / (double)reads;
   reads = 1000;
-  t0 = now_ns();
+  t0 = bench_now_ns();
   for (long i = 0; i < reads; i++)
     sink += weft_histogram_quantile(bench_hist, 0.99);
-  double quantile_read = (now_ns() - t0) / (double)reads;
-  t0 = now_ns();
+  double quantile_read = (bench_now_ns() - t0) / (double)reads;
+  t0 = bench_now_ns();
   long exports = 200;
   for (long i = 0; i < exports; i++) free(weft_metrics_json());
-  double json_export = (now_ns() - t0) / (double)exports;
+  double json_export = (bench_now_ns() - t0) / (double)exports;
   (void)sink;
   printf("{\"bench\":\"metrics_read\",\"counter_value_ns\":%.1f,"
          "\"histogram_quantile_ns\":%.0f,\"json_export_ns\":%.0f}\n",

@@ -41,9 +41,9 @@
 # Needs: cmake, a C compiler, libuv, python3; libck-dev and Go (golang-go)
 # for the peers: a missing peer is reported and its rows skipped.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+bench_setup run_chan.sh
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${WEFT_BENCH_BUILD:-$root/build-bench}
 runs=${WEFT_BENCH_RUNS:-5}
 spsc_msgs=20000000
 mpmc_msgs=10000000
@@ -74,8 +74,6 @@ elif [[ $# -gt 0 ]]; then
 fi
 ((sweep_runs > runs)) && sweep_runs=$runs
 
-command -v python3 >/dev/null || { echo "run_chan.sh: python3 is needed" >&2; exit 1; }
-
 results=$build/results
 raw=$results/chan.raw.jsonl
 load_before="?"
@@ -85,10 +83,7 @@ load_after="?"
 
 if ((instr_only)); then
   command -v valgrind >/dev/null || { echo "run_chan.sh: --instr needs valgrind" >&2; exit 1; }
-  echo "== building bench/chan_ops.c in $build (Release)" >&2
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_BENCH=ON \
-    -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_APPS=OFF -DWEFT_BUILD_EXAMPLES=OFF >/dev/null
-  cmake --build "$build" -j2 --target weft_bench_chan_ops >&2
+  bench_cmake_build bench/chan_ops.c weft_bench_chan_ops
   mkdir -p "$results"
   n=102400
   out=$results/chan-instr.json
@@ -122,11 +117,8 @@ if ((!report_only)); then
 
 # ---- Build -----------------------------------------------------------------
 
-echo "== building the channel benchmarks in $build (Release)" >&2
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_BENCH=ON \
-  -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_APPS=OFF -DWEFT_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$build" -j2 --target weft_bench_chan_spsc weft_bench_chan_mpmc \
-  weft_bench_chan_pingpong weft_bench_chan_select weft_bench_ck_ring_peer >&2
+bench_cmake_build "the channel benchmarks" weft_bench_chan_spsc weft_bench_chan_mpmc \
+  weft_bench_chan_pingpong weft_bench_chan_select weft_bench_ck_ring_peer
 bin=$build/bench
 
 # The ck_ring peer builds as a stub that exits with 3 when libck-dev is
@@ -138,19 +130,12 @@ if ! "$ck" spsc 1000 >/dev/null 2>&1; then
 fi
 
 have_go=0
-if command -v go >/dev/null; then
-  # A cache of its own under /tmp keeps the build away from the user's Go
-  # setup; the programs use the standard library only, so nothing is fetched.
-  gotmp=${TMPDIR:-/tmp}/weft-bench-go
-  mkdir -p "$gotmp/gopath" "$gotmp/cache"
+if bench_have_go "the Go peers"; then
   echo "== building the Go peers" >&2
   for prog in chan_spsc chan_mpmc chan_pingpong chan_select; do
-    GOPATH=$gotmp/gopath GOCACHE=$gotmp/cache GOFLAGS= GOPROXY=off \
-      go build -o "$bin/go_$prog" "$root/bench/go/$prog.go"
+    bench_go_build "$bin/go_$prog" "$root/bench/go/$prog.go"
   done
   have_go=1
-else
-  echo "run_chan.sh: no Go toolchain (golang-go): skipping the Go peers" >&2
 fi
 
 # ---- Run -------------------------------------------------------------------
@@ -158,74 +143,62 @@ fi
 mkdir -p "$results"
 : >"$raw"
 
-# Runs a benchmark program and appends its JSON line, tagged with the run
-# number and the group it belongs to.
-record() {
-  local run=$1 group=$2
-  shift 2
-  local out
-  if ! out=$("$@" 2>/dev/null); then
-    echo "run_chan.sh: failed: $*" >&2
-    return 0
-  fi
-  printf '%s\n' "$out" |
-    sed -n "s/^{\(.*\)}\$/{\"run\":$run,\"group\":\"$group\",\1}/p" >>"$raw"
-}
-
-load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+# Each program prints a summary line on stderr too: the JSON line is enough.
+bench_quiet=1
+load_before=$(bench_loadavg)
 
 for run in $(seq 1 "$runs"); do
   echo "== run $run of $runs" >&2
   # SPSC, 8-byte items, capacity 1024, two threads.
   for batch in 1 16 64 256; do
-    record "$run" spsc "$bin/chan_spsc" "$spsc_msgs" "$batch" 8 1024
+    bench_record_group "$run" spsc "$bin/chan_spsc" "$spsc_msgs" "$batch" 8 1024
   done
-  [[ -n $ck ]] && record "$run" spsc "$ck" spsc "$spsc_msgs" 1024
-  ((have_go)) && record "$run" spsc env GOMAXPROCS=2 "$bin/go_chan_spsc" -msgs "$spsc_msgs" -cap 1024
+  [[ -n $ck ]] && bench_record_group "$run" spsc "$ck" spsc "$spsc_msgs" 1024
+  ((have_go)) && bench_record_group "$run" spsc env GOMAXPROCS=2 "$bin/go_chan_spsc" -msgs "$spsc_msgs" -cap 1024
 
   # The same with a ring sixteen times larger: fewer waits, so fewer
   # wake-ups between the threads.
-  record "$run" spsc-big "$bin/chan_spsc" "$spsc_msgs" 1 8 16384
-  [[ -n $ck ]] && record "$run" spsc-big "$ck" spsc "$spsc_msgs" 16384
-  ((have_go)) && record "$run" spsc-big env GOMAXPROCS=2 "$bin/go_chan_spsc" -msgs "$spsc_msgs" -cap 16384
+  bench_record_group "$run" spsc-big "$bin/chan_spsc" "$spsc_msgs" 1 8 16384
+  [[ -n $ck ]] && bench_record_group "$run" spsc-big "$ck" spsc "$spsc_msgs" 16384
+  ((have_go)) && bench_record_group "$run" spsc-big env GOMAXPROCS=2 "$bin/go_chan_spsc" -msgs "$spsc_msgs" -cap 16384
 
   # MPMC, 2 producers and 2 consumers, capacity 1024, two threads.
   for batch in 1 16 64; do
-    record "$run" mpmc "$bin/chan_mpmc" "$mpmc_msgs" "$batch" 1024 split
-    record "$run" mpmc "$bin/chan_mpmc" "$mpmc_msgs" "$batch" 1024 mixed
+    bench_record_group "$run" mpmc "$bin/chan_mpmc" "$mpmc_msgs" "$batch" 1024 split
+    bench_record_group "$run" mpmc "$bin/chan_mpmc" "$mpmc_msgs" "$batch" 1024 mixed
   done
   if [[ -n $ck ]]; then
-    record "$run" mpmc "$ck" mpmc "$mpmc_msgs" 1024 2 2
-    record "$run" mpmc "$ck" mpmc "$mpmc_msgs" 1024 1 1
+    bench_record_group "$run" mpmc "$ck" mpmc "$mpmc_msgs" 1024 2 2
+    bench_record_group "$run" mpmc "$ck" mpmc "$mpmc_msgs" 1024 1 1
   fi
-  ((have_go)) && record "$run" mpmc env GOMAXPROCS=2 "$bin/go_chan_mpmc" -msgs "$mpmc_msgs" -cap 1024
-  record "$run" mpmc-big "$bin/chan_mpmc" "$mpmc_msgs" 1 16384 split
-  ((have_go)) && record "$run" mpmc-big env GOMAXPROCS=2 "$bin/go_chan_mpmc" -msgs "$mpmc_msgs" -cap 16384
+  ((have_go)) && bench_record_group "$run" mpmc env GOMAXPROCS=2 "$bin/go_chan_mpmc" -msgs "$mpmc_msgs" -cap 1024
+  bench_record_group "$run" mpmc-big "$bin/chan_mpmc" "$mpmc_msgs" 1 16384 split
+  ((have_go)) && bench_record_group "$run" mpmc-big env GOMAXPROCS=2 "$bin/go_chan_mpmc" -msgs "$mpmc_msgs" -cap 16384
 
   # Ping-pong over rendezvous channels.
-  record "$run" pingpong "$bin/chan_pingpong" "$pp_rounds" local
-  ((have_go)) && record "$run" pingpong env GOMAXPROCS=1 "$bin/go_chan_pingpong" -rounds "$pp_rounds"
-  record "$run" pingpong "$bin/chan_pingpong" "$pp_cross_rounds" cross
-  ((have_go)) && record "$run" pingpong env GOMAXPROCS=2 "$bin/go_chan_pingpong" -rounds "$pp_cross_rounds"
+  bench_record_group "$run" pingpong "$bin/chan_pingpong" "$pp_rounds" local
+  ((have_go)) && bench_record_group "$run" pingpong env GOMAXPROCS=1 "$bin/go_chan_pingpong" -rounds "$pp_rounds"
+  bench_record_group "$run" pingpong "$bin/chan_pingpong" "$pp_cross_rounds" cross
+  ((have_go)) && bench_record_group "$run" pingpong env GOMAXPROCS=2 "$bin/go_chan_pingpong" -rounds "$pp_cross_rounds"
 
   # Select over four channels, one ready.
-  record "$run" select "$bin/chan_select" "$select_iters" local
-  record "$run" select "$bin/chan_select" "$select_iters" mpmc
-  ((have_go)) && record "$run" select env GOMAXPROCS=1 "$bin/go_chan_select" -iters "$select_iters"
+  bench_record_group "$run" select "$bin/chan_select" "$select_iters" local
+  bench_record_group "$run" select "$bin/chan_select" "$select_iters" mpmc
+  ((have_go)) && bench_record_group "$run" select env GOMAXPROCS=1 "$bin/go_chan_select" -iters "$select_iters"
 
   # The sweep: SPSC throughput against batch and item size.
   if ((run <= sweep_runs)); then
     for size in 8 64 256; do
       for batch in 1 4 16 64 256; do
-        record "$run" sweep "$bin/chan_spsc" "$sweep_msgs" "$batch" "$size" 1024
+        bench_record_group "$run" sweep "$bin/chan_spsc" "$sweep_msgs" "$batch" "$size" 1024
       done
-      ((have_go)) && record "$run" sweep env GOMAXPROCS=2 "$bin/go_chan_spsc" \
+      ((have_go)) && bench_record_group "$run" sweep env GOMAXPROCS=2 "$bin/go_chan_spsc" \
         -msgs "$sweep_msgs" -cap 1024 -size "$size"
     done
   fi
 done
 
-load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load_after=$(bench_loadavg)
 printf '%s\n%s\n' "$load_before" "$load_after" >"$results/chan.load"
 
 fi # report_only
@@ -241,25 +214,12 @@ fi
 
 # ---- Report ----------------------------------------------------------------
 
-machine_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
-RAW=$raw RESULTS=$results RUNS=$runs MODEL="$machine_model" \
-CPUS="$(nproc 2>/dev/null || echo '?')" KERNEL="$(uname -sr)" \
-CC_VERSION="$(cc --version 2>/dev/null | head -n 1)" \
-GO_VERSION="$(go version 2>/dev/null || echo none)" \
-LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" python3 - <<'EOF'
-import csv, json, os, statistics
+bench_report "$raw" "$load_before" "$load_after" "$runs" RESULTS="$results" <<'EOF'
+import csv
 
-rows = [json.loads(l) for l in open(os.environ["RAW"]) if l.strip()]
 results = os.environ["RESULTS"]
-
-def median(field, **match):
-    # The median, the number of samples, and the lowest and highest sample:
-    # on a shared machine the spread says as much as the median.
-    vals = [r[field] for r in rows if all(r.get(k) == v for k, v in match.items())]
-    if not vals:
-        return (None, 0, None, None)
-    return (statistics.median(vals), len(vals), min(vals), max(vals))
-
+# median() gives the lowest and highest sample too: on a shared machine the
+# spread says as much as the median.
 table = []
 
 def add(name, unit, weft, peer_name, peer, target=None, met=None, higher_is_better=True):
@@ -433,15 +393,10 @@ def svg_plot(path):
 
 svg_plot(os.path.join(results, "chan-throughput.svg"))
 
-def fmt(v, digits=2):
-    return "-" if v is None else f"{v:.{digits}f}"
-
 def span(r):
     return "-" if r[0] is None else f"{r[0]:.4g}-{r[1]:.4g}"
 
-print()
-print(f"machine: {os.environ['MODEL']}, {os.environ['CPUS']} CPUs, {os.environ['KERNEL']}")
-print(f"load average before: {os.environ['LOAD_BEFORE']}, after: {os.environ['LOAD_AFTER']}")
+print_machine()
 print(f"median of up to {os.environ['RUNS']} runs; ratio: how many times better weft is "
       "(weft/peer for throughput, peer/weft for times)")
 print()
@@ -461,13 +416,7 @@ for size in sizes:
     print(f"{size:>5}B " + " ".join(f"{fmt(sweep.get(('weft', size, b))):>8}" for b in batches)
           + f" {fmt(sweep.get(('go', size))):>8}")
 
-json.dump({"machine": {"model": os.environ["MODEL"], "cpus": os.environ["CPUS"],
-                       "kernel": os.environ["KERNEL"], "cc": os.environ["CC_VERSION"],
-                       "go": os.environ["GO_VERSION"],
-                       "load_before": os.environ["LOAD_BEFORE"],
-                       "load_after": os.environ["LOAD_AFTER"]},
-           "runs": int(os.environ["RUNS"]), "table": table, "raw": rows},
-          open(os.path.join(results, "chan.json"), "w"), indent=1)
+write_json(os.path.join(results, "chan.json"), table)
 print()
 print(f"written: {results}/chan.json, chan-sweep.csv, chan-throughput.svg")
 EOF

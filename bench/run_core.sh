@@ -19,9 +19,9 @@
 # Needs: cmake, a C and C++ compiler, libuv, libboost-context-dev, Go
 # (golang-go) and python3. A missing peer is reported and its rows skipped.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+bench_setup run_core.sh
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${WEFT_BENCH_BUILD:-$root/build-bench}
 runs=${WEFT_BENCH_RUNS:-5}
 mem_tasks=${WEFT_BENCH_MEM_TASKS:-100000}
 spawn_ops=2000000
@@ -43,14 +43,9 @@ elif [[ $# -gt 0 ]]; then
   exit 2
 fi
 
-command -v python3 >/dev/null || { echo "run_core.sh: python3 is needed" >&2; exit 1; }
-
 # ---- Build -----------------------------------------------------------------
 
-echo "== building weft benchmarks in $build (Release)" >&2
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_BENCH=ON \
-  -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_APPS=OFF -DWEFT_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$build" -j2 --target weft_bench_weft_core weft_bench_weft_ctx_raw >&2
+bench_cmake_build "weft benchmarks" weft_bench_weft_core weft_bench_weft_ctx_raw
 weft_core=$build/bench/weft_core
 weft_ctx_raw=$build/bench/weft_ctx_raw
 
@@ -64,17 +59,10 @@ else
 fi
 
 go_core=""
-if command -v go >/dev/null; then
-  # A cache of its own under /tmp keeps the build away from the user's Go
-  # setup; the program uses the standard library only, so nothing is fetched.
-  gotmp=${TMPDIR:-/tmp}/weft-bench-go
-  mkdir -p "$gotmp/gopath" "$gotmp/cache" "$build/bench"
+if bench_have_go "its peer"; then
   echo "== building the Go peer" >&2
-  GOPATH=$gotmp/gopath GOCACHE=$gotmp/cache GOFLAGS='' GOPROXY=off \
-    go build -o "$build/bench/go_core" "$root/bench/go/core.go"
+  bench_go_build "$build/bench/go_core" "$root/bench/go/core.go"
   go_core=$build/bench/go_core
-else
-  echo "run_core.sh: no Go toolchain (golang-go): skipping its peer" >&2
 fi
 
 # ---- Run -------------------------------------------------------------------
@@ -84,72 +72,41 @@ mkdir -p "$results"
 raw=$results/$name.raw.jsonl
 : >"$raw"
 
-# Runs a benchmark program and appends its JSON lines, tagged with the run
-# number and, for Go, the GOMAXPROCS it ran with.
-record() {
-  local run=$1
-  shift
-  local out
-  if ! out=$("$@"); then
-    echo "run_core.sh: failed: $*" >&2
-  fi
-  printf '%s\n' "$out" | sed -n "s/^{\(.*\)}\$/{\"run\":$run,\1}/p" >>"$raw"
-}
-
-# The machine may be shared: the load average before and after is kept with
-# the figures, so that a noisy run can be recognised as one.
-load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load_before=$(bench_loadavg)
 
 for run in $(seq 1 "$runs"); do
   echo "== run $run of $runs" >&2
   for batch in $batches; do
-    record "$run" "$weft_core" spawn "$batch" "$spawn_ops"
+    bench_record "$run" "$weft_core" spawn "$batch" "$spawn_ops"
     if [[ -n $go_core ]]; then
-      record "$run" env GOMAXPROCS=1 "$go_core" spawn -batch "$batch" -ops "$spawn_ops"
-      record "$run" env -u GOMAXPROCS "$go_core" spawn -batch "$batch" -ops "$spawn_ops"
+      bench_record "$run" env GOMAXPROCS=1 "$go_core" spawn -batch "$batch" -ops "$spawn_ops"
+      bench_record "$run" env -u GOMAXPROCS "$go_core" spawn -batch "$batch" -ops "$spawn_ops"
     fi
   done
-  record "$run" "$weft_core" switch "$switches"
-  record "$run" "$weft_ctx_raw" "$switches"
+  bench_record "$run" "$weft_core" switch "$switches"
+  bench_record "$run" "$weft_ctx_raw" "$switches"
   if [[ -n $boost_switch ]]; then
-    record "$run" "$boost_switch" "$switches"
+    bench_record "$run" "$boost_switch" "$switches"
   fi
-  record "$run" "$weft_core" cancelled "$checks"
+  bench_record "$run" "$weft_core" cancelled "$checks"
   # The memory pair is slower and steadier: three runs are enough.
   if ((run <= 3)); then
-    record "$run" "$weft_core" memory "$mem_tasks"
+    bench_record "$run" "$weft_core" memory "$mem_tasks"
     if [[ -n $go_core ]]; then
-      record "$run" "$go_core" memory -tasks "$mem_tasks"
+      bench_record "$run" "$go_core" memory -tasks "$mem_tasks"
     fi
   fi
 done
 
-load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load_after=$(bench_loadavg)
 
 # ---- Report ----------------------------------------------------------------
 
-machine_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
-machine_cpus=$(nproc 2>/dev/null || echo "?")
-kernel=$(uname -sr)
-cc_version=$(cc --version 2>/dev/null | head -n 1)
-go_version=$(go version 2>/dev/null || echo "none")
 boost_version=$(sed -n 's/^#define BOOST_LIB_VERSION "\(.*\)"/\1/p' \
   /usr/include/boost/version.hpp 2>/dev/null || true)
 
-RAW=$raw OUT=$results/$name.json RUNS=$runs MODEL="$machine_model" \
-CPUS="$machine_cpus" KERNEL="$kernel" CC_VERSION="$cc_version" \
-GO_VERSION="$go_version" BOOST_VERSION="${boost_version:-none}" \
-LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" python3 - <<'EOF'
-import json, os, statistics
-
-rows = [json.loads(l) for l in open(os.environ["RAW"]) if l.strip()]
-
-def median(bench, impl, field, **match):
-    vals = [r[field] for r in rows
-            if r["bench"] == bench and r["impl"] == impl
-            and all(r.get(k) == v for k, v in match.items())]
-    return (statistics.median(vals), len(vals)) if vals else (None, 0)
-
+bench_report "$raw" "$load_before" "$load_after" "$runs" OUT="$results/$name.json" \
+  BOOST_VERSION="${boost_version:-none}" <<'EOF'
 table = []
 
 def add(name, unit, weft, peer_name, peer, target=None, met=None):
@@ -160,9 +117,9 @@ def add(name, unit, weft, peer_name, peer, target=None, met=None):
                   "target": target, "met": met})
 
 for batch in sorted({r["batch"] for r in rows if r["bench"] == "spawn"}):
-    w = median("spawn", "weft", "ns_per_op", batch=batch)
+    w = figure("spawn", "weft", "ns_per_op", batch=batch)
     for procs in (1, 2):
-        g = median("spawn", "go", "ns_per_op", batch=batch, gomaxprocs=procs)
+        g = figure("spawn", "go", "ns_per_op", batch=batch, gomaxprocs=procs)
         if g[0] is None and procs != 1:
             continue
         target = "<= 50 ns" if batch >= 100 else None
@@ -170,36 +127,31 @@ for batch in sorted({r["batch"] for r in rows if r["bench"] == "spawn"}):
         add(f"spawn+join, batch {batch}", "ns/op", w,
             f"go GOMAXPROCS={procs}", g, target, met)
 
-w = median("switch", "weft_yield", "ns_per_switch")
-b = median("switch", "boost_fiber", "ns_per_switch")
+w = figure("switch", "weft_yield", "ns_per_switch")
+b = figure("switch", "boost_fiber", "ns_per_switch")
 met = None
 if w[0] is not None:
     met = w[0] <= 10 and (b[0] is None or w[0] <= 1.5 * b[0])
 add("context switch, weft_yield", "ns/switch", w, "boost::context::fiber", b,
     "<= 1.5x peer and <= 10 ns", met)
-add("context switch, bare", "ns/switch", median("switch", "weft_ctx_raw", "ns_per_switch"),
-    "boost jump_fcontext", median("switch", "boost_fcontext", "ns_per_switch"))
+add("context switch, bare", "ns/switch", figure("switch", "weft_ctx_raw", "ns_per_switch"),
+    "boost jump_fcontext", figure("switch", "boost_fcontext", "ns_per_switch"))
 
-w = median("cancelled", "weft", "ns_per_check")
+w = figure("cancelled", "weft", "ns_per_check")
 add("weft_cancelled() check", "ns/check", w, "volatile read loop",
-    median("cancelled", "volatile_read", "ns_per_check"), "<= 2 ns",
+    figure("cancelled", "volatile_read", "ns_per_check"), "<= 2 ns",
     (w[0] <= 2) if w[0] is not None else None)
 add("weft_cancelled(), nested scopes", "ns/check",
-    median("cancelled", "weft", "scoped_ns_per_check"), "volatile read loop",
-    median("cancelled", "volatile_read", "ns_per_check"))
+    figure("cancelled", "weft", "scoped_ns_per_check"), "volatile read loop",
+    figure("cancelled", "volatile_read", "ns_per_check"))
 
-add("memory per sleeping task", "KiB/task", median("memory", "weft", "kib_per_task"),
-    "go time.Sleep", median("memory", "go", "kib_per_task"))
+add("memory per sleeping task", "KiB/task", figure("memory", "weft", "kib_per_task"),
+    "go time.Sleep", figure("memory", "go", "kib_per_task"))
 add("start of a sleeping task, cold", "ns/task",
-    median("memory", "weft", "spawn_ns_per_task"),
-    "go time.Sleep", median("memory", "go", "spawn_ns_per_task"))
+    figure("memory", "weft", "spawn_ns_per_task"),
+    "go time.Sleep", figure("memory", "go", "spawn_ns_per_task"))
 
-def fmt(v, digits=2):
-    return "-" if v is None else f"{v:.{digits}f}"
-
-print()
-print(f"machine: {os.environ['MODEL']}, {os.environ['CPUS']} CPUs, {os.environ['KERNEL']}")
-print(f"load average before: {os.environ['LOAD_BEFORE']}, after: {os.environ['LOAD_AFTER']}")
+print_machine()
 print(f"median of up to {os.environ['RUNS']} runs; ratio = weft / peer (below 1: weft is faster or smaller)")
 print()
 hdr = f"{'benchmark':34} {'unit':10} {'weft':>9}  {'peer':24} {'peer':>9} {'ratio':>6}  {'target':26} met"
@@ -214,13 +166,7 @@ mem = [r for r in rows if r["bench"] == "memory" and r["impl"] == "weft" and r.g
 for r in mem:
     print(f"note: weft memory run {r['run']} stopped after {r['tasks']} tasks: {r['error']}")
 
-json.dump({"machine": {"model": os.environ["MODEL"], "cpus": os.environ["CPUS"],
-                       "kernel": os.environ["KERNEL"], "cc": os.environ["CC_VERSION"],
-                       "go": os.environ["GO_VERSION"], "boost": os.environ["BOOST_VERSION"],
-                       "load_before": os.environ["LOAD_BEFORE"],
-                       "load_after": os.environ["LOAD_AFTER"]},
-           "runs": int(os.environ["RUNS"]), "table": table, "raw": rows},
-          open(os.environ["OUT"], "w"), indent=1)
+write_json(os.environ["OUT"], table)
 print()
 print(f"written: {os.environ['OUT']}")
 EOF

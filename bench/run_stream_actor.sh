@@ -18,9 +18,9 @@
 # Needs: cmake, a C compiler, libuv, Go (golang-go) and python3. Without Go
 # the Go rows are left empty.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+bench_setup run_stream_actor.sh
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${WEFT_BENCH_BUILD:-$root/build-bench}
 runs=${WEFT_BENCH_RUNS:-5}
 handoff_items=2000000
 tell_msgs=5000000
@@ -36,29 +36,17 @@ elif [[ $# -gt 0 ]]; then
   exit 2
 fi
 
-command -v python3 >/dev/null || { echo "run_stream_actor.sh: python3 is needed" >&2; exit 1; }
-
 # ---- Build -----------------------------------------------------------------
 
-echo "== building weft benchmarks in $build (Release)" >&2
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_BENCH=ON \
-  -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_APPS=OFF -DWEFT_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$build" -j2 --target weft_bench_stream_handoff weft_bench_actor_tell >&2
+bench_cmake_build "weft benchmarks" weft_bench_stream_handoff weft_bench_actor_tell
 stream_handoff=$build/bench/stream_handoff
 actor_tell=$build/bench/actor_tell
 
 go_peer=""
-if command -v go >/dev/null; then
-  # A cache of its own under /tmp keeps the build away from the user's Go
-  # setup; the program uses the standard library only, so nothing is fetched.
-  gotmp=${TMPDIR:-/tmp}/weft-bench-go
-  mkdir -p "$gotmp/gopath" "$gotmp/cache" "$build/bench"
+if bench_have_go "its peer"; then
   echo "== building the Go peer" >&2
-  GOPATH=$gotmp/gopath GOCACHE=$gotmp/cache GOFLAGS= GOPROXY=off \
-    go build -o "$build/bench/go_actor_ask" "$root/bench/go/actor_ask.go"
+  bench_go_build "$build/bench/go_actor_ask" "$root/bench/go/actor_ask.go"
   go_peer=$build/bench/go_actor_ask
-else
-  echo "run_stream_actor.sh: no Go toolchain (golang-go): skipping its peer" >&2
 fi
 
 # ---- Run -------------------------------------------------------------------
@@ -68,60 +56,28 @@ mkdir -p "$results"
 raw=$results/stream_actor.raw.jsonl
 : >"$raw"
 
-# Runs a benchmark program and appends its JSON lines, tagged with the run
-# number.
-record() {
-  local run=$1
-  shift
-  local out
-  if ! out=$("$@"); then
-    echo "run_stream_actor.sh: failed: $*" >&2
-  fi
-  printf '%s\n' "$out" | sed -n "s/^{\(.*\)}\$/{\"run\":$run,\1}/p" >>"$raw"
-}
-
-# The machine may be shared: the load average before and after is kept with
-# the figures, so that a noisy run can be recognised as one.
-load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load_before=$(bench_loadavg)
 
 for run in $(seq 1 "$runs"); do
   echo "== run $run of $runs" >&2
-  record "$run" "$stream_handoff" "$handoff_items"
-  record "$run" "$actor_tell" tell "$tell_msgs"
-  record "$run" "$actor_tell" ask "$asks"
+  bench_record "$run" "$stream_handoff" "$handoff_items"
+  bench_record "$run" "$actor_tell" tell "$tell_msgs"
+  bench_record "$run" "$actor_tell" ask "$asks"
   if [[ -n $go_peer ]]; then
     for procs in 1 2; do
-      record "$run" env GOMAXPROCS=$procs "$go_peer" handoff -n "$handoff_items"
-      record "$run" env GOMAXPROCS=$procs "$go_peer" tell -n "$tell_msgs"
-      record "$run" env GOMAXPROCS=$procs "$go_peer" ask -n "$asks"
+      bench_record "$run" env GOMAXPROCS=$procs "$go_peer" handoff -n "$handoff_items"
+      bench_record "$run" env GOMAXPROCS=$procs "$go_peer" tell -n "$tell_msgs"
+      bench_record "$run" env GOMAXPROCS=$procs "$go_peer" ask -n "$asks"
     done
   fi
 done
 
-load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load_after=$(bench_loadavg)
 
 # ---- Report ----------------------------------------------------------------
 
-machine_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
-machine_cpus=$(nproc 2>/dev/null || echo "?")
-kernel=$(uname -sr)
-cc_version=$(cc --version 2>/dev/null | head -n 1)
-go_version=$(go version 2>/dev/null || echo "none")
-
-RAW=$raw OUT=$results/stream_actor.json RUNS=$runs MODEL="$machine_model" \
-CPUS="$machine_cpus" KERNEL="$kernel" CC_VERSION="$cc_version" \
-GO_VERSION="$go_version" LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" \
-python3 - <<'EOF'
-import json, os, statistics
-
-rows = [json.loads(l) for l in open(os.environ["RAW"]) if l.strip()]
-
-def median(bench, impl, field, **match):
-    vals = [r[field] for r in rows
-            if r["bench"] == bench and r["impl"] == impl and field in r
-            and all(r.get(k) == v for k, v in match.items())]
-    return (statistics.median(vals), len(vals)) if vals else (None, 0)
-
+bench_report "$raw" "$load_before" "$load_after" "$runs" \
+  OUT="$results/stream_actor.json" <<'EOF'
 table = []
 
 # A side of a comparison: (bench, impl, match) or None. Each figure is taken
@@ -131,7 +87,7 @@ def figures(side, field):
     if side is None:
         return (None, 0), (None, 0)
     bench, impl, match = side
-    return median(bench, impl, field, **match), median(bench, impl, "cpu_" + field, **match)
+    return figure(bench, impl, field, **match), figure(bench, impl, "cpu_" + field, **match)
 
 def add(name, unit, field, weft, peer_name, peer, target=None, limit=None):
     w, wc = figures(weft, field)
@@ -183,12 +139,7 @@ add("actor ask round trip, shared mailbox", "ns/ask", O, actor("ask", "shared", 
 add("actor ask round trip, 2 executors", "ns/ask", O, actor("ask", "shared", 2),
     "go request/reply, GOMAXPROCS=2", go("ask", 2))
 
-def fmt(v, digits=1):
-    return "-" if v is None else f"{v:.{digits}f}"
-
-print()
-print(f"machine: {os.environ['MODEL']}, {os.environ['CPUS']} CPUs, {os.environ['KERNEL']}")
-print(f"load average before: {os.environ['LOAD_BEFORE']}, after: {os.environ['LOAD_AFTER']}")
+print_machine()
 print(f"median of up to {os.environ['RUNS']} runs; wall = wall-clock ns per operation, "
       f"cpu = process CPU ns per operation; ratio = weft / peer, wall (below 1: weft is faster)")
 print()
@@ -200,17 +151,11 @@ for t in table:
     met = "-" if t["met"] is None else ("yes" if t["met"] else "NO")
     if t["met"] is False and t["met_cpu"]:
         met = "NO (cpu: yes)"
-    print(f"{t['benchmark']:46} {t['unit']:8} {fmt(t['weft']):>9} {fmt(t['weft_cpu']):>9}  "
-          f"{t['peer']:30} {fmt(t['peer_value']):>9} {fmt(t['peer_cpu']):>9} "
+    print(f"{t['benchmark']:46} {t['unit']:8} {fmt(t['weft'], 1):>9} {fmt(t['weft_cpu'], 1):>9}  "
+          f"{t['peer']:30} {fmt(t['peer_value'], 1):>9} {fmt(t['peer_cpu'], 1):>9} "
           f"{fmt(t['ratio'], 2):>6}  {t['target'] or '':10} {met}")
 
-json.dump({"machine": {"model": os.environ["MODEL"], "cpus": os.environ["CPUS"],
-                       "kernel": os.environ["KERNEL"], "cc": os.environ["CC_VERSION"],
-                       "go": os.environ["GO_VERSION"],
-                       "load_before": os.environ["LOAD_BEFORE"],
-                       "load_after": os.environ["LOAD_AFTER"]},
-           "runs": int(os.environ["RUNS"]), "table": table, "raw": rows},
-          open(os.environ["OUT"], "w"), indent=1)
+write_json(os.environ["OUT"], table)
 print()
 print(f"written: {os.environ['OUT']}")
 EOF

@@ -21,25 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft.h"
 #include "weft/stream.h"
-
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* CPU time of the whole process. On a machine shared with other work the
- * wall clock also counts the time the threads waited for a core; the CPU
- * time does not, so both are reported. */
-static double cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
+#include "bench_util.h"
 
 struct handoff {
   const char *impl;           /* "stream" or "chan" */
@@ -84,7 +69,7 @@ static int run_once(struct handoff *h) {
   if (h->s == NULL && h->c == NULL) return UV_ENOMEM;
   weft_group *g = weft_group_open(WEFT_FAIL_FAST);
   weft_task_opts opts = {"writer", 0, h->writer_exec};
-  double t0 = now_ns(), c0 = cpu_ns();
+  double t0 = bench_now_ns(), c0 = bench_cpu_ns();
   int err = weft_spawn_opts(g, &opts, writer_task, h);
   long got = 0;
   uint64_t v;
@@ -94,7 +79,7 @@ static int run_once(struct handoff *h) {
     if (v != (uint64_t)got) err = UV_EPROTO;
     got++;
   }
-  double t1 = now_ns(), c1 = cpu_ns();
+  double t1 = bench_now_ns(), c1 = bench_cpu_ns();
   int jr = weft_group_join(g);
   if (err == 0) err = jr;
   if (err == 0 && got != h->items) err = UV_EPROTO;
@@ -135,7 +120,7 @@ static int bench(const char *impl, int mode, size_t cap, int executors, long ite
   h.cap = cap;
   h.writer_exec = executors > 1 ? 2 : 0;
   h.items = items;
-  weft_opts opts = {executors, 0, 0};
+  weft_opts opts = {.executors = executors};
   int err = weft_main_opts(&opts, handoff_main, &h);
   if (err != 0) {
     fprintf(stderr, "stream_handoff %s %s: %s\n", impl, mode_name(mode), weft_strerror(err));
@@ -151,13 +136,9 @@ static int bench(const char *impl, int mode, size_t cap, int executors, long ite
 
 int main(int argc, char **argv) {
   long items = 2000000;
-  if (argc > 1) {
-    char *end;
-    items = strtol(argv[1], &end, 10);
-    if (*end != '\0' || items < 1) {
-      fprintf(stderr, "usage: stream_handoff [items]\n");
-      return 2;
-    }
+  if (argc > 1 && !bench_parse_positive(argv[1], &items)) {
+    fprintf(stderr, "usage: stream_handoff [items]\n");
+    return 2;
   }
   int fails = 0;
   fails += bench("stream", WEFT_STREAM_LOCAL, 1, 1, items);

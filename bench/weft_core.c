@@ -18,15 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft.h"
-
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
+#include "bench_util.h"
 
 /* Returns the resident set size in KiB from /proc/self/status, or -1 where
  * there is no such file. The Go peer reads the same line. */
@@ -43,17 +37,6 @@ static long vm_rss_kib(void) {
   }
   fclose(f);
   return kib;
-}
-
-static long arg_long(int argc, char **argv, int i, long def) {
-  if (argc <= i) return def;
-  char *end;
-  long v = strtol(argv[i], &end, 10);
-  if (*end != '\0' || v < 1) {
-    fprintf(stderr, "weft_core: '%s' is not a positive number\n", argv[i]);
-    exit(2);
-  }
-  return v;
 }
 
 /* ---- spawn + join -------------------------------------------------------- */
@@ -93,9 +76,9 @@ static int spawn_main(void *arg) {
    * first requests would. */
   b->err = spawn_rounds(b->batch, b->rounds / 10 + 1);
   if (b->err != 0) return b->err;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   b->err = spawn_rounds(b->batch, b->rounds);
-  b->ns = now_ns() - t0;
+  b->ns = bench_now_ns() - t0;
   return b->err;
 }
 
@@ -125,7 +108,7 @@ struct switch_bench {
 
 static int yielder(void *arg) {
   struct switch_bench *b = arg;
-  if (b->start == 0) b->start = now_ns();
+  if (b->start == 0) b->start = bench_now_ns();
   for (long i = 0; i < b->yields; i++) {
     int err = weft_yield();
     if (err != 0) {
@@ -135,7 +118,7 @@ static int yielder(void *arg) {
   }
   /* The first task to finish still has one switch to make to its peer;
    * the clock stops when the second one is through. */
-  if (++b->done == 2) b->end = now_ns();
+  if (++b->done == 2) b->end = bench_now_ns();
   return 0;
 }
 
@@ -191,22 +174,22 @@ struct cancelled_bench {
 static double loop_volatile(long n, long *hits) {
   volatile int flag = 0;
   long h = 0;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (long i = 0; i < n; i++) {
     if (flag) h++;
   }
-  double t1 = now_ns();
+  double t1 = bench_now_ns();
   *hits += h;
   return (t1 - t0) / (double)n;
 }
 
 static double loop_cancelled(long n, long *hits) {
   long h = 0;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (long i = 0; i < n; i++) {
     if (weft_cancelled()) h++;
   }
-  double t1 = now_ns();
+  double t1 = bench_now_ns();
   *hits += h;
   return (t1 - t0) / (double)n;
 }
@@ -275,7 +258,7 @@ static int memory_main(void *arg) {
   b->rss_before = vm_rss_kib();
   weft_group *g = weft_group_open(WEFT_COLLECT);
   if (g == NULL) return UV_ENOMEM;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (b->spawned = 0; b->spawned < b->tasks; b->spawned++) {
     b->spawn_err = weft_spawn(g, sleeper, b);
     if (b->spawn_err != 0) break;
@@ -283,12 +266,12 @@ static int memory_main(void *arg) {
   /* One yield lets every ready task run up to its sleep; the loop is a
    * guard in case the executor splits the run over several turns. */
   for (int i = 0; i < 1000 && b->asleep < b->spawned; i++) weft_yield();
-  b->spawn_ns = now_ns() - t0;
+  b->spawn_ns = bench_now_ns() - t0;
   b->rss_after = vm_rss_kib();
-  t0 = now_ns();
+  t0 = bench_now_ns();
   weft_group_cancel(g);
   b->join_err = weft_group_join(g);
-  b->cancel_ns = now_ns() - t0;
+  b->cancel_ns = bench_now_ns() - t0;
   return 0;
 }
 
@@ -333,14 +316,14 @@ int main(int argc, char **argv) {
   if (argc == 1) return run_all_short();
   const char *mode = argv[1];
   if (strcmp(mode, "spawn") == 0)
-    return bench_spawn(arg_long(argc, argv, 2, 1000),
-                       arg_long(argc, argv, 3, 2000000));
+    return bench_spawn(bench_arg_long("weft_core", argc, argv, 2, 1000),
+                       bench_arg_long("weft_core", argc, argv, 3, 2000000));
   if (strcmp(mode, "switch") == 0)
-    return bench_switch(arg_long(argc, argv, 2, 20000000));
+    return bench_switch(bench_arg_long("weft_core", argc, argv, 2, 20000000));
   if (strcmp(mode, "cancelled") == 0)
-    return bench_cancelled(arg_long(argc, argv, 2, 200000000));
+    return bench_cancelled(bench_arg_long("weft_core", argc, argv, 2, 200000000));
   if (strcmp(mode, "memory") == 0)
-    return bench_memory(arg_long(argc, argv, 2, 100000));
+    return bench_memory(bench_arg_long("weft_core", argc, argv, 2, 100000));
   fprintf(stderr,
           "usage: weft_core (a short pass of every mode)\n"
           "       weft_core spawn [batch] [ops]\n"

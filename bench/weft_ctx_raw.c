@@ -11,17 +11,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "internal.h"
+#include "bench_util.h"
 
 static weft__ctx main_ctx, peer_ctx;
-
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 
 /* The peer hands control straight back, forever; the program ends while it
  * is suspended, which is harmless since nothing on its stack needs freeing. */
@@ -31,14 +25,14 @@ static void peer(void *arg) {
 }
 
 static double run(long round_trips) {
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (long i = 0; i < round_trips; i++) weft__ctx_switch(&main_ctx, &peer_ctx);
-  double t1 = now_ns();
+  double t1 = bench_now_ns();
   return (t1 - t0) / (2.0 * (double)round_trips);
 }
 
 int main(int argc, char **argv) {
-  long switches = argc > 1 ? atol(argv[1]) : 20000000L;
+  long switches = bench_arg_long("weft_ctx_raw", argc, argv, 1, 20000000L);
   if (switches < 2) {
     fprintf(stderr, "weft_ctx_raw: switches must be at least 2\n");
     return 2;

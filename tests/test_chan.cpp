@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "chan_support.h"
 #include "closures.h"
 #include "support.h"
 #include "weft.h"
@@ -25,15 +26,6 @@
 namespace {
 
 const int kModes[] = {WEFT_CHAN_LOCAL, WEFT_CHAN_SPSC, WEFT_CHAN_MPMC};
-
-std::string mode_name(int mode) {
-  switch (mode) {
-  case WEFT_CHAN_LOCAL: return "LOCAL";
-  case WEFT_CHAN_SPSC: return "SPSC";
-  case WEFT_CHAN_MPMC: return "MPMC";
-  }
-  return "?";
-}
 
 // Cross-executor modes are exercised across two executors, with the other
 // party on executor 2; LOCAL channels stay on one executor.
@@ -288,10 +280,7 @@ TEST_CASE("a rendezvous send completes only when a receiver takes the item",
       sent.store(true);
       return r.send_rc;
     });
-    if (mode == WEFT_CHAN_LOCAL)
-      yield_n(10);
-    else
-      weft_sleep(weft_test_ms(30));
+    let_peer_wait(mode == WEFT_CHAN_LOCAL, 10, 30);
     r.sent_before_recv = sent.load();
     r.len_while_sender_waits = weft_chan_len(c);
     r.recv_rc = weft_chan_recv(c, &r.value);
@@ -437,10 +426,7 @@ TEST_CASE("close wakes the senders and receivers that wait", "[chan]") {
         ended++;
         return 0;
       });
-    if (mode == WEFT_CHAN_LOCAL)
-      yield_n(5);
-    else
-      weft_sleep(weft_test_ms(20));
+    let_peer_wait(mode == WEFT_CHAN_LOCAL, 5, 20);
     int64_t t0 = weft_now();
     weft_chan_close(c);
     wait_until([&] { return ended.load() == nrecv; }, 2000);
@@ -460,10 +446,7 @@ TEST_CASE("close wakes the senders and receivers that wait", "[chan]") {
       sent.store(true);
       return 0;
     });
-    if (mode == WEFT_CHAN_LOCAL)
-      yield_n(5);
-    else
-      weft_sleep(weft_test_ms(20));
+    let_peer_wait(mode == WEFT_CHAN_LOCAL, 5, 20);
     t0 = weft_now();
     weft_chan_close(c);
     wait_until([&] { return sent.load(); }, 2000);
@@ -614,21 +597,6 @@ TEST_CASE("send_n cut short by a close returns the count sent", "[chan]") {
   CHECK(r.end == WEFT_ECLOSED);
 }
 
-namespace {
-
-enum CancelHow { BY_DEADLINE, BY_SCOPE_CANCEL, BY_GROUP_CANCEL };
-
-std::string how_name(int how) {
-  switch (how) {
-  case BY_DEADLINE: return "scope deadline";
-  case BY_SCOPE_CANCEL: return "weft_scope_cancel";
-  case BY_GROUP_CANCEL: return "weft_group_cancel";
-  }
-  return "?";
-}
-
-}  // namespace
-
 TEST_CASE("a task cancelled in send or recv leaves nothing registered",
           "[chan][cancel]") {
   int mode = GENERATE(as<int>{}, WEFT_CHAN_LOCAL, WEFT_CHAN_SPSC, WEFT_CHAN_MPMC);
@@ -638,11 +606,8 @@ TEST_CASE("a task cancelled in send or recv leaves nothing registered",
   INFO("mode " << mode_name(mode) << ", capacity " << cap << ", " << how_name(how)
                << ", blocked in " << (sending ? "send" : "recv"));
 
+  CancelledWait w;
   struct {
-    int op_rc = 1;
-    int scope_rc = 1;
-    int64_t blocked_ms = -1;
-    int join_rc = 1;
     // After the cancellation.
     int probe_rc = 1;     // try_send (blocked receiver) / try_recv (sender)
     int buffered[2] = {1, 1};
@@ -660,37 +625,10 @@ TEST_CASE("a task cancelled in send or recv leaves nothing registered",
     // weft_scope_cancel works within one executor: that blocked task stays
     // on this one. The others go to the peer executor.
     int where = how == BY_SCOPE_CANCEL ? 0 : peer_executor(mode);
-    std::atomic<weft_scope *> scope_ptr{nullptr};
-    std::atomic<bool> done{false};
-    Tasks tasks;
-    tasks.spawn(where, [&]() -> int {
-      weft_scope s;
-      weft_scope_enter(&s, how == BY_DEADLINE ? deadline : WEFT_NO_DEADLINE);
-      scope_ptr.store(&s);
-      int64_t t0 = weft_now();
+    w = cancel_wait(how, where, deadline, [&]() -> int {
       uint64_t x = 77;
-      r.op_rc = sending ? weft_chan_send(c, &x) : weft_chan_recv(c, &x);
-      r.blocked_ms = weft_now() - t0;
-      scope_ptr.store(nullptr);
-      r.scope_rc = weft_scope_leave(&s);
-      done.store(true);
-      return 0;
+      return sending ? weft_chan_send(c, &x) : weft_chan_recv(c, &x);
     });
-    if (how != BY_DEADLINE) {
-      // Let it block first.
-      if (where == 0)
-        yield_n(10);
-      else
-        weft_sleep(weft_test_ms(20));
-      if (how == BY_SCOPE_CANCEL) {
-        weft_scope *s = scope_ptr.load();
-        if (s != nullptr) weft_scope_cancel(s);
-      } else {
-        tasks.cancel();
-      }
-    }
-    wait_until([&] { return done.load(); }, 5000);
-    r.join_rc = tasks.join();
 
     uint64_t x = 0;
     if (sending) {
@@ -718,14 +656,14 @@ TEST_CASE("a task cancelled in send or recv leaves nothing registered",
   });
   int want = how == BY_DEADLINE ? UV_ETIMEDOUT : UV_ECANCELED;
   CHECK(rc == 0);
-  CHECK(r.op_rc == want);
-  CHECK(r.scope_rc == want);
+  CHECK(w.op_rc == want);
+  CHECK(w.scope_rc == want);
   if (how == BY_DEADLINE) {
-    CHECK(r.blocked_ms >= deadline - 5);
+    CHECK(w.waited_ms >= deadline - 5);
   }
-  CHECK(r.blocked_ms < weft_test_ms(2000));
+  CHECK(w.waited_ms < weft_test_ms(2000));
   // The task returned 0: cancelling a group is not an error of the group.
-  CHECK(r.join_rc == 0);
+  CHECK(w.join_rc == 0);
   if (sending) {
     for (size_t i = 0; i < cap; i++) {
       CHECK(r.buffered[i] == 0);

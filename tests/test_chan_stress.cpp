@@ -208,6 +208,73 @@ int consume(weft_chan *c, Tally &tally, Tally::Cursor &cur, int id) {
   }
 }
 
+// What a test of producers and consumers of tagged items records: the
+// tally, a cursor per consumer (and one more for a drain at the end, when
+// asked), and how each producer and consumer ended. The tasks write it; the
+// test reads it after weft_main() returns.
+struct Ledger {
+  Ledger(int producers, uint64_t per_producer, size_t n_cursors)
+      : tally(producers, per_producer), cursors(n_cursors, tally.cursor()) {}
+
+  Tally tally;
+  std::vector<Tally::Cursor> cursors;
+  uint64_t sent[4] = {0, 0, 0, 0};
+  int send_err[4] = {1, 1, 1, 1};
+  int recv_end[5] = {1, 1, 1, 1, 1};
+  int drain_end = 1;
+  bool stalled = false;
+
+  // Spawns consumer i into t on the given executor: it receives from c
+  // until an error, which goes to recv_end[i].
+  void spawn_consumer(Tasks &t, int executor, weft_chan *c, int i) {
+    t.spawn(executor, [this, c, i]() -> int {
+      recv_end[i] = consume(c, tally, cursors[i], i);
+      return 0;
+    });
+  }
+
+  // Spawns producer p into t on the given executor: it sends its n items to
+  // c, and leaves the count sent in sent[p] and the error in send_err[p].
+  void spawn_producer(Tasks &t, int executor, weft_chan *c, int p, uint64_t n) {
+    t.spawn(executor, [this, c, p, n]() -> int {
+      sent[p] = produce(c, p, n, &send_err[p]);
+      return 0;
+    });
+  }
+
+  // Takes what the consumers left in c (sent and not received) into the
+  // last cursor, until try_recv fails; its error goes to drain_end.
+  void drain(weft_chan *c) {
+    Tally::Cursor &cur = cursors.back();
+    uint64_t item;
+    while ((drain_end = weft_chan_try_recv(c, &item)) == 0) {
+      tally.record(cur, item);
+      if (tally.runaway(cur)) break;
+    }
+  }
+
+  // Checks that consumers [0, nc) each ran to the close and saw every
+  // producer's items in order, and that each of the np producers sent its
+  // `per` items, every one received exactly once.
+  void check_all_delivered(int np, int nc, uint64_t per) {
+    uint64_t total = 0;
+    for (int i = 0; i < nc; i++) {
+      INFO("consumer " << i);
+      CHECK(recv_end[i] == WEFT_ECLOSED);
+      CHECK(cursors[i].out_of_order == 0);
+      CHECK(cursors[i].bad == 0);
+      total += cursors[i].received;
+    }
+    CHECK(total == per * np);
+    for (int p = 0; p < np; p++) {
+      INFO("producer " << p);
+      CHECK(send_err[p] == 0);
+      CHECK(sent[p] == per);
+      CHECK(tally.wrong_counts(p, per) == 0);
+    }
+  }
+};
+
 }  // namespace
 
 TEST_CASE("MPMC: 4 producers and 4 consumers on 4 executors, closed at the end",
@@ -216,34 +283,21 @@ TEST_CASE("MPMC: 4 producers and 4 consumers on 4 executors, closed at the end",
   INFO("capacity " << cap);
   const int np = 4, nc = 4;
   const uint64_t per = scaled(cap == 1 ? 150000 : 500000);
-  Tally tally(np, per);
-  std::vector<Tally::Cursor> cursors(nc, tally.cursor());
-  struct {
-    uint64_t sent[4] = {0, 0, 0, 0};
-    int send_err[4] = {1, 1, 1, 1};
-    int recv_end[4] = {1, 1, 1, 1};
-    int join_p = 1, join_c = 1;
-    bool stalled = false;
-  } r;
+  Ledger r(np, per, nc);
+  int join_p = 1, join_c = 1;
   int rc = run(kExecutors, [&]() -> int {
     weft_chan *c = weft_chan_new(sizeof(uint64_t), cap, WEFT_CHAN_MPMC);
     if (c == nullptr) return UV_ENOMEM;
     Tasks consumers, producers;
-    Watchdog watchdog(tally.progress, {&consumers, &producers});
+    Watchdog watchdog(r.tally.progress, {&consumers, &producers});
     watchdog.start();
     for (int i = 0; i < nc; i++)
-      consumers.spawn((i + 2) % kExecutors + 1, [&, i]() -> int {
-        r.recv_end[i] = consume(c, tally, cursors[i], i);
-        return 0;
-      });
+      r.spawn_consumer(consumers, (i + 2) % kExecutors + 1, c, i);
     for (int p = 0; p < np; p++)
-      producers.spawn(p % kExecutors + 1, [&, p]() -> int {
-        r.sent[p] = produce(c, p, per, &r.send_err[p]);
-        return 0;
-      });
-    r.join_p = producers.join();
+      r.spawn_producer(producers, p % kExecutors + 1, c, p, per);
+    join_p = producers.join();
     weft_chan_close(c);
-    r.join_c = consumers.join();
+    join_c = consumers.join();
     watchdog.stop();
     r.stalled = watchdog.fired();
     weft_chan_free(c);
@@ -251,23 +305,9 @@ TEST_CASE("MPMC: 4 producers and 4 consumers on 4 executors, closed at the end",
   });
   CHECK(rc == 0);
   CHECK_FALSE(r.stalled);
-  CHECK(r.join_p == 0);
-  CHECK(r.join_c == 0);
-  uint64_t total = 0;
-  for (int i = 0; i < nc; i++) {
-    INFO("consumer " << i);
-    CHECK(r.recv_end[i] == WEFT_ECLOSED);
-    CHECK(cursors[i].out_of_order == 0);
-    CHECK(cursors[i].bad == 0);
-    total += cursors[i].received;
-  }
-  CHECK(total == per * np);
-  for (int p = 0; p < np; p++) {
-    INFO("producer " << p);
-    CHECK(r.send_err[p] == 0);
-    CHECK(r.sent[p] == per);
-    CHECK(tally.wrong_counts(p, per) == 0);
-  }
+  CHECK(join_p == 0);
+  CHECK(join_c == 0);
+  r.check_all_delivered(np, nc, per);
 }
 
 TEST_CASE("SPSC: 4 producer-consumer pairs across executors, closed by the "
@@ -356,14 +396,7 @@ TEST_CASE("rendezvous across executors: MPMC 4x4 and SPSC pairs", "[stress]") {
   INFO((mode == WEFT_CHAN_MPMC ? "MPMC" : "SPSC"));
   const int n = 4;
   const uint64_t per = scaled(50000);
-  Tally tally(n, per);
-  std::vector<Tally::Cursor> cursors(n, tally.cursor());
-  struct {
-    uint64_t sent[4] = {0, 0, 0, 0};
-    int send_err[4] = {1, 1, 1, 1};
-    int recv_end[4] = {1, 1, 1, 1};
-    bool stalled = false;
-  } r;
+  Ledger r(n, per, n);
   int rc = run(kExecutors, [&]() -> int {
     // MPMC: one channel for all; SPSC: one per pair.
     weft_chan *c[4];
@@ -371,18 +404,12 @@ TEST_CASE("rendezvous across executors: MPMC 4x4 and SPSC pairs", "[stress]") {
       c[i] = mode == WEFT_CHAN_MPMC && i > 0 ? c[0]
                                              : weft_chan_new(sizeof(uint64_t), 0, mode);
     Tasks consumers, producers;
-    Watchdog watchdog(tally.progress, {&consumers, &producers});
+    Watchdog watchdog(r.tally.progress, {&consumers, &producers});
     watchdog.start();
     for (int i = 0; i < n; i++)
-      consumers.spawn((i + 1) % kExecutors + 1, [&, i]() -> int {
-        r.recv_end[i] = consume(c[i], tally, cursors[i], i);
-        return 0;
-      });
+      r.spawn_consumer(consumers, (i + 1) % kExecutors + 1, c[i], i);
     for (int p = 0; p < n; p++)
-      producers.spawn(p + 1, [&, p]() -> int {
-        r.sent[p] = produce(c[p], p, per, &r.send_err[p]);
-        return 0;
-      });
+      r.spawn_producer(producers, p + 1, c[p], p, per);
     int jp = producers.join();
     for (int i = 0; i < n; i++)
       if (mode == WEFT_CHAN_SPSC || i == 0) weft_chan_close(c[i]);
@@ -395,21 +422,7 @@ TEST_CASE("rendezvous across executors: MPMC 4x4 and SPSC pairs", "[stress]") {
   });
   CHECK_FALSE(r.stalled);
   CHECK(rc == 0);
-  uint64_t total = 0;
-  for (int i = 0; i < n; i++) {
-    INFO("consumer " << i);
-    CHECK(r.recv_end[i] == WEFT_ECLOSED);
-    CHECK(cursors[i].out_of_order == 0);
-    CHECK(cursors[i].bad == 0);
-    total += cursors[i].received;
-  }
-  CHECK(total == per * n);
-  for (int p = 0; p < n; p++) {
-    INFO("producer " << p);
-    CHECK(r.send_err[p] == 0);
-    CHECK(r.sent[p] == per);
-    CHECK(tally.wrong_counts(p, per) == 0);
-  }
+  r.check_all_delivered(n, n, per);
 }
 
 TEST_CASE("MPMC with cancellations mixed in: every item sent is received once "
@@ -419,29 +432,21 @@ TEST_CASE("MPMC with cancellations mixed in: every item sent is received once "
   INFO("capacity " << cap);
   const int np = 4, nc = 5;
   const uint64_t per = scaled(cap == 0 ? 40000 : 300000);
-  Tally tally(np, per);
   // One cursor per consumer, and one for the drain at the end.
-  std::vector<Tally::Cursor> cursors(nc + 1, tally.cursor());
-  struct {
-    uint64_t sent[4] = {0, 0, 0, 0};
-    int send_err[4] = {1, 1, 1, 1};
-    int recv_end[5] = {1, 1, 1, 1, 1};
-    int drain_end = 1;
-    bool stalled = false;
-  } r;
+  Ledger r(np, per, nc + 1);
   int rc = run(kExecutors, [&]() -> int {
     weft_chan *c = weft_chan_new(sizeof(uint64_t), cap, WEFT_CHAN_MPMC);
     weft_chan *idle = weft_chan_new(sizeof(uint64_t), 4, WEFT_CHAN_MPMC);
     if (c == nullptr || idle == nullptr) return UV_ENOMEM;
     Tasks consumers, cancellable, producers;
-    Watchdog watchdog(tally.progress, {&consumers, &cancellable, &producers});
+    Watchdog watchdog(r.tally.progress, {&consumers, &cancellable, &producers});
     watchdog.start();
     std::atomic<weft_scope *> c1_scope{nullptr};
     // Consumer 0 (executor 2): a scope deadline stops it.
     consumers.spawn(2, [&]() -> int {
       weft_scope s;
       weft_scope_enter(&s, weft_test_ms(15));
-      r.recv_end[0] = consume(c, tally, cursors[0], 0);
+      r.recv_end[0] = consume(c, r.tally, r.cursors[0], 0);
       weft_scope_leave(&s);
       return 0;
     });
@@ -460,8 +465,8 @@ TEST_CASE("MPMC with cancellations mixed in: every item sent is received once "
           break;
         }
         if (k == 0 && cases[0].result == 0) {
-          tally.record(cursors[1], a);
-          if (tally.runaway(cursors[1])) {
+          r.tally.record(r.cursors[1], a);
+          if (r.tally.runaway(r.cursors[1])) {
             r.recv_end[1] = UV_EPROTO;
             break;
           }
@@ -481,16 +486,10 @@ TEST_CASE("MPMC with cancellations mixed in: every item sent is received once "
       return 0;
     });
     // Consumer 2 (executor 4): its group is cancelled from executor 1.
-    cancellable.spawn(4, [&]() -> int {
-      r.recv_end[2] = consume(c, tally, cursors[2], 2);
-      return 0;
-    });
+    r.spawn_consumer(cancellable, 4, c, 2);
     // Consumers 3 and 4 (executors 1 and 2) run to the close.
     for (int i = 3; i < nc; i++)
-      consumers.spawn(i == 3 ? 1 : 2, [&, i]() -> int {
-        r.recv_end[i] = consume(c, tally, cursors[i], i);
-        return 0;
-      });
+      r.spawn_consumer(consumers, i == 3 ? 1 : 2, c, i);
     // Producer 0 has a deadline too; the others send everything.
     for (int p = 0; p < np; p++)
       producers.spawn(p % kExecutors + 1, [&, p]() -> int {
@@ -509,11 +508,7 @@ TEST_CASE("MPMC with cancellations mixed in: every item sent is received once "
     watchdog.stop();
     r.stalled = watchdog.fired();
     // What is left in the channel was sent and not received.
-    uint64_t item;
-    while ((r.drain_end = weft_chan_try_recv(c, &item)) == 0) {
-      tally.record(cursors[nc], item);
-      if (tally.runaway(cursors[nc])) break;
-    }
+    r.drain(c);
     weft_chan_free(c);
     weft_chan_free(idle);
     return 0;
@@ -529,19 +524,19 @@ TEST_CASE("MPMC with cancellations mixed in: every item sent is received once "
   CHECK(r.drain_end == WEFT_ECLOSED);
   for (int i = 0; i <= nc; i++) {
     INFO("consumer " << i << " (" << nc << ": the drain)");
-    CHECK(cursors[i].out_of_order == 0);
-    CHECK(cursors[i].bad == 0);
+    CHECK(r.cursors[i].out_of_order == 0);
+    CHECK(r.cursors[i].bad == 0);
   }
   // The drain finds nothing: consumers 3 and 4 ran until the channel was
   // closed and empty.
-  CHECK(cursors[nc].received == 0);
+  CHECK(r.cursors[nc].received == 0);
   for (int p = 0; p < np; p++) {
     INFO("producer " << p << " sent " << r.sent[p]);
     if (p == 0)
       CHECK((r.send_err[p] == UV_ETIMEDOUT || r.send_err[p] == 0));
     else
       CHECK(r.send_err[p] == 0);
-    CHECK(tally.wrong_counts(p, r.sent[p]) == 0);
+    CHECK(r.tally.wrong_counts(p, r.sent[p]) == 0);
   }
 }
 
@@ -551,42 +546,25 @@ TEST_CASE("MPMC closed while producers still send: nothing sent is lost",
   INFO("capacity " << cap);
   const int np = 4, nc = 4;
   const uint64_t per = scaled(cap == 0 ? 40000 : 400000);
-  Tally tally(np, per);
-  std::vector<Tally::Cursor> cursors(nc + 1, tally.cursor());
-  struct {
-    uint64_t sent[4] = {0, 0, 0, 0};
-    int send_err[4] = {1, 1, 1, 1};
-    int recv_end[4] = {1, 1, 1, 1};
-    int drain_end = 1;
-    bool stalled = false;
-  } r;
+  // One cursor per consumer, and one for the drain at the end.
+  Ledger r(np, per, nc + 1);
   int rc = run(kExecutors, [&]() -> int {
     weft_chan *c = weft_chan_new(sizeof(uint64_t), cap, WEFT_CHAN_MPMC);
     if (c == nullptr) return UV_ENOMEM;
     Tasks tasks;
-    Watchdog watchdog(tally.progress, {&tasks});
+    Watchdog watchdog(r.tally.progress, {&tasks});
     watchdog.start();
     for (int i = 0; i < nc; i++)
-      tasks.spawn((i + 1) % kExecutors + 1, [&, i]() -> int {
-        r.recv_end[i] = consume(c, tally, cursors[i], i);
-        return 0;
-      });
+      r.spawn_consumer(tasks, (i + 1) % kExecutors + 1, c, i);
     for (int p = 0; p < np; p++)
-      tasks.spawn(p % kExecutors + 1, [&, p]() -> int {
-        r.sent[p] = produce(c, p, per, &r.send_err[p]);
-        return 0;
-      });
+      r.spawn_producer(tasks, p % kExecutors + 1, c, p, per);
     // Close mid-stream, from the root task on executor 1.
     weft_sleep(weft_test_ms(20));
     weft_chan_close(c);
     tasks.join();
     watchdog.stop();
     r.stalled = watchdog.fired();
-    uint64_t item;
-    while ((r.drain_end = weft_chan_try_recv(c, &item)) == 0) {
-      tally.record(cursors[nc], item);
-      if (tally.runaway(cursors[nc])) break;
-    }
+    r.drain(c);
     weft_chan_free(c);
     return 0;
   });
@@ -595,19 +573,20 @@ TEST_CASE("MPMC closed while producers still send: nothing sent is lost",
   for (int i = 0; i < nc; i++) {
     INFO("consumer " << i);
     CHECK(r.recv_end[i] == WEFT_ECLOSED);
-    CHECK(cursors[i].out_of_order == 0);
-    CHECK(cursors[i].bad == 0);
+    CHECK(r.cursors[i].out_of_order == 0);
+    CHECK(r.cursors[i].bad == 0);
   }
   CHECK(r.drain_end == WEFT_ECLOSED);
   for (int p = 0; p < np; p++) {
     INFO("producer " << p << " sent " << r.sent[p]);
     CHECK((r.send_err[p] == WEFT_ECLOSED || r.send_err[p] == 0));
     // Sent means received once, by a consumer or by the drain.
-    CHECK(tally.wrong_counts(p, r.sent[p]) == 0);
+    CHECK(r.tally.wrong_counts(p, r.sent[p]) == 0);
   }
   // A send that passed its check of the close just before the close, and
   // published just after the consumers saw the channel closed and empty,
   // leaves its item for the drain. Rare; reported, not failed.
-  if (cursors[nc].received != 0)
-    WARN("items received only by the drain after close: " << cursors[nc].received);
+  if (r.cursors[nc].received != 0)
+    WARN("items received only by the drain after close: "
+         << r.cursors[nc].received);
 }

@@ -15,37 +15,29 @@
 #include <string>
 #include <vector>
 
+#include "chan_support.h"
 #include "closures.h"
 #include "support.h"
 #include "weft.h"
 
 namespace {
 
+// A case of operation op on c with elem, its result preset to 1 so that a
+// case select did not fire is told apart from one that fired with 0.
+weft_case make_case(weft_chan *c, int op, void *elem) {
+  weft_case k{};
+  k.chan = c;
+  k.op = op;
+  k.elem = elem;
+  k.result = 1;
+  return k;
+}
+
 weft_case recv_case(weft_chan *c, void *elem) {
-  weft_case k{};
-  k.chan = c;
-  k.op = WEFT_SELECT_RECV;
-  k.elem = elem;
-  k.result = 1;
-  return k;
+  return make_case(c, WEFT_SELECT_RECV, elem);
 }
-
 weft_case send_case(weft_chan *c, void *elem) {
-  weft_case k{};
-  k.chan = c;
-  k.op = WEFT_SELECT_SEND;
-  k.elem = elem;
-  k.result = 1;
-  return k;
-}
-
-std::string mode_name(int mode) {
-  switch (mode) {
-  case WEFT_CHAN_LOCAL: return "LOCAL";
-  case WEFT_CHAN_SPSC: return "SPSC";
-  case WEFT_CHAN_MPMC: return "MPMC";
-  }
-  return "?";
+  return make_case(c, WEFT_SELECT_SEND, elem);
 }
 
 }  // namespace
@@ -141,10 +133,7 @@ TEST_CASE("select over LOCAL, SPSC, MPMC and rendezvous cases, woken from "
       uint64_t v = 100 + k;
       feeder.spawn(target == 0 ? 0 : 2, [&, target, v]() -> int {
         // Give the select time to register everywhere first.
-        if (target == 0)
-          yield_n(5);
-        else
-          weft_sleep(weft_test_ms(15));
+        let_peer_wait(target == 0, 5, 15);
         uint64_t x = v;
         rounds[k].sender_rc = weft_chan_send(chans[target], &x);
         return 0;
@@ -442,10 +431,7 @@ TEST_CASE("a closed channel's case fires with WEFT_ECLOSED", "[select]") {
     c = weft_chan_new(sizeof(uint64_t), cap, mode);
     Tasks closer;
     closer.spawn(executors == 1 ? 0 : 2, [&]() -> int {
-      if (executors == 1)
-        yield_n(5);
-      else
-        weft_sleep(weft_test_ms(15));
+      let_peer_wait(executors == 1, 5, 15);
       weft_chan_close(c);
       return 0;
     });
@@ -490,17 +476,12 @@ TEST_CASE("select without a channel returns UV_EINVAL", "[select]") {
   CHECK(r.all_null == UV_EINVAL);
 }
 
-namespace {
-enum CancelHow { BY_DEADLINE, BY_SCOPE_CANCEL, BY_GROUP_CANCEL };
-}
-
 TEST_CASE("a select cancelled while it waits leaves nothing registered",
           "[select][cancel]") {
   int how = GENERATE(BY_DEADLINE, BY_SCOPE_CANCEL, BY_GROUP_CANCEL);
-  INFO("how " << how);
+  INFO("cancelled by " << how_name(how));
+  CancelledWait w;
   struct {
-    int rc = 1;
-    int64_t waited_ms = -1;
     int probes[5] = {1, 1, 1, 1, 1};
     int reuse = 1;
     uint64_t reuse_value = 0;
@@ -516,39 +497,13 @@ TEST_CASE("a select cancelled while it waits leaves nothing registered",
     weft_chan *mpmc_send0 = weft_chan_new(sizeof(uint64_t), 0, WEFT_CHAN_MPMC);
     weft_chan *ring = weft_chan_new(sizeof(uint64_t), 2, WEFT_CHAN_MPMC);
     int where = how == BY_GROUP_CANCEL ? 2 : 0;
-    std::atomic<weft_scope *> scope_ptr{nullptr};
-    std::atomic<bool> done{false};
-    Tasks tasks;
-    tasks.spawn(where, [&]() -> int {
-      weft_scope s;
-      weft_scope_enter(&s, how == BY_DEADLINE ? deadline : WEFT_NO_DEADLINE);
-      scope_ptr.store(&s);
+    w = cancel_wait(how, where, deadline, [&]() -> int {
       uint64_t a = 0, b = 0, c = 0, d = 1, e = 0;
       weft_case cases[5] = {recv_case(where == 0 ? local0 : nullptr, &a),
                             recv_case(mpmc0, &b), recv_case(spsc0, &c),
                             send_case(mpmc_send0, &d), recv_case(ring, &e)};
-      int64_t t0 = weft_now();
-      r.rc = weft_select(cases, 5, -1);
-      r.waited_ms = weft_now() - t0;
-      scope_ptr.store(nullptr);
-      weft_scope_leave(&s);
-      done.store(true);
-      return 0;
+      return weft_select(cases, 5, -1);
     });
-    if (how != BY_DEADLINE) {
-      if (where == 0)
-        yield_n(10);
-      else
-        weft_sleep(weft_test_ms(20));
-      if (how == BY_SCOPE_CANCEL) {
-        weft_scope *s = scope_ptr.load();
-        if (s != nullptr) weft_scope_cancel(s);
-      } else {
-        tasks.cancel();
-      }
-    }
-    wait_until([&] { return done.load(); }, 5000);
-    tasks.join();
     uint64_t v = 3;
     r.probes[0] = weft_chan_try_send(local0, &v);
     r.probes[1] = weft_chan_try_send(mpmc0, &v);
@@ -563,9 +518,9 @@ TEST_CASE("a select cancelled while it waits leaves nothing registered",
     return 0;
   });
   CHECK(rc == 0);
-  CHECK(r.rc == (how == BY_DEADLINE ? UV_ETIMEDOUT : UV_ECANCELED));
-  if (how == BY_DEADLINE) CHECK(r.waited_ms >= deadline - 2);
-  CHECK(r.waited_ms < weft_test_ms(2000));
+  CHECK(w.op_rc == (how == BY_DEADLINE ? UV_ETIMEDOUT : UV_ECANCELED));
+  if (how == BY_DEADLINE) CHECK(w.waited_ms >= deadline - 2);
+  CHECK(w.waited_ms < weft_test_ms(2000));
   for (int i = 0; i < 5; i++) {
     INFO("probe " << i);
     CHECK(r.probes[i] == UV_EAGAIN);

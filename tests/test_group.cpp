@@ -10,16 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "scope_group_support.h"
 #include "support.h"
 #include "weft.h"
 
 namespace {
-
-int64_t elapsed_ms(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now() - start)
-      .count();
-}
 
 // A child that sleeps, then returns a given result.
 struct Step {
@@ -37,6 +32,17 @@ int sleep_then_return(void *arg) {
   return s->sleep_rc != 0 ? s->sleep_rc : s->result;
 }
 
+// Runs the three steps as the tasks of one WEFT_FAIL_FAST group under the
+// root task, spawned in order. Returns the join's result.
+int join_steps(Step (&steps)[3]) {
+  return run_root([&steps]() -> int {
+    weft_group *g = weft_group_open(WEFT_FAIL_FAST);
+    if (!g) return UV_ENOMEM;
+    for (Step &s : steps) weft_spawn(g, sleep_then_return, &s);
+    return weft_group_join(g);
+  });
+}
+
 }  // namespace
 
 TEST_CASE("weft_group_open outside a task returns NULL", "[group]") {
@@ -50,17 +56,14 @@ TEST_CASE("an empty group joins at once with 0", "[group]") {
     size_t errors = 99;
     int join = 1;
   } r;
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *x = static_cast<Result *>(arg);
-        weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-        if (!g) return UV_ENOMEM;
-        x->live = weft_group_live(g);
-        x->errors = weft_group_error_count(g);
-        x->join = weft_group_join(g);
-        return 0;
-      },
-      &r);
+  int rc = run_root([&r]() -> int {
+    weft_group *g = weft_group_open(WEFT_FAIL_FAST);
+    if (!g) return UV_ENOMEM;
+    r.live = weft_group_live(g);
+    r.errors = weft_group_error_count(g);
+    r.join = weft_group_join(g);
+    return 0;
+  });
   CHECK(rc == 0);
   CHECK(r.live == 0);
   CHECK(r.errors == 0);
@@ -69,15 +72,7 @@ TEST_CASE("an empty group joins at once with 0", "[group]") {
 
 TEST_CASE("join returns 0 when every task succeeds", "[group]") {
   Step steps[3] = {{5, 0, 1, false}, {1, 0, 1, false}, {0, 0, 1, false}};
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *s = static_cast<Step *>(arg);
-        weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-        if (!g) return UV_ENOMEM;
-        for (int i = 0; i < 3; i++) weft_spawn(g, sleep_then_return, &s[i]);
-        return weft_group_join(g);
-      },
-      steps);
+  int rc = join_steps(steps);
   CHECK(rc == 0);
   for (auto &s : steps) {
     CHECK(s.finished);
@@ -91,15 +86,7 @@ TEST_CASE("join returns the first error", "[group]") {
   Step steps[3] = {{weft_test_ms(5000), UV_EINVAL, 1, false},
                    {weft_test_ms(5), UV_EIO, 1, false},
                    {0, 0, 1, false}};
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *s = static_cast<Step *>(arg);
-        weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-        if (!g) return UV_ENOMEM;
-        for (int i = 0; i < 3; i++) weft_spawn(g, sleep_then_return, &s[i]);
-        return weft_group_join(g);
-      },
-      steps);
+  int rc = join_steps(steps);
   CHECK(rc == UV_EIO);
   CHECK(steps[1].sleep_rc == 0);
   CHECK(steps[2].sleep_rc == 0);
@@ -141,10 +128,7 @@ int grandchild_sleep_long(void *arg) {
 // Blocks in the join of a group of its own, whose only task sleeps long.
 int join_nested(void *arg) {
   auto *f = static_cast<FailFast *>(arg);
-  weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-  if (!g) return UV_ENOMEM;
-  weft_spawn(g, grandchild_sleep_long, f);
-  f->nested_join_rc = weft_group_join(g);
+  f->nested_join_rc = join_one(WEFT_FAIL_FAST, grandchild_sleep_long, f);
   return f->nested_join_rc;
 }
 
@@ -155,20 +139,17 @@ TEST_CASE("WEFT_FAIL_FAST cancels siblings in sleep and in nested joins",
   FailFast f;
   f.long_ms = weft_test_ms(20000);
   auto start = std::chrono::steady_clock::now();
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *x = static_cast<FailFast *>(arg);
-        int64_t t0 = weft_now();
-        weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-        if (!g) return UV_ENOMEM;
-        weft_spawn_named(g, "sleeper", sleep_long, x);
-        weft_spawn_named(g, "nested", join_nested, x);
-        weft_spawn_named(g, "failer", fail_soon, x);
-        x->join_rc = weft_group_join(g);
-        x->join_ms = weft_now() - t0;
-        return 0;
-      },
-      &f);
+  int rc = run_root([&f]() -> int {
+    int64_t t0 = weft_now();
+    weft_group *g = weft_group_open(WEFT_FAIL_FAST);
+    if (!g) return UV_ENOMEM;
+    weft_spawn_named(g, "sleeper", sleep_long, &f);
+    weft_spawn_named(g, "nested", join_nested, &f);
+    weft_spawn_named(g, "failer", fail_soon, &f);
+    f.join_rc = weft_group_join(g);
+    f.join_ms = weft_now() - t0;
+    return 0;
+  });
   int64_t wall = elapsed_ms(start);
 
   CHECK(rc == 0);
@@ -182,56 +163,47 @@ TEST_CASE("WEFT_FAIL_FAST cancels siblings in sleep and in nested joins",
   CHECK(wall < weft_test_ms(4000));
 }
 
-namespace {
-
-struct Collect {
-  Step steps[4];
-  int wait_rc = 1;
-  int join_rc = 1;
-  size_t error_count = 0;
-  size_t live_after_wait = 99;
-  int errors[3] = {1, 1, 1};
-  std::string names[3];
-  bool name_present[3] = {false, false, false};
-};
-
-}  // namespace
-
 TEST_CASE("WEFT_COLLECT runs every task to the end and keeps every error",
           "[group]") {
-  Collect c;
+  struct Result {
+    Step steps[4];
+    int wait_rc = 1;
+    int join_rc = 1;
+    size_t error_count = 0;
+    size_t live_after_wait = 99;
+    int errors[3] = {1, 1, 1};
+    std::string names[3];
+    bool name_present[3] = {false, false, false};
+  } c;
   // Completion order by time: "first-fail" (EIO), "ok-fast", "second-fail"
   // (EINVAL), "ok-slow".
   c.steps[0] = {weft_test_ms(60), 0, 1, false};           // ok-slow
   c.steps[1] = {weft_test_ms(10), UV_EIO, 1, false};      // first-fail
   c.steps[2] = {weft_test_ms(35), UV_EINVAL, 1, false};   // second-fail
   c.steps[3] = {weft_test_ms(20), 0, 1, false};           // ok-fast
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *x = static_cast<Collect *>(arg);
-        weft_group *g = weft_group_open(WEFT_COLLECT);
-        if (!g) return UV_ENOMEM;
-        weft_spawn_named(g, "ok-slow", sleep_then_return, &x->steps[0]);
-        weft_spawn_named(g, "first-fail", sleep_then_return, &x->steps[1]);
-        weft_spawn_named(g, "second-fail", sleep_then_return, &x->steps[2]);
-        weft_spawn_named(g, "ok-fast", sleep_then_return, &x->steps[3]);
-        x->wait_rc = weft_group_wait(g);
-        x->live_after_wait = weft_group_live(g);
-        x->error_count = weft_group_error_count(g);
-        for (size_t i = 0; i < 3; i++) {
-          const char *name = nullptr;
-          x->errors[i] = weft_group_error(g, i, &name);
-          if (name) {
-            x->name_present[i] = true;
-            x->names[i] = name;
-          }
-        }
-        // A NULL name pointer is allowed.
-        if (weft_group_error(g, 0, nullptr) != x->errors[0]) return UV_EINVAL;
-        x->join_rc = weft_group_join(g);
-        return 0;
-      },
-      &c);
+  int rc = run_root([&c]() -> int {
+    weft_group *g = weft_group_open(WEFT_COLLECT);
+    if (!g) return UV_ENOMEM;
+    weft_spawn_named(g, "ok-slow", sleep_then_return, &c.steps[0]);
+    weft_spawn_named(g, "first-fail", sleep_then_return, &c.steps[1]);
+    weft_spawn_named(g, "second-fail", sleep_then_return, &c.steps[2]);
+    weft_spawn_named(g, "ok-fast", sleep_then_return, &c.steps[3]);
+    c.wait_rc = weft_group_wait(g);
+    c.live_after_wait = weft_group_live(g);
+    c.error_count = weft_group_error_count(g);
+    for (size_t i = 0; i < 3; i++) {
+      const char *name = nullptr;
+      c.errors[i] = weft_group_error(g, i, &name);
+      if (name) {
+        c.name_present[i] = true;
+        c.names[i] = name;
+      }
+    }
+    // A NULL name pointer is allowed.
+    if (weft_group_error(g, 0, nullptr) != c.errors[0]) return UV_EINVAL;
+    c.join_rc = weft_group_join(g);
+    return 0;
+  });
 
   CHECK(rc == 0);
   CHECK(c.wait_rc == UV_EIO);
@@ -250,75 +222,36 @@ TEST_CASE("WEFT_COLLECT runs every task to the end and keeps every error",
   CHECK(c.errors[2] == 0);
 }
 
-namespace {
-
-// Three levels of groups under the root: g1 (opened by the root) holds
-// level1, which opens g2 holding level2, which opens g3 holding level3.
-struct Levels {
-  int level1_join = 1;
-  int level2_join = 1;
-  int level3_sleep = 1;
-  int level3_cancelled = 0;
-  int root_join = 1;
-  int64_t cancel_to_join_ms = -1;
-  int64_t long_ms = 0;
-};
-
-int level3(void *arg) {
-  auto *l = static_cast<Levels *>(arg);
-  l->level3_sleep = weft_sleep(l->long_ms);
-  l->level3_cancelled = weft_cancelled();
-  return l->level3_sleep;
-}
-
-int level2(void *arg) {
-  auto *l = static_cast<Levels *>(arg);
-  weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-  if (!g) return UV_ENOMEM;
-  weft_spawn(g, level3, l);
-  l->level2_join = weft_group_join(g);
-  return l->level2_join;
-}
-
-int level1(void *arg) {
-  auto *l = static_cast<Levels *>(arg);
-  weft_group *g = weft_group_open(WEFT_COLLECT);
-  if (!g) return UV_ENOMEM;
-  weft_spawn(g, level2, l);
-  l->level1_join = weft_group_join(g);
-  return l->level1_join;
-}
-
-}  // namespace
-
 TEST_CASE("weft_group_cancel reaches tasks in groups two levels down",
           "[group]") {
-  Levels l;
-  l.long_ms = weft_test_ms(20000);
+  // The root's group g1 holds the three levels of scope_group_support.h.
+  struct Result {
+    Levels levels;
+    int root_join = 1;
+    int64_t cancel_to_join_ms = -1;
+  } l;
+  l.levels.long_ms = weft_test_ms(20000);
   auto start = std::chrono::steady_clock::now();
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *x = static_cast<Levels *>(arg);
-        weft_group *g = weft_group_open(WEFT_COLLECT);
-        if (!g) return UV_ENOMEM;
-        weft_spawn(g, level1, x);
-        // Give every level time to start and block.
-        weft_sleep(20);
-        int64_t t0 = weft_now();
-        weft_group_cancel(g);
-        x->root_join = weft_group_join(g);
-        x->cancel_to_join_ms = weft_now() - t0;
-        // The root's own scope was never cancelled.
-        return weft_cancelled();
-      },
-      &l);
+  int rc = run_root([&l]() -> int {
+    weft_group *g = weft_group_open(WEFT_COLLECT);
+    if (!g) return UV_ENOMEM;
+    weft_spawn(g, levels_level1, &l.levels);
+    // Give every level time to start and block.
+    weft_sleep(20);
+    int64_t t0 = weft_now();
+    weft_group_cancel(g);
+    l.root_join = weft_group_join(g);
+    l.cancel_to_join_ms = weft_now() - t0;
+    // The root's own scope was never cancelled.
+    return weft_cancelled();
+  });
   int64_t wall = elapsed_ms(start);
 
   CHECK(rc == 0);
-  CHECK(l.level3_sleep == UV_ECANCELED);
-  CHECK(l.level3_cancelled == UV_ECANCELED);
-  CHECK(l.level2_join == UV_ECANCELED);
-  CHECK(l.level1_join == UV_ECANCELED);
+  CHECK(l.levels.level3_sleep == UV_ECANCELED);
+  CHECK(l.levels.level3_cancelled == UV_ECANCELED);
+  CHECK(l.levels.level2_join == UV_ECANCELED);
+  CHECK(l.levels.level1_join == UV_ECANCELED);
   CHECK(l.root_join == UV_ECANCELED);
   CHECK(l.cancel_to_join_ms < weft_test_ms(2000));
   CHECK(wall < weft_test_ms(4000));
@@ -345,17 +278,14 @@ int record_start_state(void *arg) {
 TEST_CASE("a task spawned into a cancelled group starts cancelled", "[group]") {
   LateSpawn s;
   auto start = std::chrono::steady_clock::now();
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *x = static_cast<LateSpawn *>(arg);
-        weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-        if (!g) return UV_ENOMEM;
-        weft_group_cancel(g);
-        x->spawn_rc = weft_spawn(g, record_start_state, x);
-        x->join_rc = weft_group_join(g);
-        return 0;
-      },
-      &s);
+  int rc = run_root([&s]() -> int {
+    weft_group *g = weft_group_open(WEFT_FAIL_FAST);
+    if (!g) return UV_ENOMEM;
+    weft_group_cancel(g);
+    s.spawn_rc = weft_spawn(g, record_start_state, &s);
+    s.join_rc = weft_group_join(g);
+    return 0;
+  });
   CHECK(rc == 0);
   CHECK(s.spawn_rc == 0);
   CHECK(s.cancelled_at_start == UV_ECANCELED);
@@ -403,17 +333,10 @@ TEST_CASE("a task that returns without joining has its group cancelled and "
   Forgotten f;
   f.long_ms = weft_test_ms(20000);
   auto start = std::chrono::steady_clock::now();
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *x = static_cast<Forgotten *>(arg);
-        weft_group *g = weft_group_open(WEFT_COLLECT);
-        if (!g) return UV_ENOMEM;
-        weft_spawn(g, forget_to_join, x);
-        int join = weft_group_join(g);
-        x->child_rc_seen = join;
-        return 7;
-      },
-      &f);
+  int rc = run_root([&f]() -> int {
+    f.child_rc_seen = join_one(WEFT_COLLECT, forget_to_join, &f);
+    return 7;
+  });
   int64_t wall = elapsed_ms(start);
 
   // The root task that forgets its own group: weft_main still returns.
@@ -440,12 +363,6 @@ TEST_CASE("a task that returns without joining has its group cancelled and "
 
 namespace {
 
-struct Live {
-  size_t after_spawn = 99;
-  size_t after_turn[3] = {99, 99, 99};
-  int join_rc = 1;
-};
-
 // Task k yields k times, then ends: after each of the root's yields one more
 // task has ended.
 int yield_n_times(void *arg) {
@@ -457,23 +374,24 @@ int yield_n_times(void *arg) {
 }  // namespace
 
 TEST_CASE("weft_group_live counts the tasks that have not ended", "[group]") {
-  Live l;
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *x = static_cast<Live *>(arg);
-        weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-        if (!g) return UV_ENOMEM;
-        for (intptr_t k = 0; k < 3; k++)
-          weft_spawn(g, yield_n_times, reinterpret_cast<void *>(k));
-        x->after_spawn = weft_group_live(g);
-        for (int i = 0; i < 3; i++) {
-          weft_yield();
-          x->after_turn[i] = weft_group_live(g);
-        }
-        x->join_rc = weft_group_join(g);
-        return 0;
-      },
-      &l);
+  struct Result {
+    size_t after_spawn = 99;
+    size_t after_turn[3] = {99, 99, 99};
+    int join_rc = 1;
+  } l;
+  int rc = run_root([&l]() -> int {
+    weft_group *g = weft_group_open(WEFT_FAIL_FAST);
+    if (!g) return UV_ENOMEM;
+    for (intptr_t k = 0; k < 3; k++)
+      weft_spawn(g, yield_n_times, reinterpret_cast<void *>(k));
+    l.after_spawn = weft_group_live(g);
+    for (int i = 0; i < 3; i++) {
+      weft_yield();
+      l.after_turn[i] = weft_group_live(g);
+    }
+    l.join_rc = weft_group_join(g);
+    return 0;
+  });
   CHECK(rc == 0);
   CHECK(l.after_spawn == 3);
   CHECK(l.after_turn[0] == 2);
@@ -502,20 +420,17 @@ int count_run(void *arg) {
 
 TEST_CASE("weft_group_wait keeps the group usable until join", "[group]") {
   WaitTwice w;
-  int rc = weft_main(
-      [](void *arg) -> int {
-        auto *x = static_cast<WaitTwice *>(arg);
-        weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-        if (!g) return UV_ENOMEM;
-        weft_spawn(g, count_run, x);
-        x->first = weft_group_wait(g);
-        x->spawn_after_wait = weft_spawn(g, count_run, x);
-        x->second = weft_group_wait(g);
-        x->live = weft_group_live(g);
-        x->join = weft_group_join(g);
-        return 0;
-      },
-      &w);
+  int rc = run_root([&w]() -> int {
+    weft_group *g = weft_group_open(WEFT_FAIL_FAST);
+    if (!g) return UV_ENOMEM;
+    weft_spawn(g, count_run, &w);
+    w.first = weft_group_wait(g);
+    w.spawn_after_wait = weft_spawn(g, count_run, &w);
+    w.second = weft_group_wait(g);
+    w.live = weft_group_live(g);
+    w.join = weft_group_join(g);
+    return 0;
+  });
   CHECK(rc == 0);
   CHECK(w.first == 0);
   CHECK(w.spawn_after_wait == 0);

@@ -282,6 +282,7 @@ static const app_option hc_option_table[] = {
                     "draw a progress bar on standard error when it is a "
                     "terminal"),
     APP_OPTION_EXECUTORS(hc_config, executors, "0"),
+    APP_OPTION_IDLE_SPIN(hc_config, idle_spin_us),
     APP_OPTION_INT(hc_config, shutdown_grace_ms, "5000", 0, INT32_MAX,
                    "on SIGINT or SIGTERM, stop issuing and give requests in "
                    "flight this long, in milliseconds, before cancelling "

@@ -66,6 +66,7 @@ typedef struct hc_config {
   int summary;                  /* hc_summary */
   int progress;                 /* progress bar when stderr is a terminal */
   int64_t executors;            /* executor threads (0: one per core) */
+  int64_t idle_spin_us;         /* weft_opts.idle_spin_us */
   int64_t shutdown_grace_ms;    /* SIGINT: wait this long for requests */
   int log_level;
 } hc_config;

@@ -382,7 +382,8 @@ int hc_run(const hc_run_input *in, hc_tally *total, hc_run_facts *facts) {
       (cfg->host_rate > 0 && run.host_rate == NULL)) {
     err = UV_ENOMEM;
   } else {
-    weft_opts opts = {.executors = executors};
+    weft_opts opts = {.executors = executors,
+                      .idle_spin_us = (int)cfg->idle_spin_us};
     err = weft_main_opts(&opts, root_main, &run);
   }
 

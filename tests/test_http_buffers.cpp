@@ -14,22 +14,12 @@
 
 #include <catch2/catch.hpp>
 
-#if defined(__has_include)
-#if __has_include(<weft_http.h>)
-#define WEFT_TEST_HAVE_HTTP 1
-#endif
-#endif
+#include "http_support.h"
 
 #ifdef WEFT_TEST_HAVE_HTTP
 
-#include <string.h>
-
 #include <string>
 #include <vector>
-
-#include "support.h"
-#include "weft.h"
-#include "weft_http.h"
 
 namespace {
 
@@ -53,9 +43,7 @@ int record(const weft_http_request *req, weft_http_response *res, void *ctx) {
   s.target = weft_http_request_target(req);
   s.path = weft_http_request_path(req);
   s.query = weft_http_request_query(req);
-  size_t len = 0;
-  const char *body = static_cast<const char *>(weft_http_request_body(req, &len));
-  s.body.assign(body, len);
+  s.body = request_body(req);
   for (size_t i = 0; i < weft_http_request_header_count(req); i++) {
     const char *name = nullptr, *value = nullptr;
     weft_http_request_header_at(req, i, &name, &value);
@@ -67,22 +55,11 @@ int record(const weft_http_request *req, weft_http_response *res, void *ctx) {
 
 int serve_root(void *arg) {
   auto *m = static_cast<Memory *>(arg);
-  char *out = nullptr;
-  size_t out_len = 0;
-  m->rc = weft_http_serve_memory(m->in.data(), m->in.size(), &m->limits, record, m, &out,
-                                 &out_len);
-  if (out != nullptr) m->out.assign(out, out_len);
-  free(out);
+  m->rc = serve_memory_into(m->in, &m->limits, record, m, &m->out);
   return 0;
 }
 
 void serve(Memory &m) { REQUIRE(run_bounded(serve_root, &m) == 0); }
-
-size_t count(const std::string &s, const std::string &what) {
-  size_t n = 0;
-  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) n++;
-  return n;
-}
 
 // A header value of n bytes that differs from one header to the next.
 std::string value_of(size_t i, size_t n) {

@@ -15,17 +15,11 @@
 
 #include <catch2/catch.hpp>
 
-#if defined(__has_include)
-#if __has_include(<weft_http.h>)
-#define WEFT_TEST_HAVE_HTTP 1
-#endif
-#endif
+#include "http_support.h"
 
 #ifdef WEFT_TEST_HAVE_HTTP
 
 #include <fcntl.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <functional>
@@ -34,9 +28,6 @@
 
 #include "closures.h"
 #include "net_support.h"
-#include "support.h"
-#include "weft.h"
-#include "weft_http.h"
 
 namespace {
 
@@ -107,20 +98,10 @@ struct Memory {
 Memory serve_memory(const std::string &in, Handler h, const weft_http_limits *limits = nullptr) {
   Memory m;
   run(1, [&] {
-    char *out = nullptr;
-    size_t len = 0;
-    m.rc = weft_http_serve_memory(in.data(), in.size(), limits, call_handler, &h, &out, &len);
-    if (out != nullptr) m.out.assign(out, len);
-    free(out);
+    m.rc = serve_memory_into(in, limits, call_handler, &h, &m.out);
     return 0;
   });
   return m;
-}
-
-size_t count(const std::string &s, const std::string &what) {
-  size_t n = 0;
-  for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) n++;
-  return n;
 }
 
 // The part of a reply after its first blank line.
@@ -432,9 +413,7 @@ TEST_CASE("http: serve_memory answers pipelined requests in order", "[http][memo
   std::vector<std::string> seen;
   TextFile f(100);
   Memory m = serve_memory(in, [&](const weft_http_request *req, weft_http_response *res) {
-    size_t len = 0;
-    const char *body = static_cast<const char *>(weft_http_request_body(req, &len));
-    seen.push_back(std::string(weft_http_request_path(req)) + ":" + std::string(body, len));
+    seen.push_back(std::string(weft_http_request_path(req)) + ":" + request_body(req));
     std::string path = weft_http_request_path(req);
     if (path == "/c") {
       weft_http_response_start(res);

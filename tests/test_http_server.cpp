@@ -11,22 +11,15 @@
 
 #include <catch2/catch.hpp>
 
-#if defined(__has_include)
-#if __has_include(<weft_http.h>)
-#define WEFT_TEST_HAVE_HTTP 1
-#endif
-#endif
+#include "http_support.h"
 
 #ifdef WEFT_TEST_HAVE_HTTP
-
-#include <string.h>
 
 #include <string>
 #include <vector>
 
-#include "support.h"
-#include "weft.h"
-#include "weft_http.h"
+#include "closures.h"
+#include "net_support.h"
 
 namespace {
 
@@ -49,7 +42,6 @@ struct Exchange {
   int64_t read_delay_ms = 0;        // before the client starts reading
 
   // Recorded.
-  int listen_rc = 1;
   int connect_rc = 1;
   int write_rc = 0;
   int serve_rc = 1;
@@ -58,7 +50,6 @@ struct Exchange {
   std::string reply;
   int64_t closed_after_ms = -1;  // from the last write to end of stream
   std::vector<Seen> seen;
-  weft_tcp *listener = nullptr;
 };
 
 int handler(const weft_http_request *req, weft_http_response *res, void *ctx) {
@@ -70,9 +61,7 @@ int handler(const weft_http_request *req, weft_http_response *res, void *ctx) {
   s.query = weft_http_request_query(req);
   s.version = weft_http_request_version(req);
   s.headers = weft_http_request_header_count(req);
-  size_t len = 0;
-  const char *body = static_cast<const char *>(weft_http_request_body(req, &len));
-  s.body.assign(body, len);
+  s.body = request_body(req);
   // Header names are looked up without regard to case.
   const char *xt = weft_http_request_header(req, "x-TEST");
   if (xt) s.x_test = xt;
@@ -99,63 +88,45 @@ int handler(const weft_http_request *req, weft_http_response *res, void *ctx) {
   return weft_http_response_body(res, out.data(), out.size());
 }
 
-int serve_one(void *arg) {
-  auto *x = static_cast<Exchange *>(arg);
+// The client side of x on a server at port: connects, writes the pieces
+// (pausing between them), half-closes when asked, and reads the reply to
+// the end of the stream. Returns the connect error or 0.
+int client(Exchange &x, int port) {
   weft_tcp *c = nullptr;
-  int r = weft_tcp_accept(x->listener, &c);
-  if (r < 0) return x->serve_rc = r;
-  int64_t start = weft_now();
-  x->serve_rc = weft_http_serve_conn(c, &x->limits, handler, x);
-  x->serve_ms = weft_now() - start;
+  x.connect_rc = weft_tcp_connect("127.0.0.1", port, &c);
+  if (x.connect_rc != 0) return x.connect_rc;
+  for (size_t i = 0; i < x.pieces.size() && x.write_rc == 0; i++) {
+    if (i > 0 && x.pause_ms > 0) weft_sleep(x.pause_ms);
+    x.write_rc = weft_tcp_write(c, x.pieces[i].data(), x.pieces[i].size());
+  }
+  int64_t sent = weft_now();
+  if (x.shutdown_after) weft_tcp_shutdown(c);
+  if (x.read_delay_ms > 0) weft_sleep(x.read_delay_ms);
+  x.reply = read_all(c, 0, &x.read_rc);
+  x.closed_after_ms = weft_now() - sent;
   weft_tcp_close(c);
   return 0;
 }
 
-int exchange_root(void *arg) {
-  auto *x = static_cast<Exchange *>(arg);
-  weft_scope bound;
-  weft_scope_enter(&bound, weft_test_ms(10000));
-  x->listen_rc = weft_tcp_listen("127.0.0.1", 0, 0, 0, &x->listener);
-  if (x->listen_rc < 0) {
-    weft_scope_leave(&bound);
-    return 0;
-  }
-  weft_group *g = weft_group_open(WEFT_COLLECT);
-  weft_spawn(g, serve_one, x);
-  weft_tcp *c = nullptr;
-  x->connect_rc = weft_tcp_connect("127.0.0.1", weft_tcp_local_port(x->listener), &c);
-  if (x->connect_rc == 0) {
-    for (size_t i = 0; i < x->pieces.size() && x->write_rc == 0; i++) {
-      if (i > 0 && x->pause_ms > 0) weft_sleep(x->pause_ms);
-      x->write_rc = weft_tcp_write(c, x->pieces[i].data(), x->pieces[i].size());
-    }
-    int64_t sent = weft_now();
-    if (x->shutdown_after) weft_tcp_shutdown(c);
-    if (x->read_delay_ms > 0) weft_sleep(x->read_delay_ms);
-    char buf[4096];
-    for (;;) {
-      ssize_t n = weft_tcp_read(c, buf, sizeof buf);
-      if (n <= 0) {
-        x->read_rc = n;
-        break;
-      }
-      x->reply.append(buf, (size_t)n);
-    }
-    x->closed_after_ms = weft_now() - sent;
-    weft_tcp_close(c);
-  } else {
-    weft_group_cancel(g);
-  }
-  weft_group_join(g);
-  weft_tcp_close(x->listener);
-  weft_scope_leave(&bound);
-  return 0;
-}
-
-// Runs one exchange; the caller asserts on what it recorded.
+// Runs one exchange within 10 s: a task accepts one connection and serves
+// it with handler while the client side runs. The caller asserts on what
+// it recorded.
 void run(Exchange &x) {
-  REQUIRE(weft_main(exchange_root, &x) == 0);
-  REQUIRE(x.listen_rc == 0);
+  int rc = run(1, [&] {
+    weft_scope bound;
+    weft_scope_enter(&bound, weft_test_ms(10000));
+    int r = serve_one_conn(
+        [&](weft_tcp *c) {
+          int64_t start = weft_now();
+          x.serve_rc = weft_http_serve_conn(c, &x.limits, handler, &x);
+          x.serve_ms = weft_now() - start;
+          return 0;
+        },
+        [&](int port) { return client(x, port); });
+    weft_scope_leave(&bound);
+    return r;
+  });
+  REQUIRE(rc == 0);
   REQUIRE(x.connect_rc == 0);
 }
 
@@ -204,22 +175,35 @@ std::vector<Response> parse(const std::string &s, bool head_only = false) {
   return out;
 }
 
+// Runs x and parses its reply, which must hold exactly n responses.
+std::vector<Response> run_parse(Exchange &x, size_t n) {
+  run(x);
+  auto rs = parse(x.reply);
+  REQUIRE(rs.size() == n);
+  return rs;
+}
+
+// Runs x, whose reply must be exactly one response, with the given status;
+// returns that response.
+Response run_one(Exchange &x, int status) {
+  auto rs = run_parse(x, 1);
+  CHECK(rs[0].status == status);
+  return rs[0];
+}
+
 }  // namespace
 
 TEST_CASE("http: a simple GET", "[http]") {
   Exchange x;
   x.pieces = {"GET /hello?name=weft HTTP/1.1\r\nHost: a\r\nX-Test: yes\r\n\r\n"};
   x.shutdown_after = true;
-  run(x);
+  Response r = run_one(x, 200);
   CHECK(x.serve_rc == 0);
   CHECK(x.read_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 1);
-  CHECK(rs[0].status == 200);
-  CHECK(rs[0].body == "GET /hello q=name=weft\n");
-  CHECK(header_of(rs[0], "Content-Length") == std::to_string(rs[0].body.size()));
-  CHECK(header_of(rs[0], "Content-Type") == "text/plain");
-  CHECK(!header_of(rs[0], "Date").empty());
+  CHECK(r.body == "GET /hello q=name=weft\n");
+  CHECK(header_of(r, "Content-Length") == std::to_string(r.body.size()));
+  CHECK(header_of(r, "Content-Type") == "text/plain");
+  CHECK(!header_of(r, "Date").empty());
   REQUIRE(x.seen.size() == 1);
   CHECK(x.seen[0].method == "GET");
   CHECK(x.seen[0].target == "/hello?name=weft");
@@ -235,10 +219,8 @@ TEST_CASE("http: keep-alive serves two requests on one connection", "[http]") {
   x.pieces = {"GET /one HTTP/1.1\r\nHost: a\r\n\r\n",
               "GET /two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"};
   x.pause_ms = 50;
-  run(x);
+  auto rs = run_parse(x, 2);
   CHECK(x.serve_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 2);
   CHECK(rs[0].body == "GET /one\n");
   CHECK(header_of(rs[0], "Connection").empty());
   CHECK(rs[1].body == "GET /two\n");
@@ -252,10 +234,8 @@ TEST_CASE("http: pipelined requests in one write are answered in order", "[http]
               "POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
               "GET /3 HTTP/1.1\r\nHost: a\r\n\r\n"};
   x.shutdown_after = true;
-  run(x);
+  auto rs = run_parse(x, 3);
   CHECK(x.serve_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 3);
   CHECK(rs[0].body == "GET /1\n");
   CHECK(rs[1].body == "POST /2 body=abc\n");
   CHECK(rs[2].body == "GET /3\n");
@@ -269,10 +249,8 @@ TEST_CASE("http: POST bodies with Content-Length and chunked", "[http]") {
               "4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n"};
   x.pause_ms = 20;
   x.shutdown_after = true;
-  run(x);
+  auto rs = run_parse(x, 2);
   CHECK(x.serve_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 2);
   CHECK(rs[0].body == "POST /echo body=hello world\n");
   CHECK(rs[1].body == "POST /echo body=Wikipedia\n");
   REQUIRE(x.seen.size() == 2);
@@ -317,10 +295,8 @@ TEST_CASE("http: a 404 from the handler, then a 500 that closes", "[http]") {
   x.pieces = {"GET /missing HTTP/1.1\r\nHost: a\r\n\r\n"
               "GET /fail HTTP/1.1\r\nHost: a\r\n\r\n"
               "GET /never HTTP/1.1\r\nHost: a\r\n\r\n"};
-  run(x);
+  auto rs = run_parse(x, 2);
   CHECK(x.serve_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 2);
   CHECK(rs[0].status == 404);
   CHECK(rs[0].body == "no such thing\n");
   CHECK(rs[1].status == 500);
@@ -334,10 +310,8 @@ TEST_CASE("http: HTTP/1.0 closes unless it asks for keep-alive", "[http]") {
   x.pieces = {"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
               "GET /b HTTP/1.0\r\n\r\n"
               "GET /c HTTP/1.0\r\n\r\n"};
-  run(x);
+  auto rs = run_parse(x, 2);
   CHECK(x.serve_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 2);
   CHECK(header_of(rs[0], "Connection") == "keep-alive");
   CHECK(header_of(rs[1], "Connection") == "close");
   REQUIRE(x.seen.size() == 2);
@@ -348,9 +322,7 @@ TEST_CASE("http: Connection: close from the handler closes", "[http]") {
   Exchange x;
   x.pieces = {"GET /close HTTP/1.1\r\nHost: a\r\n\r\n"
               "GET /never HTTP/1.1\r\nHost: a\r\n\r\n"};
-  run(x);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 1);
+  auto rs = run_parse(x, 1);
   CHECK(header_of(rs[0], "Connection") == "close");
   CHECK(x.seen.size() == 1);
   CHECK(x.read_rc == 0);
@@ -360,11 +332,8 @@ TEST_CASE("http: too many header bytes is 431", "[http][limits]") {
   Exchange x;
   x.limits.max_header_bytes = 1024;
   x.pieces = {"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n"};
-  run(x);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 1);
-  CHECK(rs[0].status == 431);
-  CHECK(header_of(rs[0], "Connection") == "close");
+  Response r = run_one(x, 431);
+  CHECK(header_of(r, "Connection") == "close");
   CHECK(x.seen.empty());
   CHECK(x.read_rc == 0);
 }
@@ -373,10 +342,7 @@ TEST_CASE("http: a long target counts against the header bytes", "[http][limits]
   Exchange x;
   x.limits.max_header_bytes = 512;
   x.pieces = {"GET /" + std::string(600, 'p') + " HTTP/1.1\r\nHost: a\r\n\r\n"};
-  run(x);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 1);
-  CHECK(rs[0].status == 431);
+  run_one(x, 431);
   CHECK(x.seen.empty());
 }
 
@@ -386,10 +352,7 @@ TEST_CASE("http: too many headers is 431", "[http][limits]") {
   std::string req = "GET / HTTP/1.1\r\nHost: a\r\n";
   for (int i = 0; i < 10; i++) req += "X-H" + std::to_string(i) + ": v\r\n";
   x.pieces = {req + "\r\n"};
-  run(x);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 1);
-  CHECK(rs[0].status == 431);
+  run_one(x, 431);
   CHECK(x.seen.empty());
 }
 
@@ -398,10 +361,7 @@ TEST_CASE("http: a body over the limit is 413, by length and chunked", "[http][l
   a.limits.max_body_bytes = 100;
   a.pieces = {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n" +
               std::string(1000, 'b')};
-  run(a);
-  auto ra = parse(a.reply);
-  REQUIRE(ra.size() == 1);
-  CHECK(ra[0].status == 413);
+  run_one(a, 413);
   CHECK(a.seen.empty());
 
   Exchange b;
@@ -409,10 +369,7 @@ TEST_CASE("http: a body over the limit is 413, by length and chunked", "[http][l
   std::string chunk(60, 'c');
   b.pieces = {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
               "3c\r\n" + chunk + "\r\n3c\r\n" + chunk + "\r\n0\r\n\r\n"};
-  run(b);
-  auto rb = parse(b.reply);
-  REQUIRE(rb.size() == 1);
-  CHECK(rb[0].status == 413);
+  run_one(b, 413);
   CHECK(b.seen.empty());
 }
 
@@ -420,11 +377,8 @@ TEST_CASE("http: a slow request line gets 408 and the connection closes", "[http
   Exchange x;
   x.limits.header_timeout_ms = weft_test_ms(200);
   x.pieces = {"GET /slo"};
-  run(x);
+  run_one(x, 408);
   CHECK(x.serve_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 1);
-  CHECK(rs[0].status == 408);
   CHECK(x.read_rc == 0);
   CHECK(x.closed_after_ms >= weft_test_ms(150));
   CHECK(x.seen.empty());
@@ -434,12 +388,9 @@ TEST_CASE("http: an idle keep-alive connection is closed", "[http][limits]") {
   Exchange x;
   x.limits.idle_timeout_ms = weft_test_ms(150);
   x.pieces = {"GET / HTTP/1.1\r\nHost: a\r\n\r\n"};
-  run(x);
+  Response r = run_one(x, 200);
   CHECK(x.serve_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 1);
-  CHECK(rs[0].status == 200);
-  CHECK(header_of(rs[0], "Connection").empty());
+  CHECK(header_of(r, "Connection").empty());
   CHECK(x.read_rc == 0);
   CHECK(x.closed_after_ms >= weft_test_ms(100));
 }
@@ -450,9 +401,7 @@ TEST_CASE("http: requests per connection are limited", "[http][limits]") {
   x.pieces = {"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
               "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
               "GET /3 HTTP/1.1\r\nHost: a\r\n\r\n"};
-  run(x);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 2);
+  auto rs = run_parse(x, 2);
   CHECK(header_of(rs[0], "Connection").empty());
   CHECK(header_of(rs[1], "Connection") == "close");
   CHECK(x.seen.size() == 2);
@@ -465,12 +414,9 @@ namespace {
 void expect_400(const std::string &request) {
   Exchange x;
   x.pieces = {request};
-  run(x);
+  Response r = run_one(x, 400);
   CHECK(x.serve_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 1);
-  CHECK(rs[0].status == 400);
-  CHECK(header_of(rs[0], "Connection") == "close");
+  CHECK(header_of(r, "Connection") == "close");
   CHECK(x.read_rc == 0);
   CHECK(x.seen.empty());
 }
@@ -522,12 +468,9 @@ TEST_CASE("http: an upgrade request is answered and the connection closed", "[ht
   Exchange x;
   x.pieces = {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
               "Upgrade: websocket\r\n\r\n\x81\x05hello"};
-  run(x);
+  Response r = run_one(x, 200);
   CHECK(x.serve_rc == 0);
-  auto rs = parse(x.reply);
-  REQUIRE(rs.size() == 1);
-  CHECK(rs[0].status == 200);
-  CHECK(header_of(rs[0], "Connection") == "close");
+  CHECK(header_of(r, "Connection") == "close");
   REQUIRE(x.seen.size() == 1);
   CHECK(x.seen[0].keep_alive == 0);
   CHECK(x.read_rc == 0);

@@ -15,23 +15,15 @@
 
 #include <catch2/catch.hpp>
 
-#if defined(__has_include)
-#if __has_include(<weft_http.h>)
-#define WEFT_TEST_HAVE_HTTP 1
-#endif
-#endif
+#include "http_support.h"
 
 #ifdef WEFT_TEST_HAVE_HTTP
-
-#include <string.h>
 
 #include <functional>
 #include <string>
 
 #include "closures.h"
-#include "support.h"
-#include "weft.h"
-#include "weft_http.h"
+#include "net_support.h"
 
 namespace {
 
@@ -62,11 +54,9 @@ int handler(const weft_http_request *req, weft_http_response *res, void *ctx) {
   return weft_http_response_body(res, body.data(), body.size());
 }
 
-// Accepts one connection and serves it with the stop event.
-int serve_one(Shutdown *s) {
-  weft_tcp *c = nullptr;
-  int r = weft_tcp_accept(s->listener, &c);
-  if (r < 0) return s->serve_rc = r;
+// Serves the accepted connection c with the stop event, records the
+// result in s->serve_rc and closes c.
+int serve_with_stop(Shutdown *s, weft_tcp *c) {
   weft_http_serve_opts opts{};
   opts.stop = s->stop;
   s->serve_rc = weft_http_serve_conn_opts(c, &opts, handler, s);
@@ -74,19 +64,19 @@ int serve_one(Shutdown *s) {
   return 0;
 }
 
+// Accepts one connection on s->listener and serves it with the stop event.
+int serve_one(Shutdown *s) {
+  weft_tcp *c = nullptr;
+  int r = weft_tcp_accept(s->listener, &c);
+  if (r < 0) return s->serve_rc = r;
+  return serve_with_stop(s, c);
+}
+
 // Reads until the end of the stream, or an error, within ms.
 void read_to_end(weft_tcp *c, Shutdown *s, int64_t ms) {
   weft_scope bound;
   weft_scope_enter(&bound, weft_test_ms(ms));
-  char buf[4096];
-  for (;;) {
-    ssize_t n = weft_tcp_read(c, buf, sizeof buf);
-    if (n <= 0) {
-      s->read_rc = n;
-      break;
-    }
-    s->reply.append(buf, (size_t)n);
-  }
+  s->reply += read_all(c, 0, &s->read_rc);
   weft_scope_leave(&bound);
 }
 
@@ -125,37 +115,47 @@ void close_all(Shutdown &s) {
   if (s.release) weft_event_free(s.release);
 }
 
-size_t count(const std::string &s, const std::string &what) {
-  size_t n = 0;
-  for (size_t at = s.find(what); at != std::string::npos;
-       at = s.find(what, at + 1))
-    n++;
-  return n;
+// Sends GET /a on c and reads until its whole answer is in s->reply;
+// false when the stream ended or 5 s passed first.
+bool get_first(weft_tcp *c, Shutdown *s) {
+  static const char get[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+  weft_tcp_write(c, get, sizeof get - 1);
+  return read_until(c, s, "done /a\n");
 }
 
-const char kGet[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
-
-// One served connection on the calling executor: sets up, serves one
+// One served connection in a runtime of one executor: sets up, serves one
 // connection with the stop event (set first when stop_first), connects,
 // hands the client end to client, then closes it, lets a held /slow go,
-// and joins the server.
+// and joins the server. Returns the runtime's result.
 int session(Shutdown &s, bool stop_first,
             const std::function<void(weft_tcp *)> &client) {
-  if (!setup(s)) return 0;
-  if (stop_first) weft_event_set(s.stop);
-  Tasks t(WEFT_COLLECT);
-  t.spawn(0, [&] { return serve_one(&s); });
-  weft_tcp *c = nullptr;
-  s.connect_rc =
-      weft_tcp_connect("127.0.0.1", weft_tcp_local_port(s.listener), &c);
-  if (s.connect_rc == 0) {
-    client(c);
-    weft_tcp_close(c);
-  }
-  weft_event_set(s.release);
-  t.join();
-  close_all(s);
-  return 0;
+  return run(1, [&] {
+    if (!setup(s)) return 0;
+    if (stop_first) weft_event_set(s.stop);
+    Tasks t(WEFT_COLLECT);
+    t.spawn(0, [&] { return serve_one(&s); });
+    weft_tcp *c = nullptr;
+    s.connect_rc =
+        weft_tcp_connect("127.0.0.1", weft_tcp_local_port(s.listener), &c);
+    if (s.connect_rc == 0) {
+      client(c);
+      weft_tcp_close(c);
+    }
+    weft_event_set(s.release);
+    t.join();
+    close_all(s);
+    return 0;
+  });
+}
+
+// What every test asserts once the runtime has returned: it ran, the
+// client connected, the server ended without an error and the client read
+// to a clean end of the stream.
+void check_clean_end(int rc, const Shutdown &s) {
+  REQUIRE(rc == 0);
+  REQUIRE(s.connect_rc == 0);
+  CHECK(s.serve_rc == 0);
+  CHECK(s.read_rc == 0);
 }
 
 } // namespace
@@ -163,23 +163,17 @@ int session(Shutdown &s, bool stop_first,
 TEST_CASE("http stop: an idle keep-alive connection closes when stopped",
           "[http][stop]") {
   Shutdown s;
-  int rc = run(1, [&] {
-    return session(s, false, [&](weft_tcp *c) {
-      weft_tcp_write(c, kGet, sizeof kGet - 1);
-      // The first answer comes; the connection then waits for the next request.
-      if (read_until(c, &s, "done /a\n")) {
-        weft_yield();
-        weft_event_set(s.stop);
-        weft_http_stop_idle(s.stop);
-        // Far below the 60 s idle timeout: only the stop can close it.
-        read_to_end(c, &s, 5000);
-      }
-    });
+  int rc = session(s, false, [&](weft_tcp *c) {
+    // The first answer comes; the connection then waits for the next request.
+    if (get_first(c, &s)) {
+      weft_yield();
+      weft_event_set(s.stop);
+      weft_http_stop_idle(s.stop);
+      // Far below the 60 s idle timeout: only the stop can close it.
+      read_to_end(c, &s, 5000);
+    }
   });
-  REQUIRE(rc == 0);
-  REQUIRE(s.connect_rc == 0);
-  CHECK(s.serve_rc == 0);
-  CHECK(s.read_rc == 0);
+  check_clean_end(rc, s);
   CHECK(s.handled == 1);
   CHECK(count(s.reply, "HTTP/1.1 200 OK\r\n") == 1);
   // The response was made before the stop: it kept the connection open.
@@ -209,11 +203,7 @@ TEST_CASE(
       r = weft_tcp_accept(l, &c);
       weft_tcp_close(l);
       if (r < 0) return s.serve_rc = r;
-      weft_http_serve_opts opts{};
-      opts.stop = s.stop;
-      s.serve_rc = weft_http_serve_conn_opts(c, &opts, handler, &s);
-      weft_tcp_close(c);
-      return 0;
+      return serve_with_stop(&s, c);
     });
     t.spawn(2, [&] {
       int r = weft_event_wait(s.stop);
@@ -224,8 +214,7 @@ TEST_CASE(
     weft_event_wait(listening);
     s.connect_rc = port > 0 ? weft_tcp_connect("127.0.0.1", port, &c) : -1;
     if (s.connect_rc == 0) {
-      weft_tcp_write(c, kGet, sizeof kGet - 1);
-      if (read_until(c, &s, "done /a\n")) {
+      if (get_first(c, &s)) {
         weft_sleep(20);
         weft_event_set(s.stop);
         read_to_end(c, &s, 5000);
@@ -240,10 +229,7 @@ TEST_CASE(
     return 0;
   });
   if (listening) weft_event_free(listening);
-  REQUIRE(rc == 0);
-  REQUIRE(s.connect_rc == 0);
-  CHECK(s.serve_rc == 0);
-  CHECK(s.read_rc == 0);
+  check_clean_end(rc, s);
   CHECK(count(s.reply, "HTTP/1.1 200 OK\r\n") == 1);
 }
 
@@ -251,28 +237,23 @@ TEST_CASE(
     "http stop: a request in flight is answered whole, with Connection: close",
     "[http][stop]") {
   Shutdown s;
-  int rc = run(1, [&] {
-    return session(s, false, [&](weft_tcp *c) {
-      // Two pipelined requests: the stop comes while the first is handled.
-      static const char two[] = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET "
-                                "/after HTTP/1.1\r\nHost: x\r\n\r\n";
-      weft_tcp_write(c, two, sizeof two - 1);
-      weft_scope bound;
-      weft_scope_enter(&bound, weft_test_ms(5000));
-      int waited = weft_event_wait(s.started);
-      weft_scope_leave(&bound);
-      if (waited == 0) {
-        weft_event_set(s.stop);
-        weft_http_stop_idle(s.stop); // the connection is not idle: no effect
-        weft_event_set(s.release);
-        read_to_end(c, &s, 5000);
-      }
-    });
+  int rc = session(s, false, [&](weft_tcp *c) {
+    // Two pipelined requests: the stop comes while the first is handled.
+    static const char two[] = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET "
+                              "/after HTTP/1.1\r\nHost: x\r\n\r\n";
+    weft_tcp_write(c, two, sizeof two - 1);
+    weft_scope bound;
+    weft_scope_enter(&bound, weft_test_ms(5000));
+    int waited = weft_event_wait(s.started);
+    weft_scope_leave(&bound);
+    if (waited == 0) {
+      weft_event_set(s.stop);
+      weft_http_stop_idle(s.stop); // the connection is not idle: no effect
+      weft_event_set(s.release);
+      read_to_end(c, &s, 5000);
+    }
   });
-  REQUIRE(rc == 0);
-  REQUIRE(s.connect_rc == 0);
-  CHECK(s.serve_rc == 0);
-  CHECK(s.read_rc == 0);
+  check_clean_end(rc, s);
   CHECK(s.handled == 1);
   CHECK(count(s.reply, "HTTP/1.1 200 OK\r\n") == 1);
   CHECK(s.reply.find("Connection: close\r\n") != std::string::npos);
@@ -284,16 +265,11 @@ TEST_CASE(
 TEST_CASE("http stop: a connection that sent nothing closes at once",
           "[http][stop]") {
   Shutdown s;
-  int rc = run(1, [&] {
-    return session(s, true, [&](weft_tcp *c) {
-      // Far below the 10 s the first byte is given.
-      read_to_end(c, &s, 5000);
-    });
+  int rc = session(s, true, [&](weft_tcp *c) {
+    // Far below the 10 s the first byte is given.
+    read_to_end(c, &s, 5000);
   });
-  REQUIRE(rc == 0);
-  REQUIRE(s.connect_rc == 0);
-  CHECK(s.serve_rc == 0);
-  CHECK(s.read_rc == 0);
+  check_clean_end(rc, s);
   CHECK(s.reply.empty());
   CHECK(s.handled == 0);
 }
@@ -301,21 +277,15 @@ TEST_CASE("http stop: a connection that sent nothing closes at once",
 TEST_CASE("http stop: without stop_idle the next request is the last",
           "[http][stop]") {
   Shutdown s;
-  int rc = run(1, [&] {
-    return session(s, false, [&](weft_tcp *c) {
-      weft_tcp_write(c, kGet, sizeof kGet - 1);
-      if (read_until(c, &s, "done /a\n")) {
-        weft_event_set(s.stop);
-        static const char next[] = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
-        weft_tcp_write(c, next, sizeof next - 1);
-        read_to_end(c, &s, 5000);
-      }
-    });
+  int rc = session(s, false, [&](weft_tcp *c) {
+    if (get_first(c, &s)) {
+      weft_event_set(s.stop);
+      static const char next[] = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+      weft_tcp_write(c, next, sizeof next - 1);
+      read_to_end(c, &s, 5000);
+    }
   });
-  REQUIRE(rc == 0);
-  REQUIRE(s.connect_rc == 0);
-  CHECK(s.serve_rc == 0);
-  CHECK(s.read_rc == 0);
+  check_clean_end(rc, s);
   CHECK(s.handled == 2);
   CHECK(count(s.reply, "HTTP/1.1 200 OK\r\n") == 2);
   CHECK(count(s.reply, "Connection: close\r\n") == 1);

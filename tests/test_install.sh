@@ -102,6 +102,13 @@ add_executable(hello_${module} hello_${module}.c)
 target_link_libraries(hello_${module} PRIVATE weft::${module})
 CM
   build_consumer "$work/$module"
+  # The installed modules link the shared runtime, so that a program that
+  # also links weft::weft has one copy of it.
+  if command -v ldd >/dev/null &&
+     ! LD_LIBRARY_PATH=$libdir ldd "$work/$module-build/hello_$module" | grep -q 'libweft\.so'; then
+    echo "hello_$module does not link the shared libweft" >&2
+    exit 1
+  fi
   LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
     DYLD_LIBRARY_PATH=$libdir "$work/$module-build/hello_$module" "$@"
 }

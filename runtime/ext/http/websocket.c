@@ -15,14 +15,25 @@
  * Writing takes a lock per frame: every frame goes out whole, so tasks that
  * send at once never interleave their bytes. Small frames are written with
  * their header in one write (one segment, no Nagle delay behind it).
+ *
+ * permessage-deflate (RFC 7692): a compressed message is put together as
+ * it came (RSV1 on its first frame) and inflated whole once its last frame
+ * is in, into a second buffer that never grows past max_message_bytes + 1
+ * (a small frame that inflates to gigabytes ends with close 1009). Sent
+ * messages are compressed under the write lock, since with context
+ * takeover the peer must inflate them in the order they were compressed.
+ * A stream that does not inflate is close 1007: the frames were well
+ * formed, their payload was not what a message of that kind may hold.
  */
 #include "http_internal.h"
 #include "sha1.h"
 #include "weft_ws.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -67,6 +78,11 @@ enum {
 
 /* The UTF-8 checker's state when it has seen a bad byte. */
 #define WS_UTF8_BAD UINT32_MAX
+
+/* Room left before a compressed payload for its frame header. */
+#define WS_ZHEAD 10
+/* The longest Sec-WebSocket-Extensions answer we write. */
+#define WS_EXT_MAX 160
 
 /* How long weft_ws_free() waits for the calls it ended to return. */
 #define WS_FREE_WAIT_MS 10000
@@ -115,7 +131,17 @@ struct weft_ws {
   ws_wait *waits;    /* the waits of those tasks */
   int freeing;       /* weft_ws_free() ends the calls and waits */
   weft_event *left;  /* set when the last call leaves while freeing */
-  char protocol[];   /* the chosen subprotocol, or "" */
+
+  /* permessage-deflate, when negotiated (pmd != 0). */
+  int pmd;
+  int tx_bits, rx_bits;         /* our window, the client's (log2 bytes) */
+  int tx_takeover, rx_takeover; /* the context lives on between messages */
+  z_stream *tx, *rx;            /* made when first needed */
+  int msg_deflated;             /* the open message came with RSV1 */
+  char *zmsg;                   /* the last inflated message */
+  size_t zmsg_cap;
+  char extensions[WS_EXT_MAX]; /* what we answered, or "" */
+  char protocol[];             /* the chosen subprotocol, or "" */
 };
 
 /* ---- Small helpers ------------------------------------------------------- */
@@ -383,6 +409,11 @@ void weft_ws_limits_default(weft_ws_limits *limits) {
   limits->close_timeout_ms = 5000;
   limits->write_timeout_ms = 30000;
   limits->read_buffer_bytes = 16 * 1024;
+  limits->deflate = 1;
+  limits->deflate_level = 6;
+  limits->deflate_min_bytes = 128;
+  limits->deflate_window_bits = 15;
+  limits->deflate_context_takeover = -1;
 }
 
 /* Fills *out from in (may be NULL), a default for every field left 0, and
@@ -397,6 +428,18 @@ static void limits_resolve(weft_ws_limits *out, const weft_ws_limits *in) {
   if (in->close_timeout_ms) out->close_timeout_ms = in->close_timeout_ms;
   if (in->write_timeout_ms) out->write_timeout_ms = in->write_timeout_ms;
   if (in->read_buffer_bytes) out->read_buffer_bytes = in->read_buffer_bytes;
+  if (in->deflate) out->deflate = in->deflate;
+  if (in->deflate_level) out->deflate_level = in->deflate_level;
+  if (in->deflate_min_bytes) out->deflate_min_bytes = in->deflate_min_bytes;
+  if (in->deflate_window_bits)
+    out->deflate_window_bits = in->deflate_window_bits;
+  if (in->deflate_context_takeover)
+    out->deflate_context_takeover = in->deflate_context_takeover;
+  if (out->deflate_level < 1) out->deflate_level = 1;
+  if (out->deflate_level > 9) out->deflate_level = 9;
+  /* zlib's raw deflate cannot keep to a window of 8 (it uses 9). */
+  if (out->deflate_window_bits < 9) out->deflate_window_bits = 9;
+  if (out->deflate_window_bits > 15) out->deflate_window_bits = 15;
   if (out->read_buffer_bytes < WS_MIN_READ_BUFFER)
     out->read_buffer_bytes = WS_MIN_READ_BUFFER;
   /* Past this a size is a mistake (and max + 1 would overflow). */
@@ -428,16 +471,104 @@ static size_t frame_header(uint8_t hdr[10], int op, size_t len) {
   return 10;
 }
 
+/* Drops the compressor (the next message gets a fresh one). */
+static void ws_tx_drop(weft_ws *ws) {
+  if (ws->tx == NULL) return;
+  deflateEnd(ws->tx);
+  free(ws->tx);
+  ws->tx = NULL;
+}
+
+/* Compresses the len bytes at data as one message (RFC 7692 section
+ * 7.2.1): a sync flush, whose 00 00 ff ff tail is left off. Returns 0 with
+ * the bytes at *out + WS_ZHEAD (malloc'd at *out, the room before them
+ * for the frame header) and their count in *out_len; 1 when the
+ * message is better sent as it is (it would not shrink, and no context
+ * that the peer must follow was kept); or UV_ENOMEM. Runs under the write
+ * lock: the peer inflates messages in the order they were compressed. */
+static int ws_deflate(weft_ws *ws, const void *data, size_t len, uint8_t **out,
+                      size_t *out_len) {
+  *out = NULL;
+  if (ws->tx == NULL) {
+    z_stream *z = calloc(1, sizeof *z);
+    /* zlib's memory is (1 << (bits + 2)) + (1 << (memLevel + 9)): the
+     * hash table shrinks with the window. */
+    int mem_level = ws->tx_bits - 7 > 8 ? 8 : ws->tx_bits - 7;
+    if (z == NULL ||
+        deflateInit2(z, ws->lim.deflate_level, Z_DEFLATED, -ws->tx_bits,
+                     mem_level, Z_DEFAULT_STRATEGY) != Z_OK) {
+      free(z);
+      return UV_ENOMEM;
+    }
+    ws->tx = z;
+  }
+  z_stream *z = ws->tx;
+  size_t cap = WS_ZHEAD + len + len / 64 + 64, got = WS_ZHEAD;
+  uint8_t *buf = malloc(cap);
+  if (buf == NULL) return UV_ENOMEM;
+  const uint8_t *in = data;
+  size_t left = len;
+  z->avail_in = 0;
+  for (;;) {
+    /* zlib counts in uInt: feed and drain at most 1 GiB at a time. */
+    if (z->avail_in == 0 && left > 0) {
+      size_t chunk = left > ((size_t)1 << 30) ? (size_t)1 << 30 : left;
+      z->next_in = (Bytef *)in;
+      z->avail_in = (uInt)chunk;
+      in += chunk;
+      left -= chunk;
+    }
+    if (got == cap) {
+      uint8_t *b = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+      if (b == NULL) {
+        free(buf);
+        ws_tx_drop(ws);
+        return UV_ENOMEM;
+      }
+      buf = b;
+      cap *= 2;
+    }
+    size_t room = cap - got > ((size_t)1 << 30) ? (size_t)1 << 30 : cap - got;
+    z->next_out = buf + got;
+    z->avail_out = (uInt)room;
+    int zr = deflate(z, left == 0 ? Z_SYNC_FLUSH : Z_NO_FLUSH);
+    got += room - z->avail_out;
+    if (zr != Z_OK && zr != Z_BUF_ERROR) {
+      free(buf);
+      ws_tx_drop(ws);
+      return UV_ENOMEM;
+    }
+    if (left == 0 && z->avail_in == 0 && z->avail_out > 0) break;
+  }
+  /* A sync flush ends with an empty stored block: 00 00 ff ff. */
+  assert(got >= WS_ZHEAD + 4 &&
+         memcmp(buf + got - 4, "\x00\x00\xff\xff", 4) == 0);
+  got -= WS_ZHEAD + 4;
+  if (!ws->tx_takeover) {
+    /* No context is kept: the compressor's memory goes back at once, and
+     * a message that did not shrink may go out uncompressed. */
+    ws_tx_drop(ws);
+    if (got >= len) {
+      free(buf);
+      return 1;
+    }
+  }
+  *out = buf;
+  *out_len = got;
+  return 0;
+}
+
 /* Writes one frame whole, under the write lock and write_timeout_ms (both
  * the wait for the lock and the write). Data frames and pongs go out only
  * while the connection is open; a close frame moves it to next_state.
- * Returns 0, WEFT_ECLOSED, or an error; a failed write is kept in
- * write_err and fails every later send. */
+ * Data frames are compressed when permessage-deflate was agreed and they
+ * are long enough. Returns 0, WEFT_ECLOSED, or an error; a failed write
+ * is kept in write_err and fails every later send. */
 static int ws_write_frame(weft_ws *ws, int op, const void *data, size_t len,
                           int next_state) {
   uint8_t small[10 + WS_STACK_FRAME];
   uint8_t hdr[10];
-  size_t hlen = frame_header(hdr, op, len);
+  uint8_t *zbuf = NULL;
   ws_wait w;
   wait_enter(ws, &w, ws->lim.write_timeout_ms);
   int r = weft_mutex_lock(ws->wlock);
@@ -451,7 +582,30 @@ static int ws_write_frame(weft_ws *ws, int op, const void *data, size_t len,
     r = WEFT_ECLOSED;
   } else {
     if (op == WS_OP_CLOSE) ws->state = next_state;
-    if (len <= WS_STACK_FRAME) {
+    int rsv1 = 0;
+    if (ws->pmd && (op == WS_OP_TEXT || op == WS_OP_BINARY) &&
+        len >= ws->lim.deflate_min_bytes) {
+      size_t zlen = 0;
+      r = ws_deflate(ws, data, len, &zbuf, &zlen);
+      if (r == 0) {
+        len = zlen;
+        rsv1 = 1;
+      } else if (r == 1) {
+        r = 0;
+      }
+    }
+    size_t hlen = frame_header(hdr, op, len);
+    if (r != 0) {
+      /* The compressor failed: its context may no longer match the
+       * peer's, so the connection cannot go on. */
+    } else if (rsv1) {
+      /* RSV1 on the (only) frame marks the message compressed; the
+       * header goes in the room left for it before the payload. */
+      hdr[0] |= 0x40;
+      uint8_t *at = zbuf + WS_ZHEAD - hlen;
+      memcpy(at, hdr, hlen);
+      r = weft_tcp_write(ws->tcp, at, hlen + len);
+    } else if (len <= WS_STACK_FRAME) {
       memcpy(small, hdr, hlen);
       if (len > 0) memcpy(small + hlen, data, len);
       r = weft_tcp_write(ws->tcp, small, hlen + len);
@@ -472,6 +626,7 @@ static int ws_write_frame(weft_ws *ws, int op, const void *data, size_t len,
     if (r < 0) ws->write_err = r;
   }
   weft_mutex_unlock(ws->wlock);
+  free(zbuf);
   int left = wait_leave(ws, &w);
   /* Our own deadline stopped the write (not the caller's scope). */
   if (r < 0 && wait_was_ours(ws, left)) {
@@ -643,9 +798,13 @@ static int ws_read_header(weft_ws *ws) {
     if (avail >= 2) {
       int fin = p[0] >> 7, rsv = p[0] & 0x70, op = p[0] & 0x0f;
       int masked = p[1] >> 7, len7 = p[1] & 0x7f;
-      /* Section 5.2: no extension was agreed, so the reserved bits are 0;
-       * section 5.1: a client masks every frame. */
-      if (rsv != 0 || !masked)
+      /* Section 5.2: a reserved bit is 0 unless an extension gives it a
+       * meaning; section 5.1: a client masks every frame. */
+      if ((rsv & 0x30) != 0 || !masked)
+        return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
+      /* RFC 7692 section 6: RSV1 marks the first frame of a compressed
+       * message, once permessage-deflate was agreed, and nothing else. */
+      if (rsv != 0 && (!ws->pmd || op == WS_OP_CONT || op >= 8))
         return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
       if (op >= 8) {
         if (op > WS_OP_PONG)
@@ -680,6 +839,7 @@ static int ws_read_header(weft_ws *ws) {
           if (op != WS_OP_CONT) {
             ws->msg_type = op;
             ws->utf8 = 0;
+            ws->msg_deflated = rsv != 0;
           }
         }
         memcpy(ws->f_mask, p + hlen - 4, 4);
@@ -726,7 +886,8 @@ static int ws_msg_room(weft_ws *ws, size_t extra) {
 static int ws_took(weft_ws *ws, uint8_t *dst, size_t n) {
   unmask(dst, n, ws->f_mask, ws->f_got);
   ws->f_got += n;
-  if (ws->f_op < 8 && ws->msg_type == WEFT_WS_TEXT) {
+  /* Compressed text is checked once inflated. */
+  if (ws->f_op < 8 && ws->msg_type == WEFT_WS_TEXT && !ws->msg_deflated) {
     ws->utf8 = utf8_feed(ws->utf8, dst, n);
     if (ws->utf8 == WS_UTF8_BAD)
       return ws_fail(ws, WEFT_WS_CLOSE_INVALID_DATA, UV_EILSEQ);
@@ -782,6 +943,101 @@ static int ws_read_payload(weft_ws *ws) {
   return 0;
 }
 
+/* Drops the decompressor (the next message gets a fresh one). */
+static void ws_rx_drop(weft_ws *ws) {
+  if (ws->rx == NULL) return;
+  inflateEnd(ws->rx);
+  free(ws->rx);
+  ws->rx = NULL;
+}
+
+/* Inflates the compressed message in msg, with the 00 00 ff ff tail that
+ * the sender left off (RFC 7692 section 7.2.2), into zmsg, NUL-terminated;
+ * its length in *out_len. The output never grows past max_message_bytes +
+ * 1. Returns 0, or the error the connection failed with: UV_EMSGSIZE
+ * (1009) past the limit, UV_EILSEQ (1007) for a stream that does not
+ * inflate. */
+static int ws_inflate(weft_ws *ws, size_t *out_len) {
+  static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+  if (ws->rx == NULL) {
+    z_stream *z = calloc(1, sizeof *z);
+    /* zlib's own deflate writes for a window of 9 when asked for 8. */
+    int bits = ws->rx_bits < 9 ? 9 : ws->rx_bits;
+    if (z == NULL || inflateInit2(z, -bits) != Z_OK) {
+      free(z);
+      return ws_fail(ws, WEFT_WS_CLOSE_INTERNAL_ERROR, UV_ENOMEM);
+    }
+    ws->rx = z;
+  }
+  z_stream *z = ws->rx;
+  size_t max = ws->lim.max_message_bytes, got = 0;
+  const uint8_t *in = (const uint8_t *)ws->msg;
+  size_t left = ws->msg_len;
+  int tail_fed = 0, zr;
+  z->avail_in = 0;
+  for (;;) {
+    if (z->avail_in == 0 && left > 0) {
+      size_t chunk = left > ((size_t)1 << 30) ? (size_t)1 << 30 : left;
+      z->next_in = (Bytef *)in;
+      z->avail_in = (uInt)chunk;
+      in += chunk;
+      left -= chunk;
+    } else if (z->avail_in == 0 && !tail_fed) {
+      z->next_in = (Bytef *)tail;
+      z->avail_in = sizeof tail;
+      tail_fed = 1;
+    }
+    /* Room for one byte past the limit (to see it passed) and the NUL. */
+    if (got + 1 >= ws->zmsg_cap) {
+      if (ws->zmsg_cap >= max + 2) {
+        ws_rx_drop(ws);
+        return ws_fail(ws, WEFT_WS_CLOSE_TOO_BIG, UV_EMSGSIZE);
+      }
+      size_t cap = ws->zmsg_cap ? ws->zmsg_cap * 2 : 4096;
+      if (cap < ws->msg_len * 2) cap = ws->msg_len * 2;
+      if (cap > max + 2) cap = max + 2;
+      char *b = realloc(ws->zmsg, cap);
+      if (b == NULL) {
+        ws_rx_drop(ws);
+        return ws_fail(ws, WEFT_WS_CLOSE_INTERNAL_ERROR, UV_ENOMEM);
+      }
+      ws->zmsg = b;
+      ws->zmsg_cap = cap;
+    }
+    size_t room = ws->zmsg_cap - 1 - got;
+    if (room > ((size_t)1 << 30)) room = (size_t)1 << 30;
+    z->next_out = (Bytef *)ws->zmsg + got;
+    z->avail_out = (uInt)room;
+    zr = inflate(z, Z_SYNC_FLUSH);
+    got += room - z->avail_out;
+    if (got > max) {
+      ws_rx_drop(ws);
+      return ws_fail(ws, WEFT_WS_CLOSE_TOO_BIG, UV_EMSGSIZE);
+    }
+    if (zr == Z_STREAM_END) {
+      /* The sender ended the stream (BFINAL): the next message starts a
+       * new one, and whatever is left here (our tail) is dropped. */
+      inflateReset(z);
+      break;
+    }
+    if (zr == Z_MEM_ERROR) {
+      ws_rx_drop(ws);
+      return ws_fail(ws, WEFT_WS_CLOSE_INTERNAL_ERROR, UV_ENOMEM);
+    }
+    if (zr != Z_OK && zr != Z_BUF_ERROR) {
+      ws_rx_drop(ws);
+      return ws_fail(ws, WEFT_WS_CLOSE_INVALID_DATA, UV_EILSEQ);
+    }
+    if (left == 0 && tail_fed && z->avail_in == 0 && z->avail_out > 0) break;
+  }
+  /* Without context takeover the client starts each message afresh: the
+   * window's memory is not needed between messages. */
+  if (!ws->rx_takeover) ws_rx_drop(ws);
+  ws->zmsg[got] = '\0';
+  *out_len = got;
+  return 0;
+}
+
 /* Acts on a whole close frame from the peer. Returns WEFT_ECLOSED or the
  * error it failed the connection with. */
 static int ws_on_close(weft_ws *ws) {
@@ -823,6 +1079,11 @@ static int ws_next_message(weft_ws *ws, weft_ws_msg *msg) {
       ws->msg = NULL;
       ws->msg_cap = 0;
     }
+    if (ws->zmsg_cap > WS_KEEP_MSG_BYTES) {
+      free(ws->zmsg);
+      ws->zmsg = NULL;
+      ws->zmsg_cap = 0;
+    }
   }
   for (;;) {
     int r;
@@ -850,12 +1111,21 @@ static int ws_next_message(weft_ws *ws, weft_ws_msg *msg) {
     }
     ws->msg_len += (size_t)ws->f_len;
     if (!ws->f_fin) continue;
-    if (ws->msg_type == WEFT_WS_TEXT && (ws->utf8 & 0xff) != 0)
-      return ws_fail(ws, WEFT_WS_CLOSE_INVALID_DATA, UV_EILSEQ);
-    ws->msg[ws->msg_len] = '\0';
+    const char *data = ws->msg;
+    size_t len = ws->msg_len;
+    if (ws->msg_deflated) {
+      if ((r = ws_inflate(ws, &len)) != 0) return r;
+      data = ws->zmsg;
+      if (ws->msg_type == WEFT_WS_TEXT && !utf8_valid(data, len))
+        return ws_fail(ws, WEFT_WS_CLOSE_INVALID_DATA, UV_EILSEQ);
+    } else {
+      if (ws->msg_type == WEFT_WS_TEXT && (ws->utf8 & 0xff) != 0)
+        return ws_fail(ws, WEFT_WS_CLOSE_INVALID_DATA, UV_EILSEQ);
+      ws->msg[ws->msg_len] = '\0';
+    }
     msg->type = ws->msg_type;
-    msg->data = ws->msg;
-    msg->len = ws->msg_len;
+    msg->data = data;
+    msg->len = len;
     ws->msg_type = 0;
     ws->delivered = 1;
     return 0;
@@ -927,6 +1197,10 @@ const char *weft_ws_protocol(const weft_ws *ws) {
   return ws != NULL ? ws->protocol : "";
 }
 
+const char *weft_ws_extensions(const weft_ws *ws) {
+  return ws != NULL ? ws->extensions : "";
+}
+
 void weft_ws_free(weft_ws *ws) {
   if (ws == NULL) return;
   if (ws->calls > 0) {
@@ -952,6 +1226,9 @@ void weft_ws_free(weft_ws *ws) {
   weft_mutex_free(ws->wlock);
   weft_event_free(ws->ended);
   weft_event_free(ws->left);
+  ws_tx_drop(ws);
+  ws_rx_drop(ws);
+  free(ws->zmsg);
   free(ws->msg);
   free(ws->rbuf);
   free(ws);
@@ -987,6 +1264,144 @@ static int proto_match(const char *tok, size_t len, void *arg) {
     }
   }
   return 0;
+}
+
+/* ---- permessage-deflate negotiation (RFC 7692 section 7.1) -------------- */
+
+/* One offer's parameters; a window of 0 was not named, -1 was named with
+ * no value (client_max_window_bits alone). */
+typedef struct pmd_offer {
+  int server_no_takeover, client_no_takeover;
+  int server_bits, client_bits;
+} pmd_offer;
+
+/* What the negotiation looks through: the server's settings in, the
+ * answer out. */
+typedef struct pmd_pick {
+  const weft_ws_limits *lim;
+  int accepted;
+  int tx_bits, rx_bits, tx_takeover, rx_takeover;
+  char answer[WS_EXT_MAX];
+} pmd_pick;
+
+/* Parses a window size: 8..15 in decimal without leading zeros, maybe in
+ * quotes (section 7.1.2). Returns it, or 0 when it is not one. */
+static int pmd_bits(const char *v, size_t len) {
+  if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
+    v++;
+    len -= 2;
+  }
+  if (len == 1 && v[0] == '8') return 8;
+  if (len == 1 && v[0] == '9') return 9;
+  if (len == 2 && v[0] == '1' && v[1] >= '0' && v[1] <= '5')
+    return 10 + (v[1] - '0');
+  return 0;
+}
+
+/* Parses one extension element "name; param[=value]; ...". Returns 1 when
+ * it is a permessage-deflate offer whose parameters are all known, each
+ * named once, with valid values (section 7.1: anything else makes the
+ * offer one to decline), with them in *o; 0 otherwise. */
+static int pmd_parse(const char *tok, size_t len, pmd_offer *o) {
+  memset(o, 0, sizeof *o);
+  const char *end = tok + len, *p = tok;
+  int first = 1;
+  while (p <= end) {
+    const char *semi = memchr(p, ';', (size_t)(end - p));
+    const char *stop = semi != NULL ? semi : end;
+    const char *a = p, *b = stop;
+    while (a < b && (*a == ' ' || *a == '\t')) a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+    const char *eq = memchr(a, '=', (size_t)(b - a));
+    const char *nend = eq != NULL ? eq : b;
+    while (nend > a && (nend[-1] == ' ' || nend[-1] == '\t')) nend--;
+    size_t nlen = (size_t)(nend - a);
+    const char *v = NULL;
+    size_t vlen = 0;
+    if (eq != NULL) {
+      v = eq + 1;
+      while (v < b && (*v == ' ' || *v == '\t')) v++;
+      vlen = (size_t)(b - v);
+    }
+    if (first) {
+      if (eq != NULL || !token_equal(a, nlen, "permessage-deflate")) return 0;
+      first = 0;
+    } else if (token_equal(a, nlen, "server_no_context_takeover")) {
+      if (eq != NULL || o->server_no_takeover) return 0;
+      o->server_no_takeover = 1;
+    } else if (token_equal(a, nlen, "client_no_context_takeover")) {
+      if (eq != NULL || o->client_no_takeover) return 0;
+      o->client_no_takeover = 1;
+    } else if (token_equal(a, nlen, "server_max_window_bits")) {
+      if (eq == NULL || o->server_bits != 0) return 0;
+      if ((o->server_bits = pmd_bits(v, vlen)) == 0) return 0;
+    } else if (token_equal(a, nlen, "client_max_window_bits")) {
+      if (o->client_bits != 0) return 0;
+      o->client_bits = eq == NULL ? -1 : pmd_bits(v, vlen);
+      if (o->client_bits == 0) return 0;
+    } else {
+      return 0;
+    }
+    if (semi == NULL) break;
+    p = semi + 1;
+  }
+  return 1;
+}
+
+/* list_each() callback: accepts the offer in tok if it is one the server
+ * can take, and writes the answer (section 7.1.1, 7.1.2). */
+static int pmd_consider(const char *tok, size_t len, void *arg) {
+  pmd_pick *pick = arg;
+  pmd_offer o;
+  if (!pmd_parse(tok, len, &o)) return 0;
+  int own = pick->lim->deflate_window_bits;
+  /* zlib cannot compress within a window of 8: decline, and let the
+   * client's next offer (if any) be considered. */
+  if (o.server_bits == 8) return 0;
+  pick->tx_bits =
+      o.server_bits != 0 && o.server_bits < own ? o.server_bits : own;
+  pick->tx_takeover =
+      !o.server_no_takeover && pick->lim->deflate_context_takeover > 0;
+  pick->rx_takeover = !o.client_no_takeover;
+  /* The client may be told a smaller window only if it said it can take
+   * one (client_max_window_bits in the offer). */
+  pick->rx_bits = 15;
+  if (o.client_bits != 0) {
+    int offered = o.client_bits > 0 ? o.client_bits : 15;
+    pick->rx_bits = offered < own ? offered : own;
+  }
+  char *a = pick->answer;
+  size_t cap = sizeof pick->answer, n;
+  n = (size_t)snprintf(a, cap, "permessage-deflate");
+  if (!pick->tx_takeover)
+    n += (size_t)snprintf(a + n, cap - n, "; server_no_context_takeover");
+  if (!pick->rx_takeover)
+    n += (size_t)snprintf(a + n, cap - n, "; client_no_context_takeover");
+  /* The server may name its own window even when it was not asked. */
+  if (o.server_bits != 0 || pick->tx_bits < 15)
+    n += (size_t)snprintf(a + n, cap - n, "; server_max_window_bits=%d",
+                          pick->tx_bits);
+  if (o.client_bits != 0)
+    snprintf(a + n, cap - n, "; client_max_window_bits=%d", pick->rx_bits);
+  pick->accepted = 1;
+  return 1;
+}
+
+/* Looks through the client's Sec-WebSocket-Extensions offers, in order,
+ * for the first permessage-deflate offer the server accepts. Fills *pick;
+ * pick->accepted is 0 when there is none (or deflate is off). */
+static void pmd_negotiate(const weft_http_request *req,
+                          const weft_ws_limits *lim, pmd_pick *pick) {
+  memset(pick, 0, sizeof *pick);
+  pick->lim = lim;
+  if (lim->deflate < 0) return;
+  size_t n = weft_http_request_header_count(req);
+  for (size_t i = 0; i < n && !pick->accepted; i++) {
+    const char *hn, *hv;
+    if (weft_http_request_header_at(req, i, &hn, &hv) != 0) break;
+    if (token_equal(hn, strlen(hn), "Sec-WebSocket-Extensions"))
+      list_each(hv, pmd_consider, pick);
+  }
 }
 
 /* Checks the handshake of section 4.2.1. Returns 0, or sets res to the
@@ -1049,6 +1464,16 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
   if (ws == NULL) return UV_ENOMEM;
   memcpy(ws->protocol, proto, plen + 1);
   limits_resolve(&ws->lim, limits);
+  pmd_pick pmd;
+  pmd_negotiate(req, &ws->lim, &pmd);
+  if (pmd.accepted) {
+    ws->pmd = 1;
+    ws->tx_bits = pmd.tx_bits;
+    ws->rx_bits = pmd.rx_bits;
+    ws->tx_takeover = pmd.tx_takeover;
+    ws->rx_takeover = pmd.rx_takeover;
+    memcpy(ws->extensions, pmd.answer, sizeof ws->extensions);
+  }
   ws->tcp = weft__http_request_tcp(req);
   ws->executor = weft_executor_id();
   ws->state = WS_OPEN;
@@ -1071,21 +1496,24 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
 
   char accept[29];
   weft_ws_accept_key(key, accept);
-  size_t cap = 200 + plen;
+  size_t cap = 200 + plen + WS_EXT_MAX + 40;
   char *head = malloc(cap);
   if (head == NULL) {
     weft_ws_free(ws);
     return UV_ENOMEM;
   }
-  int hlen = snprintf(head, cap,
-                      "HTTP/1.1 101 Switching Protocols\r\n"
-                      "Upgrade: websocket\r\n"
-                      "Connection: Upgrade\r\n"
-                      "Sec-WebSocket-Accept: %s\r\n"
-                      "%s%s%s"
-                      "\r\n",
-                      accept, plen ? "Sec-WebSocket-Protocol: " : "", proto,
-                      plen ? "\r\n" : "");
+  int hlen =
+      snprintf(head, cap,
+               "HTTP/1.1 101 Switching Protocols\r\n"
+               "Upgrade: websocket\r\n"
+               "Connection: Upgrade\r\n"
+               "Sec-WebSocket-Accept: %s\r\n"
+               "%s%s%s"
+               "%s%s%s"
+               "\r\n",
+               accept, plen ? "Sec-WebSocket-Protocol: " : "", proto,
+               plen ? "\r\n" : "", ws->pmd ? "Sec-WebSocket-Extensions: " : "",
+               ws->extensions, ws->pmd ? "\r\n" : "");
   /* From here on the bytes on the connection are ours: the HTTP loop must
    * not answer this request, even if the 101 cannot be written. */
   weft__http_hijack(res);

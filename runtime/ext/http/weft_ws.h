@@ -23,8 +23,29 @@
  * answered and reported as WEFT_ECLOSED. A peer that breaks the protocol
  * (unmasked frames, reserved bits, bad opcodes, oversized or fragmented
  * control frames, invalid UTF-8 in text, messages over the limit) is sent
- * the close code the RFC asks for and the connection ends. No extension is
- * negotiated (no permessage-deflate), so every reserved bit must be 0.
+ * the close code the RFC asks for and the connection ends.
+ *
+ * Compression: the permessage-deflate extension (RFC 7692) is accepted when
+ * the client offers it (browsers do) unless the limits turn it off. Then
+ * weft_ws_recv() inflates compressed messages (the size limit applies to
+ * the inflated size, checked while inflating) and weft_ws_send() compresses
+ * messages of deflate_min_bytes or more. Memory per connection: by default
+ * the server compresses each message with a fresh compressor that is freed
+ * once the message is out (server_no_context_takeover), so an idle
+ * connection holds only the client's decompression window (1 <<
+ * client_max_window_bits bytes, 32 KiB at most, plus about 7 KiB of zlib
+ * state; nothing when the client offered client_no_context_takeover).
+ * deflate_context_takeover = 1 keeps the compressor for the connection's
+ * life, which compresses similar messages much better and costs
+ * (1 << (deflate_window_bits + 2)) bytes plus 4 << deflate_window_bits
+ * bytes of hash (up to 256 KiB at window 15). A compressed message that
+ * does not inflate ends the connection with close 1007; the frame and
+ * message limits bound its compressed bytes as they arrive as well.
+ * The first offer the server can take is accepted; one it cannot (an
+ * unknown, repeated or badly valued parameter, or server_max_window_bits=8,
+ * a window zlib cannot keep to) is passed over, and with no offer left the
+ * upgrade goes on without compression. weft_ws_extensions() tells which
+ * parameters were agreed.
  *
  * Tasks and executors: a weft_ws belongs to its connection's executor.
  * One task at a time may receive; any number of tasks of that executor may
@@ -97,6 +118,22 @@ typedef struct weft_ws_limits {
   int64_t write_timeout_ms; /**< to write one frame; 30 s; over: the connection
                                ends */
   size_t read_buffer_bytes; /**< bytes read from the socket at once; 16 KiB */
+  /* permessage-deflate (RFC 7692); these fields came last, so code that
+   * zero-fills the structure gets the defaults. */
+  int deflate;                  /**< accept permessage-deflate when offered: 1
+                                   yes, -1 no; 1 */
+  int deflate_level;            /**< zlib level 1..9 for sent messages; 6 */
+  size_t deflate_min_bytes;     /**< shorter messages are sent uncompressed;
+                                   128 */
+  int deflate_window_bits;      /**< 9..15: log2 of the largest LZ77 window
+                                   the server compresses with, and asks the
+                                   client to keep to when its offer allows
+                                   (smaller windows take less memory and
+                                   compress less); 15 */
+  int deflate_context_takeover; /**< 1: the server keeps its compressor from
+                                   one message to the next; -1: a fresh one
+                                   per message (server_no_context_takeover,
+                                   less memory); -1 */
 } weft_ws_limits;
 
 /** Fills *limits with the defaults. */
@@ -146,6 +183,13 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
 const char *weft_ws_protocol(const weft_ws *ws);
 
 /**
+ * The permessage-deflate parameters the server answered with (for example
+ * "permessage-deflate; server_no_context_takeover"), or "" when the
+ * extension was not negotiated.
+ */
+const char *weft_ws_extensions(const weft_ws *ws);
+
+/**
  * Waits for the next whole message and describes it in *msg. The payload
  * stays valid until the next weft_ws_recv() or weft_ws_free(). One task at a
  * time may receive (another gets UV_EBUSY).
@@ -161,8 +205,10 @@ const char *weft_ws_protocol(const weft_ws *ws);
  *                  weft_ws_close_code() and weft_ws_close_reason();
  *   UV_EOF         the peer ended the connection without a close frame;
  *   UV_EPROTO      the peer broke the protocol (sent close 1002);
- *   UV_EILSEQ      a text message or close reason was not UTF-8 (close 1007);
- *   UV_EMSGSIZE    a frame or message over the limits (close 1009);
+ *   UV_EILSEQ      a text message or close reason was not UTF-8, or a
+ *                  compressed message did not inflate (close 1007);
+ *   UV_EMSGSIZE    a frame or message over the limits, a compressed one
+ *                  counted at its inflated size (close 1009);
  *   UV_ETIMEDOUT   idle_timeout_ms of silence (close 1001), or no answer to
  *                  our close in close_timeout_ms, or the caller's deadline;
  *   UV_ECANCELED   the caller's scope was cancelled (the weft_ws stays
@@ -173,8 +219,13 @@ int weft_ws_recv(weft_ws *ws, weft_ws_msg *msg);
 
 /**
  * Sends one message of type WEFT_WS_TEXT or WEFT_WS_BINARY in a single
- * frame. Text must be UTF-8. Returns 0 once the frame is handed to the
- * socket, WEFT_ECLOSED after a close was sent or received, UV_EINVAL for a
+ * frame, compressed when permessage-deflate was negotiated and len is at
+ * least deflate_min_bytes (a message that would not shrink goes out as it
+ * is, unless the compressor keeps its context, which the peer must follow
+ * message by message). Text must be UTF-8. Returns 0 once the frame is
+ * handed to the socket, WEFT_ECLOSED after a close was sent or received,
+ * UV_ENOMEM when compression had no memory (the connection then ends),
+ * UV_EINVAL for a
  * bad argument or text that is not UTF-8, UV_ETIMEDOUT when the write took
  * longer than write_timeout_ms (the connection then ends), or an error.
  */

@@ -444,6 +444,17 @@ TEST_CASE("http: a folded header line is 400", "[http][smuggling]") {
   expect_400("GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n");
 }
 
+TEST_CASE("http: a header with an empty value is kept", "[http]") {
+  // RFC 9110 allows an empty field value, with or without the space.
+  Exchange x;
+  x.pieces = {"GET / HTTP/1.1\r\nX-Test:\r\nHost: a\r\nX-Other: \r\n\r\n"};
+  x.shutdown_after = true;
+  run_one(x, 200);
+  REQUIRE(x.seen.size() == 1);
+  CHECK(x.seen[0].headers == 3);
+  CHECK(x.seen[0].x_test.empty());
+}
+
 TEST_CASE("http: an invalid header character is 400", "[http][smuggling]") {
   expect_400(std::string("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x01c\r\n\r\n"));
 }

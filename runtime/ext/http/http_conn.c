@@ -491,6 +491,9 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   http_conn *c = conn_of(p);
+  /* An empty value (RFC 9110 allows it) comes as an empty piece placed
+   * after the line's CRLF: nothing to keep, and not a folded line. */
+  if (len == 0) return 0;
   /* A value piece right after a line break is a folded line (obs-fold),
    * which llhttp 8 joins; RFC 9112 lets a server refuse it, which closes
    * a way to hide one header inside another. */

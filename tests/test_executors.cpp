@@ -455,3 +455,80 @@ TEST_CASE("an idle executor that watches its inbox catches messages there",
   CHECK(r.received == 20);
   CHECK(r.spin > 0);
 }
+
+namespace {
+
+// Two tasks on executors 1 and 2 bounce a number rounds times over two
+// rendezvous MPMC channels; returns the change in weft_chan_watch_total
+// {end="done"} and {end="parked"} over the run.
+struct WatchCounts {
+  int rc = -1;
+  long wrong = 0;
+  uint64_t done = 0, parked = 0;
+};
+
+WatchCounts watch_run(int idle_spin_us, int rounds) {
+  const char *help = "How the watches of rendezvous waits ended.";
+  weft_counter *done = weft_metrics_counter_labeled("weft_chan_watch_total", help, "end", "done");
+  weft_counter *parked =
+      weft_metrics_counter_labeled("weft_chan_watch_total", help, "end", "parked");
+  uint64_t done0 = weft_counter_value(done), parked0 = weft_counter_value(parked);
+  WatchCounts out;
+  weft_opts opts{};
+  opts.executors = 2;
+  opts.idle_spin_us = idle_spin_us;
+  out.rc = run(opts, [&]() -> int {
+    weft_chan *ping = weft_chan_new(sizeof(int), 0, WEFT_CHAN_MPMC);
+    weft_chan *pong = weft_chan_new(sizeof(int), 0, WEFT_CHAN_MPMC);
+    if (ping == nullptr || pong == nullptr) return UV_ENOMEM;
+    Tasks tasks;
+    tasks.spawn(2, [&]() -> int {
+      int v;
+      while (weft_chan_recv(ping, &v) == 0) {
+        v++;
+        if (weft_chan_send(pong, &v) != 0) break;
+      }
+      return 0;
+    });
+    int err = 0;
+    for (int i = 0; i < rounds && err == 0; i++) {
+      int back = -1;
+      err = weft_chan_send(ping, &i);
+      if (err == 0) err = weft_chan_recv(pong, &back);
+      if (back != i + 1) out.wrong++;
+    }
+    weft_chan_close(ping);
+    int join = tasks.join();
+    weft_chan_free(ping);
+    weft_chan_free(pong);
+    return err != 0 ? err : join;
+  });
+  out.done = weft_counter_value(done) - done0;
+  out.parked = weft_counter_value(parked) - parked0;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a task waiting on a rendezvous across executors watches for its "
+          "partner before it parks",
+          "[executor][chan]") {
+  // Every hand-off is answered at once from the other executor, so most
+  // waits end while the task watches; how many depends on the scheduling
+  // of two threads on a shared machine, so the check asks for one.
+  WatchCounts r = watch_run(0, 2000);
+  INFO("done " << r.done << ", parked " << r.parked);
+  CHECK(r.rc == 0);
+  CHECK(r.wrong == 0);
+  CHECK(r.done > 0);
+  // At most one watch per wait: two sends and two receives a round.
+  CHECK(r.done + r.parked <= 4 * 2000 + 4);
+}
+
+TEST_CASE("idle_spin_us below 0: rendezvous waits park at once", "[executor][chan]") {
+  WatchCounts r = watch_run(-1, 500);
+  CHECK(r.rc == 0);
+  CHECK(r.wrong == 0);
+  CHECK(r.done == 0);
+  CHECK(r.parked == 0);
+}

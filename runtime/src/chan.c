@@ -109,8 +109,18 @@ int weft__waiter_state(const weft__waiter *w) {
   return w->shared ? __atomic_load_n(w->state, __ATOMIC_ACQUIRE) : *w->state;
 }
 
-/* Wakes the task of a claimed waiter, on whichever executor it runs. */
-static void weft__waiter_wake(weft__waiter *w) { weft__wake_any(w->task, 0); }
+/* Wakes the task of a claimed waiter, on whichever executor it runs, once
+ * everything the claimer had to do with the waiter is done (its item and
+ * result written). A task that still watches its waiter goes on by itself
+ * when it sees DONE, and may leave the frame that holds the waiter at
+ * once: nothing here touches w after the swap. */
+static void weft__waiter_wake(weft__waiter *w) {
+  weft__task *t = w->task;
+  if (w->shared && __atomic_load_n(&w->watch, __ATOMIC_RELAXED) != WEFT__WATCH_NONE &&
+      __atomic_exchange_n(&w->watch, WEFT__WATCH_DONE, __ATOMIC_ACQ_REL) == WEFT__WATCH_ON)
+    return;
+  weft__wake_any(t, 0);
+}
 
 /* The first waiter in l that can be claimed, removed from l; NULL if none.
  * Stale waiters (a select that fired elsewhere) are dropped on the way. */
@@ -690,41 +700,6 @@ static void weft__chan_wait_cancel(weft__task *t, void *data) {
   weft__wake(t, 0);
 }
 
-/* Waits for a single case. Returns 0 or WEFT_ECLOSED (the claimer completed
- * the operation), WEFT__W_RETRY (try again), or a cancellation code. */
-static int weft__chan_wait_one(weft_chan *c, int op, void *elem) {
-  weft__task *t = weft__current_task;
-  int state = WEFT__W_WAITING;
-  weft__waiter w;
-  w.task = t;
-  w.state = &state;
-  w.shared = c->mode != WEFT_CHAN_LOCAL;
-  w.index = 0;
-  w.linked = 0;
-  w.result = 0;
-  w.elem = elem;
-  int r = 0;
-  if (weft__chan_register(c, &w, op)) {
-    weft__chan_unregister(c, &w, op);
-    if (weft__waiter_settle(&w, WEFT__W_ABANDONED)) return WEFT__W_RETRY;
-    /* Claimed in the meantime: its wake-up must be taken here. */
-    weft__park(NULL, NULL);
-  } else {
-    weft__chan_wait cw = {c, &w, op};
-    r = weft__park(weft__chan_wait_cancel, &cw);
-  }
-  if (weft__waiter_state(&w) == 0) {
-    /* Claimed: the operation happened (or a retry was granted) whatever
-     * the cancellation says. A retry this task will not use goes on. */
-    if (r < 0 && w.result == WEFT__W_RETRY) {
-      weft__chan_pass_on(c, op);
-      return r;
-    }
-    return w.result;
-  }
-  return r;
-}
-
 /* Before a task on an otherwise idle executor sleeps on a ring, it watches
  * the ring for a while: the other side usually runs on another core, and a
  * wait costs far more than a short spin (a registration with its
@@ -738,6 +713,93 @@ static int weft__chan_wait_one(weft_chan *c, int op, void *elem) {
 #define WEFT__SPIN_EAGER 64       /* rounds before the first yield */
 #define WEFT__SPIN_YIELD 32       /* rounds between two yields after that */
 
+/* Ends the watch of a waiter registered with WEFT__WATCH_ON: returns 1
+ * when its claimer is already done with it (no wake-up will come), 0 when
+ * the task must park and will be woken (or cancelled) as usual. */
+static int weft__waiter_unwatch(weft__waiter *w) {
+  if (__atomic_load_n(&w->watch, __ATOMIC_RELAXED) == WEFT__WATCH_NONE) return 0;
+  return __atomic_exchange_n(&w->watch, WEFT__WATCH_PARKING, __ATOMIC_ACQ_REL) ==
+         WEFT__WATCH_DONE;
+}
+
+/* Before a task waiting on a rendezvous across executors parks, it watches
+ * its waiter for a while, if its executor has nothing else to do: the
+ * partner usually comes within a microsecond from another core, and a park
+ * costs a message to this executor's inbox and a turn of its loop (and a
+ * wake-up of its thread, once that sleeps). Bounded like the ring spin and
+ * by weft_opts.idle_spin_us (a program that turned the idle watch off gets
+ * none here either); it ends early when a message comes for the executor.
+ */
+static void weft__chan_watch(weft__waiter *w) {
+  weft__exec *e = weft__current_exec;
+  uint64_t limit = e->idle_spin_ns < WEFT__SPIN_NS ? e->idle_spin_ns : WEFT__SPIN_NS;
+  uint64_t deadline = 0;
+  for (unsigned i = 1;; i++) {
+    if (__atomic_load_n(&w->watch, __ATOMIC_RELAXED) == WEFT__WATCH_DONE) return;
+    if (weft__inbox_busy(e)) return;
+    if (i == WEFT__SPIN_EAGER) deadline = uv_hrtime() + limit;
+    if (i > WEFT__SPIN_EAGER && i % WEFT__SPIN_YIELD == 0) {
+      if (uv_hrtime() >= deadline) return;
+      sched_yield();
+    }
+    weft__cpu_relax();
+  }
+}
+
+/* Whether a wait on c by the calling task should watch before it parks. */
+static inline int weft__chan_should_watch(const weft_chan *c) {
+  weft__exec *e = weft__current_exec;
+  return c->cap == 0 && c->mode != WEFT_CHAN_LOCAL && e->rt->n > 1 &&
+         e->idle_spin_ns != 0 && e->ready_head == NULL;
+}
+
+/* Waits for a single case. Returns 0 or WEFT_ECLOSED (the claimer completed
+ * the operation), WEFT__W_RETRY (try again), or a cancellation code. */
+static int weft__chan_wait_one(weft_chan *c, int op, void *elem) {
+  weft__task *t = weft__current_task;
+  int state = WEFT__W_WAITING;
+  weft__waiter w;
+  w.task = t;
+  w.state = &state;
+  w.shared = c->mode != WEFT_CHAN_LOCAL;
+  w.index = 0;
+  w.linked = 0;
+  w.result = 0;
+  int watch = weft__chan_should_watch(c);
+  w.watch = watch ? WEFT__WATCH_ON : WEFT__WATCH_NONE;
+  w.elem = elem;
+  int r = 0;
+  if (weft__chan_register(c, &w, op)) {
+    weft__chan_unregister(c, &w, op);
+    if (weft__waiter_settle(&w, WEFT__W_ABANDONED)) return WEFT__W_RETRY;
+    /* Claimed in the meantime: its wake-up must be taken here. */
+    if (!weft__waiter_unwatch(&w)) weft__park(NULL, NULL);
+  } else {
+    int done = 0;
+    if (watch) {
+      weft__chan_watch(&w);
+      done = weft__waiter_unwatch(&w);
+      weft_counter_inc(done ? weft__m_watch_done : weft__m_watch_parked);
+    }
+    if (!done) {
+      weft__chan_wait cw = {c, &w, op};
+      r = weft__park(weft__chan_wait_cancel, &cw);
+    }
+  }
+  if (weft__waiter_state(&w) == 0) {
+    /* Claimed: the operation happened (or a retry was granted) whatever
+     * the cancellation says. A retry this task will not use goes on. */
+    if (r < 0 && w.result == WEFT__W_RETRY) {
+      weft__chan_pass_on(c, op);
+      return r;
+    }
+    return w.result;
+  }
+  return r;
+}
+
+/* The spin on a ring before a wait (see WEFT__SPIN_NS): returns 1 when the
+ * ring (or a close) calls for another try. */
 static int weft__chan_spin(weft_chan *c, int op) {
   if (c->mode == WEFT_CHAN_LOCAL || c->cap == 0) return 0;
   weft__exec *e = weft__current_exec;

@@ -28,8 +28,22 @@ typedef struct weft__waiter {
   int index;                  /* the case index a claim stores */
   int linked;
   int result;
+  int watch;                  /* atomic, WEFT__WATCH_*: a waiter whose task
+                                 watches its state before it parks (shared
+                                 waiters only; 0 in all others) */
   void *elem;                 /* the item to send or where to receive */
 } weft__waiter;
+
+/* A waiter's watch word. A task waiting on a rendezvous across executors
+ * first watches the word instead of parking (weft__chan_wait_one); whoever
+ * claims the waiter finishes with it, then swaps in DONE and wakes the
+ * task only if it no longer watches (PARKING). */
+enum {
+  WEFT__WATCH_NONE = 0,       /* parks at once: the claimer wakes it */
+  WEFT__WATCH_ON = 1,         /* watching */
+  WEFT__WATCH_PARKING = 2,    /* stopped watching: the claimer wakes it */
+  WEFT__WATCH_DONE = 3        /* the claimer is done with the waiter */
+};
 
 typedef struct weft__wlist {
   weft__waiter *head;

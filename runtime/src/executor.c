@@ -78,11 +78,6 @@ void weft__post(weft__exec *e, weft__msg *m) {
   if (__atomic_load_n(&e->polling, __ATOMIC_RELAXED)) uv_async_send(&e->async);
 }
 
-/* Whether messages wait in e's inbox (or one is half-way through a push). */
-static inline int weft__inbox_busy(weft__exec *e) {
-  return __atomic_load_n(&e->inbox.head, __ATOMIC_ACQUIRE) != e->inbox.tail;
-}
-
 void weft__wake_any(weft__task *t, int result) {
   if (t->exec == weft__current_exec) {
     weft__wake(t, result);

@@ -249,6 +249,11 @@ struct weft__runtime {
   unsigned next;              /* atomic: round robin for WEFT_EXEC_NEXT */
 };
 
+/* Whether messages wait in e's inbox (or one is half-way through a push). */
+static inline int weft__inbox_busy(weft__exec *e) {
+  return __atomic_load_n(&e->inbox.head, __ATOMIC_ACQUIRE) != e->inbox.tail;
+}
+
 extern WEFT__TLS weft__exec *weft__current_exec;
 extern WEFT__TLS weft__task *weft__current_task;
 

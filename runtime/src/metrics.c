@@ -552,6 +552,8 @@ weft_counter *weft__m_bytes_read;
 weft_counter *weft__m_bytes_written;
 weft_counter *weft__m_idle_spin;
 weft_counter *weft__m_idle_sleep;
+weft_counter *weft__m_watch_done;
+weft_counter *weft__m_watch_parked;
 
 static uv_once_t builtin_once = UV_ONCE_INIT;
 
@@ -586,6 +588,13 @@ static void builtin_register(void) {
                                                    idle_help, "end", "spin");
   weft__m_idle_sleep = weft_metrics_counter_labeled("weft_executor_idle_total",
                                                     idle_help, "end", "sleep");
+  const char *watch_help =
+      "How the watches of tasks waiting on a rendezvous across executors "
+      "ended: the partner came while the task watched (done), or it parked.";
+  weft__m_watch_done = weft_metrics_counter_labeled("weft_chan_watch_total",
+                                                    watch_help, "end", "done");
+  weft__m_watch_parked = weft_metrics_counter_labeled("weft_chan_watch_total",
+                                                      watch_help, "end", "parked");
 }
 
 void weft__metrics_builtin_init(void) {

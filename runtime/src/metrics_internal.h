@@ -48,6 +48,11 @@ extern weft_counter *weft__m_bytes_written;
  * poll. */
 extern weft_counter *weft__m_idle_spin;
 extern weft_counter *weft__m_idle_sleep;
+/* weft_chan_watch_total{end="done"} and {end="parked"}: how the watches of
+ * tasks waiting on a rendezvous across executors ended: the partner came
+ * while the task watched, or the task parked. */
+extern weft_counter *weft__m_watch_done;
+extern weft_counter *weft__m_watch_parked;
 
 /* Registers the handles above. Thread-safe and idempotent. */
 void weft__metrics_builtin_init(void);

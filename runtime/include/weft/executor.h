@@ -31,7 +31,10 @@ typedef struct weft_opts {
                                 that comes meanwhile waits for the end of
                                 the watch); 0: 50; below 0: not at all, for
                                 programs that wait on I/O far more than on
-                                each other */
+                                each other. A task waiting on a rendezvous
+                                channel across executors likewise watches
+                                for its partner, up to 20 us and never
+                                longer than this, before it parks */
 } weft_opts;
 
 /** The default stack size of a task, in bytes. */

@@ -389,6 +389,28 @@ TEST_CASE("10,000 remote spawns are all joined", "[executor]") {
 
 namespace {
 
+// The two values {label="a"} and {label="b"} of a built-in labeled
+// counter, read when made and again by delta_a() and delta_b().
+struct CounterPair {
+  weft_counter *a, *b;
+  uint64_t a0, b0;
+  CounterPair(const char *name, const char *label, const char *va, const char *vb)
+      : a(weft_metrics_counter_labeled(name, "A built-in counter.", label, va)),
+        b(weft_metrics_counter_labeled(name, "A built-in counter.", label, vb)),
+        a0(weft_counter_value(a)),
+        b0(weft_counter_value(b)) {}
+  uint64_t delta_a() const { return weft_counter_value(a) - a0; }
+  uint64_t delta_b() const { return weft_counter_value(b) - b0; }
+};
+
+// Runs body as the root task of two executors with the given idle watch.
+int run_two(int idle_spin_us, const std::function<int()> &body) {
+  weft_opts opts{};
+  opts.executors = 2;
+  opts.idle_spin_us = idle_spin_us;
+  return run(opts, body);
+}
+
 // Executor 1 sends 20 items over a rendezvous MPMC channel to a task on
 // executor 2, busy for gap_us before each, so that executor 2 runs out of
 // work between items; returns the change in weft_executor_idle_total
@@ -400,15 +422,9 @@ struct IdleCounts {
 };
 
 IdleCounts idle_run(int idle_spin_us, uint64_t gap_us) {
-  const char *help = "How the idle spells of an executor of several ended.";
-  weft_counter *spin = weft_metrics_counter_labeled("weft_executor_idle_total", help, "end", "spin");
-  weft_counter *sleep = weft_metrics_counter_labeled("weft_executor_idle_total", help, "end", "sleep");
-  uint64_t spin0 = weft_counter_value(spin), sleep0 = weft_counter_value(sleep);
+  CounterPair idle("weft_executor_idle_total", "end", "spin", "sleep");
   IdleCounts out;
-  weft_opts opts{};
-  opts.executors = 2;
-  opts.idle_spin_us = idle_spin_us;
-  out.rc = run(opts, [&]() -> int {
+  out.rc = run_two(idle_spin_us, [&]() -> int {
     weft_chan *c = weft_chan_new(sizeof(int), 0, WEFT_CHAN_MPMC);
     if (c == nullptr) return UV_ENOMEM;
     Tasks tasks;
@@ -429,8 +445,8 @@ IdleCounts idle_run(int idle_spin_us, uint64_t gap_us) {
     weft_chan_free(c);
     return err != 0 ? err : join;
   });
-  out.spin = weft_counter_value(spin) - spin0;
-  out.sleep = weft_counter_value(sleep) - sleep0;
+  out.spin = idle.delta_a();
+  out.sleep = idle.delta_b();
   return out;
 }
 
@@ -468,16 +484,9 @@ struct WatchCounts {
 };
 
 WatchCounts watch_run(int idle_spin_us, int rounds) {
-  const char *help = "How the watches of rendezvous waits ended.";
-  weft_counter *done = weft_metrics_counter_labeled("weft_chan_watch_total", help, "end", "done");
-  weft_counter *parked =
-      weft_metrics_counter_labeled("weft_chan_watch_total", help, "end", "parked");
-  uint64_t done0 = weft_counter_value(done), parked0 = weft_counter_value(parked);
+  CounterPair watch("weft_chan_watch_total", "end", "done", "parked");
   WatchCounts out;
-  weft_opts opts{};
-  opts.executors = 2;
-  opts.idle_spin_us = idle_spin_us;
-  out.rc = run(opts, [&]() -> int {
+  out.rc = run_two(idle_spin_us, [&]() -> int {
     weft_chan *ping = weft_chan_new(sizeof(int), 0, WEFT_CHAN_MPMC);
     weft_chan *pong = weft_chan_new(sizeof(int), 0, WEFT_CHAN_MPMC);
     if (ping == nullptr || pong == nullptr) return UV_ENOMEM;
@@ -503,8 +512,8 @@ WatchCounts watch_run(int idle_spin_us, int rounds) {
     weft_chan_free(pong);
     return err != 0 ? err : join;
   });
-  out.done = weft_counter_value(done) - done0;
-  out.parked = weft_counter_value(parked) - parked0;
+  out.done = watch.delta_a();
+  out.parked = watch.delta_b();
   return out;
 }
 

@@ -15,10 +15,27 @@ set -euo pipefail
 # certificate made by openssl) is the HTTP/2 server of http_client's tests.
 packages=(build-essential cmake pkg-config libuv1-dev catch2 libcjson-dev valgrind
           python3 node-llhttp libcurl4-openssl-dev zlib1g-dev curl nginx-light openssl)
+# State and clusters: SQLite (durable history, crawl frontier) and Redis
+# (hiredis on the loop; redis-server is started by the tests). OpenSSL signs
+# chat tokens and hashes files.
+packages+=(libsqlite3-dev sqlite3 libhiredis-dev redis-server libssl-dev)
+# file_processor: xxHash, BLAKE3's C sources, libdeflate and zstd; the
+# integration tests check its output with b3sum, gzip and zstd.
+packages+=(libxxhash-dev librust-blake3-dev libdeflate-dev libzstd-dev b3sum zstd gzip)
+# web_scraper: libxml2 parses HTML and evaluates XPath.
+packages+=(libxml2-dev)
+# Tests that talk to Redis or WebSocket servers from Python, and the chat web
+# client's browser test in headless Chromium.
+packages+=(python3-redis python3-websockets chromium)
 # The peers: Go, Boost.Context and Concurrency Kit for the runtime; nginx,
-# h2o, wrk, hey and ab for the HTTP server and client.
+# h2o, wrk, hey and ab for the HTTP server and client; the hashers and
+# compressors file_processor is measured against; wget2 and Scrapy for the
+# crawler; Node's ws and gorilla/websocket for the chat server.
 bench_packages=(golang-go libboost-context-dev libck-dev nginx-light h2o wrk hey
-                apache2-utils)
+                apache2-utils hyperfine time
+                pigz hashdeep rhash xxhash libdeflate-tools isal
+                wget2 python3-scrapy
+                nodejs node-ws golang-github-gorilla-websocket-dev)
 brew_packages=(libuv cmake pkg-config catch2 cjson)
 
 bench=0

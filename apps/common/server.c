@@ -53,11 +53,13 @@ typedef struct worker {
 typedef struct acceptor {
   worker *w;
   weft_tcp *listener;
+  app_conn_fn handler; /* for this listener's connections */
 } acceptor;
 
 typedef struct conn_start {
   server *srv;
   weft_tcp *conn;
+  app_conn_fn handler;
 } conn_start;
 
 static int server_stopping_flag;
@@ -82,7 +84,7 @@ static int server_conn_task(void *arg) {
   conn_start start = *(conn_start *)arg;
   free(arg);
   server *srv = start.srv;
-  int r = srv->o->handler(start.conn, srv->o->ctx);
+  int r = start.handler(start.conn, srv->o->ctx);
   /* The task's own scope is cancelled only when a shutdown's grace is over. */
   if (weft_cancelled() != 0)
     app_counter_add(srv->closed_at_shutdown, 1);
@@ -96,7 +98,7 @@ static int server_conn_task(void *arg) {
 }
 
 /* Takes one accepted connection: applies the limit, starts its task. */
-static void server_take(worker *w, weft_tcp *c) {
+static void server_take(worker *w, weft_tcp *c, app_conn_fn handler) {
   server *srv = w->srv;
   int64_t active = app_gauge_add(srv->active, 1);
   if (srv->o->max_connections > 0 && active > srv->o->max_connections) {
@@ -112,6 +114,7 @@ static void server_take(worker *w, weft_tcp *c) {
   if (start != NULL) {
     start->srv = srv;
     start->conn = c;
+    start->handler = handler;
     weft_task_opts topts = {.stack_size = srv->o->conn_stack_size};
     r = weft_spawn_opts(w->conns, &topts, server_conn_task, start);
   }
@@ -134,7 +137,7 @@ static int server_accept_task(void *arg) {
     weft_tcp *c;
     int r = weft_tcp_accept(a->listener, &c);
     if (r == 0) {
-      server_take(a->w, c);
+      server_take(a->w, c, a->handler);
       continue;
     }
     if (weft_cancelled() != 0) break;
@@ -197,6 +200,9 @@ static int server_worker_task(void *arg) {
     for (size_t i = 0; i < n; i++) {
       acceptors[i].w = w;
       acceptors[i].listener = w->listeners[i];
+      acceptors[i].handler = srv->o->handler;
+      if (srv->o->handlers != NULL && srv->o->handlers[i] != NULL)
+        acceptors[i].handler = srv->o->handlers[i];
       if (weft_spawn(accepting, server_accept_task, &acceptors[i]) < 0)
         weft_tcp_close(w->listeners[i]);
     }
@@ -367,7 +373,13 @@ int app_server_run(const app_server_opts *o) {
       app_addr_format(o->listen->addrs[i].host, srv.ports[i], where,
                       sizeof where);
       snprintf(msg, sizeof msg, "listening on %s", where);
-      weft_log(WEFT_LOG_INFO, msg, "executors=%d", srv.n_exec);
+      const char *proto =
+          o->protocols != NULL ? o->protocols[i] : NULL;
+      if (proto != NULL)
+        weft_log(WEFT_LOG_INFO, msg, "executors=%d proto=%s", srv.n_exec,
+                 proto);
+      else
+        weft_log(WEFT_LOG_INFO, msg, "executors=%d", srv.n_exec);
     }
   } else {
     weft_log(WEFT_LOG_ERROR, "cannot start", "error=%s", weft_strerror(err));

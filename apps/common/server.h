@@ -65,6 +65,17 @@ typedef struct app_server_opts {
    */
   void (*on_stop)(void *ctx);
   app_stats *stats; /**< required; the server registers its counters here */
+  /**
+   * NULL, or one handler per address of listen, for a server that speaks
+   * another protocol on some of its addresses (a NULL entry: handler).
+   */
+  const app_conn_fn *handlers;
+  /**
+   * NULL, or one word per address of listen (NULL entries: none), logged
+   * with its "listening on" line as proto=WORD so that scripts can tell
+   * the addresses apart.
+   */
+  const char *const *protocols;
 } app_server_opts;
 
 /**

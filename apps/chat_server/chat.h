@@ -36,6 +36,7 @@ typedef struct chat_config {
   int64_t max_connections;
   int64_t idle_timeout;      /* ms; 0: none */
   int64_t max_rooms_per_conn;
+  int64_t backlog;
   char *store;
   char *redis;
   char *auth_secret_file;

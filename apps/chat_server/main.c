@@ -97,6 +97,9 @@ static const app_option chat_options[] = {
                       parse_duration, NULL, format_duration),
     APP_OPTION_INT(chat_config, max_rooms_per_conn, "256", 1, 100000,
                    "rooms one connection may be in at once"),
+    APP_OPTION_INT(chat_config, backlog, "4096", 1, 65535,
+                   "connections the kernel queues for each listener before "
+                   "the server accepts them"),
     APP_OPTION_STRING(chat_config, store, NULL,
                       "SQLite file for durable history (not in this build "
                       "yet: the server refuses it)"),

@@ -174,6 +174,7 @@ int chat_server_run(void *arg) {
     app_listen_list all = {.n = n, .addrs = addrs};
     app_server_opts o = {
         .listen = &all,
+        .backlog = (int)cfg->backlog,
         .max_connections = cfg->max_connections,
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .stats_interval_ms = cfg->stats_interval_ms,

@@ -10,6 +10,7 @@
  *   room.c      rooms as actors, and the directory that creates them
  *   nicks.c     the nickname registry
  *   auth.c      HS256 JSON Web Tokens
+ *   store.c     durable history in SQLite (--store)
  *   message.c   shared message buffers, JSON text, UTF-8 checks
  *   map.c       the string hash map under the registry and the directory
  */
@@ -53,11 +54,13 @@ typedef struct chat_config {
 #define CHAT_ID_MAX 64
 
 typedef struct chat_auth chat_auth;
+typedef struct chat_store chat_store;
 
 /** What every part reads; made once by chat_server_run(). */
 typedef struct chat_server {
   const chat_config *cfg;
   chat_auth *auth;        /* NULL: nicknames are first come, first served */
+  chat_store *store;      /* NULL: history in memory only */
   int n_exec;
   weft_chan **janitors;   /* one per executor, index executor - 1 */
   app_stats *stats;
@@ -79,6 +82,8 @@ extern chat_server *chat_srv;
 typedef struct chat_start {
   const chat_config *cfg;
   chat_auth *auth;
+  int bad_option; /* set when the server could not start because of an
+                     option (a store it cannot open): exit 2 */
 } chat_start;
 
 /** The root task of weft_main_opts() (arg: a chat_start): runs the server

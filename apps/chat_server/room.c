@@ -14,6 +14,7 @@
 
 #include "chat.h"
 #include "map.h"
+#include "store.h"
 
 /* A room as the directory knows it. */
 typedef struct room_entry {
@@ -22,25 +23,52 @@ typedef struct room_entry {
   int members; /* atomic: written by the room, read by "rooms" */
 } room_entry;
 
-enum { ROOM_JOIN, ROOM_LEAVE, ROOM_GONE, ROOM_SAY, ROOM_HISTORY };
+enum { ROOM_JOIN, ROOM_LEAVE, ROOM_GONE, ROOM_SAY, ROOM_HISTORY, ROOM_COMMITTED };
+
+/* A message said in a room with a store, from the say to the ack. */
+typedef struct room_item {
+  chat_conn *conn; /* the sender (a reference) */
+  char *text;      /* until the message is encoded */
+  char *id;
+  chat_buf *buf;   /* the encoded message, with its seq */
+} room_item;
+
+/* Messages committed together. */
+typedef struct room_batch {
+  room_item *items;
+  size_t n;
+  int result; /* of the commit */
+} room_batch;
+
+/* Messages in one commit at most. */
+#define ROOM_BATCH_MAX 1024
 
 /* A room's mailbox message. */
 typedef struct room_msg {
   int op;
-  chat_conn *conn; /* a reference travels with the message */
-  char *text;      /* ROOM_SAY */
-  char *id;        /* ROOM_SAY, may be NULL */
-  int64_t since;   /* ROOM_JOIN, ROOM_HISTORY */
+  chat_conn *conn;    /* a reference travels with the message */
+  char *text;         /* ROOM_SAY */
+  char *id;           /* ROOM_SAY, may be NULL */
+  int64_t since;      /* ROOM_JOIN, ROOM_HISTORY */
+  room_batch *batch;  /* ROOM_COMMITTED */
 } room_msg;
 
 /* The actor's state. */
 typedef struct room_state {
   room_entry *entry;
+  weft_actor *self;
   chat_conn **members;
   size_t n_members, cap_members;
-  int64_t seq;
+  int64_t seq;     /* the last seq given (with a store: committed) */
   chat_buf **hist; /* a ring of the last cfg->history messages */
   size_t hist_cap, hist_start, hist_len;
+  /* With a store: says waiting for the commit in progress to end, and the
+   * committer task that runs the commits. */
+  room_item *pending;
+  size_t n_pending, cap_pending;
+  int committing;
+  weft_chan *to_committer; /* room_batch *, LOCAL */
+  weft_group *committer;
 } room_state;
 
 static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -177,15 +205,15 @@ static void room_leave(room_state *st, chat_conn *c, int reply) {
   }
 }
 
-static void room_say(room_state *st, chat_conn *c, const char *text,
-                     const char *id) {
-  int64_t seq = ++st->seq;
+/* Encodes a room message. NULL when out of memory. */
+static chat_buf *room_encode(room_state *st, const char *from, const char *text,
+                             int64_t seq) {
   chat_sb sb;
   chat_sb_init(&sb);
   chat_sb_str(&sb, "{\"type\":\"message\",\"room\":");
   chat_sb_jstr(&sb, st->entry->name);
   chat_sb_str(&sb, ",\"from\":");
-  chat_sb_jstr(&sb, chat_conn_nick(c));
+  chat_sb_jstr(&sb, from);
   chat_sb_str(&sb, ",\"text\":");
   chat_sb_jstr(&sb, text);
   chat_sb_str(&sb, ",\"seq\":");
@@ -194,18 +222,12 @@ static void room_say(room_state *st, chat_conn *c, const char *text,
   chat_sb_int(&sb, chat_wall_ms());
   chat_sb_str(&sb, "}");
   chat_buf *b = chat_sb_finish(&sb);
-  if (b == NULL) {
-    st->seq--;
-    chat_conn_error(c, "bad_request", "the server is out of memory");
-    return;
-  }
-  b->seq = seq;
-  room_remember(st, b);
-  room_fanout(st, b);
-  chat_buf_unref(b);
-  app_counter_add(chat_srv->messages, 1);
-  weft_counter_inc(chat_srv->m_messages);
+  if (b != NULL) b->seq = seq;
+  return b;
+}
 
+static void room_ack(chat_conn *c, const char *id, int64_t seq) {
+  chat_sb sb;
   chat_sb_init(&sb);
   chat_sb_str(&sb, "{\"type\":\"ack\",");
   if (id != NULL) {
@@ -221,6 +243,141 @@ static void room_say(room_state *st, chat_conn *c, const char *text,
     chat_conn_push(c, ack);
     chat_buf_unref(ack);
   }
+}
+
+/* A message's life after its seq is final: history, members, the ack. */
+static void room_deliver(room_state *st, chat_conn *sender, const char *id,
+                         chat_buf *b) {
+  room_remember(st, b);
+  room_fanout(st, b);
+  app_counter_add(chat_srv->messages, 1);
+  weft_counter_inc(chat_srv->m_messages);
+  room_ack(sender, id, b->seq);
+}
+
+static void room_batch_free(room_batch *batch) {
+  for (size_t i = 0; i < batch->n; i++) {
+    chat_buf_unref(batch->items[i].buf);
+    chat_conn_unref(batch->items[i].conn);
+    free(batch->items[i].id);
+  }
+  free(batch->items);
+  free(batch);
+}
+
+/* Starts a commit of the pending says (the store's path): gives them the
+ * next seqs, encodes them and hands them to the committer. */
+static void room_commit_start(room_state *st) {
+  size_t n = st->n_pending < ROOM_BATCH_MAX ? st->n_pending : ROOM_BATCH_MAX;
+  room_batch *batch = calloc(1, sizeof *batch);
+  room_item *items = batch ? malloc(n * sizeof *items) : NULL;
+  if (items == NULL) {
+    free(batch);
+    return; /* tried again at the next say */
+  }
+  memcpy(items, st->pending, n * sizeof *items);
+  memmove(st->pending, st->pending + n, (st->n_pending - n) * sizeof *items);
+  st->n_pending -= n;
+  batch->items = items;
+  for (size_t i = 0; i < n; i++) {
+    room_item *it = &items[i];
+    it->buf = room_encode(st, chat_conn_nick(it->conn), it->text,
+                          st->seq + 1 + (int64_t)batch->n);
+    free(it->text);
+    it->text = NULL;
+    if (it->buf == NULL) {
+      chat_conn_error(it->conn, "bad_request", "the server is out of memory");
+      chat_conn_unref(it->conn);
+      free(it->id);
+      continue;
+    }
+    items[batch->n++] = *it;
+  }
+  if (weft_chan_try_send(st->to_committer, &batch) != 0) {
+    /* The committer has stopped (the room is stopping): never acked. */
+    room_batch_free(batch);
+    return;
+  }
+  st->committing = 1;
+}
+
+/* The end of a commit: the batch's messages go out, or their senders hear
+ * that they could not be stored. */
+static void room_committed(room_state *st, room_batch *batch) {
+  for (size_t i = 0; i < batch->n; i++) {
+    room_item *it = &batch->items[i];
+    if (batch->result == 0) {
+      st->seq = it->buf->seq;
+      room_deliver(st, it->conn, it->id, it->buf);
+    } else {
+      chat_conn_error(it->conn, "bad_request",
+                      "the message could not be stored; it was not sent");
+    }
+    chat_buf_unref(it->buf);
+    chat_conn_unref(it->conn);
+    free(it->id);
+  }
+  if (batch->result != 0)
+    weft_log(WEFT_LOG_ERROR, "cannot store messages", "room=\"%s\" n=%zu error=%s",
+             st->entry->name, batch->n, weft_strerror(batch->result));
+  free(batch->items);
+  free(batch);
+  st->committing = 0;
+  if (st->n_pending > 0) room_commit_start(st);
+}
+
+/* The committer task of a room with a store: commits each batch, then
+ * tells the room. */
+static int room_committer(void *arg) {
+  room_state *st = arg;
+  weft_task_set_name("committer");
+  room_batch *batch;
+  while (weft_chan_recv(st->to_committer, &batch) == 0) {
+    chat_buf **bufs = malloc((batch->n ? batch->n : 1) * sizeof *bufs);
+    if (bufs == NULL) {
+      batch->result = UV_ENOMEM;
+    } else {
+      for (size_t i = 0; i < batch->n; i++) bufs[i] = batch->items[i].buf;
+      batch->result = chat_store_append(chat_srv->store, st->entry->name, bufs,
+                                        batch->n);
+      free(bufs);
+    }
+    room_msg m = {.op = ROOM_COMMITTED, .batch = batch};
+    /* When the room has stopped, the messages may be stored, never acked. */
+    if (weft_actor_tell(st->self, &m) != 0) room_batch_free(batch);
+  }
+  return 0;
+}
+
+/* A say: the text and id become the room's (the message's are cleared). */
+static void room_say(room_state *st, chat_conn *c, room_msg *m) {
+  if (chat_srv->store == NULL) {
+    chat_buf *b = room_encode(st, chat_conn_nick(c), m->text, st->seq + 1);
+    if (b == NULL) {
+      chat_conn_error(c, "bad_request", "the server is out of memory");
+      return;
+    }
+    st->seq++;
+    room_deliver(st, c, m->id, b);
+    chat_buf_unref(b);
+    return;
+  }
+  if (st->n_pending == st->cap_pending) {
+    size_t cap = st->cap_pending ? st->cap_pending * 2 : 64;
+    room_item *grown = realloc(st->pending, cap * sizeof *grown);
+    if (grown == NULL) {
+      chat_conn_error(c, "bad_request", "the server is out of memory");
+      return;
+    }
+    st->pending = grown;
+    st->cap_pending = cap;
+  }
+  chat_conn_ref(c);
+  st->pending[st->n_pending++] =
+      (room_item){.conn = c, .text = m->text, .id = m->id};
+  m->text = NULL;
+  m->id = NULL;
+  if (!st->committing) room_commit_start(st);
 }
 
 static void room_history(room_state *st, chat_conn *c, int64_t since) {
@@ -255,27 +412,51 @@ static int room_behaviour(weft_actor *self, void *state, void *msg,
     room_leave(st, m->conn, 0);
     break;
   case ROOM_SAY:
-    room_say(st, m->conn, m->text, m->id);
+    room_say(st, m->conn, m);
     break;
   case ROOM_HISTORY:
     room_history(st, m->conn, m->since);
     break;
+  case ROOM_COMMITTED:
+    room_committed(st, m->batch);
+    break;
   }
   free(m->text);
   free(m->id);
-  chat_conn_unref(m->conn);
+  if (m->conn != NULL) chat_conn_unref(m->conn);
   return 0;
 }
 
 static int room_start(weft_actor *self, void *state, void *arg) {
-  (void)self;
   room_state *st = state;
   st->entry = arg;
+  st->self = self;
   st->hist_cap = (size_t)chat_srv->cfg->history;
   if (st->hist_cap > 0) {
     st->hist = calloc(st->hist_cap, sizeof *st->hist);
     if (st->hist == NULL) return UV_ENOMEM;
   }
+  if (chat_srv->store == NULL) return 0;
+  /* The room goes on from its last stored seq, with its stored history. */
+  chat_buf **msgs = NULL;
+  size_t n = 0;
+  int r = chat_store_load(chat_srv->store, st->entry->name, st->hist_cap,
+                          &st->seq, &msgs, &n);
+  if (r != 0) {
+    weft_log(WEFT_LOG_ERROR, "cannot load a room", "room=\"%s\" error=%s",
+             st->entry->name, weft_strerror(r));
+    return r;
+  }
+  for (size_t i = 0; i < n; i++) {
+    room_remember(st, msgs[i]);
+    chat_buf_unref(msgs[i]);
+  }
+  free(msgs);
+  st->to_committer = weft_chan_new(sizeof(room_batch *), 1, WEFT_CHAN_LOCAL);
+  st->committer = weft_group_open(WEFT_COLLECT);
+  if (st->to_committer == NULL || st->committer == NULL ||
+      weft_spawn(st->committer, room_committer, st) != 0)
+    return UV_ENOMEM;
   return 0;
 }
 
@@ -283,6 +464,27 @@ static void room_stop(weft_actor *self, void *state, int why) {
   (void)self;
   (void)why;
   room_state *st = state;
+  if (st->committer != NULL) {
+    /* A commit in progress ends (a queued write is not taken back); its
+     * messages are stored but not acked. */
+    weft_chan_close(st->to_committer);
+    weft_scope s;
+    weft_scope_enter_shielded(&s, 30000);
+    weft_group_join(st->committer);
+    weft_scope_leave(&s);
+  }
+  if (st->to_committer != NULL) {
+    room_batch *left;
+    while (weft_chan_try_recv(st->to_committer, &left) == 0)
+      room_batch_free(left);
+    weft_chan_free(st->to_committer);
+  }
+  for (size_t i = 0; i < st->n_pending; i++) {
+    chat_conn_unref(st->pending[i].conn);
+    free(st->pending[i].text);
+    free(st->pending[i].id);
+  }
+  free(st->pending);
   for (size_t i = 0; i < st->n_members; i++) chat_conn_unref(st->members[i]);
   free(st->members);
   for (size_t i = 0; i < st->hist_len; i++)

@@ -19,6 +19,7 @@
 #include "nicks.h"
 #include "room.h"
 #include "server.h"
+#include "store.h"
 #include "web_page.h"
 
 chat_server *chat_srv;
@@ -168,6 +169,16 @@ int chat_server_run(void *arg) {
         weft_spawn_opts(helpers, &topts, chat_janitor_task, srv.janitors[k]) != 0)
       err = UV_ENOMEM;
   }
+  if (err == 0 && cfg->store != NULL) {
+    char why[512];
+    err = chat_store_open(cfg->store, &srv.store, why, sizeof why);
+    if (err != 0) {
+      fprintf(stderr, "chat_server: --store: %s\n", why);
+      start->bad_option = 1;
+    } else {
+      weft_log(WEFT_LOG_INFO, "history store open", "path=%s", cfg->store);
+    }
+  }
   if (err == 0) err = chat_rooms_start(helpers);
 
   if (err == 0) {
@@ -194,6 +205,7 @@ int chat_server_run(void *arg) {
   if (helpers != NULL) weft_group_join(helpers);
   chat_rooms_free();
   chat_nicks_free();
+  chat_store_close(srv.store);
   for (int k = 0; k < srv.n_exec && srv.janitors != NULL; k++)
     if (srv.janitors[k] != NULL) weft_chan_free(srv.janitors[k]);
   free(srv.janitors);

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 import weft_app  # noqa: E402
 from weft_app import (SCALE, SKIP, TestFailure, check, check_bad_flags,  # noqa: E402,F401
-                      check_config_errors, check_help, seconds,
+                      check_config_errors, check_help, run_binary, seconds,
                       server_log_on_failure, wait_until)
 
 LISTEN_PROTO = re.compile(r"listening on (\S+?):(\d+)\"? .*proto=(\w+)")

@@ -11,6 +11,7 @@
  *   nicks.c     the nickname registry
  *   auth.c      HS256 JSON Web Tokens
  *   store.c     durable history in SQLite (--store)
+ *   cluster.c   rooms, seqs and nicknames shared through Redis (--redis)
  *   message.c   shared message buffers, JSON text, UTF-8 checks
  *   map.c       the string hash map under the registry and the directory
  */
@@ -40,6 +41,7 @@ typedef struct chat_config {
   int64_t backlog;
   char *store;
   char *redis;
+  int64_t redis_key_ttl;     /* seconds */
   char *auth_secret_file;
   int64_t shutdown_grace_ms;
   int64_t stats_interval_ms;
@@ -61,6 +63,7 @@ typedef struct chat_server {
   const chat_config *cfg;
   chat_auth *auth;        /* NULL: nicknames are first come, first served */
   chat_store *store;      /* NULL: history in memory only */
+  int cluster;            /* non-zero with --redis */
   int n_exec;
   weft_chan **janitors;   /* one per executor, index executor - 1 */
   app_stats *stats;

@@ -26,6 +26,7 @@
 
 #include "auth.h"
 #include "chat.h"
+#include "cluster.h"
 #include "json.h"
 #include "nicks.h"
 #include "room.h"
@@ -415,6 +416,12 @@ static int do_hello(chat_conn *c, const cJSON *doc) {
     }
   }
   int r = chat_nick_claim(nick, c);
+  /* In a cluster, the nick must be free on every node too (while Redis is
+   * away, only here). */
+  if (r == 0 && chat_srv->cluster && chat_cluster_claim(nick) == UV_EEXIST) {
+    chat_nick_release(nick, c);
+    r = UV_EEXIST;
+  }
   if (r == UV_EEXIST) {
     chat_conn_error(c, "nick_taken", "that nick is in use");
     return CONN_GO_ON;
@@ -534,7 +541,7 @@ static int do_dm(chat_conn *c, const cJSON *doc) {
   if (text == NULL) return CONN_GO_ON;
   if (conn_rate(c) != 0) return CONN_GO_ON;
   chat_conn *peer = chat_nick_valid(to) ? chat_nick_find(to) : NULL;
-  if (peer == NULL) {
+  if (peer == NULL && !(chat_srv->cluster && chat_nick_valid(to))) {
     chat_conn_error(c, "no_such_user", "nobody by that nick is here");
     return CONN_GO_ON;
   }
@@ -547,8 +554,19 @@ static int do_dm(chat_conn *c, const cJSON *doc) {
   chat_sb_str(&sb, ",\"ts\":");
   chat_sb_int(&sb, chat_wall_ms());
   chat_sb_str(&sb, "}");
-  conn_reply(peer, chat_sb_finish(&sb));
-  chat_conn_unref(peer);
+  chat_buf *b = chat_sb_finish(&sb);
+  if (peer != NULL) {
+    conn_reply(peer, b);
+    chat_conn_unref(peer);
+  } else {
+    /* On another node, if any holds the nick. */
+    int r = b != NULL ? chat_cluster_dm(to, b) : UV_ENOMEM;
+    chat_buf_unref(b);
+    if (r != 0) {
+      chat_conn_error(c, "no_such_user", "nobody by that nick is here");
+      return CONN_GO_ON;
+    }
+  }
   app_counter_add(chat_srv->dms, 1);
   weft_counter_inc(chat_srv->m_dms);
   return CONN_GO_ON;
@@ -613,7 +631,8 @@ static int conn_handle(chat_conn *c, const char *line, size_t len) {
   } else if (strcmp(type, "history") == 0) {
     r = do_history(c, doc);
   } else if (strcmp(type, "rooms") == 0) {
-    conn_reply(c, chat_rooms_list());
+    chat_buf *list = chat_srv->cluster ? chat_cluster_rooms() : NULL;
+    conn_reply(c, list != NULL ? list : chat_rooms_list());
   } else if (strcmp(type, "ping") == 0) {
     conn_reply(c, simple_buf("{\"type\":\"pong\"}"));
   } else {
@@ -822,6 +841,7 @@ static int conn_serve(weft_tcp *tcp, weft_ws *ws) {
   c->n_rooms = 0;
   if (c->nick[0] != '\0') {
     chat_nick_release(c->nick, c);
+    if (chat_srv->cluster) chat_cluster_release(c->nick);
     app_gauge_add(chat_srv->sessions, -1);
     weft_gauge_add(chat_srv->m_sessions, -1);
   }

@@ -104,8 +104,11 @@ static const app_option chat_options[] = {
                       "SQLite file (WAL) that keeps every room's history "
                       "across restarts; a message is acked once committed"),
     APP_OPTION_STRING(chat_config, redis, NULL,
-                      "HOST:PORT of a Redis shared by a cluster of nodes "
-                      "(not in this build yet: the server refuses it)"),
+                      "HOST:PORT of a Redis that several nodes share: rooms, "
+                      "seqs, members and nicks are then cluster-wide"),
+    APP_OPTION_INT(chat_config, redis_key_ttl, "15", 2, 3600,
+                   "seconds a node's nicks and members outlive it in Redis "
+                   "(it refreshes them at a third of that)"),
     APP_OPTION_STRING(chat_config, auth_secret_file, NULL,
                       "a file holding the HS256 secret; hello must then carry "
                       "a JWT signed with it whose sub is the nick"),
@@ -136,8 +139,9 @@ int main(int argc, char **argv) {
     app_config_free(&chat_spec, &cfg);
     return 2;
   }
-  if (cfg.redis != NULL) {
-    fprintf(stderr, "chat_server: --redis: not supported by this build yet\n");
+  if (cfg.redis != NULL && cfg.store != NULL) {
+    fprintf(stderr, "chat_server: --store and --redis: use one of them (a "
+                    "cluster's history lives in Redis)\n");
     app_config_free(&chat_spec, &cfg);
     return 2;
   }

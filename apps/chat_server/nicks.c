@@ -3,6 +3,7 @@
 #include "nicks.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chat.h"
@@ -56,4 +57,25 @@ void chat_nicks_free(void) {
   pthread_mutex_lock(&nicks_lock);
   chat_map_free(&nicks);
   pthread_mutex_unlock(&nicks_lock);
+}
+
+typedef struct list_ctx {
+  char **out;
+  size_t n;
+} list_ctx;
+
+static void list_one(const char *key, void *value, void *arg) {
+  (void)value;
+  list_ctx *lc = arg;
+  char *copy = strdup(key);
+  if (copy != NULL) lc->out[lc->n++] = copy;
+}
+
+char **chat_nicks_list(size_t *n) {
+  pthread_mutex_lock(&nicks_lock);
+  list_ctx lc = {calloc(nicks.count + 1, sizeof(char *)), 0};
+  if (lc.out != NULL) chat_map_each(&nicks, list_one, &lc);
+  pthread_mutex_unlock(&nicks_lock);
+  *n = lc.n;
+  return lc.out;
 }

@@ -21,6 +21,9 @@ void chat_nick_release(const char *nick, chat_conn *c);
 /** The connection holding nick, with a reference for the caller, or NULL. */
 chat_conn *chat_nick_find(const char *nick);
 
+/** The nicks held now (malloc'ed copies in a malloc'ed array of *n). */
+char **chat_nicks_list(size_t *n);
+
 /** Frees the registry (at exit, once no connection is left). */
 void chat_nicks_free(void);
 

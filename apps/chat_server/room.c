@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "chat.h"
+#include "cluster.h"
 #include "map.h"
 #include "store.h"
 
@@ -21,9 +22,19 @@ typedef struct room_entry {
   char name[CHAT_ROOM_MAX + 1];
   weft_actor *actor;
   int members; /* atomic: written by the room, read by "rooms" */
+  int64_t seq; /* atomic: the room's last seq, read by the cluster */
 } room_entry;
 
-enum { ROOM_JOIN, ROOM_LEAVE, ROOM_GONE, ROOM_SAY, ROOM_HISTORY, ROOM_COMMITTED };
+enum {
+  ROOM_JOIN,
+  ROOM_LEAVE,
+  ROOM_GONE,
+  ROOM_SAY,
+  ROOM_HISTORY,
+  ROOM_COMMITTED, /* the store's commit ended */
+  ROOM_REMOTE,    /* a message read from the cluster's stream */
+  ROOM_PRESENCE   /* another node's presence event */
+};
 
 /* A message said in a room with a store, from the say to the ack. */
 typedef struct room_item {
@@ -51,7 +62,16 @@ typedef struct room_msg {
   char *id;           /* ROOM_SAY, may be NULL */
   int64_t since;      /* ROOM_JOIN, ROOM_HISTORY */
   room_batch *batch;  /* ROOM_COMMITTED */
+  chat_buf *buf;      /* ROOM_REMOTE, ROOM_PRESENCE: a reference */
 } room_msg;
+
+/* With a cluster: a say appended to the stream, waiting to be read back
+ * before it is acked. */
+typedef struct room_pending_ack {
+  int64_t seq;
+  chat_conn *conn;
+  char *id;
+} room_pending_ack;
 
 /* The actor's state. */
 typedef struct room_state {
@@ -69,6 +89,10 @@ typedef struct room_state {
   int committing;
   weft_chan *to_committer; /* room_batch *, LOCAL */
   weft_group *committer;
+  /* With a cluster: says waiting for their own message to come back. */
+  room_pending_ack *acks;
+  size_t n_acks, cap_acks;
+  int clustered;
 } room_state;
 
 static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -163,15 +187,19 @@ static void room_join(room_state *st, chat_conn *c, int64_t since) {
     chat_conn_ref(c);
     st->members[st->n_members++] = c;
     room_set_count(st);
+    if (st->clustered) chat_cluster_presence(st->entry->name, chat_conn_nick(c), 1);
   }
   chat_sb sb;
   chat_sb_init(&sb);
   chat_sb_str(&sb, "{\"type\":\"joined\",\"room\":");
   chat_sb_jstr(&sb, st->entry->name);
   chat_sb_str(&sb, ",\"members\":[");
-  for (size_t i = 0; i < st->n_members; i++) {
-    if (i > 0) chat_sb_str(&sb, ",");
-    chat_sb_jstr(&sb, chat_conn_nick(st->members[i]));
+  if (!st->clustered || !chat_cluster_up() ||
+      chat_cluster_members(st->entry->name, &sb) != 0) {
+    for (size_t i = 0; i < st->n_members; i++) {
+      if (i > 0) chat_sb_str(&sb, ",");
+      chat_sb_jstr(&sb, chat_conn_nick(st->members[i]));
+    }
   }
   chat_sb_str(&sb, "],\"history\":");
   room_history_array(st, &sb, since);
@@ -190,6 +218,7 @@ static void room_leave(room_state *st, chat_conn *c, int reply) {
     st->members[i] = st->members[--st->n_members];
     room_set_count(st);
     room_presence(st, chat_conn_nick(c), "leave");
+    if (st->clustered) chat_cluster_presence(st->entry->name, chat_conn_nick(c), 0);
     chat_conn_unref(c);
   }
   if (!reply) return;
@@ -248,11 +277,37 @@ static void room_ack(chat_conn *c, const char *id, int64_t seq) {
 /* A message's life after its seq is final: history, members, the ack. */
 static void room_deliver(room_state *st, chat_conn *sender, const char *id,
                          chat_buf *b) {
+  __atomic_store_n(&st->entry->seq, b->seq, __ATOMIC_RELAXED);
   room_remember(st, b);
   room_fanout(st, b);
   app_counter_add(chat_srv->messages, 1);
   weft_counter_inc(chat_srv->m_messages);
-  room_ack(sender, id, b->seq);
+  if (sender != NULL) room_ack(sender, id, b->seq);
+}
+
+/* A message read from the cluster's stream (every node's, this one's
+ * included), in stream order: delivered once, and acked to its sender when
+ * the sender is here. */
+static void room_remote(room_state *st, chat_buf *b) {
+  chat_conn *sender = NULL;
+  char *id = NULL;
+  for (size_t i = 0; i < st->n_acks; i++) {
+    if (st->acks[i].seq == b->seq) {
+      sender = st->acks[i].conn;
+      id = st->acks[i].id;
+      st->acks[i] = st->acks[--st->n_acks];
+      break;
+    }
+  }
+  if (b->seq > st->seq) {
+    st->seq = b->seq;
+    room_deliver(st, sender, id, b);
+  } else if (sender != NULL) {
+    /* Numbered by this node while Redis was away, then read back. */
+    room_ack(sender, id, b->seq);
+  }
+  if (sender != NULL) chat_conn_unref(sender);
+  free(id);
 }
 
 static void room_batch_free(room_batch *batch) {
@@ -351,6 +406,22 @@ static int room_committer(void *arg) {
 
 /* A say: the text and id become the room's (the message's are cleared). */
 static void room_say(room_state *st, chat_conn *c, room_msg *m) {
+  int64_t seq;
+  if (st->clustered && chat_cluster_up() &&
+      st->n_acks < (size_t)chat_srv->cfg->max_queue &&
+      chat_cluster_say(st->entry->name, chat_conn_nick(c), m->text, &seq) == 0) {
+    if (st->n_acks == st->cap_acks) {
+      size_t cap = st->cap_acks ? st->cap_acks * 2 : 16;
+      room_pending_ack *grown = realloc(st->acks, cap * sizeof *grown);
+      if (grown == NULL) return; /* sent, never acked */
+      st->acks = grown;
+      st->cap_acks = cap;
+    }
+    chat_conn_ref(c);
+    st->acks[st->n_acks++] = (room_pending_ack){.seq = seq, .conn = c, .id = m->id};
+    m->id = NULL;
+    return;
+  }
   if (chat_srv->store == NULL) {
     chat_buf *b = room_encode(st, chat_conn_nick(c), m->text, st->seq + 1);
     if (b == NULL) {
@@ -420,6 +491,14 @@ static int room_behaviour(weft_actor *self, void *state, void *msg,
   case ROOM_COMMITTED:
     room_committed(st, m->batch);
     break;
+  case ROOM_REMOTE:
+    room_remote(st, m->buf);
+    chat_buf_unref(m->buf);
+    break;
+  case ROOM_PRESENCE:
+    room_fanout(st, m->buf);
+    chat_buf_unref(m->buf);
+    break;
   }
   free(m->text);
   free(m->id);
@@ -435,6 +514,21 @@ static int room_start(weft_actor *self, void *state, void *arg) {
   if (st->hist_cap > 0) {
     st->hist = calloc(st->hist_cap, sizeof *st->hist);
     if (st->hist == NULL) return UV_ENOMEM;
+  }
+  if (chat_srv->cluster) {
+    st->clustered = 1;
+    chat_buf **msgs = NULL;
+    size_t n = 0;
+    if (chat_cluster_room_open(st->entry->name, st->hist_cap, &st->seq, &msgs,
+                               &n) == 0) {
+      for (size_t i = 0; i < n; i++) {
+        room_remember(st, msgs[i]);
+        chat_buf_unref(msgs[i]);
+      }
+    }
+    free(msgs);
+    __atomic_store_n(&st->entry->seq, st->seq, __ATOMIC_RELAXED);
+    return 0;
   }
   if (chat_srv->store == NULL) return 0;
   /* The room goes on from its last stored seq, with its stored history. */
@@ -479,6 +573,12 @@ static void room_stop(weft_actor *self, void *state, int why) {
       room_batch_free(left);
     weft_chan_free(st->to_committer);
   }
+  if (st->clustered) chat_cluster_room_close(st->entry->name);
+  for (size_t i = 0; i < st->n_acks; i++) {
+    chat_conn_unref(st->acks[i].conn);
+    free(st->acks[i].id);
+  }
+  free(st->acks);
   for (size_t i = 0; i < st->n_pending; i++) {
     chat_conn_unref(st->pending[i].conn);
     free(st->pending[i].text);
@@ -586,7 +686,9 @@ static int dir_behaviour(weft_actor *self, void *state, void *msg,
                         .msg_size = sizeof(room_msg),
                         .mailbox = 1024,
                         .state_size = sizeof(room_state),
-                        .executor = WEFT_EXEC_NEXT,
+                        /* With a cluster, rooms live where its Redis
+                         * connections do. */
+                        .executor = chat_srv->cluster ? 1 : WEFT_EXEC_NEXT,
                         .behaviour = room_behaviour,
                         .start = room_start,
                         .stop = room_stop,
@@ -691,4 +793,18 @@ int64_t chat_rooms_count(void) {
   int64_t n = (int64_t)dir.count;
   pthread_mutex_unlock(&dir_lock);
   return n;
+}
+
+void chat_room_remote(const char *name, chat_buf *b, int presence) {
+  weft_actor *room = chat_room_get(name, 0);
+  room_msg m = {.op = presence ? ROOM_PRESENCE : ROOM_REMOTE, .buf = b};
+  if (room == NULL || weft_actor_tell(room, &m) != 0) chat_buf_unref(b);
+}
+
+int64_t chat_room_seq(const char *name) {
+  pthread_mutex_lock(&dir_lock);
+  room_entry *e = chat_map_get(&dir, name);
+  int64_t seq = e != NULL ? __atomic_load_n(&e->seq, __ATOMIC_RELAXED) : 0;
+  pthread_mutex_unlock(&dir_lock);
+  return seq;
 }

@@ -46,6 +46,14 @@ int chat_room_history(weft_actor *room, chat_conn *c, int64_t since);
 /** {"type":"rooms","rooms":[...]} with every room that has members. */
 chat_buf *chat_rooms_list(void);
 
+/** Hands room name a message read from the cluster's stream (presence 0)
+ * or another node's presence event (presence 1); b's reference goes with
+ * it. */
+void chat_room_remote(const char *name, chat_buf *b, int presence);
+
+/** The last seq of room name (0 when there is no such room). */
+int64_t chat_room_seq(const char *name);
+
 /** The number of rooms. */
 int64_t chat_rooms_count(void);
 

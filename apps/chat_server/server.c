@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "chat.h"
+#include "cluster.h"
 #include "conn.h"
 #include "nicks.h"
 #include "room.h"
@@ -54,7 +55,8 @@ static int serve_healthz(weft_http_response *res) {
                    "\"store\":\"%s\",\"redis\":\"%s\"}\n",
                    (long long)app_gauge_value(chat_srv->sessions),
                    (long long)chat_rooms_count(),
-                   chat_srv->cfg->store ? "on" : "off", "off");
+                   chat_srv->cfg->store ? "on" : "off",
+                   !chat_srv->cluster ? "off" : chat_cluster_up() ? "up" : "down");
   weft_http_response_header(res, "Content-Type", "application/json");
   weft_http_response_header(res, "Cache-Control", "no-store");
   return weft_http_response_body(res, body, (size_t)n);
@@ -179,6 +181,16 @@ int chat_server_run(void *arg) {
       weft_log(WEFT_LOG_INFO, "history store open", "path=%s", cfg->store);
     }
   }
+  if (err == 0 && cfg->redis != NULL) {
+    char why[512];
+    err = chat_cluster_start(helpers, cfg->redis, why, sizeof why);
+    if (err != 0) {
+      fprintf(stderr, "chat_server: --redis: %s\n", why);
+      start->bad_option = 1;
+    } else {
+      srv.cluster = 1;
+    }
+  }
   if (err == 0) err = chat_rooms_start(helpers);
 
   if (err == 0) {
@@ -200,10 +212,12 @@ int chat_server_run(void *arg) {
   }
 
   chat_rooms_stop();
+  chat_cluster_stop();
   for (int k = 0; k < srv.n_exec && srv.janitors != NULL; k++)
     if (srv.janitors[k] != NULL) weft_chan_close(srv.janitors[k]);
   if (helpers != NULL) weft_group_join(helpers);
   chat_rooms_free();
+  chat_cluster_free();
   chat_nicks_free();
   chat_store_close(srv.store);
   for (int k = 0; k < srv.n_exec && srv.janitors != NULL; k++)

@@ -60,7 +60,7 @@ Got command(weft_redis *r, const char *fmt, const char *arg = nullptr) {
 
 }  // namespace
 
-TEST_CASE("many tasks pipeline commands; each gets its own reply", "[redis]") {
+TEST_CASE("many tasks pipeline commands and each gets its own reply", "[redis]") {
   REDIS_TEST_SERVER(server);
   const int kTasks = 100, kEach = 20;
   int connect_err[2] = {1, 1};
@@ -117,7 +117,7 @@ TEST_CASE("many tasks pipeline commands; each gets its own reply", "[redis]") {
   for (int e = 0; e < 2; e++) CHECK(seen[e].size() == (size_t)kTasks * kEach);
 }
 
-TEST_CASE("error replies are replies; bad calls and refused connections are errors",
+TEST_CASE("error replies are replies, bad calls and refused connections are errors",
           "[redis]") {
   REDIS_TEST_SERVER(server);
   Got wrong_type, unknown, after;

@@ -144,7 +144,7 @@ TEST_CASE("group commit: writers on two executors share transactions, all durabl
   CHECK(distinct == kTasks * kPerTask);
 }
 
-TEST_CASE("a failing write is rolled back alone; the rest of its batch commits", "[sqlite]") {
+TEST_CASE("a failing write is rolled back alone and the rest of its batch commits", "[sqlite]") {
   TempDir dir("weft-sqlite");
   REQUIRE(!dir.path.empty());
   std::string path = dir / "fail.db";

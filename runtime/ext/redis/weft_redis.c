@@ -512,41 +512,18 @@ void weft_redis_close(weft_redis *r) {
   free_conn(r);
 }
 
-int weft_redis_connect(const char *host, int port, const weft_redis_opts *opts,
-                       weft_redis **out) {
-  if (out != NULL) *out = NULL;
-  if (host == NULL || out == NULL || port < 1 || port > 65535) return UV_EINVAL;
-  if (!weft_in_task()) return WEFT_ENOTASK;
-  int err = weft_cancelled();
-  if (err != 0) return err;
-  int connect_timeout = opts != NULL && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
-                                                                     : 2000;
-
-  /* hiredis would resolve a name with a blocking getaddrinfo() on the loop:
-   * resolve it here, and hand hiredis the address. */
-  char ip[INET6_ADDRSTRLEN];
-  struct in6_addr probe;
-  if (uv_inet_pton(AF_INET, host, &probe) == 0 || uv_inet_pton(AF_INET6, host, &probe) == 0) {
-    snprintf(ip, sizeof ip, "%s", host);
-  } else {
-    struct sockaddr_storage addr;
-    int n = weft_dns_lookup(host, port, &addr, 1);
-    if (n < 0) return n;
-    if (addr.ss_family == AF_INET6)
-      uv_ip6_name((const struct sockaddr_in6 *)&addr, ip, sizeof ip);
-    else
-      uv_ip4_name((const struct sockaddr_in *)&addr, ip, sizeof ip);
-  }
-
+/* Connects to one address (a numeric IP) and waits for a PING's reply,
+ * which proves that a Redis server answers; when the connection fails
+ * first, hiredis calls the PING's callback with no reply. */
+static int connect_addr(const char *ip, int port, int64_t command_timeout_ms, weft_redis **out) {
   weft_redis *r = calloc(1, sizeof *r);
   if (r == NULL) return UV_ENOMEM;
   r->exec_id = weft_executor_id();
-  r->command_timeout_ms = opts != NULL && opts->command_timeout_ms > 0 ? opts->command_timeout_ms
-                                                                       : 0;
-  snprintf(r->addr, sizeof r->addr, "%s:%d", ip, port);
+  snprintf(r->addr, sizeof r->addr, "%.46s:%d", ip, port);
   uv_timer_init(weft_loop(), &r->timer);
   r->timer.data = r;
 
+  int err = 0;
   redisAsyncContext *ac = redisAsyncConnect(ip, port);
   if (ac == NULL) {
     free_conn(r);
@@ -575,23 +552,61 @@ int weft_redis_connect(const char *host, int port, const weft_redis_opts *opts,
   redisAsyncSetDisconnectCallback(ac, on_disconnect);
   r->ac = ac;
 
-  /* A PING proves that a Redis server answers; when the connection fails
-   * first, hiredis calls its callback with no reply. */
-  weft_scope s;
-  weft_scope_enter(&s, connect_timeout);
   redisReply *reply = NULL;
-  int64_t saved_timeout = r->command_timeout_ms;
-  r->command_timeout_ms = 0;
   const char *ping[1] = {"PING"};
   err = command_argv(r, &reply, 1, ping, NULL);
-  r->command_timeout_ms = saved_timeout;
-  weft_scope_leave(&s);
   if (reply != NULL) freeReplyObject(reply);
   if (err != 0) {
     if (r->connect_err != 0) err = r->connect_err;
     free_conn(r);
     return err;
   }
+  r->command_timeout_ms = command_timeout_ms;
   *out = r;
   return 0;
+}
+
+int weft_redis_connect(const char *host, int port, const weft_redis_opts *opts,
+                       weft_redis **out) {
+  if (out != NULL) *out = NULL;
+  if (host == NULL || out == NULL || port < 1 || port > 65535) return UV_EINVAL;
+  if (!weft_in_task()) return WEFT_ENOTASK;
+  int err = weft_cancelled();
+  if (err != 0) return err;
+  int connect_timeout = opts != NULL && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
+                                                                     : 2000;
+  int64_t command_timeout = opts != NULL && opts->command_timeout_ms > 0
+                                ? opts->command_timeout_ms
+                                : 0;
+
+  /* hiredis would resolve a name with a blocking getaddrinfo() on the loop:
+   * resolve it here, and hand hiredis each address in turn. */
+  enum { MAX_ADDRS = 8 };
+  char ips[MAX_ADDRS][INET6_ADDRSTRLEN];
+  int n = 1;
+  struct in6_addr probe;
+  if (uv_inet_pton(AF_INET, host, &probe) == 0 || uv_inet_pton(AF_INET6, host, &probe) == 0) {
+    snprintf(ips[0], sizeof ips[0], "%s", host);
+  } else {
+    struct sockaddr_storage addrs[MAX_ADDRS];
+    n = weft_dns_lookup(host, port, addrs, MAX_ADDRS);
+    if (n < 0) return n;
+    for (int i = 0; i < n; i++) {
+      if (addrs[i].ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)&addrs[i], ips[i], sizeof ips[i]);
+      else
+        uv_ip4_name((const struct sockaddr_in *)&addrs[i], ips[i], sizeof ips[i]);
+    }
+  }
+
+  /* One deadline for every attempt. */
+  weft_scope s;
+  weft_scope_enter(&s, connect_timeout);
+  err = UV_EINVAL;
+  for (int i = 0; i < n; i++) {
+    err = connect_addr(ips[i], port, command_timeout, out);
+    if (err == 0 || weft_cancelled()) break;
+  }
+  weft_scope_leave(&s);
+  return err;
 }

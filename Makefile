@@ -63,7 +63,7 @@ demo: build
 
 # The normal build, then the sanitizer builds, one after the other: all
 # must pass. ThreadSanitizer runs the tests of what crosses executors.
-TSAN_TESTS = test_chan|test_select|test_executors|test_pool|test_sync|test_stream|test_actor|test_metrics
+TSAN_TESTS = test_chan|test_select|test_executors|test_pool|test_sync|test_stream|test_actor|test_metrics|test_sqlite|test_redis
 test:
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory asan

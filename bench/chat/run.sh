@@ -47,6 +47,9 @@ elif [[ $# -gt 0 ]]; then
   exit 2
 fi
 ulimit -n "$(ulimit -Hn)"
+# Debian's interpreter, which has python3-websockets.
+py=/usr/bin/python3
+[[ -x $py ]] || py=python3
 
 echo "== building in $build (Release)" >&2
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_BENCH=ON \
@@ -105,7 +108,7 @@ launch() {
                    --max-connections $((idle + 1000)) ;;
     node_ws) start "$1" env NODE_PATH=/usr/share/nodejs node "$here/peers/node_ws.js" 0 ;;
     go_gorilla) start "$1" env GOMAXPROCS=1 "$gohub" 0 ;;
-    python_websockets) start "$1" python3 "$here/peers/py_websockets.py" 0 ;;
+    python_websockets) start "$1" "$py" "$here/peers/py_websockets.py" 0 ;;
   esac
 }
 

@@ -45,6 +45,14 @@ static const char raise_script[] =
     "if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end "
     "return 0";
 
+/* Claims a nick for node ARGV[1]: 1 when it is free or already this
+ * node's (the refresh may have written it first), 0 when another holds it. */
+static const char claim_script[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v and v ~= ARGV[1] then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+    "return 1";
+
 /* Gives a nick back only when this node holds it. */
 static const char release_script[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
@@ -484,8 +492,10 @@ static void cluster_refresh(int healing) {
   for (size_t i = 0; i < n; i++) {
     char k[96];
     key(k, sizeof k, "nick", nicks[i]);
-    const char *set[] = {"SET", k, cl.node, "EX", ttl};
-    cmd0(5, set);
+    /* A periodic refresh only extends a nick (XX): one given back since
+     * the list was taken must stay free. Healing writes them again. */
+    const char *set[] = {"SET", k, cl.node, "EX", ttl, "XX"};
+    cmd0(healing ? 5 : 6, set);
     free(nicks[i]);
   }
   free(nicks);
@@ -586,11 +596,11 @@ static int cl_claim(const char *nick) {
   char k[96], ttl[16];
   key(k, sizeof k, "nick", nick);
   snprintf(ttl, sizeof ttl, "%d", CLUSTER_TTL_S);
-  const char *set[] = {"SET", k, cl.node, "NX", "EX", ttl};
+  const char *argv[] = {"EVAL", claim_script, "1", k, cl.node, ttl};
   redisReply *reply;
-  int r = cmd(&reply, 6, set);
+  int r = cmd(&reply, 6, argv);
   if (r != 0) return r;
-  r = reply->type == REDIS_REPLY_NIL ? UV_EEXIST : 0;
+  r = reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 ? 0 : UV_EEXIST;
   freeReplyObject(reply);
   return r;
 }

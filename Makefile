@@ -46,7 +46,7 @@ define run_tests
 endef
 
 .PHONY: all setup build demo test check asan tsan tsan-concurrency valgrind bench install \
-        clean format
+        clean format docs lint
 
 all: build
 
@@ -107,7 +107,20 @@ install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-valgrind build-bench
+	rm -rf build build-asan build-tsan build-valgrind build-bench build-docs build-lint
+
+# The API reference of the public headers (Doxygen, Debian doxygen) in
+# build-docs/html/; a public function without a comment fails it
+# (scripts/api-docs, docs/Doxyfile).
+docs:
+	bash scripts/api-docs build-docs
+
+# clang-tidy (.clang-tidy) and cppcheck over the C sources, with a report
+# per file and per check in build-lint/lint-report.txt. It reports without
+# failing until the tree is clean; LINT_STRICT=1 makes a finding fail it.
+LINT_STRICT ?= 0
+lint:
+	JOBS=$(JOBS) LINT_STRICT=$(LINT_STRICT) bash scripts/lint build-lint
 
 FORMAT_DIRS = runtime tests examples apps bench
 format:

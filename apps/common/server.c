@@ -21,8 +21,14 @@
  */
 #include "server.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
 
 #include "signals.h"
 
@@ -249,11 +255,56 @@ static void server_dump(void *ctx) {
 
 /* ---- The root ------------------------------------------------------------ */
 
+/* Whether host:port is free to bind without SO_REUSEPORT. A listener with
+ * SO_REUSEPORT joins any other socket that has it, of any process of the
+ * same user: before the first listener of this server takes a given port,
+ * a plain socket (SO_REUSEADDR only, as libuv binds) is bound there and
+ * closed at once, so that a port something else holds is refused the way a
+ * single listener would be. Returns 0, UV_EADDRINUSE or another error. */
+static int server_probe_port(const app_addr *a, int port) {
+#ifdef _WIN32
+  (void)a;
+  (void)port;
+  return 0;
+#else
+  struct sockaddr_storage addr;
+  memset(&addr, 0, sizeof addr);
+  if (uv_ip4_addr(a->host, port, (struct sockaddr_in *)&addr) != 0 &&
+      uv_ip6_addr(a->host, port, (struct sockaddr_in6 *)&addr) != 0) {
+    int n = weft_dns_lookup(a->host, port, &addr, 1);
+    if (n < 0) return n;
+  }
+  int fd = socket(addr.ss_family, SOCK_STREAM, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  int on = 1;
+  int r = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (r == 0 && addr.ss_family == AF_INET6)
+    r = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  socklen_t len = addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in);
+  if (r == 0) r = bind(fd, (struct sockaddr *)&addr, len);
+  r = r == 0 ? 0 : uv_translate_sys_error(errno);
+  close(fd);
+  return r;
+#endif
+}
+
 /* Opens the root executor's listeners; port 0 gets its real port here, and
  * every other executor then listens on that port. */
 static int server_open_home(server *srv, worker *w) {
   const app_listen_list *l = srv->o->listen;
   for (size_t i = 0; i < l->n; i++) srv->ports[i] = l->addrs[i].port;
+  for (size_t i = 0; i < l->n && (srv->flags & WEFT_TCP_REUSEPORT); i++) {
+    if (l->addrs[i].port == 0) continue; /* the kernel picks a free one */
+    int r = server_probe_port(&l->addrs[i], l->addrs[i].port);
+    if (r == UV_EADDRINUSE) {
+      char where[96];
+      app_addr_format(l->addrs[i].host, l->addrs[i].port, where, sizeof where);
+      weft_log(WEFT_LOG_ERROR, "cannot listen", "addr=%s error=%s", where,
+               weft_strerror(r));
+      return r;
+    }
+  }
   int r = server_open_listeners(w);
   if (r == UV_ENOTSUP && (srv->flags & WEFT_TCP_REUSEPORT)) {
     weft_log(WEFT_LOG_WARN,

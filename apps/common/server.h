@@ -5,7 +5,9 @@
  *
  *   - listens on every address, on every executor: with SO_REUSEPORT each
  *     executor has a listener of its own per address and the kernel spreads
- *     the connections; without it, executor 1 takes them all;
+ *     the connections; without it, executor 1 takes them all; a port that
+ *     another process holds is refused (UV_EADDRINUSE) as it would be
+ *     without SO_REUSEPORT;
  *   - logs "listening on HOST:PORT" once per address, with the real port
  *     (port 0 picks a free one), once every executor accepts;
  *   - runs the handler in a task of its own per connection, on the executor

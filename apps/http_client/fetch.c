@@ -155,11 +155,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg) {
   return size * n;
 }
 
-int hc_fetcher_init(hc_fetcher *f, const hc_request *req) {
-  memset(f, 0, sizeof *f);
-  CURL *e = curl_easy_init();
-  if (e == NULL) return UV_ENOMEM;
-  f->easy = e;
+/* Sets every option of f's easy handle for req (after curl_easy_init() or
+ * curl_easy_reset()). */
+static void fetcher_setup(hc_fetcher *f, const hc_request *req) {
+  CURL *e = f->easy;
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
@@ -195,7 +194,33 @@ int hc_fetcher_init(hc_fetcher *f, const hc_request *req) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (req->method != NULL)
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+}
+
+int hc_fetcher_init(hc_fetcher *f, const hc_request *req) {
+  memset(f, 0, sizeof *f);
+  f->easy = curl_easy_init();
+  if (f->easy == NULL) return UV_ENOMEM;
+  f->req = req;
+  fetcher_setup(f, req);
   return 0;
+}
+
+/* libcurl sends a request again on a fresh connection when the reused one
+ * it was sent on turns out closed, at most five times per easy handle: a
+ * count that only curl_easy_reset() clears (libcurl 7.88), so a handle
+ * kept for many requests would fail every sixth such resend. A transfer
+ * that opened a connection may have made one; the handle is then reset and
+ * set up again (connections stay in the client's cache). */
+static void fetcher_renew(hc_fetcher *f) {
+  long connects = 0;
+  if (curl_easy_getinfo(f->easy, CURLINFO_NUM_CONNECTS, &connects) !=
+          CURLE_OK ||
+      connects == 0)
+    return;
+  curl_easy_reset(f->easy);
+  fetcher_setup(f, f->req);
+  f->url = NULL;
+  f->parsed = NULL;
 }
 
 void hc_fetcher_free(hc_fetcher *f) {
@@ -294,6 +319,7 @@ static long pipewait(const hc_fetcher *f, const char *url) {
 
 void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
                    CURLU *parsed, hc_attempt *out) {
+  fetcher_renew(f);
   CURL *e = f->easy;
   memset(out, 0, sizeof *out);
   out->ttfb_us = out->total_us = -1;

@@ -379,7 +379,14 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   int flags = 0;
   if (status < 0) {
-    flags = CURL_CSELECT_ERR;
+    /* The socket has an error pending (a reset, mostly) and libuv has
+     * stopped watching it. libcurl is handed the readiness it asked for:
+     * its own read or write then meets the error, and on a reused
+     * connection that has not answered yet it sends the request again on
+     * a fresh one. CURL_CSELECT_ERR would fail the transfer outright. */
+    if (s->events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (s->events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    s->events = 0;
   } else {
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;

@@ -25,7 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
+#include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #endif
@@ -45,7 +48,10 @@ typedef struct server {
   app_counter *rejected;
   app_counter *closed_at_shutdown;
   app_counter *accept_errors;
+  app_counter *shed_fd_limit;
   app_gauge *active;
+  int64_t fd_budget;    /* connections the open-file limit leaves; 0: any */
+  int64_t last_fd_warn; /* when shedding was last logged (ms, atomic) */
 } server;
 
 typedef struct worker {
@@ -101,7 +107,7 @@ static int server_conn_task(void *arg) {
   return 0;
 }
 
-/* Takes one accepted connection: applies the limit, starts its task. */
+/* Takes one accepted connection: applies the limits, starts its task. */
 static void server_take(worker *w, weft_tcp *c) {
   server *srv = w->srv;
   int64_t active = app_gauge_add(srv->active, 1);
@@ -109,6 +115,25 @@ static void server_take(worker *w, weft_tcp *c) {
     app_gauge_add(srv->active, -1);
     app_counter_add(srv->rejected, 1);
     weft_tcp_close(c);
+    return;
+  }
+  if (srv->fd_budget > 0 && active > srv->fd_budget) {
+    /* Closed now, while a descriptor is still free, rather than left to
+     * libuv, which would shed every waiting connection unseen once
+     * accept() fails with EMFILE. */
+    app_gauge_add(srv->active, -1);
+    app_counter_add(srv->shed_fd_limit, 1);
+    weft_tcp_close(c);
+    int64_t now = weft_now();
+    int64_t last = __atomic_load_n(&srv->last_fd_warn, __ATOMIC_RELAXED);
+    if (now - last >= 1000 &&
+        __atomic_compare_exchange_n(&srv->last_fd_warn, &last, now, 0,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      weft_log(WEFT_LOG_WARN,
+               "out of file descriptors: new connections are closed",
+               "connections=%lld shed_fd_limit=%llu (raise ulimit -n)",
+               (long long)(active - 1),
+               (unsigned long long)app_counter_value(srv->shed_fd_limit));
     return;
   }
   app_counter_add(srv->accepted, 1);
@@ -289,6 +314,56 @@ static int server_probe_port(const app_addr *a, int port) {
 #endif
 }
 
+/* Descriptors kept free for what a connection's handler opens (a file it
+ * serves, a log) and for the runtime. */
+#define SERVER_FD_RESERVE 16
+
+/* The number of descriptors the process has open, or -1. */
+static int64_t server_open_fds(int64_t limit) {
+#ifdef _WIN32
+  (void)limit;
+  return -1;
+#else
+  int64_t n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (d != NULL) {
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+      if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the directory's own */
+  }
+  if (limit > 65536) return -1;
+  for (int fd = 0; fd < (int)limit; fd++)
+    if (fcntl(fd, F_GETFD) != -1) n++;
+  return n;
+#endif
+}
+
+/* How many connections the open-file limit leaves room for, with every
+ * listener opened (and the connection libuv accepts ahead of each, and its
+ * spare descriptor per executor) and SERVER_FD_RESERVE spare; 0 when there
+ * is no such limit. Past it a connection is closed at once and counted, as
+ * past max_connections. */
+static int64_t server_fd_budget(int n_exec, size_t n_addr) {
+#ifdef _WIN32
+  (void)n_exec;
+  (void)n_addr;
+  return 0;
+#else
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur > (rlim_t)INT32_MAX)
+    return 0;
+  int64_t limit = (int64_t)rl.rlim_cur;
+  int64_t open = server_open_fds(limit);
+  if (open < 0) return 0;
+  int64_t budget = limit - open - (int64_t)n_exec * (2 * (int64_t)n_addr + 1) -
+                   SERVER_FD_RESERVE;
+  return budget < 1 ? 1 : budget;
+#endif
+}
+
 /* Opens the root executor's listeners; port 0 gets its real port here, and
  * every other executor then listens on that port. */
 static int server_open_home(server *srv, worker *w) {
@@ -338,11 +413,20 @@ int app_server_run(const app_server_opts *o) {
   srv.rejected = app_stats_counter(o->stats, "rejected");
   srv.closed_at_shutdown = app_stats_counter(o->stats, "closed_at_shutdown");
   srv.accept_errors = app_stats_counter(o->stats, "accept_errors");
+  srv.shed_fd_limit = app_stats_counter(o->stats, "shed_fd_limit");
   srv.active = app_stats_gauge(o->stats, "active");
   app_stats_rate(o->stats, "connections_per_s", srv.accepted);
 
   size_t n_addr = o->listen->n;
   int n_all = srv.n_exec;
+  srv.fd_budget = server_fd_budget(n_all, n_addr);
+  if (srv.fd_budget > 0 &&
+      (o->max_connections <= 0 || srv.fd_budget < o->max_connections))
+    weft_log(WEFT_LOG_INFO, "the open-file limit bounds the connections",
+             "connections=%lld max_connections=%lld", (long long)srv.fd_budget,
+             (long long)o->max_connections);
+  else
+    srv.fd_budget = 0; /* max_connections comes first */
   srv.ports = calloc(n_addr, sizeof *srv.ports);
   worker *workers = calloc((size_t)n_all, sizeof *workers);
   weft_tcp **listeners = calloc((size_t)n_all * n_addr, sizeof *listeners);

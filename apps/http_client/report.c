@@ -198,13 +198,14 @@ void hc_report_summary_json(FILE *out, const hc_tally *t,
           "\"failed\":%llu,\"not_sent\":%llu,\"planned\":%llu,"
           "\"attempts\":%llu,\"bytes\":%llu,\"elapsed_s\":%.6f,"
           "\"requests_per_s\":%.3f,\"bytes_per_s\":%.1f,\"concurrency\":%d,"
-          "\"executors\":%d,\"stopped\":",
+          "\"workers\":%d,\"executors\":%d,\"stopped\":",
           f->mode, (unsigned long long)t->requests, (unsigned long long)t->ok,
           (unsigned long long)t->failed, (unsigned long long)f->not_sent,
           (unsigned long long)f->planned, (unsigned long long)t->attempts,
           (unsigned long long)t->bytes, f->elapsed_s,
           per_second(t->requests, f->elapsed_s),
-          per_second(t->bytes, f->elapsed_s), f->concurrency, f->executors);
+          per_second(t->bytes, f->elapsed_s), f->concurrency, f->workers,
+          f->executors);
   if (f->stopped != NULL)
     fprintf(out, "\"%s\"", f->stopped);
   else

@@ -77,6 +77,14 @@ int hc_request_init(hc_request *req, const hc_config *cfg) {
   memset(req, 0, sizeof *req);
   req->method = cfg->method;
   req->head = cfg->method != NULL && strcmp(cfg->method, "HEAD") == 0;
+  static const char *const idempotent[] = {"GET",    "HEAD",    "PUT",
+                                           "DELETE", "OPTIONS", "TRACE"};
+  if (cfg->method == NULL) {
+    req->idempotent = cfg->body == NULL && cfg->body_file == NULL; /* GET */
+  } else {
+    for (size_t i = 0; i < sizeof idempotent / sizeof idempotent[0]; i++)
+      if (strcmp(cfg->method, idempotent[i]) == 0) req->idempotent = 1;
+  }
   if (cfg->body != NULL) {
     req->body_len = strlen(cfg->body);
     req->body = strdup(cfg->body);
@@ -228,8 +236,9 @@ void hc_fetcher_free(hc_fetcher *f) {
   f->easy = NULL;
 }
 
-/* The class of a transfer that ended with rc (weft) and code (libcurl). */
-static hc_error classify(int rc, CURLcode code) {
+/* The class of a transfer that ended with rc (weft) and code (libcurl);
+ * status is the response's, 0 before one came. */
+static hc_error classify(int rc, CURLcode code, long status) {
   if (rc == UV_ECANCELED) return HC_ERR_CANCELLED;
   if (rc == UV_ETIMEDOUT && code != CURLE_OPERATION_TIMEDOUT)
     return HC_ERR_DEADLINE;
@@ -237,8 +246,12 @@ static hc_error classify(int rc, CURLcode code) {
   case CURLE_OK:
     return HC_OK;
   case CURLE_URL_MALFORMAT:
-  case CURLE_UNSUPPORTED_PROTOCOL:
     return HC_ERR_MALFORMED_URL;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    /* Every URL was parsed, scheme included, before it was sent: this is
+     * a reply that is not HTTP ("Received HTTP/0.9"), or a redirect to a
+     * scheme other than http and https. */
+    return HC_ERR_PROTOCOL;
   case CURLE_COULDNT_CONNECT:
     return HC_ERR_CONNECTION_REFUSED;
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -264,12 +277,14 @@ static hc_error classify(int rc, CURLcode code) {
   case CURLE_SSL_CLIENTCERT:
     return HC_ERR_TLS;
   case CURLE_RECV_ERROR:
-    return HC_ERR_CONNECTION_RESET;
+    /* After the status line: the body was cut short. */
+    return status > 0 ? HC_ERR_TRUNCATED : HC_ERR_CONNECTION_RESET;
   case CURLE_SEND_ERROR:
     return HC_ERR_SEND;
   case CURLE_GOT_NOTHING:
-  case CURLE_PARTIAL_FILE:
     return HC_ERR_EMPTY_REPLY;
+  case CURLE_PARTIAL_FILE:
+    return HC_ERR_TRUNCATED;
   case CURLE_WEIRD_SERVER_REPLY:
   case CURLE_HTTP2:
   case CURLE_HTTP2_STREAM:
@@ -339,9 +354,9 @@ void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
   CURLcode code = CURLE_OK;
   int rc = weft_curl_perform(client, e, &code);
   out->bytes = f->bytes;
-  out->error = classify(rc, code);
-  if (rc != 0 && out->error == HC_OK) out->error = HC_ERR_OTHER;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+  out->error = classify(rc, code, out->status);
+  if (rc != 0 && out->error == HC_OK) out->error = HC_ERR_OTHER;
   curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &out->redirects);
   if (out->error != HC_OK) {
     /* A transfer that failed part way may have a status; it still has no
@@ -371,15 +386,17 @@ void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
   }
 }
 
-int hc_fetch_retryable(const hc_attempt *a) {
+int hc_fetch_retryable(const hc_attempt *a, int idempotent) {
   switch (a->error) {
   case HC_OK:
-    return hc_retry_status(a->status);
+    if (a->status == 429 || a->status == 503) return 1;
+    return idempotent && hc_retry_status(a->status);
   case HC_ERR_CONNECTION_REFUSED:
+    return 1;
   case HC_ERR_CONNECTION_RESET:
   case HC_ERR_SEND:
   case HC_ERR_EMPTY_REPLY:
-    return 1;
+    return idempotent;
   default:
     return 0;
   }

@@ -17,6 +17,7 @@ static const char *const error_names[HC_ERR_COUNT] = {
     [HC_ERR_SEND] = "send_error",
     [HC_ERR_EMPTY_REPLY] = "empty_reply",
     [HC_ERR_PROTOCOL] = "protocol",
+    [HC_ERR_TRUNCATED] = "truncated",
     [HC_ERR_CANCELLED] = "cancelled",
     [HC_ERR_DEADLINE] = "deadline",
     [HC_ERR_OTHER] = "other",

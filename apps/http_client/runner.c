@@ -156,7 +156,7 @@ static void do_request(worker *w, const hc_target *t) {
     if (attempts == 0) first_ns = weft_now_ns();
     attempts++;
     hc_fetch_once(&w->fetch, w->client, t->url, t->parsed, &a);
-    if (attempts > run->retries || !hc_fetch_retryable(&a)) break;
+    if (attempts > run->retries || !hc_fetch_retryable(&a, run->in->request->idempotent)) break;
     if (atomic_load(&run->stopping) || weft_cancelled()) break;
     int64_t delay = a.retry_after_ms;
     if (delay > cfg->retry_after_max) break; /* too far off: give up */

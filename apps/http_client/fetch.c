@@ -352,7 +352,21 @@ void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
     f->parsed = parsed;
   }
   CURLcode code = CURLE_OK;
+  /* libcurl checks its own timeout only when it wakes for something else
+   * too (it counts a timer due within 40 ms as due, then finds time left
+   * and waits for the next event: 200 ms for a 1 ms timeout). A scope with
+   * the same deadline ends the attempt on time. */
+  weft_scope attempt;
+  long limit = f->req->timeout_ms;
+  weft_scope_enter(&attempt, limit > 0 ? (int64_t)limit : WEFT_NO_DEADLINE);
   int rc = weft_curl_perform(client, e, &code);
+  int own_deadline = weft_scope_leave(&attempt) == UV_ETIMEDOUT &&
+                     weft_cancelled() == 0;
+  if (own_deadline && rc == UV_ETIMEDOUT) {
+    code = CURLE_OPERATION_TIMEDOUT;
+    snprintf(f->errbuf, sizeof f->errbuf,
+             "Operation timed out after %ld milliseconds", limit);
+  }
   out->bytes = f->bytes;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
   out->error = classify(rc, code, out->status);

@@ -52,7 +52,11 @@ static int parse_duration(void *field, const char *text, const cJSON *json,
     snprintf(why, why_len, "a duration must be between 0 and 1e9 seconds");
     return -1;
   }
-  *(int64_t *)field = (int64_t)llround(seconds * 1000.0);
+  /* Whole milliseconds; a duration below one is one, not none (0 means no
+   * limit for the timeouts). */
+  int64_t ms = (int64_t)llround(seconds * 1000.0);
+  if (ms == 0 && seconds > 0) ms = 1;
+  *(int64_t *)field = ms;
   return 0;
 bad:
   snprintf(why, why_len,

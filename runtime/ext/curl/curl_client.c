@@ -413,10 +413,17 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
   (void)easy;
   if (s == NULL) s = map_get(&c->sock_by_fd, (uintptr_t)fd);
   if (what == CURL_POLL_REMOVE) {
-    /* Kept open for the next transfer: watched for a hang-up only. */
+    /* Kept open for the next transfer: watched for a hang-up only. A
+     * socket that never got to wait for input is still connecting, and
+     * libcurl may close such a one (a connect that timed out) without
+     * CURLOPT_CLOSESOCKETFUNCTION: it is not watched any more, since libuv
+     * aborts when it polls a descriptor that was closed under it. */
     if (s != NULL) {
       s->idle = 1;
-      if (s->events != UV_READABLE) sock_watch(s, UV_READABLE);
+      if (!(s->events & UV_READABLE))
+        sock_watch(s, 0);
+      else if (s->events != UV_READABLE)
+        sock_watch(s, UV_READABLE);
     }
     return 0;
   }

@@ -299,6 +299,11 @@ static int config_set_json(const app_option *o, void *field, const cJSON *v,
       }
       if (config_list_append(o, field, item->valuestring, why) != 0) return -1;
     }
+    if (o->type == APP_OPT_LISTEN && ((app_listen_list *)field)->n == 0) {
+      snprintf(why, WHY_LEN,
+               "expected at least one address, as [\"127.0.0.1:7007\"]");
+      return -1;
+    }
     return 0;
   }
   case APP_OPT_CUSTOM:

@@ -17,6 +17,7 @@ CASES = [
     ('{\n  "executors": 99999\n}\n', "2:16", "range"),
     ('{\n  "listen": ["127.0.0.1:0", 7]\n}\n', "2:13", "strings"),
     ('{\n  "listen": "nowhere"\n}\n', "2:13", "HOST:PORT"),
+    ('{\n  "listen": []\n}\n', "2:13", "at least one address"),
     ('{\n  "log_level": "loud"\n}\n', "2:16", "loud"),
     ('{\n  "backlog": 10,\n  "backlog": 20\n}\n', "3:3", "twice"),
     ('["not", "an", "object"]\n', "1:1", "object"),

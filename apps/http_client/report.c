@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
+
 static const char *const error_names[HC_ERR_COUNT] = {
     [HC_OK] = "ok",
     [HC_ERR_MALFORMED_URL] = "malformed_url",
@@ -80,25 +82,13 @@ static void buf_printf(line_buf *b, const char *fmt, ...) {
   }
 }
 
-/* Appends s as a JSON string, quotes included. */
+/* Appends s as a JSON string, quotes included; bytes that are not UTF-8
+ * (a URL read from a file may hold any) become U+FFFD. */
 static void buf_json_string(line_buf *b, const char *s) {
-  buf_reserve(b, strlen(s) * 6 + 2);
+  size_t len = strlen(s);
+  buf_reserve(b, len * 6 + 3);
   if (b->failed) return;
-  char *o = b->p + b->len;
-  *o++ = '"';
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if (*c == '"' || *c == '\\') {
-      *o++ = '\\';
-      *o++ = (char)*c;
-    } else if (*c < 0x20) {
-      o += sprintf(o, "\\u%04x", *c);
-    } else {
-      *o++ = (char)*c;
-    }
-  }
-  *o++ = '"';
-  *o = '\0';
-  b->len = (size_t)(o - b->p);
+  b->len += app_json_escape(s, len, b->p + b->len, b->cap - b->len);
 }
 
 /* Appends microseconds as milliseconds with three decimals, or null. */

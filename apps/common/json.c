@@ -292,3 +292,15 @@ char *app_utf8_repair(const char *s, size_t len, size_t *out_len) {
   if (out_len != NULL) *out_len = at;
   return copy;
 }
+
+int app_json_string_has_nul(const char *text, size_t len, size_t offset) {
+  if (text == NULL || offset >= len || text[offset] != '"') return 0;
+  for (size_t i = offset + 1; i < len; i++) {
+    if (text[i] == '"') return 0;
+    if (text[i] != '\\') continue;
+    if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
+      return 1;
+    i++; /* the escaped character */
+  }
+  return 0;
+}

@@ -55,6 +55,16 @@ void app_json_position(const char *text, size_t offset, int *line, int *column);
  */
 long app_json_member_offset(const char *text, size_t len, int index, int value);
 
+/**
+ * Whether the JSON string that starts (at its opening quote) at offset in
+ * text holds the escape \u0000. cJSON stops a string at a NUL, so such a
+ * string reaches the program cut short: a program that takes strings from
+ * outside checks the members it uses (app_json_member_offset() gives the
+ * offset) and refuses them. Returns 1 or 0 (0 also when offset is not at a
+ * string).
+ */
+int app_json_string_has_nul(const char *text, size_t len, size_t offset);
+
 /* ---- UTF-8: every JSON an application writes is valid UTF-8 ------------- */
 
 /**

@@ -350,11 +350,15 @@ static char *config_read_file(const app_spec *spec, const char *path,
     return NULL;
   }
   char *buf = malloc(CONFIG_MAX_FILE + 1);
+  errno = 0;
   size_t n = buf ? fread(buf, 1, CONFIG_MAX_FILE + 1, f) : 0;
   int failed = buf == NULL || ferror(f);
+  int why = buf == NULL ? ENOMEM : errno;
   fclose(f);
   if (failed) {
-    config_error(spec, "cannot read the configuration file %s", path);
+    /* A directory opens, and fails at the first read (EISDIR). */
+    config_error(spec, "cannot read the configuration file %s: %s", path,
+                 why != 0 ? strerror(why) : "read error");
     free(buf);
     return NULL;
   }

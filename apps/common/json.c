@@ -49,6 +49,30 @@ static size_t json_skip_string(const char *text, size_t len, size_t i) {
   return len;
 }
 
+/* Returns the offset of the first comma that follows a value and comes
+ * (after spaces) before a closing bracket, outside strings, or -1. cJSON
+ * reports such a comma at the end of the text, far from it. (Two commas in
+ * a row are left to cJSON's own message.) */
+static long json_trailing_comma(const char *text, size_t len) {
+  char before = 0; /* the last character outside spaces */
+  for (size_t i = 0; i < len;) {
+    if (text[i] == '"') {
+      i = json_skip_string(text, len, i);
+      before = '"';
+      continue;
+    }
+    if (text[i] == ',' && before != ',' && before != '[' && before != '{' &&
+        before != ':') {
+      size_t next = json_skip_space(text, len, i + 1);
+      if (next < len && (text[next] == '}' || text[next] == ']'))
+        return (long)i;
+    }
+    if (!json_is_space(text[i])) before = text[i];
+    i++;
+  }
+  return -1;
+}
+
 /* Returns the offset of the first bracket that opens a level deeper than
  * max_depth, or -1 when the text stays within it. A loop, not recursion:
  * this runs before anything recursive sees the text. */
@@ -110,6 +134,13 @@ cJSON *app_json_parse(const char *text, size_t len, int max_depth,
 
   const char *end = NULL;
   cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+  long comma = doc == NULL ? json_trailing_comma(text, len) : -1;
+  if (comma >= 0) {
+    json_set_error(err, text, (size_t)comma,
+                   "a comma before the closing bracket (JSON allows none "
+                   "there)");
+    return NULL;
+  }
   if (doc == NULL) {
     size_t at = end != NULL && end >= text ? (size_t)(end - text) : 0;
     if (at > len) at = len;

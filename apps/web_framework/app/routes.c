@@ -18,8 +18,10 @@
  * JSON answer, logged), wf_cors (when origins are configured), wf_gzip
  * (when enabled). Routes under /api also run under wf_timeout.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <weft.h>
 
@@ -167,9 +169,13 @@ static int webapp_routes(webapp *w) {
   if (cfg->static_dir != NULL && cfg->static_dir[0] != '\0') {
     rc = wf_static(root, "/static", cfg->static_dir, NULL);
     if (rc == UV_ENOENT) {
-      /* A missing folder should not stop the API: say so and go on. */
+      /* A missing folder should not stop the API: say so, why, and go on. */
+      struct stat st;
+      const char *why = stat(cfg->static_dir, &st) != 0 ? strerror(errno)
+                        : !S_ISDIR(st.st_mode)           ? "not a directory"
+                                                         : "cannot be opened";
       weft_log(WEFT_LOG_WARN, "static files disabled",
-               "static_dir=\"%s\" error=\"not a directory\"", cfg->static_dir);
+               "static_dir=\"%s\" error=\"%s\"", cfg->static_dir, why);
     } else if (rc < 0) {
       return rc;
     }

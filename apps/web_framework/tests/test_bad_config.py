@@ -38,8 +38,9 @@ def test(binary):
         server = Server(binary, "--static-dir", os.path.join(tmp, "no-such-dir"))
         with server_log_on_failure(server):
             server.wait_listening()
-            check(any("static files disabled" in l for l in server.err_lines),
-                  "no warning about the static folder")
+            check(any("static files disabled" in l and "No such file" in l
+                      for l in server.err_lines),
+                  "no warning about the static folder, with its reason")
             check(server.get("/static/index.html").status == 404, "a file without a folder")
             check(server.get("/plaintext").status == 200, "the API without a folder")
             check(server.stop() == 0, "exit code")

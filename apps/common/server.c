@@ -518,8 +518,10 @@ int app_server_run(const app_server_opts *o) {
 
   if (err == 0) {
     weft_log(WEFT_LOG_INFO, "stopped", NULL);
-    app_stats_log(o->stats);
+    /* The JSON first: the log line starts a new interval, and both are to
+     * show the rates of the same one. */
     app_stats_print_json(o->stats, stdout);
+    app_stats_log(o->stats);
   }
   weft_chan_free(srv.stop);
   weft_chan_free(srv.ready);

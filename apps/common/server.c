@@ -364,6 +364,22 @@ static int64_t server_fd_budget(int n_exec, size_t n_addr) {
 #endif
 }
 
+/* Writes the IP address listener is bound to into ip: what a name such as
+ * localhost resolved to, 0.0.0.0 for 0. Falls back on the host as given. */
+static void server_bound_ip(const weft_tcp *listener, const char *given,
+                            char *ip, size_t len) {
+  struct sockaddr_storage ss;
+  if (listener != NULL && weft_tcp_sockname(listener, &ss) == 0) {
+    if (ss.ss_family == AF_INET &&
+        uv_ip4_name((const struct sockaddr_in *)&ss, ip, len) == 0)
+      return;
+    if (ss.ss_family == AF_INET6 &&
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, ip, len) == 0)
+      return;
+  }
+  snprintf(ip, len, "%s", given);
+}
+
 /* Opens the root executor's listeners; port 0 gets its real port here, and
  * every other executor then listens on that port. */
 static int server_open_home(server *srv, worker *w) {
@@ -498,11 +514,18 @@ int app_server_run(const app_server_opts *o) {
   weft_scope_leave(&startup);
   if (err == 0) {
     for (size_t i = 0; i < n_addr; i++) {
-      char where[96], msg[128];
-      app_addr_format(o->listen->addrs[i].host, srv.ports[i], where,
-                      sizeof where);
+      char ip[64], where[96], msg[128];
+      const char *given = o->listen->addrs[i].host;
+      server_bound_ip(home->listeners[i], given, ip, sizeof ip);
+      app_addr_format(ip, srv.ports[i], where, sizeof where);
       snprintf(msg, sizeof msg, "listening on %s", where);
-      weft_log(WEFT_LOG_INFO, msg, "executors=%d", srv.n_exec);
+      /* A name (localhost) is shown with what it resolved to. */
+      if (strcmp(ip, given) == 0 || uv_inet_pton(AF_INET, given, ip) == 0 ||
+          uv_inet_pton(AF_INET6, given, ip) == 0)
+        weft_log(WEFT_LOG_INFO, msg, "executors=%d", srv.n_exec);
+      else
+        weft_log(WEFT_LOG_INFO, msg, "executors=%d given=%s", srv.n_exec,
+                 o->listen->addrs[i].host);
     }
   } else {
     weft_log(WEFT_LOG_ERROR, "cannot start", "error=%s", weft_strerror(err));

@@ -52,6 +52,7 @@ typedef struct server {
   app_gauge *active;
   int64_t fd_budget;    /* connections the open-file limit leaves; 0: any */
   int64_t last_fd_warn; /* when shedding was last logged (ms, atomic) */
+  int64_t last_reject_warn; /* when a rejection was last logged (ms) */
 } server;
 
 typedef struct worker {
@@ -107,6 +108,26 @@ static int server_conn_task(void *arg) {
   return 0;
 }
 
+/* Whether the event at *last (ms, shared by every executor) was more than
+ * a second ago; if so, this call takes its place. For warnings that could
+ * come thousands of times a second. */
+static int server_warn_due(int64_t *last) {
+  int64_t now = weft_now();
+  int64_t was = __atomic_load_n(last, __ATOMIC_RELAXED);
+  return now - was >= 1000 &&
+         __atomic_compare_exchange_n(last, &was, now, 0, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED);
+}
+
+/* The task of a connection refused at the limit: on_reject, then close. */
+static int server_reject_task(void *arg) {
+  conn_start start = *(conn_start *)arg;
+  free(arg);
+  start.srv->o->on_reject(start.conn, start.srv->o->ctx);
+  weft_tcp_close(start.conn);
+  return 0;
+}
+
 /* Takes one accepted connection: applies the limits, starts its task. */
 static void server_take(worker *w, weft_tcp *c) {
   server *srv = w->srv;
@@ -114,6 +135,19 @@ static void server_take(worker *w, weft_tcp *c) {
   if (srv->o->max_connections > 0 && active > srv->o->max_connections) {
     app_gauge_add(srv->active, -1);
     app_counter_add(srv->rejected, 1);
+    if (server_warn_due(&srv->last_reject_warn))
+      weft_log(WEFT_LOG_WARN, "connection limit reached: connections refused",
+               "max_connections=%lld rejected=%llu",
+               (long long)srv->o->max_connections,
+               (unsigned long long)app_counter_value(srv->rejected));
+    conn_start *start =
+        srv->o->on_reject != NULL ? malloc(sizeof *start) : NULL;
+    if (start != NULL) {
+      start->srv = srv;
+      start->conn = c;
+      if (weft_spawn(w->conns, server_reject_task, start) == 0) return;
+      free(start);
+    }
     weft_tcp_close(c);
     return;
   }
@@ -124,11 +158,7 @@ static void server_take(worker *w, weft_tcp *c) {
     app_gauge_add(srv->active, -1);
     app_counter_add(srv->shed_fd_limit, 1);
     weft_tcp_close(c);
-    int64_t now = weft_now();
-    int64_t last = __atomic_load_n(&srv->last_fd_warn, __ATOMIC_RELAXED);
-    if (now - last >= 1000 &&
-        __atomic_compare_exchange_n(&srv->last_fd_warn, &last, now, 0,
-                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    if (server_warn_due(&srv->last_fd_warn))
       weft_log(WEFT_LOG_WARN,
                "out of file descriptors: new connections are closed",
                "connections=%lld shed_fd_limit=%llu (raise ulimit -n)",

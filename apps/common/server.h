@@ -67,6 +67,14 @@ typedef struct app_server_opts {
    */
   void (*on_stop)(void *ctx);
   app_stats *stats; /**< required; the server registers its counters here */
+  /**
+   * NULL, or called with a connection refused because max_connections are
+   * served, in a task of its own, before the server closes it: the place
+   * to tell the client (an HTTP server answers 503). It should be quick;
+   * it is cancelled when a shutdown's grace period ends. Either way the
+   * refusal is counted as rejected and logged once a second at most.
+   */
+  void (*on_reject)(weft_tcp *conn, void *ctx);
 } app_server_opts;
 
 /**

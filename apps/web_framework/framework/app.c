@@ -387,6 +387,31 @@ int wf_app_serve_memory(wf_app *app, const void *in, size_t len, char **out,
   return rc;
 }
 
+/* A connection past max_connections: a 503 rather than a silent close. The
+ * request is read (and dropped) until the client closes, for a second at
+ * most, so that closing does not reset the connection before the client has
+ * read the answer. */
+static void app_reject(weft_tcp *conn, void *ctx) {
+  (void)ctx;
+  static const char body[] = "{\"error\":\"too many connections\"}";
+  char head[256];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 503 Service Unavailable\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: %zu\r\nRetry-After: 1\r\n"
+                   "Connection: close\r\n\r\n%s",
+                   sizeof body - 1, body);
+  weft_scope s;
+  weft_scope_enter(&s, 1000);
+  if (n > 0 && weft_tcp_write(conn, head, (size_t)n) == 0 &&
+      weft_tcp_shutdown(conn) == 0) {
+    char drop[4096];
+    while (weft_tcp_read(conn, drop, sizeof drop) > 0) {
+    }
+  }
+  weft_scope_leave(&s);
+}
+
 int wf_app_serve(wf_app *app, const app_server_opts *server) {
   if (app == NULL || server == NULL) return UV_EINVAL;
   int rc = wf_app_freeze(app);
@@ -395,6 +420,7 @@ int wf_app_serve(wf_app *app, const app_server_opts *server) {
   o.handler = wf_app_serve_conn;
   o.ctx = app;
   o.on_stop = app_stop_idle;
+  o.on_reject = app_reject;
   return app_server_run(&o);
 }
 

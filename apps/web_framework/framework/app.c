@@ -16,6 +16,7 @@
 typedef struct wf_conn {
   wf_app *app;
   wf_arena arena;
+  char client[72]; /* the peer's address, for the access log */
 } wf_conn;
 
 /* ---- Building
@@ -321,6 +322,7 @@ static int handle_request(const weft_http_request *req, weft_http_response *res,
   c.n_locals = 0;
   c.file_bytes = 0;
   c.stream_bytes = 0;
+  c.client = conn->client[0] != '\0' ? conn->client : "-";
   int metrics = !app->opts.no_metrics;
   uint64_t start = metrics ? weft_now_ns() : 0;
   c.path = weft_http_request_path(req);
@@ -360,6 +362,18 @@ int wf_app_serve_conn(weft_tcp *conn, void *arg) {
   if (rc < 0) return rc;
   wf_conn wc = {.app = app};
   wc.arena.first_size = app->opts.arena_bytes;
+  struct sockaddr_storage peer;
+  char ip[64];
+  if (weft_tcp_peername(conn, &peer) == 0) {
+    if (peer.ss_family == AF_INET &&
+        uv_ip4_name((struct sockaddr_in *)&peer, ip, sizeof ip) == 0)
+      snprintf(wc.client, sizeof wc.client, "%s:%d", ip,
+               ntohs(((struct sockaddr_in *)&peer)->sin_port));
+    else if (peer.ss_family == AF_INET6 &&
+             uv_ip6_name((struct sockaddr_in6 *)&peer, ip, sizeof ip) == 0)
+      snprintf(wc.client, sizeof wc.client, "[%s]:%d", ip,
+               ntohs(((struct sockaddr_in6 *)&peer)->sin6_port));
+  }
   /* Once a shutdown begins, an idle keep-alive connection closes at once
    * and one in the middle of a request closes after its response. */
   weft_http_serve_opts so = {.limits = &app->limits,

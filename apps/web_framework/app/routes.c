@@ -31,6 +31,7 @@ struct webapp {
   const webapp_config *cfg;
   wf_app *app;
   items_store *store;
+  int static_served; /* the static folder was found: / leads to it */
 };
 
 /* GET /plaintext: the TechEmpower plaintext test's answer. */
@@ -48,8 +49,8 @@ static int route_json(wf_ctx *c, void *arg) {
 /* GET /: the demo page when files are served, a pointer to it otherwise. */
 static int route_index(wf_ctx *c, void *arg) {
   const webapp *w = arg;
-  if (w->cfg->static_dir != NULL && w->cfg->static_dir[0] != '\0')
-    return wf_redirect(c, 302, "/static/index.html");
+  /* Only to a folder that is there: a redirect to a 404 helps nobody. */
+  if (w->static_served) return wf_redirect(c, 302, "/static/index.html");
   return wf_text(c, 200, "web_framework: see /plaintext, /json, /api/items\n");
 }
 
@@ -178,6 +179,8 @@ static int webapp_routes(webapp *w) {
                "static_dir=\"%s\" error=\"%s\"", cfg->static_dir, why);
     } else if (rc < 0) {
       return rc;
+    } else {
+      w->static_served = 1;
     }
   }
   return 0;

@@ -43,6 +43,9 @@ def test(binary):
                   "no warning about the static folder, with its reason")
             check(server.get("/static/index.html").status == 404, "a file without a folder")
             check(server.get("/plaintext").status == 200, "the API without a folder")
+            # / is not a redirect to a page that is not there.
+            r = server.get("/")
+            check(r.status == 200 and b"/plaintext" in r.body, "/ without a folder: %r" % r)
             check(server.stop() == 0, "exit code")
 
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "wf_internal.h"
 
@@ -298,6 +299,20 @@ int wf_next(wf_ctx *c) {
 
 /* Serves one request: routes it, runs the chain, records the metrics and
  * gives the request's memory back. A weft_http_handler. */
+/* The path of a target in absolute form ("http://host/a/b" is "/a/b", and
+ * "http://host" is "/"), which RFC 9112 (section 3.2.2) says a server must
+ * accept; any other target as it is. */
+static const char *wf__origin_path(const char *target) {
+  size_t skip = 0;
+  if (strncasecmp(target, "http://", 7) == 0)
+    skip = 7;
+  else if (strncasecmp(target, "https://", 8) == 0)
+    skip = 8;
+  if (skip == 0) return target;
+  const char *slash = strchr(target + skip, '/');
+  return slash != NULL ? slash : "/";
+}
+
 static int handle_request(const weft_http_request *req, weft_http_response *res,
                           void *arg) {
   wf_conn *conn = arg;
@@ -325,7 +340,7 @@ static int handle_request(const weft_http_request *req, weft_http_response *res,
   c.client = conn->client[0] != '\0' ? conn->client : "-";
   int metrics = !app->opts.no_metrics;
   uint64_t start = metrics ? weft_now_ns() : 0;
-  c.path = weft_http_request_path(req);
+  c.path = wf__origin_path(weft_http_request_path(req));
   c.path_len = strlen(c.path);
   c.node = wf__router_match(app->root_node, c.path, c.path_len, &c);
   c.route = c.node != NULL ? wf__router_method(c.node, wf_method(&c)) : NULL;

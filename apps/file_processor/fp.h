@@ -303,7 +303,7 @@ struct fp_run {
   fp_hasher **hashers;     /* idle hashers, one per worker at most */
   int n_hashers;
   void **codec_states;     /* idle compressors (compress.c) */
-  int n_codec_states;
+  int n_codec_states, cap_codec_states;
   FILE *out;               /* manifest / report output */
   int out_fd_stdout;       /* -c: outputs go to standard output */
   weft_pipeline *pipeline;

@@ -70,9 +70,7 @@ int fp_filter_keep(void *ctx, const void *item) {
     keep = 0;
   if (keep && r->cmd == FP_DECOMPRESS &&
       !ends_with(e->path, ".gz") && !ends_with(e->path, ".zst")) {
-    fputs("file_processor: ", stderr);
-    fp_write_escaped(stderr, e->path);
-    fputs(": unknown suffix (not .gz or .zst), skipped\n", stderr);
+    /* Not compressed (no .gz or .zst suffix): left alone, counted. */
     keep = 0;
   }
   if (!keep) r->counts.filtered++;
@@ -325,7 +323,11 @@ int fp_pipeline_finish(fp_run *r, weft_pipeline *p, weft_stream *entries,
       err = UV_ENOMEM;
       weft_pipeline_cancel(p);
     } else {
-      weft_stage_opts mo = {.workers = r->jobs,
+      /* -c writes every output to standard output in turn: one file at a
+       * time (a big file's blocks are still compressed in parallel). */
+      int to_stdout = r->cfg->to_stdout &&
+                      (r->cmd == FP_COMPRESS || r->cmd == FP_DECOMPRESS);
+      weft_stage_opts mo = {.workers = to_stdout ? 1 : r->jobs,
                             .order = r->ordered ? WEFT_MAP_ORDERED
                                                 : WEFT_MAP_AS_COMPLETED,
                             .capacity = (size_t)r->jobs * 2,

@@ -201,6 +201,7 @@ void fp_report_error(fp_counts *c, const char *path, int err);
 /* A line reader over a byte stream of weft_chunk items. */
 typedef struct fp_lines {
   weft_stream *chunks;
+  void *own;             /* standard input's stream, shared with its task */
   weft_chunk cur;
   size_t pos;
   char *line;
@@ -233,9 +234,10 @@ typedef struct fp_record {
 int fp_manifest_parse(const char *line, size_t len, int want, fp_record *r);
 /* Writes s as a JSON string (invalid UTF-8 bytes as \udcXX). */
 void fp_json_string(FILE *out, const char *s);
-/* Non-zero when a path needs the sum format's escaping. */
-int fp_path_needs_escape(const char *path);
-/* Writes path with \\ and \n escaped. */
+/* Non-zero when a path needs the sum format's escaping (cr: a carriage
+ * return too, as coreutils does). */
+int fp_path_needs_escape(const char *path, int cr);
+/* Writes path with \\, \n and \r escaped. */
 void fp_write_escaped(FILE *out, const char *path);
 
 /* ---- journal.c ---------------------------------------------------------- */

@@ -1,9 +1,10 @@
 /* manifest.c: writing and reading manifest lines.
  *
  * sum:   "HEX  PATH", byte for byte what sha256sum and b3sum write: a name
- *        with a backslash or a newline is written with "\\" and "\n" and
- *        the line starts with a backslash (coreutils 9.1 and b3sum escape
- *        those two and nothing else). Other bytes go out as they are.
+ *        with a backslash, a newline or (coreutils only) a carriage return
+ *        is written with "\\", "\n" and "\r", and the line starts with a
+ *        backslash. b3sum escapes the first two only, so BLAKE3 lines do
+ *        as b3sum does. Other bytes go out as they are.
  * bsd:   "SHA256 (PATH) = HEX", as sha256sum --tag, one line per algorithm.
  * jsonl: {"path":...,"size":N,"sha256":"..."}, one key per algorithm. JSON
  *        is UTF-8: a byte of a name that is not UTF-8 is written as
@@ -16,19 +17,25 @@
 
 #include "fp.h"
 
-int fp_path_needs_escape(const char *path) {
-  return strpbrk(path, "\\\n") != NULL;
+int fp_path_needs_escape(const char *path, int cr) {
+  return strpbrk(path, cr ? "\\\n\r" : "\\\n") != NULL;
 }
 
-void fp_write_escaped(FILE *out, const char *path) {
+static void write_escaped(FILE *out, const char *path, int cr) {
   for (const char *p = path; *p; p++) {
     if (*p == '\\')
       fputs("\\\\", out);
     else if (*p == '\n')
       fputs("\\n", out);
+    else if (*p == '\r' && cr)
+      fputs("\\r", out);
     else
       fputc(*p, out);
   }
+}
+
+void fp_write_escaped(FILE *out, const char *path) {
+  write_escaped(out, path, 1);
 }
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
@@ -79,7 +86,9 @@ void fp_json_string(FILE *out, const char *s) {
 
 void fp_manifest_line(FILE *out, int format, const fp_alg *algs, int n_algs,
                       const fp_entry *e) {
-  int esc = fp_path_needs_escape(e->path);
+  /* b3sum's rules for a BLAKE3 sum line, coreutils' for the others. */
+  int cr = !(format == FP_FORMAT_SUM && algs[0] == FP_BLAKE3);
+  int esc = fp_path_needs_escape(e->path, cr);
   if (format == FP_FORMAT_JSONL) {
     fputs("{\"path\":", out);
     fp_json_string(out, e->path);
@@ -93,16 +102,13 @@ void fp_manifest_line(FILE *out, int format, const fp_alg *algs, int n_algs,
     if (esc) fputc('\\', out);
     if (format == FP_FORMAT_BSD) {
       fprintf(out, "%s (", fp_alg_tag(algs[i]));
-      if (esc)
-        fp_write_escaped(out, e->path);
-      else
-        fputs(e->path, out);
+      write_escaped(out, e->path, esc ? cr : 0);
       fprintf(out, ") = %s\n", e->digest[i]);
     } else {
       fputs(e->digest[i], out);
       fputs("  ", out);
       if (esc)
-        fp_write_escaped(out, e->path);
+        write_escaped(out, e->path, cr);
       else
         fputs(e->path, out);
       fputc('\n', out);

@@ -17,6 +17,7 @@
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,8 +122,9 @@ static int list_dir_blocking(void *arg) {
   }
   struct dirent *de;
   int err = 0;
-  errno = 0;
-  while ((de = readdir(d)) != NULL) {
+  for (;;) {
+    errno = 0; /* readdir() sets it only on an error */
+    if ((de = readdir(d)) == NULL) break;
     const char *nm = de->d_name;
     if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
     if (j->n == cap) {
@@ -411,12 +413,85 @@ weft_stream *fp_walk_start(weft_pipeline *p, const fp_walk_opts *o) {
 
 /* ---- Lines over a byte stream -------------------------------------------- */
 
+typedef struct stdin_read {
+  weft_chunk c;
+} stdin_read;
+
+static int stdin_read_blocking(void *arg) {
+  stdin_read *r = arg;
+  for (;;) {
+    ssize_t n = read(STDIN_FILENO, r->c.data, r->c.len);
+    if (n >= 0) {
+      r->c.len = (size_t)n;
+      return 0;
+    }
+    if (errno != EINTR) return -errno;
+  }
+}
+
+/* Standard input as a stream of chunks: weft_stream_from_file() reads at
+ * offsets, which a pipe does not have. */
+typedef struct stdin_share {
+  weft_stream *s;
+  _Atomic int refs; /* the reading and the writing task */
+} stdin_share;
+
+static void share_release(stdin_share *sh) {
+  if (atomic_fetch_sub(&sh->refs, 1) == 1) {
+    weft_stream_free(sh->s);
+    free(sh);
+  }
+}
+
+static int stdin_task(void *arg) {
+  stdin_share *sh = arg;
+  weft_stream *out = sh->s;
+  int err = 0;
+  for (;;) {
+    stdin_read r;
+    if (weft_chunk_alloc(&r.c, 64 << 10) != 0) {
+      err = UV_ENOMEM;
+      break;
+    }
+    err = weft_blocking(stdin_read_blocking, &r);
+    if (err != 0 || r.c.len == 0) {
+      weft_chunk_free(&r.c);
+      break;
+    }
+    if ((err = weft_stream_write(out, &r.c)) != 0) {
+      weft_chunk_free(&r.c);
+      break;
+    }
+  }
+  weft_stream_end(out, err);
+  share_release(sh);
+  return err == WEFT_ECLOSED ? 0 : err;
+}
+
 int fp_lines_open(fp_lines *l, weft_pipeline *p, const char *path, int sep) {
   memset(l, 0, sizeof *l);
   l->sep = sep;
-  l->chunks = weft_stream_from_file(
-      p, strcmp(path, "-") == 0 ? "/dev/stdin" : path, 64 << 10, NULL);
-  return l->chunks ? 0 : UV_ENOMEM;
+  if (strcmp(path, "-") != 0) {
+    l->chunks = weft_stream_from_file(p, path, 64 << 10, NULL);
+    return l->chunks ? 0 : UV_ENOMEM;
+  }
+  weft_stream_opts so = {.ops = weft_chunk_ops()};
+  stdin_share *sh = calloc(1, sizeof *sh);
+  if (sh == NULL) return UV_ENOMEM;
+  sh->s = weft_stream_new(sizeof(weft_chunk), 4, &so);
+  if (sh->s == NULL) {
+    free(sh);
+    return UV_ENOMEM;
+  }
+  atomic_init(&sh->refs, 2);
+  if (weft_spawn(weft_pipeline_group(p), stdin_task, sh) != 0) {
+    weft_stream_free(sh->s);
+    free(sh);
+    return UV_ENOMEM;
+  }
+  l->own = sh;
+  l->chunks = sh->s;
+  return 0;
 }
 
 int fp_lines_next(fp_lines *l) {
@@ -471,4 +546,6 @@ void fp_lines_close(fp_lines *l) {
   weft_chunk_free(&l->cur);
   free(l->line);
   l->line = NULL;
+  if (l->own) share_release(l->own);
+  l->own = NULL;
 }

@@ -560,8 +560,8 @@ int fp_run_command(fp_command cmd, const fp_config *cfg) {
                   : r->codec == FP_CODEC_ZSTD ? (uint64_t)4 << 20
                                               : (uint64_t)1 << 20;
   if (r->block_size < 4096) r->block_size = 4096;
-  if (r->block_size > ((uint64_t)16 << 20)) {
-    fp_error("--block-size: at most 16M (memory stays under 64 MiB)");
+  if (r->block_size > ((uint64_t)8 << 20)) {
+    fp_error("--block-size: at most 8M (memory stays under 64 MiB)");
     free(r);
     return 2;
   }

@@ -124,7 +124,10 @@ static int batcher_task(void *arg) {
     }
     int big = blocks && e.size > r->block_size && e.state == FP_ST_DO;
     if (big || job.n == FP_BATCH_FILES || job_bytes >= FP_BATCH_BYTES) {
-      if ((err = flush_job(b, &job)) != 0) break;
+      if ((err = flush_job(b, &job)) != 0) {
+        fp_entry_clear(&e); /* read, not yet in a job */
+        break;
+      }
       job_bytes = 0;
     }
     if ((err = job_add(&job, &e)) != 0) {

@@ -225,10 +225,11 @@ static ssize_t read_full(int fd, void *buf, size_t len) {
   return (ssize_t)got;
 }
 
-/* Opens an output: the temporary file beside dst, or standard output. */
+/* Opens an output: the temporary file beside dst, or standard output (with
+ * -c, or for standard input). */
 static int open_out(fp_run *r, const char *dst, char **tmp, int *fd) {
   *tmp = NULL;
-  if (r->cfg->to_stdout) {
+  if (r->cfg->to_stdout || dst == NULL) {
     *fd = STDOUT_FILENO;
     return 0;
   }
@@ -262,12 +263,13 @@ static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
 /* Compresses or decompresses a file in one piece (thread pool). */
 static int one_file(fp_run *r, codec_state *s, fp_entry *e) {
   int decompress = r->cmd == FP_DECOMPRESS;
-  int in = open(e->path, O_RDONLY | O_CLOEXEC);
+  int in = e->is_stdin ? dup(STDIN_FILENO)
+                       : open(e->path, O_RDONLY | O_CLOEXEC);
   if (in < 0) return -errno;
   posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
-  char *dst = fp_output_path(r, e), *tmp = NULL;
+  char *dst = e->is_stdin ? NULL : fp_output_path(r, e), *tmp = NULL;
   int fd = -1;
-  int err = dst ? open_out(r, dst, &tmp, &fd) : UV_ENOMEM;
+  int err = dst || e->is_stdin ? open_out(r, dst, &tmp, &fd) : UV_ENOMEM;
   if (err == 0 && decompress) {
     err = decompress_fd(r, s, in, fd, &e->out_size);
   } else if (err == 0) {
@@ -411,8 +413,10 @@ static int read_unit_blocking(void *arg) {
   if (r->cmd == FP_COMPRESS) {
     if (buf_get(&c->u.in, (size_t)r->block_size) != 0) return UV_ENOMEM;
     c->u.in_cap = c->u.in.len;
-    ssize_t n = pread(b->in_fd, c->u.in.data, (size_t)r->block_size,
-                      (off_t)b->offset);
+    ssize_t n = b->e->is_stdin
+                    ? read_full(b->in_fd, c->u.in.data, (size_t)r->block_size)
+                    : pread(b->in_fd, c->u.in.data, (size_t)r->block_size,
+                            (off_t)b->offset);
     if (n < 0) return -errno;
     c->u.in.len = (size_t)n;
     b->offset += (uint64_t)n;
@@ -429,14 +433,14 @@ static int read_unit_blocking(void *arg) {
   if (head[0] == 0x1f && head[1] == 0x8b) {
     if ((size_t)n < GZ_HEADER || head[3] != 4 || head[12] != 'W' ||
         head[13] != 'F')
-      return UV_EINVAL;
+      return FP_ECORRUPT;
     total = GZ_HEADER + (size_t)get32(head + 16) + 8;
     c->u.raw = get32(head + 20);
   } else {
     unsigned long long size = ZSTD_getFrameContentSize(head, (size_t)n);
     if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
         size > (16u << 20))
-      return UV_EINVAL;
+      return FP_ECORRUPT;
     c->u.raw = (uint32_t)size;
     total = ZSTD_compressBound((size_t)size);
   }
@@ -446,10 +450,10 @@ static int read_unit_blocking(void *arg) {
   if (n < 0) return -errno;
   if (head[0] != 0x1f) {
     size_t fs = ZSTD_findFrameCompressedSize(c->u.in.data, (size_t)n);
-    if (ZSTD_isError(fs)) return UV_EINVAL;
+    if (ZSTD_isError(fs)) return FP_ECORRUPT;
     n = (ssize_t)fs;
   } else if ((size_t)n != total) {
-    return UV_EINVAL; /* truncated */
+    return FP_ECORRUPT; /* truncated */
   }
   c->u.in.len = (size_t)n;
   b->offset += (uint64_t)n;
@@ -507,12 +511,12 @@ static int unit_blocking(void *arg) {
         actual != u->raw ||
         libdeflate_crc32(0, u->out.data, u->raw) !=
             get32(u->in.data + u->in.len - 8))
-      return UV_EINVAL;
+      return FP_ECORRUPT;
     return 0;
   }
   size_t z = ZSTD_decompressDCtx(c->s->zd, u->out.data, u->raw, u->in.data,
                                  u->in.len);
-  return ZSTD_isError(z) || z != u->raw ? UV_EINVAL : 0;
+  return ZSTD_isError(z) || z != u->raw ? FP_ECORRUPT : 0;
 }
 
 static int unit_map(void *ctx, void *in, void *out) {
@@ -562,7 +566,8 @@ typedef struct open_call {
 
 static int open_blocking(void *arg) {
   open_call *c = arg;
-  c->in = open(c->e->path, O_RDONLY | O_CLOEXEC);
+  c->in = c->e->is_stdin ? dup(STDIN_FILENO)
+                         : open(c->e->path, O_RDONLY | O_CLOEXEC);
   if (c->in < 0) return -errno;
   posix_fadvise(c->in, 0, 0, POSIX_FADV_SEQUENTIAL);
   c->splittable = 1;
@@ -607,8 +612,9 @@ static int big_file(fp_run *r, fp_entry *e) {
     r->credits = weft_sem_new(permits);
     if (r->credits == NULL) return UV_ENOMEM;
   }
-  open_call oc = {.r = r, .e = e, .dst = fp_output_path(r, e), .in = -1};
-  if (oc.dst == NULL) return UV_ENOMEM;
+  open_call oc = {.r = r, .e = e, .in = -1};
+  if (!e->is_stdin && (oc.dst = fp_output_path(r, e)) == NULL)
+    return UV_ENOMEM;
   int err = weft_blocking(open_blocking, &oc);
   if (err != 0 || !oc.splittable) {
     if (oc.in >= 0) close(oc.in);
@@ -657,30 +663,20 @@ static int big_file(fp_run *r, fp_entry *e) {
 /* ---- Decompressing a stream ---------------------------------------------- */
 
 /* Any .gz (all members) or .zst (all frames) from in to out, as one stream
- * (thread pool). */
+ * (thread pool). in may be a pipe: the first read decides the format. */
 static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
                          uint64_t *written) {
-  unsigned char magic[4];
-  ssize_t m = pread(in, magic, sizeof magic, 0);
-  if (m < 0) return -errno;
   int err = grow(&s->in, &s->in_cap, 1 << 17);
   if (err == 0) err = grow(&s->out, &s->out_cap, 1 << 18);
   if (err != 0) return err;
-  if (m >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+  ssize_t n = read_full(in, s->in, s->in_cap);
+  if (n < 0) return (int)n;
+  if (n >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b) {
     z_stream z;
     memset(&z, 0, sizeof z);
     if (inflateInit2(&z, 16 + 15) != Z_OK) return UV_ENOMEM;
     int zr = Z_OK;
-    for (;;) {
-      ssize_t n = read_full(in, s->in, s->in_cap);
-      if (n < 0) {
-        err = (int)n;
-        break;
-      }
-      if (n == 0) {
-        if (zr != Z_STREAM_END) err = UV_EINVAL; /* truncated */
-        break;
-      }
+    while (n > 0 && err == 0) {
       z.next_in = s->in;
       z.avail_in = (uInt)n;
       while (z.avail_in > 0 && err == 0) {
@@ -689,7 +685,7 @@ static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
         z.avail_out = (uInt)s->out_cap;
         zr = inflate(&z, Z_NO_FLUSH);
         if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-          err = UV_EINVAL;
+          err = FP_ECORRUPT;
           break;
         }
         size_t have = s->out_cap - z.avail_out;
@@ -697,28 +693,31 @@ static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
         *written += have;
         if (zr == Z_BUF_ERROR && have == 0) break;
       }
-      if (err != 0 || r->stop) break;
+      if (err == 0 && r->stop) err = UV_ECANCELED;
+      if (err == 0 && (n = read_full(in, s->in, s->in_cap)) < 0) err = (int)n;
     }
+    if (err == 0 && zr != Z_STREAM_END) err = FP_ECORRUPT; /* truncated */
     inflateEnd(&z);
-    return r->stop && err == 0 ? UV_ECANCELED : err;
+    return err;
   }
+  if (n < 4 || ZSTD_getFrameContentSize(s->in, (size_t)n) == ZSTD_CONTENTSIZE_ERROR)
+    return FP_ECORRUPT; /* neither gzip nor zstd */
   ZSTD_DCtx_reset(s->zd, ZSTD_reset_session_only);
   size_t last = 1;
-  for (;;) {
-    ssize_t n = read_full(in, s->in, s->in_cap);
-    if (n < 0) return (int)n;
-    if (n == 0) return last == 0 ? 0 : UV_EINVAL;
+  while (n > 0) {
     ZSTD_inBuffer ib = {s->in, (size_t)n, 0};
     while (ib.pos < ib.size) {
       ZSTD_outBuffer ob = {s->out, s->out_cap, 0};
       last = ZSTD_decompressStream(s->zd, &ob, &ib);
-      if (ZSTD_isError(last)) return UV_EINVAL;
+      if (ZSTD_isError(last)) return FP_ECORRUPT;
       if (ob.pos && (err = fp_write_all(r, out, s->out, ob.pos)) != 0)
         return err;
       *written += ob.pos;
     }
     if (r->stop) return UV_ECANCELED;
+    if ((n = read_full(in, s->in, s->in_cap)) < 0) return (int)n;
   }
+  return last == 0 ? 0 : FP_ECORRUPT; /* truncated */
 }
 
 /* ---- Jobs ---------------------------------------------------------------- */

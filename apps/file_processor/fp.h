@@ -24,6 +24,10 @@
 
 #define FP_VERSION "1.0.0"
 
+/* A compressed input that is corrupt, truncated or neither gzip nor zstd
+ * (below libuv's and weft's error codes). */
+#define FP_ECORRUPT (-31001)
+
 /* The commands. */
 typedef enum fp_command {
   FP_HASH,
@@ -97,6 +101,7 @@ typedef struct fp_entry {
   int state;           /* FP_ST_*: what the sink reports */
   char *expect;        /* verify/update/resume: the recorded result, or NULL */
   int err;             /* an error of this entry (negative), or 0 */
+  int is_stdin;        /* the PATH "-": standard input */
   char digest[FP_MAX_ALGS][FP_HEX_MAX]; /* results, per selected algorithm */
   uint64_t out_size;   /* compress/decompress: bytes written */
 } fp_entry;
@@ -195,6 +200,8 @@ weft_stream *fp_walk_start(weft_pipeline *p, const fp_walk_opts *o);
 /* The item ops of fp_entry streams (dispose frees the strings). */
 const weft_stream_item_ops *fp_entry_ops(void);
 void fp_entry_clear(fp_entry *e);
+/* The message of err, FP_ECORRUPT included. */
+const char *fp_strerror(int err);
 /* Reports a path's error on stderr (with the path escaped) and counts it. */
 void fp_report_error(fp_counts *c, const char *path, int err);
 

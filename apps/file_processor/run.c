@@ -58,6 +58,7 @@ int fp_filter_keep(void *ctx, const void *item) {
   const fp_entry *e = item;
   const fp_config *cfg = r->cfg;
   int keep = 1;
+  if (e->is_stdin) return 1;
   if (is_temp_name(e->path)) keep = 0;
   if (keep && cfg->include.n > 0 && !fp_glob_match(&cfg->include, e->path))
     keep = 0;
@@ -113,7 +114,7 @@ static int batcher_task(void *arg) {
   while ((err = weft_stream_read(b->in, &e)) == 0) {
     r->counts.files_seen++;
     r->counts.bytes_seen += e.size;
-    if (r->journal != NULL && e.state == FP_ST_DO) {
+    if (r->journal != NULL && e.state == FP_ST_DO && !e.is_stdin) {
       const char *done =
           fp_journal_lookup(r->journal, e.path, e.size, e.mtime_ns);
       if (done != NULL) {
@@ -122,7 +123,10 @@ static int batcher_task(void *arg) {
         e.expect = strdup(done);
       }
     }
-    int big = blocks && e.size > r->block_size && e.state == FP_ST_DO;
+    /* Standard input is compressed as a stream of blocks (its size is not
+     * known); decompressed as one stream. */
+    int big = blocks && e.state == FP_ST_DO &&
+              (e.size > r->block_size || (e.is_stdin && r->cmd == FP_COMPRESS));
     if (big || job.n == FP_BATCH_FILES || job_bytes >= FP_BATCH_BYTES) {
       if ((err = flush_job(b, &job)) != 0) {
         fp_entry_clear(&e); /* read, not yet in a job */
@@ -214,7 +218,7 @@ static void report_state(fp_run *r, const fp_entry *e, const char *what) {
 
 /* The journal's record of a finished entry: its digests, or "ok". */
 static void journal_entry(fp_run *r, const fp_entry *e) {
-  if (r->journal == NULL || e->state != FP_ST_DONE) return;
+  if (r->journal == NULL || e->state != FP_ST_DONE || e->is_stdin) return;
   char result[FP_MAX_ALGS * FP_HEX_MAX];
   result[0] = '\0';
   if (r->cmd == FP_HASH) {

@@ -59,10 +59,15 @@ const weft_stream_item_ops *fp_entry_ops(void) {
   return &ops;
 }
 
+const char *fp_strerror(int err) {
+  if (err == FP_ECORRUPT) return "corrupt, truncated, or not gzip or zstd data";
+  return weft_strerror(err);
+}
+
 void fp_report_error(fp_counts *c, const char *path, int err) {
   fputs("file_processor: ", stderr);
   fp_write_escaped(stderr, path);
-  fprintf(stderr, ": %s\n", weft_strerror(err));
+  fprintf(stderr, ": %s\n", fp_strerror(err));
   if (c) c->errors++;
 }
 
@@ -310,6 +315,16 @@ static int walk_stack(walker *w, uint64_t root_dev) {
 
 /* Walks one PATH. */
 static int walk_root(walker *w, const char *root) {
+  if (strcmp(root, "-") == 0) { /* standard input, as sha256sum reads it */
+    fp_entry e;
+    memset(&e, 0, sizeof e);
+    e.is_stdin = 1;
+    e.path = strdup("-");
+    if (e.path == NULL) return UV_ENOMEM;
+    int err = weft_stream_write(w->out, &e);
+    if (err != 0) fp_entry_clear(&e);
+    return err;
+  }
   stat_job sj = {.path = root};
   int err = weft_blocking(stat_blocking, &sj);
   if (err == UV_ECANCELED || err == UV_ETIMEDOUT) return err;

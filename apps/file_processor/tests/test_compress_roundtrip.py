@@ -72,6 +72,30 @@ def test(binary):
         z19 = fp(binary, "compress", "--codec", "zstd", "-l", "19", "-c", "t/log.jsonl", cwd=tmp)
         check(sh("zstd", "-dc", input=z19.stdout).stdout == text, "zstd -l 19")
 
+        # Standard input: compressed as a stream of blocks, decompressed as
+        # one stream, both to standard output.
+        zin = fp(binary, "compress", "--codec", "zstd", "--block-size", "16K", "-", input=text)
+        expect(zin, 0, "compress -")
+        check(zin.stdout.count(b"\x28\xb5\x2f\xfd") > 1, "standard input in several frames")
+        back = fp(binary, "decompress", "-", input=zin.stdout)
+        check(back.stdout == text, "decompress - round trip")
+
+        # Corrupt and truncated inputs: named, exit 2, nothing left behind.
+        with open(os.path.join(tmp, b"out-gzip/t/big.gz"), "rb") as f:
+            whole = f.read()
+        bad_dir = os.path.join(tmp, b"bad")
+        os.makedirs(bad_dir)
+        with open(os.path.join(bad_dir, b"cut.gz"), "wb") as f:
+            f.write(whole[:len(whole) // 2])
+        with open(os.path.join(bad_dir, b"junk.zst"), "wb") as f:
+            f.write(b"this is not zstd at all")
+        bad = fp(binary, "decompress", "bad", cwd=tmp)
+        expect(bad, 2, "corrupt inputs")
+        check(b"bad/cut.gz: corrupt" in bad.stderr and b"bad/junk.zst: corrupt" in bad.stderr,
+              "both named: %r" % bad.stderr)
+        check(sorted(os.listdir(bad_dir)) == [b"cut.gz", b"junk.zst"],
+              "no output and no temporary file: %r" % os.listdir(bad_dir))
+
         # Beside the files, with --rm; then decompress --rm brings them back.
         expect(fp(binary, "compress", "--codec", "zstd", "--rm", "t/odd", cwd=tmp), 0,
                "compress --rm")

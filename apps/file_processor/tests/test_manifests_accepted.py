@@ -53,6 +53,11 @@ def test(binary):
         expect(sh("sha256sum", "--strict", "-c", cwd=tmp, input=bsd.stdout), 0,
                "sha256sum -c of bsd lines")
 
+        # Standard input, as sha256sum - reads it.
+        data = os.urandom(100000)
+        check(fp(binary, "hash", "-", input=data).stdout ==
+              sh("sha256sum", "-", input=data).stdout, "hash - equals sha256sum -")
+
         # -L: the symlink's target is hashed under the link's name.
         withlink = fp(binary, "hash", "-L", "tree", cwd=tmp)
         check(b"  tree/link\n" in withlink.stdout, "-L hashes the link")

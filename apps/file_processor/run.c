@@ -246,6 +246,13 @@ static void reuse_result(fp_run *r, fp_entry *e) {
   }
 }
 
+/* scan's line: the size, a tab, the path (escaped as in the sum format). */
+static void scan_line(FILE *out, const fp_entry *e) {
+  fprintf(out, "%llu\t", (unsigned long long)e->size);
+  fp_write_escaped(out, e->path);
+  fputc('\n', out);
+}
+
 static int sink(void *ctx, void *item) {
   fp_run *r = ctx;
   fp_job *job = item;
@@ -258,6 +265,7 @@ static int sink(void *ctx, void *item) {
       if (r->stop_on_error && err == 0) err = e->err;
       continue;
     }
+    if (r->cmd == FP_SCAN) e->state = FP_ST_DONE; /* nothing to compute */
     switch (e->state) {
     case FP_ST_REUSED:
       c->files_reused++;
@@ -270,8 +278,7 @@ static int sink(void *ctx, void *item) {
       if (r->cmd == FP_HASH)
         fp_manifest_line(r->out, r->format, r->algs, r->n_algs, e);
       else if (r->cmd == FP_SCAN)
-        fprintf(r->out, "%llu\t", (unsigned long long)e->size),
-            fp_write_escaped(r->out, e->path), fputc('\n', r->out);
+        scan_line(r->out, e);
       journal_entry(r, e);
       break;
     case FP_ST_OK:
@@ -290,12 +297,6 @@ static int sink(void *ctx, void *item) {
     case FP_ST_NEW:
       c->new_++;
       report_state(r, e, "new");
-      break;
-    case FP_ST_DO: /* the scan: nothing to do */
-      if (r->cmd == FP_SCAN) {
-        e->state = FP_ST_DONE;
-        i--;
-      }
       break;
     default:
       break;

@@ -22,6 +22,14 @@ def test(binary):
         check(b"t/.hidden" in every and b"t/a.b/.dot" in every, "hidden files are included")
         check(every == sorted(every), "sorted")
 
+        # scan: the same files, with their sizes.
+        scan = fp(binary, "scan", "t", cwd=tmp)
+        expect(scan, 0, "scan")
+        rows = [line.split(b"\t", 1) for line in scan.stdout.split(b"\n")[:-1]]
+        check([p for _s, p in rows] == every, "scan lists what hash hashes")
+        check(all(int(s) == os.path.getsize(os.path.join(tmp, p)) for s, p in rows),
+              "scan's sizes")
+
         check(paths(h("t", "--include", "x")) == [b"t/a/x"], "--include by name")
         check(paths(h("t", "--include", "t/a/*")) == [b"t/a/b/c/deep", b"t/a/x"],
               "--include by path (fnmatch: * crosses /)")

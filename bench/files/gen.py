@@ -38,7 +38,7 @@ def random_file(path, size, key):
 
 def many_small(folder, count, size, seed):
     """count files of size bytes, 1000 to a sub-folder, from one keystream."""
-    marker = os.path.join(folder, ".complete")
+    marker = folder.rstrip("/") + ".complete"  # beside the tree, not in it
     if os.path.exists(marker):
         return
     os.makedirs(folder, exist_ok=True)

@@ -91,8 +91,8 @@ def main():
     if os.path.exists(checks):
         print("## Output checks\n")
         for line in open(checks):
-            status, what = line.rstrip("\n").split("\t", 1)
-            print("- %s: %s" % (what, status))
+            parts = line.rstrip("\n").split("\t")
+            print("- %s: %s" % (parts[-1], parts[0]))
 
 
 if __name__ == "__main__":

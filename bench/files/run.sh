@@ -47,11 +47,34 @@ python3 "$here/gen.py" "$data" "$scale"
 cd "$data"
 scratch=$data/scratch
 mkdir -p "$scratch"
-: > "$out/rss.txt"
-: > "$out/sizes.txt"
-: > "$out/checks.txt"
+# A full run starts the records afresh; FP_BENCH_ONLY replaces the lines
+# of the groups it runs and keeps the others.
+if [ -z "$only" ]; then
+  : > "$out/rss.txt"
+  : > "$out/sizes.txt"
+  : > "$out/checks.txt"
+fi
+touch "$out/rss.txt" "$out/sizes.txt" "$out/checks.txt"
 
-want() { [ -z "$only" ] || [[ " $only " == *" $1 "* ]]; }
+# forget GROUP: drops GROUP's lines from the records before it runs again.
+forget() {
+  local f
+  for f in rss.txt sizes.txt checks.txt; do
+    grep -v -P "^([^\t]*\t)?$1\t" "$out/$f" > "$out/$f.tmp" || true
+    mv "$out/$f.tmp" "$out/$f"
+  done
+}
+
+want() {
+  [ -z "$only" ] || [[ " $only " == *" $1 "* ]] || return 1
+  local g
+  case $1 in
+    blake3) for g in blake3 blake3_d1 blake3_d2 blake3_d3 xxh128_d1; do forget $g; done ;;
+    gzip_d4) forget gzip_d4; forget gunzip_d4 ;;
+    zstd_d4) forget zstd_d4; forget unzstd_d4 ;;
+    *) forget "$1" ;;
+  esac
+}
 
 warm() { find "$@" -type f -print0 | xargs -0 cat > /dev/null; }
 
@@ -77,10 +100,10 @@ bench() {
   done
 }
 
-# same WHAT A B: records whether files A and B are equal.
+# same GROUP WHAT A B: records whether files A and B are equal.
 same() {
-  if cmp -s "$2" "$3"; then echo "ok	$1" >> "$out/checks.txt"
-  else echo "DIFFERENT	$1" >> "$out/checks.txt"; echo "run.sh: $1 differs" >&2; fi
+  if cmp -s "$3" "$4"; then echo "ok	$1	$2" >> "$out/checks.txt"
+  else echo "DIFFERENT	$1	$2" >> "$out/checks.txt"; echo "run.sh: $2 differs" >&2; fi
 }
 
 # sorted_sums FILE: "hash  path" lines sorted by path (for comparing tools
@@ -91,7 +114,7 @@ if want hash_d1; then
   warm D1
   $FP hash -j2 D1 > "$scratch/fp.sha256"
   sha256sum D1/* > "$scratch/ref.sha256"
-  same "sha256 D1 = sha256sum" "$scratch/fp.sha256" "$scratch/ref.sha256"
+  same hash_d1 "sha256 D1 = sha256sum" "$scratch/fp.sha256" "$scratch/ref.sha256"
   bench hash_d1 \
     "file_processor -j2" "$FP hash -j2 D1 > /dev/null" \
     "xargs -P2 openssl" "find D1 -type f -print0 | xargs -0 -P2 -n1 openssl dgst -sha256 > /dev/null" \
@@ -103,8 +126,8 @@ fi
 if want hash_d3; then
   warm D3
   $FP hash -j2 D3 > "$scratch/fp3.sha256"
-  find D3 -type f -not -name '.*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum > "$scratch/ref3.sha256"
-  same "sha256 D3 = sha256sum" "$scratch/fp3.sha256" "$scratch/ref3.sha256"
+  find D3 -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum > "$scratch/ref3.sha256"
+  same hash_d3 "sha256 D3 = sha256sum" "$scratch/fp3.sha256" "$scratch/ref3.sha256"
   bench hash_d3 \
     "file_processor -j2" "$FP hash -j2 D3 > /dev/null" \
     "xargs -P2 openssl" "find D3 -type f -print0 | xargs -0 -P2 -n500 openssl dgst -sha256 > /dev/null" \
@@ -115,15 +138,15 @@ if want blake3; then
   warm D1 D2 D3
   for d in D1 D2 D3; do
     $FP hash -a blake3 -j2 $d > "$scratch/fp.b3"
-    find $d -type f -not -name '.*' -print0 | LC_ALL=C sort -z | xargs -0 b3sum > "$scratch/ref.b3"
-    same "blake3 $d = b3sum" "$scratch/fp.b3" "$scratch/ref.b3"
+    find $d -type f -print0 | LC_ALL=C sort -z | xargs -0 b3sum > "$scratch/ref.b3"
+    same blake3 "blake3 $d = b3sum" "$scratch/fp.b3" "$scratch/ref.b3"
     bench "blake3_$(echo $d | tr A-Z a-z)" \
       "file_processor -j2" "$FP hash -a blake3 -j2 $d > /dev/null" \
       "b3sum" "find $d -type f -print0 | xargs -0 b3sum > /dev/null"
   done
   $FP hash -a xxh128 -j2 D1 > "$scratch/fp.xxh"
   xxhsum -H2 D1/* > "$scratch/ref.xxh"
-  same "xxh128 D1 = xxhsum -H2" "$scratch/fp.xxh" "$scratch/ref.xxh"
+  same blake3 "xxh128 D1 = xxhsum -H2" "$scratch/fp.xxh" "$scratch/ref.xxh"
   bench xxh128_d1 \
     "file_processor -j2" "$FP hash -a xxh128 -j2 D1 > /dev/null" \
     "xxhsum -H2" "xxhsum -H2 D1/* > /dev/null"
@@ -133,7 +156,7 @@ if want verify_d2; then
   warm D2
   $FP hash -j2 D2 -o "$scratch/d2.sha256"
   hashdeep -j2 -c sha256 -r D2 > "$scratch/d2.hashdeep"
-  $FP verify -j2 -m "$scratch/d2.sha256" D2 && echo "ok	verify D2 exit 0" >> "$out/checks.txt"
+  $FP verify -j2 -m "$scratch/d2.sha256" D2 && echo "ok	verify_d2	verify D2 exit 0" >> "$out/checks.txt"
   bench verify_d2 \
     "file_processor -j2" "$FP verify -j2 -m $scratch/d2.sha256 D2" \
     "hashdeep -j2 -a" "hashdeep -j2 -c sha256 -a -k $scratch/d2.hashdeep -r D2 > /dev/null"
@@ -146,8 +169,8 @@ if want gzip_d4; then
   pigz -6 -p2 -c $log > "$scratch/pigz.gz"
   libdeflate-gzip -6 -c $log > "$scratch/ld.gz"
   igzip -3 -c $log > "$scratch/igzip.gz"
-  gzip -dc "$scratch/fp.gz" > "$scratch/back" && same "gzip -dc of file_processor's .gz" "$scratch/back" $log
-  $FP decompress -c "$scratch/fp.gz" > "$scratch/back" && same "decompress of own .gz" "$scratch/back" $log
+  gzip -dc "$scratch/fp.gz" > "$scratch/back" && same gzip_d4 "gzip -dc of file_processor's .gz" "$scratch/back" $log
+  $FP decompress -c "$scratch/fp.gz" > "$scratch/back" && same gzip_d4 "decompress of own .gz" "$scratch/back" $log
   for f in fp pigz ld igzip; do
     echo "gzip_d4	$f	$(stat -c %s $log)	$(stat -c %s "$scratch/$f.gz")" >> "$out/sizes.txt"
   done
@@ -167,8 +190,8 @@ if want zstd_d4; then
   log=D4/log.jsonl
   $FP compress --codec zstd -j2 -l 3 -c $log > "$scratch/fp.zst"
   zstd -q -3 -T2 -c $log > "$scratch/zstd.zst"
-  zstd -q -dc "$scratch/fp.zst" > "$scratch/back" && same "zstd -dc of file_processor's .zst" "$scratch/back" $log
-  $FP decompress -c "$scratch/fp.zst" > "$scratch/back" && same "decompress of own .zst" "$scratch/back" $log
+  zstd -q -dc "$scratch/fp.zst" > "$scratch/back" && same zstd_d4 "zstd -dc of file_processor's .zst" "$scratch/back" $log
+  $FP decompress -c "$scratch/fp.zst" > "$scratch/back" && same zstd_d4 "decompress of own .zst" "$scratch/back" $log
   for f in fp zstd; do
     echo "zstd_d4	$f	$(stat -c %s $log)	$(stat -c %s "$scratch/$f.zst")" >> "$out/sizes.txt"
   done

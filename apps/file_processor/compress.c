@@ -12,8 +12,10 @@
  * their content size, and are cut the same way. Files from other tools are
  * decompressed as one stream (zlib, libzstd).
  *
- * Memory: blocks in flight take a credit from a semaphore sized so that
- * their buffers stay within FP_BLOCK_BUDGET, whatever the file sizes.
+ * Memory: a block in flight holds credits of a semaphore, one per MiB of
+ * its buffers, so that blocks take at most FP_BLOCK_BUDGET_MIB whatever the
+ * sizes of the files, of the blocks, and of the frames of a file to
+ * decompress.
  * Outputs go through temp.c: hidden temporary file, fsync, rename.
  */
 #include <errno.h>
@@ -30,7 +32,7 @@
 
 #include "fp.h"
 
-#define FP_BLOCK_BUDGET ((uint64_t)24 << 20)
+#define FP_BLOCK_BUDGET_MIB 24 /* blocks in flight, input and output */
 #define GZ_HEADER 24 /* 10 bytes, XLEN, and the 12-byte "WF" field */
 
 /* A worker's codec state: contexts and buffers reused between jobs. */
@@ -81,6 +83,8 @@ void fp_compress_cleanup(fp_run *r) {
   r->codec_states = NULL;
   if (r->credits) weft_sem_free(r->credits);
   r->credits = NULL;
+  if (r->credit_lock) weft_mutex_free(r->credit_lock);
+  r->credit_lock = NULL;
   buf_pool_free();
 }
 
@@ -322,8 +326,10 @@ static int small_blocking(void *arg) {
 /* ---- Blocks: big files --------------------------------------------------- */
 
 /* Block buffers are recycled: a fresh mapping for every block would cost a
- * page fault per page (a fifth of the time of a gzip). The pool holds at
- * most BUF_KEEP buffers; the credits bound how many are in use. */
+ * page fault per page (a fifth of the time of a gzip). Every buffer has the
+ * size of the largest request so far, so that any buffer serves any block
+ * and the buffers never outnumber the blocks in flight (which the credits
+ * bound); smaller ones left from before are freed as they are met. */
 #define BUF_KEEP 64
 
 static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -332,22 +338,28 @@ static struct {
   size_t cap;
 } buf_pool[BUF_KEEP];
 static int buf_count;
+static size_t buf_size;
 
 /* Points c at a buffer of at least len bytes. Returns 0 or UV_ENOMEM. */
 static int buf_get(weft_chunk *c, size_t len) {
   pthread_mutex_lock(&buf_lock);
-  for (int i = 0; i < buf_count; i++) {
-    if (buf_pool[i].cap >= len) {
-      c->data = buf_pool[i].p;
-      c->len = buf_pool[i].cap;
+  if (len > buf_size) buf_size = len;
+  size_t need = buf_size;
+  for (int i = 0; i < buf_count;) {
+    if (buf_pool[i].cap < need) {
+      free(buf_pool[i].p); /* from before the size grew */
       buf_pool[i] = buf_pool[--buf_count];
-      pthread_mutex_unlock(&buf_lock);
-      return 0;
+      continue;
     }
+    c->data = buf_pool[i].p;
+    c->len = buf_pool[i].cap;
+    buf_pool[i] = buf_pool[--buf_count];
+    pthread_mutex_unlock(&buf_lock);
+    return 0;
   }
   pthread_mutex_unlock(&buf_lock);
-  c->data = malloc(len);
-  c->len = len;
+  c->data = malloc(need);
+  c->len = need;
   return c->data ? 0 : UV_ENOMEM;
 }
 
@@ -378,6 +390,7 @@ typedef struct unit {
   weft_chunk in;    /* raw (compress) or one member/frame (decompress) */
   weft_chunk out;
   size_t in_cap, out_cap; /* the buffers' sizes, for buf_put() */
+  int credits;      /* MiB of the budget it holds */
   uint32_t raw;     /* decompress: the size it decompresses to */
 } unit;
 
@@ -386,7 +399,7 @@ static void unit_dispose(void *item, void *ctx) {
   fp_run *r = ctx;
   buf_put(&u->in, u->in_cap);
   buf_put(&u->out, u->out_cap);
-  weft_sem_release(r->credits);
+  for (int i = 0; i < u->credits; i++) weft_sem_release(r->credits);
 }
 
 typedef struct big {
@@ -402,6 +415,8 @@ typedef struct big {
 typedef struct read_call {
   big *b;
   unit u;
+  int peek;         /* only tell the bytes the next unit needs */
+  size_t need;
 } read_call;
 
 /* Reads the next unit of a big file (thread pool). Returns 1 for a unit,
@@ -410,6 +425,10 @@ static int read_unit_blocking(void *arg) {
   read_call *c = arg;
   big *b = c->b;
   fp_run *r = b->r;
+  if (r->cmd == FP_COMPRESS && c->peek) {
+    c->need = 2 * (size_t)r->block_size + (64 << 10); /* the block, its bound */
+    return 1;
+  }
   if (r->cmd == FP_COMPRESS) {
     if (buf_get(&c->u.in, (size_t)r->block_size) != 0) return UV_ENOMEM;
     c->u.in_cap = c->u.in.len;
@@ -444,6 +463,11 @@ static int read_unit_blocking(void *arg) {
     c->u.raw = (uint32_t)size;
     total = ZSTD_compressBound((size_t)size);
   }
+  if (c->peek) {
+    /* Both buffers are as big as the largest request (see buf_get()). */
+    c->need = 2 * (total > c->u.raw ? total : c->u.raw);
+    return 1;
+  }
   if (buf_get(&c->u.in, total) != 0) return UV_ENOMEM;
   c->u.in_cap = c->u.in.len;
   n = pread(b->in_fd, c->u.in.data, total, (off_t)b->offset);
@@ -465,12 +489,30 @@ static int reader_task(void *arg) {
   fp_run *r = b->r;
   int err = 0;
   for (;;) {
-    if ((err = weft_sem_acquire(r->credits)) != 0) break;
-    read_call c = {.b = b};
+    read_call c = {.b = b, .peek = 1};
     int rc = weft_blocking(read_unit_blocking, &c);
     if (rc <= 0) {
-      buf_put(&c.u.in, c.u.in_cap);
-      weft_sem_release(r->credits);
+      err = rc;
+      break;
+    }
+    /* The unit's share of the budget, in MiB, taken at once under the lock
+     * so that two readers never each hold part of what they need. */
+    int k = (int)((c.need + (1u << 20) - 1) >> 20);
+    if (k < 1) k = 1;
+    if (k > FP_BLOCK_BUDGET_MIB) k = FP_BLOCK_BUDGET_MIB;
+    if ((err = weft_mutex_lock(r->credit_lock)) != 0) break;
+    int got = 0;
+    while (got < k && (err = weft_sem_acquire(r->credits)) == 0) got++;
+    weft_mutex_unlock(r->credit_lock);
+    c.u.credits = got;
+    if (err != 0) {
+      unit_dispose(&c.u, r);
+      break;
+    }
+    c.peek = 0;
+    rc = weft_blocking(read_unit_blocking, &c);
+    if (rc <= 0) {
+      unit_dispose(&c.u, r);
       err = rc;
       break;
     }
@@ -607,10 +649,9 @@ static int close_blocking(void *arg) {
 /* A big file through its own ordered map of blocks. */
 static int big_file(fp_run *r, fp_entry *e) {
   if (r->credits == NULL) {
-    int64_t permits = (int64_t)(FP_BLOCK_BUDGET / (2 * r->block_size));
-    if (permits < 2) permits = 2;
-    r->credits = weft_sem_new(permits);
-    if (r->credits == NULL) return UV_ENOMEM;
+    r->credits = weft_sem_new(FP_BLOCK_BUDGET_MIB);
+    r->credit_lock = weft_mutex_new();
+    if (r->credits == NULL || r->credit_lock == NULL) return UV_ENOMEM;
   }
   open_call oc = {.r = r, .e = e, .in = -1};
   if (!e->is_stdin && (oc.dst = fp_output_path(r, e)) == NULL)

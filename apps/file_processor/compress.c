@@ -33,7 +33,7 @@
 #include "fp.h"
 
 #define FP_BLOCK_BUDGET_MIB 24 /* blocks in flight, input and output */
-#define GZ_HEADER 24 /* 10 bytes, XLEN, and the 12-byte "WF" field */
+#define GZ_HEADER 24           /* 10 bytes, XLEN, and the 12-byte "WF" field */
 
 /* A worker's codec state: contexts and buffers reused between jobs. */
 typedef struct codec_state {
@@ -130,8 +130,8 @@ static size_t compress_block(fp_run *r, codec_state *s, const void *in,
   size_t c = libdeflate_deflate_compress(s->dc, in, n, out + GZ_HEADER,
                                          cap - GZ_HEADER - 8);
   if (c == 0) return 0;
-  static const unsigned char head[12] = {0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 3,
-                                         12,   0};
+  static const unsigned char head[12] = {0x1f, 0x8b, 8, 4, 0,  0,
+                                         0,    0,    0, 3, 12, 0};
   memcpy(out, head, sizeof head);
   out[12] = 'W', out[13] = 'F', out[14] = 8, out[15] = 0;
   put32(out + 16, (uint32_t)c);
@@ -246,8 +246,8 @@ static int open_out(fp_run *r, const char *dst, char **tmp, int *fd) {
 }
 
 /* Finishes an output: rename into place (and --rm), or remove on error. */
-static int close_out(fp_run *r, fp_entry *e, const char *dst, char *tmp,
-                     int fd, int err) {
+static int close_out(fp_run *r, fp_entry *e, const char *dst, char *tmp, int fd,
+                     int err) {
   if (tmp == NULL) return err; /* standard output */
   if (err != 0) {
     close(fd);
@@ -267,8 +267,8 @@ static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
 /* Compresses or decompresses a file in one piece (thread pool). */
 static int one_file(fp_run *r, codec_state *s, fp_entry *e) {
   int decompress = r->cmd == FP_DECOMPRESS;
-  int in = e->is_stdin ? dup(STDIN_FILENO)
-                       : open(e->path, O_RDONLY | O_CLOEXEC);
+  int in =
+      e->is_stdin ? dup(STDIN_FILENO) : open(e->path, O_RDONLY | O_CLOEXEC);
   if (in < 0) return -errno;
   posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
   char *dst = e->is_stdin ? NULL : fp_output_path(r, e), *tmp = NULL;
@@ -281,8 +281,8 @@ static int one_file(fp_run *r, codec_state *s, fp_entry *e) {
     size_t block = (size_t)r->block_size;
     int first = 1;
     for (;;) {
-      err = grow(&s->in, &s->in_cap, e->size < block ? (size_t)e->size + 1
-                                                     : block);
+      err = grow(&s->in, &s->in_cap,
+                 e->size < block ? (size_t)e->size + 1 : block);
       if (err == 0) err = grow(&s->out, &s->out_cap, bound_of(r, s, s->in_cap));
       if (err != 0) break;
       ssize_t n = read_full(in, s->in, s->in_cap < block ? s->in_cap : block);
@@ -387,11 +387,11 @@ static void buf_pool_free(void) {
 }
 
 typedef struct unit {
-  weft_chunk in;    /* raw (compress) or one member/frame (decompress) */
+  weft_chunk in; /* raw (compress) or one member/frame (decompress) */
   weft_chunk out;
   size_t in_cap, out_cap; /* the buffers' sizes, for buf_put() */
-  int credits;      /* MiB of the budget it holds */
-  uint32_t raw;     /* decompress: the size it decompresses to */
+  int credits;            /* MiB of the budget it holds */
+  uint32_t raw;           /* decompress: the size it decompresses to */
 } unit;
 
 static void unit_dispose(void *item, void *ctx) {
@@ -415,7 +415,7 @@ typedef struct big {
 typedef struct read_call {
   big *b;
   unit u;
-  int peek;         /* only tell the bytes the next unit needs */
+  int peek; /* only tell the bytes the next unit needs */
   size_t need;
 } read_call;
 
@@ -539,7 +539,8 @@ static int unit_blocking(void *arg) {
     size_t cap = bound_of(r, c->s, u->in.len);
     if (buf_get(&u->out, cap) != 0) return UV_ENOMEM;
     u->out_cap = u->out.len;
-    u->out.len = compress_block(r, c->s, u->in.data, u->in.len, u->out.data, cap);
+    u->out.len =
+        compress_block(r, c->s, u->in.data, u->in.len, u->out.data, cap);
     return u->out.len ? 0 : UV_EIO;
   }
   if (buf_get(&u->out, u->raw ? u->raw : 1) != 0) return UV_ENOMEM;
@@ -556,8 +557,8 @@ static int unit_blocking(void *arg) {
       return FP_ECORRUPT;
     return 0;
   }
-  size_t z = ZSTD_decompressDCtx(c->s->zd, u->out.data, u->raw, u->in.data,
-                                 u->in.len);
+  size_t z =
+      ZSTD_decompressDCtx(c->s->zd, u->out.data, u->raw, u->in.data, u->in.len);
   return ZSTD_isError(z) || z != u->raw ? FP_ECORRUPT : 0;
 }
 
@@ -618,11 +619,11 @@ static int open_blocking(void *arg) {
     unsigned char head[GZ_HEADER];
     ssize_t n = pread(c->in, head, sizeof head, 0);
     if (n >= 4 && head[0] == 0x1f && head[1] == 0x8b)
-      c->splittable = n == GZ_HEADER && head[3] == 4 && head[12] == 'W' &&
-                      head[13] == 'F';
+      c->splittable =
+          n == GZ_HEADER && head[3] == 4 && head[12] == 'W' && head[13] == 'F';
     else
-      c->splittable = n > 4 && ZSTD_getFrameContentSize(head, (size_t)n) <=
-                                   (16u << 20);
+      c->splittable =
+          n > 4 && ZSTD_getFrameContentSize(head, (size_t)n) <= (16u << 20);
     if (!c->splittable) return 0;
   }
   int err = open_out(c->r, c->dst, &c->tmp, &c->out);
@@ -654,8 +655,7 @@ static int big_file(fp_run *r, fp_entry *e) {
     if (r->credits == NULL || r->credit_lock == NULL) return UV_ENOMEM;
   }
   open_call oc = {.r = r, .e = e, .in = -1};
-  if (!e->is_stdin && (oc.dst = fp_output_path(r, e)) == NULL)
-    return UV_ENOMEM;
+  if (!e->is_stdin && (oc.dst = fp_output_path(r, e)) == NULL) return UV_ENOMEM;
   int err = weft_blocking(open_blocking, &oc);
   if (err != 0 || !oc.splittable) {
     if (oc.in >= 0) close(oc.in);
@@ -685,14 +685,19 @@ static int big_file(fp_run *r, fp_entry *e) {
                           .capacity = (size_t)r->jobs * 2,
                           .ops = &ops,
                           .name = "fp-block"};
-    weft_stream *done = weft_stream_map(p, b.units, sizeof(unit), unit_map,
-                                        &b, &mo);
+    weft_stream *done =
+        weft_stream_map(p, b.units, sizeof(unit), unit_map, &b, &mo);
     if (done) weft_stream_for_each(p, done, unit_write, &b);
     err = weft_pipeline_join(p);
   }
   if (b.units) weft_stream_free(b.units);
-  close_call cc = {.r = r, .e = e, .dst = oc.dst, .tmp = oc.tmp,
-                   .in = oc.in, .out = oc.out, .err = err};
+  close_call cc = {.r = r,
+                   .e = e,
+                   .dst = oc.dst,
+                   .tmp = oc.tmp,
+                   .in = oc.in,
+                   .out = oc.out,
+                   .err = err};
   /* Called here rather than through weft_blocking(), which a cancelled
    * task could not enter: the temporary file must go either way. */
   int cerr = close_blocking(&cc);
@@ -741,7 +746,8 @@ static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
     inflateEnd(&z);
     return err;
   }
-  if (n < 4 || ZSTD_getFrameContentSize(s->in, (size_t)n) == ZSTD_CONTENTSIZE_ERROR)
+  if (n < 4 ||
+      ZSTD_getFrameContentSize(s->in, (size_t)n) == ZSTD_CONTENTSIZE_ERROR)
     return FP_ECORRUPT; /* neither gzip nor zstd */
   ZSTD_DCtx_reset(s->zd, ZSTD_reset_session_only);
   size_t last = 1;

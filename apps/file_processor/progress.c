@@ -33,10 +33,10 @@ static void format_line(fp_progress *p, char *buf, size_t len) {
   }
   snprintf(buf, len,
            "%llu/%llu%s files, %.1f/%.1f MB, %.1f MB/s, ETA %s, %llu errors",
-           (unsigned long long)c->files_done,
-           (unsigned long long)c->files_seen, c->walk_done ? "" : "+",
-           (double)c->bytes_done / 1e6, (double)c->bytes_seen / 1e6, mbps,
-           eta, (unsigned long long)c->errors);
+           (unsigned long long)c->files_done, (unsigned long long)c->files_seen,
+           c->walk_done ? "" : "+", (double)c->bytes_done / 1e6,
+           (double)c->bytes_seen / 1e6, mbps, eta,
+           (unsigned long long)c->errors);
 }
 
 static int progress_task(void *arg) {
@@ -92,15 +92,13 @@ int fp_summary_json(const char *path, const char *command, const fp_counts *c,
           "\"seconds\":%.3f,\"mb_per_s\":%.1f,\"exit_code\":%d}\n",
           command, (unsigned long long)c->files_done,
           (unsigned long long)c->bytes_done,
-          (unsigned long long)c->files_reused,
-          (unsigned long long)c->bytes_out,
+          (unsigned long long)c->files_reused, (unsigned long long)c->bytes_out,
           (unsigned long long)c->skipped_links,
-          (unsigned long long)c->skipped_other,
-          (unsigned long long)c->filtered, (unsigned long long)c->errors,
-          (unsigned long long)c->ok, (unsigned long long)c->changed,
-          (unsigned long long)c->missing, (unsigned long long)c->new_, seconds,
-          seconds > 0 ? (double)c->bytes_done / 1e6 / seconds : 0.0,
-          exit_code);
+          (unsigned long long)c->skipped_other, (unsigned long long)c->filtered,
+          (unsigned long long)c->errors, (unsigned long long)c->ok,
+          (unsigned long long)c->changed, (unsigned long long)c->missing,
+          (unsigned long long)c->new_, seconds,
+          seconds > 0 ? (double)c->bytes_done / 1e6 / seconds : 0.0, exit_code);
   int bad = ferror(f);
   if (f != stdout) bad |= fclose(f) != 0;
   return bad ? -1 : 0;

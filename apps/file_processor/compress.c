@@ -226,6 +226,7 @@ static ssize_t read_full(int fd, void *buf, size_t len) {
     if (n == 0) break;
     got += (size_t)n;
   }
+  fp_progress_read(got);
   return (ssize_t)got;
 }
 
@@ -439,6 +440,7 @@ static int read_unit_blocking(void *arg) {
     if (n < 0) return -errno;
     c->u.in.len = (size_t)n;
     b->offset += (uint64_t)n;
+    if (!b->e->is_stdin) fp_progress_read((uint64_t)n);
     /* An empty file still gets one (empty) member or frame. */
     int first = !b->started;
     b->started = 1;
@@ -481,6 +483,7 @@ static int read_unit_blocking(void *arg) {
   }
   c->u.in.len = (size_t)n;
   b->offset += (uint64_t)n;
+  fp_progress_read((uint64_t)n);
   return 1;
 }
 

@@ -287,6 +287,8 @@ int fp_write_all(fp_run *r, int fd, const void *buf, size_t len);
 typedef struct fp_progress fp_progress;
 fp_progress *fp_progress_start(weft_group *g, const fp_counts *c, int mode);
 void fp_progress_status(fp_progress *p); /* SIGUSR1: one status line */
+/* Counts n bytes read from an input (any thread). */
+void fp_progress_read(uint64_t n);
 void fp_progress_stop(fp_progress *p);
 /* Writes the summary as one JSON object to path ("-": stdout). */
 int fp_summary_json(const char *path, const char *command, const fp_counts *c,

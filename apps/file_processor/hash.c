@@ -218,6 +218,7 @@ int fp_hash_file(fp_hasher *h, fp_entry *e, int follow) {
     }
     if (n == 0) break;
     hasher_update(h, h->buf, (size_t)n);
+    fp_progress_read((uint64_t)n);
     total += (uint64_t)n;
   }
   close(fd);

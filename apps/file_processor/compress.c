@@ -12,8 +12,10 @@
  * their content size, and are cut the same way. Files from other tools are
  * decompressed as one stream (zlib, libzstd).
  *
- * Memory: blocks in flight take a credit from a semaphore sized so that
- * their buffers stay within FP_BLOCK_BUDGET, whatever the file sizes.
+ * Memory: a block in flight holds credits of a semaphore, one per MiB of
+ * its buffers, so that blocks take at most FP_BLOCK_BUDGET_MIB whatever the
+ * sizes of the files, of the blocks, and of the frames of a file to
+ * decompress.
  * Outputs go through temp.c: hidden temporary file, fsync, rename.
  */
 #include <errno.h>
@@ -30,8 +32,8 @@
 
 #include "fp.h"
 
-#define FP_BLOCK_BUDGET ((uint64_t)24 << 20)
-#define GZ_HEADER 24 /* 10 bytes, XLEN, and the 12-byte "WF" field */
+#define FP_BLOCK_BUDGET_MIB 24 /* blocks in flight, input and output */
+#define GZ_HEADER 24           /* 10 bytes, XLEN, and the 12-byte "WF" field */
 
 /* A worker's codec state: contexts and buffers reused between jobs. */
 typedef struct codec_state {
@@ -81,6 +83,8 @@ void fp_compress_cleanup(fp_run *r) {
   r->codec_states = NULL;
   if (r->credits) weft_sem_free(r->credits);
   r->credits = NULL;
+  if (r->credit_lock) weft_mutex_free(r->credit_lock);
+  r->credit_lock = NULL;
   buf_pool_free();
 }
 
@@ -126,8 +130,8 @@ static size_t compress_block(fp_run *r, codec_state *s, const void *in,
   size_t c = libdeflate_deflate_compress(s->dc, in, n, out + GZ_HEADER,
                                          cap - GZ_HEADER - 8);
   if (c == 0) return 0;
-  static const unsigned char head[12] = {0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 3,
-                                         12,   0};
+  static const unsigned char head[12] = {0x1f, 0x8b, 8, 4, 0,  0,
+                                         0,    0,    0, 3, 12, 0};
   memcpy(out, head, sizeof head);
   out[12] = 'W', out[13] = 'F', out[14] = 8, out[15] = 0;
   put32(out + 16, (uint32_t)c);
@@ -222,6 +226,7 @@ static ssize_t read_full(int fd, void *buf, size_t len) {
     if (n == 0) break;
     got += (size_t)n;
   }
+  fp_progress_read(got);
   return (ssize_t)got;
 }
 
@@ -242,8 +247,8 @@ static int open_out(fp_run *r, const char *dst, char **tmp, int *fd) {
 }
 
 /* Finishes an output: rename into place (and --rm), or remove on error. */
-static int close_out(fp_run *r, fp_entry *e, const char *dst, char *tmp,
-                     int fd, int err) {
+static int close_out(fp_run *r, fp_entry *e, const char *dst, char *tmp, int fd,
+                     int err) {
   if (tmp == NULL) return err; /* standard output */
   if (err != 0) {
     close(fd);
@@ -263,8 +268,8 @@ static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
 /* Compresses or decompresses a file in one piece (thread pool). */
 static int one_file(fp_run *r, codec_state *s, fp_entry *e) {
   int decompress = r->cmd == FP_DECOMPRESS;
-  int in = e->is_stdin ? dup(STDIN_FILENO)
-                       : open(e->path, O_RDONLY | O_CLOEXEC);
+  int in =
+      e->is_stdin ? dup(STDIN_FILENO) : open(e->path, O_RDONLY | O_CLOEXEC);
   if (in < 0) return -errno;
   posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
   char *dst = e->is_stdin ? NULL : fp_output_path(r, e), *tmp = NULL;
@@ -277,8 +282,8 @@ static int one_file(fp_run *r, codec_state *s, fp_entry *e) {
     size_t block = (size_t)r->block_size;
     int first = 1;
     for (;;) {
-      err = grow(&s->in, &s->in_cap, e->size < block ? (size_t)e->size + 1
-                                                     : block);
+      err = grow(&s->in, &s->in_cap,
+                 e->size < block ? (size_t)e->size + 1 : block);
       if (err == 0) err = grow(&s->out, &s->out_cap, bound_of(r, s, s->in_cap));
       if (err != 0) break;
       ssize_t n = read_full(in, s->in, s->in_cap < block ? s->in_cap : block);
@@ -322,8 +327,10 @@ static int small_blocking(void *arg) {
 /* ---- Blocks: big files --------------------------------------------------- */
 
 /* Block buffers are recycled: a fresh mapping for every block would cost a
- * page fault per page (a fifth of the time of a gzip). The pool holds at
- * most BUF_KEEP buffers; the credits bound how many are in use. */
+ * page fault per page (a fifth of the time of a gzip). Every buffer has the
+ * size of the largest request so far, so that any buffer serves any block
+ * and the buffers never outnumber the blocks in flight (which the credits
+ * bound); smaller ones left from before are freed as they are met. */
 #define BUF_KEEP 64
 
 static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -332,22 +339,28 @@ static struct {
   size_t cap;
 } buf_pool[BUF_KEEP];
 static int buf_count;
+static size_t buf_size;
 
 /* Points c at a buffer of at least len bytes. Returns 0 or UV_ENOMEM. */
 static int buf_get(weft_chunk *c, size_t len) {
   pthread_mutex_lock(&buf_lock);
-  for (int i = 0; i < buf_count; i++) {
-    if (buf_pool[i].cap >= len) {
-      c->data = buf_pool[i].p;
-      c->len = buf_pool[i].cap;
+  if (len > buf_size) buf_size = len;
+  size_t need = buf_size;
+  for (int i = 0; i < buf_count;) {
+    if (buf_pool[i].cap < need) {
+      free(buf_pool[i].p); /* from before the size grew */
       buf_pool[i] = buf_pool[--buf_count];
-      pthread_mutex_unlock(&buf_lock);
-      return 0;
+      continue;
     }
+    c->data = buf_pool[i].p;
+    c->len = buf_pool[i].cap;
+    buf_pool[i] = buf_pool[--buf_count];
+    pthread_mutex_unlock(&buf_lock);
+    return 0;
   }
   pthread_mutex_unlock(&buf_lock);
-  c->data = malloc(len);
-  c->len = len;
+  c->data = malloc(need);
+  c->len = need;
   return c->data ? 0 : UV_ENOMEM;
 }
 
@@ -375,10 +388,11 @@ static void buf_pool_free(void) {
 }
 
 typedef struct unit {
-  weft_chunk in;    /* raw (compress) or one member/frame (decompress) */
+  weft_chunk in; /* raw (compress) or one member/frame (decompress) */
   weft_chunk out;
   size_t in_cap, out_cap; /* the buffers' sizes, for buf_put() */
-  uint32_t raw;     /* decompress: the size it decompresses to */
+  int credits;            /* MiB of the budget it holds */
+  uint32_t raw;           /* decompress: the size it decompresses to */
 } unit;
 
 static void unit_dispose(void *item, void *ctx) {
@@ -386,7 +400,7 @@ static void unit_dispose(void *item, void *ctx) {
   fp_run *r = ctx;
   buf_put(&u->in, u->in_cap);
   buf_put(&u->out, u->out_cap);
-  weft_sem_release(r->credits);
+  for (int i = 0; i < u->credits; i++) weft_sem_release(r->credits);
 }
 
 typedef struct big {
@@ -402,6 +416,8 @@ typedef struct big {
 typedef struct read_call {
   big *b;
   unit u;
+  int peek; /* only tell the bytes the next unit needs */
+  size_t need;
 } read_call;
 
 /* Reads the next unit of a big file (thread pool). Returns 1 for a unit,
@@ -410,6 +426,10 @@ static int read_unit_blocking(void *arg) {
   read_call *c = arg;
   big *b = c->b;
   fp_run *r = b->r;
+  if (r->cmd == FP_COMPRESS && c->peek) {
+    c->need = 2 * (size_t)r->block_size + (64 << 10); /* the block, its bound */
+    return 1;
+  }
   if (r->cmd == FP_COMPRESS) {
     if (buf_get(&c->u.in, (size_t)r->block_size) != 0) return UV_ENOMEM;
     c->u.in_cap = c->u.in.len;
@@ -420,6 +440,7 @@ static int read_unit_blocking(void *arg) {
     if (n < 0) return -errno;
     c->u.in.len = (size_t)n;
     b->offset += (uint64_t)n;
+    if (!b->e->is_stdin) fp_progress_read((uint64_t)n);
     /* An empty file still gets one (empty) member or frame. */
     int first = !b->started;
     b->started = 1;
@@ -444,6 +465,11 @@ static int read_unit_blocking(void *arg) {
     c->u.raw = (uint32_t)size;
     total = ZSTD_compressBound((size_t)size);
   }
+  if (c->peek) {
+    /* Both buffers are as big as the largest request (see buf_get()). */
+    c->need = 2 * (total > c->u.raw ? total : c->u.raw);
+    return 1;
+  }
   if (buf_get(&c->u.in, total) != 0) return UV_ENOMEM;
   c->u.in_cap = c->u.in.len;
   n = pread(b->in_fd, c->u.in.data, total, (off_t)b->offset);
@@ -457,6 +483,7 @@ static int read_unit_blocking(void *arg) {
   }
   c->u.in.len = (size_t)n;
   b->offset += (uint64_t)n;
+  fp_progress_read((uint64_t)n);
   return 1;
 }
 
@@ -465,12 +492,30 @@ static int reader_task(void *arg) {
   fp_run *r = b->r;
   int err = 0;
   for (;;) {
-    if ((err = weft_sem_acquire(r->credits)) != 0) break;
-    read_call c = {.b = b};
+    read_call c = {.b = b, .peek = 1};
     int rc = weft_blocking(read_unit_blocking, &c);
     if (rc <= 0) {
-      buf_put(&c.u.in, c.u.in_cap);
-      weft_sem_release(r->credits);
+      err = rc;
+      break;
+    }
+    /* The unit's share of the budget, in MiB, taken at once under the lock
+     * so that two readers never each hold part of what they need. */
+    int k = (int)((c.need + (1u << 20) - 1) >> 20);
+    if (k < 1) k = 1;
+    if (k > FP_BLOCK_BUDGET_MIB) k = FP_BLOCK_BUDGET_MIB;
+    if ((err = weft_mutex_lock(r->credit_lock)) != 0) break;
+    int got = 0;
+    while (got < k && (err = weft_sem_acquire(r->credits)) == 0) got++;
+    weft_mutex_unlock(r->credit_lock);
+    c.u.credits = got;
+    if (err != 0) {
+      unit_dispose(&c.u, r);
+      break;
+    }
+    c.peek = 0;
+    rc = weft_blocking(read_unit_blocking, &c);
+    if (rc <= 0) {
+      unit_dispose(&c.u, r);
       err = rc;
       break;
     }
@@ -497,7 +542,8 @@ static int unit_blocking(void *arg) {
     size_t cap = bound_of(r, c->s, u->in.len);
     if (buf_get(&u->out, cap) != 0) return UV_ENOMEM;
     u->out_cap = u->out.len;
-    u->out.len = compress_block(r, c->s, u->in.data, u->in.len, u->out.data, cap);
+    u->out.len =
+        compress_block(r, c->s, u->in.data, u->in.len, u->out.data, cap);
     return u->out.len ? 0 : UV_EIO;
   }
   if (buf_get(&u->out, u->raw ? u->raw : 1) != 0) return UV_ENOMEM;
@@ -514,8 +560,8 @@ static int unit_blocking(void *arg) {
       return FP_ECORRUPT;
     return 0;
   }
-  size_t z = ZSTD_decompressDCtx(c->s->zd, u->out.data, u->raw, u->in.data,
-                                 u->in.len);
+  size_t z =
+      ZSTD_decompressDCtx(c->s->zd, u->out.data, u->raw, u->in.data, u->in.len);
   return ZSTD_isError(z) || z != u->raw ? FP_ECORRUPT : 0;
 }
 
@@ -576,11 +622,11 @@ static int open_blocking(void *arg) {
     unsigned char head[GZ_HEADER];
     ssize_t n = pread(c->in, head, sizeof head, 0);
     if (n >= 4 && head[0] == 0x1f && head[1] == 0x8b)
-      c->splittable = n == GZ_HEADER && head[3] == 4 && head[12] == 'W' &&
-                      head[13] == 'F';
+      c->splittable =
+          n == GZ_HEADER && head[3] == 4 && head[12] == 'W' && head[13] == 'F';
     else
-      c->splittable = n > 4 && ZSTD_getFrameContentSize(head, (size_t)n) <=
-                                   (16u << 20);
+      c->splittable =
+          n > 4 && ZSTD_getFrameContentSize(head, (size_t)n) <= (16u << 20);
     if (!c->splittable) return 0;
   }
   int err = open_out(c->r, c->dst, &c->tmp, &c->out);
@@ -607,14 +653,12 @@ static int close_blocking(void *arg) {
 /* A big file through its own ordered map of blocks. */
 static int big_file(fp_run *r, fp_entry *e) {
   if (r->credits == NULL) {
-    int64_t permits = (int64_t)(FP_BLOCK_BUDGET / (2 * r->block_size));
-    if (permits < 2) permits = 2;
-    r->credits = weft_sem_new(permits);
-    if (r->credits == NULL) return UV_ENOMEM;
+    r->credits = weft_sem_new(FP_BLOCK_BUDGET_MIB);
+    r->credit_lock = weft_mutex_new();
+    if (r->credits == NULL || r->credit_lock == NULL) return UV_ENOMEM;
   }
   open_call oc = {.r = r, .e = e, .in = -1};
-  if (!e->is_stdin && (oc.dst = fp_output_path(r, e)) == NULL)
-    return UV_ENOMEM;
+  if (!e->is_stdin && (oc.dst = fp_output_path(r, e)) == NULL) return UV_ENOMEM;
   int err = weft_blocking(open_blocking, &oc);
   if (err != 0 || !oc.splittable) {
     if (oc.in >= 0) close(oc.in);
@@ -644,14 +688,19 @@ static int big_file(fp_run *r, fp_entry *e) {
                           .capacity = (size_t)r->jobs * 2,
                           .ops = &ops,
                           .name = "fp-block"};
-    weft_stream *done = weft_stream_map(p, b.units, sizeof(unit), unit_map,
-                                        &b, &mo);
+    weft_stream *done =
+        weft_stream_map(p, b.units, sizeof(unit), unit_map, &b, &mo);
     if (done) weft_stream_for_each(p, done, unit_write, &b);
     err = weft_pipeline_join(p);
   }
   if (b.units) weft_stream_free(b.units);
-  close_call cc = {.r = r, .e = e, .dst = oc.dst, .tmp = oc.tmp,
-                   .in = oc.in, .out = oc.out, .err = err};
+  close_call cc = {.r = r,
+                   .e = e,
+                   .dst = oc.dst,
+                   .tmp = oc.tmp,
+                   .in = oc.in,
+                   .out = oc.out,
+                   .err = err};
   /* Called here rather than through weft_blocking(), which a cancelled
    * task could not enter: the temporary file must go either way. */
   int cerr = close_blocking(&cc);
@@ -700,7 +749,8 @@ static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
     inflateEnd(&z);
     return err;
   }
-  if (n < 4 || ZSTD_getFrameContentSize(s->in, (size_t)n) == ZSTD_CONTENTSIZE_ERROR)
+  if (n < 4 ||
+      ZSTD_getFrameContentSize(s->in, (size_t)n) == ZSTD_CONTENTSIZE_ERROR)
     return FP_ECORRUPT; /* neither gzip nor zstd */
   ZSTD_DCtx_reset(s->zd, ZSTD_reset_session_only);
   size_t last = 1;

@@ -95,34 +95,34 @@ typedef struct fp_config {
 
 /* A file reached by the walk, or named by a manifest. */
 typedef struct fp_entry {
-  char *path;          /* as reached from the PATHs given; malloc'd */
+  char *path; /* as reached from the PATHs given; malloc'd */
   uint64_t size;
   int64_t mtime_ns;
-  int state;           /* FP_ST_*: what the sink reports */
-  char *expect;        /* verify/update/resume: the recorded result, or NULL */
-  int err;             /* an error of this entry (negative), or 0 */
-  int is_stdin;        /* the PATH "-": standard input */
+  int state;    /* FP_ST_*: what the sink reports */
+  char *expect; /* verify/update/resume: the recorded result, or NULL */
+  int err;      /* an error of this entry (negative), or 0 */
+  int is_stdin; /* the PATH "-": standard input */
   char digest[FP_MAX_ALGS][FP_HEX_MAX]; /* results, per selected algorithm */
-  uint64_t out_size;   /* compress/decompress: bytes written */
+  uint64_t out_size;                    /* compress/decompress: bytes written */
 } fp_entry;
 
 /* What became of an entry. */
 enum {
-  FP_ST_DO = 0,        /* to be processed */
-  FP_ST_DONE,          /* processed */
-  FP_ST_REUSED,        /* result taken from the journal or the old manifest */
-  FP_ST_OK,            /* verify: matches */
-  FP_ST_CHANGED,       /* verify: differs */
-  FP_ST_MISSING,       /* verify: in the manifest, not on disk */
-  FP_ST_NEW,           /* verify: on disk, not in the manifest */
-  FP_ST_SKIPPED        /* left alone (compress: already compressed, ...) */
+  FP_ST_DO = 0,  /* to be processed */
+  FP_ST_DONE,    /* processed */
+  FP_ST_REUSED,  /* result taken from the journal or the old manifest */
+  FP_ST_OK,      /* verify: matches */
+  FP_ST_CHANGED, /* verify: differs */
+  FP_ST_MISSING, /* verify: in the manifest, not on disk */
+  FP_ST_NEW,     /* verify: on disk, not in the manifest */
+  FP_ST_SKIPPED  /* left alone (compress: already compressed, ...) */
 };
 
 /* A job for a worker: entries processed in one hand-off. */
 typedef struct fp_job {
   uint32_t n;
-  uint32_t big;        /* one file processed as a stream of blocks */
-  fp_entry *entries;   /* malloc'd array of n */
+  uint32_t big;      /* one file processed as a stream of blocks */
+  fp_entry *entries; /* malloc'd array of n */
 } fp_job;
 
 #define FP_BATCH_FILES 64
@@ -132,8 +132,8 @@ typedef struct fp_job {
 /* The counters the progress display and the summary read. Written by the
  * sink and the walker on the main executor only. */
 typedef struct fp_counts {
-  uint64_t files_seen, bytes_seen;   /* walked and accepted */
-  uint64_t files_done, bytes_done;   /* finished by the sink */
+  uint64_t files_seen, bytes_seen; /* walked and accepted */
+  uint64_t files_done, bytes_done; /* finished by the sink */
   uint64_t files_reused;
   uint64_t skipped_links, skipped_other, filtered;
   uint64_t errors;
@@ -159,8 +159,8 @@ void fp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses "sha256,blake3" into algs (at most FP_MAX_ALGS). Returns the count,
  * or -1 with the reason in why. */
 int fp_algs_parse(const char *text, fp_alg *algs, char *why, size_t why_len);
-const char *fp_alg_name(fp_alg a);     /* "sha256" */
-const char *fp_alg_tag(fp_alg a);      /* "SHA256", as --tag writes it */
+const char *fp_alg_name(fp_alg a); /* "sha256" */
+const char *fp_alg_tag(fp_alg a);  /* "SHA256", as --tag writes it */
 int fp_alg_hex_len(fp_alg a);
 /* The algorithm a bsd tag names, or -1. */
 int fp_alg_from_tag(const char *tag, size_t len);
@@ -187,7 +187,7 @@ typedef struct fp_walk_opts {
   int recursive;
   int follow;
   int one_fs;
-  int64_t max_depth;  /* < 0: none */
+  int64_t max_depth; /* < 0: none */
   fp_counts *counts;
   int stop_on_error;
 } fp_walk_opts;
@@ -208,7 +208,7 @@ void fp_report_error(fp_counts *c, const char *path, int err);
 /* A line reader over a byte stream of weft_chunk items. */
 typedef struct fp_lines {
   weft_stream *chunks;
-  void *own;             /* standard input's stream, shared with its task */
+  void *own; /* standard input's stream, shared with its task */
   weft_chunk cur;
   size_t pos;
   char *line;
@@ -230,10 +230,10 @@ void fp_manifest_line(FILE *out, int format, const fp_alg *algs, int n_algs,
                       const fp_entry *e);
 /* A parsed manifest line. */
 typedef struct fp_record {
-  char *path;         /* unescaped, malloc'd */
+  char *path; /* unescaped, malloc'd */
   char hex[FP_HEX_MAX];
-  int alg;            /* from a bsd tag or a jsonl key; -1 when unnamed */
-  int64_t size;       /* -1 when not recorded */
+  int alg;      /* from a bsd tag or a jsonl key; -1 when unnamed */
+  int64_t size; /* -1 when not recorded */
 } fp_record;
 /* Parses one manifest line (any of the three formats). want: the algorithm
  * asked for (-1: any). Returns 1 for a record, 0 for a line to skip (blank,
@@ -286,7 +286,9 @@ int fp_write_all(fp_run *r, int fd, const void *buf, size_t len);
 
 typedef struct fp_progress fp_progress;
 fp_progress *fp_progress_start(weft_group *g, const fp_counts *c, int mode);
-void fp_progress_status(fp_progress *p);   /* SIGUSR1: one status line */
+void fp_progress_status(fp_progress *p); /* SIGUSR1: one status line */
+/* Counts n bytes read from an input (any thread). */
+void fp_progress_read(uint64_t n);
 void fp_progress_stop(fp_progress *p);
 /* Writes the summary as one JSON object to path ("-": stdout). */
 int fp_summary_json(const char *path, const char *command, const fp_counts *c,
@@ -308,16 +310,17 @@ struct fp_run {
   uint64_t block_size;
   fp_counts counts;
   fp_journal *journal;
-  weft_sem *credits;       /* blocks in memory at once */
+  weft_sem *credits;       /* MiB of blocks in memory at once */
+  weft_mutex *credit_lock; /* taken to acquire several credits at once */
   fp_hasher **hashers;     /* idle hashers, one per worker at most */
   int n_hashers;
-  void **codec_states;     /* idle compressors (compress.c) */
+  void **codec_states; /* idle compressors (compress.c) */
   int n_codec_states, cap_codec_states;
-  FILE *out;               /* manifest / report output */
-  int out_fd_stdout;       /* -c: outputs go to standard output */
+  FILE *out;         /* manifest / report output */
+  int out_fd_stdout; /* -c: outputs go to standard output */
   weft_pipeline *pipeline;
   fp_progress *progress;
-  volatile int stop;       /* a signal arrived: stop early */
+  volatile int stop; /* a signal arrived: stop early */
   int signum;
   int exit_code;
 };

@@ -196,9 +196,9 @@ static void hasher_final(fp_hasher *h, fp_entry *e) {
 }
 
 int fp_hash_file(fp_hasher *h, fp_entry *e, int follow) {
-  int fd = e->is_stdin
-               ? dup(STDIN_FILENO)
-               : open(e->path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+  int fd = e->is_stdin ? dup(STDIN_FILENO)
+                       : open(e->path,
+                              O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
   if (fd < 0) return e->err = -errno;
   struct stat st;
   if (fstat(fd, &st) != 0 || (!S_ISREG(st.st_mode) && !e->is_stdin)) {
@@ -218,6 +218,7 @@ int fp_hash_file(fp_hasher *h, fp_entry *e, int follow) {
     }
     if (n == 0) break;
     hasher_update(h, h->buf, (size_t)n);
+    fp_progress_read((uint64_t)n);
     total += (uint64_t)n;
   }
   close(fd);

@@ -148,8 +148,9 @@ fp_journal *fp_journal_open(const char *path, int resume, int do_fsync) {
     fp_journal_close(j);
     return NULL;
   }
-  j->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
-                         (resume ? 0 : O_TRUNC), 0644);
+  j->fd = open(
+      path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (resume ? 0 : O_TRUNC),
+      0644);
   if (j->fd < 0) {
     fp_error("%s: cannot write the journal: %s", path, strerror(errno));
     j->fd = -1;

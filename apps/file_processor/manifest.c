@@ -213,7 +213,8 @@ int fp_manifest_parse(const char *line, size_t len, int want, fp_record *r) {
   /* sum: HEX, a space, a space or '*', PATH */
   size_t h = 0;
   while (h < n && is_hex(s[h])) h++;
-  if (h == 0 || h + 2 > n || s[h] != ' ' || (s[h + 1] != ' ' && s[h + 1] != '*'))
+  if (h == 0 || h + 2 > n || s[h] != ' ' ||
+      (s[h + 1] != ' ' && s[h + 1] != '*'))
     return -1;
   if (take_hex(s, h, r) != 0) return -1;
   r->path = unescape(s + h + 2, n - h - 2, escaped);

@@ -176,16 +176,23 @@ typedef struct short_flag {
 } short_flag;
 
 static const short_flag short_flags[] = {
-    {'a', "--algorithms", 1}, {'o', "--output", 1},     {'m', "--manifest", 1},
-    {'l', "--level", 1},      {'j', "--jobs", 1},       {'c', "--to-stdout", 0},
-    {'L', "--follow-symlinks", 0}, {'0', "--null", 0},
+    {'a', "--algorithms", 1},
+    {'o', "--output", 1},
+    {'m', "--manifest", 1},
+    {'l', "--level", 1},
+    {'j', "--jobs", 1},
+    {'c', "--to-stdout", 0},
+    {'L', "--follow-symlinks", 0},
+    {'0', "--null", 0},
 };
 
 static const struct {
   const char *alias, *flag;
 } long_aliases[] = {
-    {"--stdout", "--to-stdout"},   {"--no-stdout", "--no-to-stdout"},
-    {"--algorithm", "--algorithms"}, {"--dereference", "--follow-symlinks"},
+    {"--stdout", "--to-stdout"},
+    {"--no-stdout", "--no-to-stdout"},
+    {"--algorithm", "--algorithms"},
+    {"--dereference", "--follow-symlinks"},
 };
 
 static const struct {
@@ -306,7 +313,8 @@ static int check_options(fp_config *cfg, fp_command cmd) {
     return -1;
   fp_alg algs[FP_MAX_ALGS];
   char why[128];
-  if (cfg->algorithms && fp_algs_parse(cfg->algorithms, algs, why, sizeof why) < 0) {
+  if (cfg->algorithms &&
+      fp_algs_parse(cfg->algorithms, algs, why, sizeof why) < 0) {
     fp_error("--algorithms: %s", why);
     return -1;
   }

@@ -7,6 +7,7 @@
  * (before that the total is not known). It reads the counters the sink
  * and the walker write on the same executor, so no locking is needed.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +15,14 @@
 #include <uv.h>
 
 #include "fp.h"
+
+/* Bytes read from the inputs so far, counted by the workers as they read
+ * (any thread), so that the line moves inside a big file too. */
+static _Atomic uint64_t bytes_read;
+
+void fp_progress_read(uint64_t n) {
+  atomic_fetch_add_explicit(&bytes_read, n, memory_order_relaxed);
+}
 
 struct fp_progress {
   const fp_counts *c;
@@ -25,18 +34,21 @@ struct fp_progress {
 static void format_line(fp_progress *p, char *buf, size_t len) {
   const fp_counts *c = p->c;
   double secs = (double)(uv_hrtime() - p->t0) / 1e9;
-  double mbps = secs > 0 ? (double)c->bytes_done / 1e6 / secs : 0;
+  uint64_t done = atomic_load_explicit(&bytes_read, memory_order_relaxed);
+  if (done > c->bytes_seen) done = c->bytes_seen; /* files that grew */
+  if (done < c->bytes_done) done = c->bytes_done;
+  double mbps = secs > 0 ? (double)done / 1e6 / secs : 0;
   char eta[32] = "?";
   if (c->walk_done && mbps > 0) {
-    double left = (double)(c->bytes_seen - c->bytes_done) / 1e6 / mbps;
+    double left = (double)(c->bytes_seen - done) / 1e6 / mbps;
     snprintf(eta, sizeof eta, "%.0fs", left);
   }
   snprintf(buf, len,
            "%llu/%llu%s files, %.1f/%.1f MB, %.1f MB/s, ETA %s, %llu errors",
-           (unsigned long long)c->files_done,
-           (unsigned long long)c->files_seen, c->walk_done ? "" : "+",
-           (double)c->bytes_done / 1e6, (double)c->bytes_seen / 1e6, mbps,
-           eta, (unsigned long long)c->errors);
+           (unsigned long long)c->files_done, (unsigned long long)c->files_seen,
+           c->walk_done ? "" : "+", (double)c->bytes_done / 1e6,
+           (double)c->bytes_seen / 1e6, mbps, eta,
+           (unsigned long long)c->errors);
 }
 
 static int progress_task(void *arg) {
@@ -92,15 +104,13 @@ int fp_summary_json(const char *path, const char *command, const fp_counts *c,
           "\"seconds\":%.3f,\"mb_per_s\":%.1f,\"exit_code\":%d}\n",
           command, (unsigned long long)c->files_done,
           (unsigned long long)c->bytes_done,
-          (unsigned long long)c->files_reused,
-          (unsigned long long)c->bytes_out,
+          (unsigned long long)c->files_reused, (unsigned long long)c->bytes_out,
           (unsigned long long)c->skipped_links,
-          (unsigned long long)c->skipped_other,
-          (unsigned long long)c->filtered, (unsigned long long)c->errors,
-          (unsigned long long)c->ok, (unsigned long long)c->changed,
-          (unsigned long long)c->missing, (unsigned long long)c->new_, seconds,
-          seconds > 0 ? (double)c->bytes_done / 1e6 / seconds : 0.0,
-          exit_code);
+          (unsigned long long)c->skipped_other, (unsigned long long)c->filtered,
+          (unsigned long long)c->errors, (unsigned long long)c->ok,
+          (unsigned long long)c->changed, (unsigned long long)c->missing,
+          (unsigned long long)c->new_, seconds,
+          seconds > 0 ? (double)c->bytes_done / 1e6 / seconds : 0.0, exit_code);
   int bad = ferror(f);
   if (f != stdout) bad |= fclose(f) != 0;
   return bad ? -1 : 0;

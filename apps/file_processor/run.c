@@ -69,8 +69,8 @@ int fp_filter_keep(void *ctx, const void *item) {
   if (keep && r->cmd == FP_COMPRESS && !cfg->to_stdout &&
       (ends_with(e->path, ".gz") || ends_with(e->path, ".zst")))
     keep = 0;
-  if (keep && r->cmd == FP_DECOMPRESS &&
-      !ends_with(e->path, ".gz") && !ends_with(e->path, ".zst")) {
+  if (keep && r->cmd == FP_DECOMPRESS && !ends_with(e->path, ".gz") &&
+      !ends_with(e->path, ".zst")) {
     /* Not compressed (no .gz or .zst suffix): left alone, counted. */
     keep = 0;
   }
@@ -176,8 +176,8 @@ static int hash_job_blocking(void *arg) {
       continue;
     }
     if (r->cmd == FP_VERIFY)
-      e->state = strcmp(e->digest[0], e->expect) == 0 ? FP_ST_OK
-                                                       : FP_ST_CHANGED;
+      e->state =
+          strcmp(e->digest[0], e->expect) == 0 ? FP_ST_OK : FP_ST_CHANGED;
   }
   return 0;
 }
@@ -313,7 +313,8 @@ static int sink(void *ctx, void *item) {
 int fp_pipeline_finish(fp_run *r, weft_pipeline *p, weft_stream *entries,
                        int filter) {
   weft_stream *kept =
-      filter ? weft_stream_filter(p, entries, fp_filter_keep, r, NULL) : entries;
+      filter ? weft_stream_filter(p, entries, fp_filter_keep, r, NULL)
+             : entries;
   weft_stream_opts so = {.ops = &job_ops};
   weft_stream *jobs = weft_stream_new(sizeof(fp_job), (size_t)r->jobs * 2, &so);
   batcher *b = calloc(1, sizeof *b);
@@ -472,7 +473,8 @@ static int run_root(void *arg) {
   int err = 0;
   out_file of;
   if (r->cfg->journal != NULL) {
-    r->journal = fp_journal_open(r->cfg->journal, r->cfg->resume, r->cfg->fsync);
+    r->journal =
+        fp_journal_open(r->cfg->journal, r->cfg->resume, r->cfg->fsync);
     if (r->journal == NULL) err = UV_EINVAL;
   }
   if (err == 0 && open_output(r, &of) != 0) {
@@ -500,7 +502,8 @@ static int run_root(void *arg) {
   if (r->signum != 0) {
     code = 128 + r->signum;
   } else if (err != 0 || r->counts.errors > 0) {
-    if (err != 0 && err != UV_ECANCELED && err != UV_EINVAL && r->counts.errors == 0)
+    if (err != 0 && err != UV_ECANCELED && err != UV_EINVAL &&
+        r->counts.errors == 0)
       fp_error("%s", weft_strerror(err));
     code = 2;
   } else if (r->cmd == FP_VERIFY) {
@@ -522,7 +525,8 @@ static int run_root(void *arg) {
             (unsigned long long)r->counts.errors);
   }
   double secs = (double)(uv_hrtime() - t0) / 1e9;
-  weft_log(WEFT_LOG_DEBUG, "done", "command=%s files=%llu bytes=%llu seconds=%.3f "
+  weft_log(WEFT_LOG_DEBUG, "done",
+           "command=%s files=%llu bytes=%llu seconds=%.3f "
            "errors=%llu exit=%d",
            command_name(r->cmd), (unsigned long long)r->counts.files_done,
            (unsigned long long)r->counts.bytes_done, secs,
@@ -564,7 +568,7 @@ int fp_run_command(fp_command cmd, const fp_config *cfg) {
   if (r->jobs < 1) r->jobs = 1;
   r->ordered = strcmp(cfg->order, "sorted") == 0;
   r->stop_on_error = strcmp(cfg->on_error, "stop") == 0;
-  r->block_size = cfg->block_size > 0 ? (uint64_t)cfg->block_size
+  r->block_size = cfg->block_size > 0         ? (uint64_t)cfg->block_size
                   : r->codec == FP_CODEC_ZSTD ? (uint64_t)4 << 20
                                               : (uint64_t)1 << 20;
   if (r->block_size < 4096) r->block_size = 4096;

@@ -24,10 +24,10 @@ typedef struct merger {
   fp_run *r;
   weft_pipeline *p;
   const char *manifest;
-  weft_stream *walk;   /* NULL: the manifest alone */
+  weft_stream *walk; /* NULL: the manifest alone */
   weft_stream *out;
   int64_t manifest_mtime_ns;
-  int want;            /* the algorithm to read, or -1 to detect */
+  int want; /* the algorithm to read, or -1 to detect */
   uint64_t line_no;
 } merger;
 
@@ -44,8 +44,7 @@ static int under_roots(const app_string_list *roots, const char *path) {
 }
 
 /* Reads the next record. Returns 1, 0 at the end, or an error. */
-static int next_record(merger *m, fp_lines *l, fp_record *rec,
-                       char **prev) {
+static int next_record(merger *m, fp_lines *l, fp_record *rec, char **prev) {
   for (;;) {
     int rc = fp_lines_next(l);
     if (rc <= 0) return rc;
@@ -53,8 +52,8 @@ static int next_record(merger *m, fp_lines *l, fp_record *rec,
     rc = fp_manifest_parse(l->line, l->len, m->want, rec);
     if (rc == 0) continue;
     if (rc < 0) {
-      fp_error("%s:%llu: not a manifest line (sum, bsd or jsonl)",
-               m->manifest, (unsigned long long)m->line_no);
+      fp_error("%s:%llu: not a manifest line (sum, bsd or jsonl)", m->manifest,
+               (unsigned long long)m->line_no);
       return UV_EINVAL;
     }
     fp_run *r = m->r;
@@ -63,8 +62,11 @@ static int next_record(merger *m, fp_lines *l, fp_record *rec,
       int a = rec->alg;
       if (a < 0) {
         size_t hl = strlen(rec->hex);
-        a = hl == 64 ? FP_SHA256 : hl == 128 ? FP_SHA512 : hl == 40 ? FP_SHA1
-                                                 : hl == 32 ? FP_MD5 : -1;
+        a = hl == 64    ? FP_SHA256
+            : hl == 128 ? FP_SHA512
+            : hl == 40  ? FP_SHA1
+            : hl == 32  ? FP_MD5
+                        : -1;
       }
       if (a < 0) {
         fp_error("%s:%llu: a digest of %zu hex digits: give the algorithm "

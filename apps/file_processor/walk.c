@@ -15,9 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -251,8 +251,12 @@ static int push_dir(walker *w, char *path, int depth, uint64_t dev,
     w->stack = more;
     w->cap = cap;
   }
-  w->stack[w->depth++] = (listing){.path = path, .items = j.items, .n = j.n,
-                                   .depth = depth, .dev = dev, .ino = ino};
+  w->stack[w->depth++] = (listing){.path = path,
+                                   .items = j.items,
+                                   .n = j.n,
+                                   .depth = depth,
+                                   .dev = dev,
+                                   .ino = ino};
   return 0;
 }
 
@@ -362,7 +366,8 @@ static int walker_task(void *arg) {
   int err = 0;
   if (w->o.files_from != NULL) {
     fp_lines lines;
-    err = fp_lines_open(&lines, w->p, w->o.files_from, w->o.null_sep ? 0 : '\n');
+    err =
+        fp_lines_open(&lines, w->p, w->o.files_from, w->o.null_sep ? 0 : '\n');
     while (err == 0) {
       int r = fp_lines_next(&lines);
       if (r <= 0) {
@@ -384,9 +389,8 @@ static int walker_task(void *arg) {
     keys[i].path = w->o.roots->items[i];
     keys[i].c.name = keys[i].path;
     struct stat st;
-    keys[i].c.kind = stat(keys[i].path, &st) == 0 && S_ISDIR(st.st_mode)
-                         ? K_DIR
-                         : K_FILE;
+    keys[i].c.kind =
+        stat(keys[i].path, &st) == 0 && S_ISDIR(st.st_mode) ? K_DIR : K_FILE;
   }
   if (keys) qsort(keys, n, sizeof *keys, root_cmp);
   for (size_t i = 0; keys && i < n && err == 0; i++)

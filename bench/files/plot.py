@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """plot.py OUT SVG DATA: draws throughput against worker count (-j) from
-run.sh's workers_*.json as an SVG line chart (standard library only)."""
+run.sh's workers_*.json as an SVG line chart (standard library only).
+Each series is drawn relative to its own throughput at -j1 (named in the
+legend in MB/s), so that hashing and compressing share one axis."""
 
 import json
 import os
@@ -31,10 +33,13 @@ def main():
         for r in json.load(open(path))["results"]:
             j = int(r["parameters"]["j"])
             pts.append((j, nbytes / 1e6 / r["median"]))
-        lines.append((label, color, sorted(pts)))
+        pts.sort()
+        base = pts[0][1]
+        lines.append(("%s (-j1: %.0f MB/s)" % (label, base), color,
+                      [(j, v / base) for j, v in pts]))
     if not lines:
         return 1
-    w, h, left, bottom, top, right = 640, 400, 70, 50, 40, 170
+    w, h, left, bottom, top, right = 720, 400, 70, 50, 40, 250
     xmax = max(p[0] for _l, _c, pts in lines for p in pts)
     ymax = max(p[1] for _l, _c, pts in lines for p in pts) * 1.15
     sx = lambda x: left + (x - 1) / max(1, xmax - 1) * (w - left - right)  # noqa: E731
@@ -48,7 +53,7 @@ def main():
         y = ymax * i / 5
         parts.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>' %
                      (left, sy(y), w - right, sy(y)))
-        parts.append('<text x="%d" y="%.1f" text-anchor="end">%.0f</text>' %
+        parts.append('<text x="%d" y="%.1f" text-anchor="end">%.2f</text>' %
                      (left - 6, sy(y) + 4, y))
     for x in range(1, xmax + 1):
         parts.append('<text x="%.1f" y="%d" text-anchor="middle">%d</text>' %
@@ -56,7 +61,8 @@ def main():
     parts.append('<text x="%d" y="%d" text-anchor="middle">workers (-j)</text>' %
                  ((left + w - right) // 2, h - 10))
     parts.append('<text x="16" y="%d" transform="rotate(-90 16 %d)" '
-                 'text-anchor="middle">MB/s</text>' % (h // 2, h // 2))
+                 'text-anchor="middle">throughput / throughput at -j1</text>'
+                 % (h // 2, h // 2))
     for k, (label, color, pts) in enumerate(lines):
         d = " ".join("%s%.1f,%.1f" % ("M" if i == 0 else "L", sx(x), sy(y))
                      for i, (x, y) in enumerate(pts))

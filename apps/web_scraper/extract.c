@@ -1,0 +1,332 @@
+/* extract.c: charset detection, parsing and XPath with libxml2. */
+#include "extract.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libxml/HTMLparser.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+
+#include "url.h"
+
+/* How far into a page a <meta> charset is looked for (HTML: 1024 bytes;
+ * pages with long heads are common, so more). */
+#define META_SCAN_BYTES 4096
+
+/* Links read from one page at most: a page with more is cut there. */
+#define MAX_LINKS 100000
+
+int ws_is_html(const char *ct) {
+  if (ct == NULL) return 0;
+  while (isspace((unsigned char)*ct)) ct++;
+  size_t n = strcspn(ct, "; \t");
+  return (n == 9 && strncasecmp(ct, "text/html", 9) == 0) ||
+         (n == 21 && strncasecmp(ct, "application/xhtml+xml", 21) == 0);
+}
+
+/* Copies a charset token (letters, digits, - _ . : ) at s into buf; 0
+ * when there is none. */
+static int take_token(const char *s, const char *end, char *buf, size_t len) {
+  while (s < end && (isspace((unsigned char)*s) || *s == '"' || *s == '\''))
+    s++;
+  size_t n = 0;
+  while (s < end && n + 1 < len &&
+         (isalnum((unsigned char)*s) || strchr("-_.:", *s) != NULL))
+    buf[n++] = *s++;
+  buf[n] = '\0';
+  return n > 0;
+}
+
+/* Finds "charset" then "=" in [s, end) and takes the token after it. */
+static int charset_param(const char *s, const char *end, char *buf,
+                         size_t len) {
+  for (const char *p = s; p + 7 <= end; p++) {
+    if (strncasecmp(p, "charset", 7) != 0) continue;
+    const char *q = p + 7;
+    while (q < end && isspace((unsigned char)*q)) q++;
+    if (q < end && *q == '=') return take_token(q + 1, end, buf, len);
+  }
+  return 0;
+}
+
+/* Non-zero when the len bytes at s are valid UTF-8 (a sequence cut at the
+ * end is allowed: the body may have been cut at --max-body). */
+static int valid_utf8(const unsigned char *s, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    unsigned char c = s[i];
+    size_t n;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+    } else {
+      return 0;
+    }
+    for (size_t k = 1; k <= n; k++) {
+      if (i + k >= len) return 1;
+      if ((s[i + k] & 0xC0) != 0x80) return 0;
+    }
+    i += n + 1;
+  }
+  return 1;
+}
+
+/* The name libxml2 and iconv know for an HTML charset label. */
+static const char *canonical_charset(const char *label) {
+  /* HTML reads the Latin-1 labels as windows-1252, its superset. */
+  static const char *const latin1[] = {"iso-8859-1", "iso8859-1", "latin1",
+                                       "l1",         "us-ascii",  "ascii",
+                                       "cp1252",     "windows-1252"};
+  for (size_t i = 0; i < sizeof latin1 / sizeof latin1[0]; i++)
+    if (strcasecmp(label, latin1[i]) == 0) return "WINDOWS-1252";
+  if (strcasecmp(label, "utf8") == 0 || strcasecmp(label, "utf-8") == 0)
+    return "UTF-8";
+  return label;
+}
+
+const char *ws_detect_charset(const char *body, size_t len,
+                              const char *content_type, char *buf,
+                              size_t buf_len) {
+  if (content_type != NULL &&
+      charset_param(content_type, content_type + strlen(content_type), buf,
+                    buf_len))
+    return canonical_charset(buf);
+  const unsigned char *u = (const unsigned char *)body;
+  if (len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF) return "UTF-8";
+  if (len >= 2 && u[0] == 0xFF && u[1] == 0xFE) return "UTF-16LE";
+  if (len >= 2 && u[0] == 0xFE && u[1] == 0xFF) return "UTF-16BE";
+  size_t scan = len < META_SCAN_BYTES ? len : META_SCAN_BYTES;
+  const char *end = body + scan;
+  for (const char *p = body; p + 5 < end; p++) {
+    if (p[0] != '<' || strncasecmp(p + 1, "meta", 4) != 0) continue;
+    const char *close = memchr(p, '>', (size_t)(end - p));
+    if (close == NULL) break;
+    if (charset_param(p + 5, close, buf, buf_len))
+      return canonical_charset(buf);
+    p = close;
+  }
+  return valid_utf8(u, len) ? "UTF-8" : "WINDOWS-1252";
+}
+
+/* libxml2's error callbacks: messages are dropped (the record says what
+ * went wrong), or kept in a buffer while an XPath is checked. */
+static void silent(void *ctx, const char *msg, ...) {
+  (void)ctx;
+  (void)msg;
+}
+
+static void keep_error(void *ctx, xmlErrorPtr err) {
+  char *why = ctx;
+  if (why[0] == '\0' && err != NULL && err->message != NULL) {
+    snprintf(why, 200, "%s", err->message);
+    size_t n = strlen(why);
+    while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == ' ')) why[--n] = '\0';
+  }
+}
+
+int ws_xpath_check(const char *xpath, char *why, size_t why_len) {
+  char msg[200] = "";
+  xmlSetGenericErrorFunc(NULL, silent);
+  xmlSetStructuredErrorFunc(msg, keep_error);
+  xmlXPathCompExprPtr c = xmlXPathCompile((const xmlChar *)xpath);
+  xmlSetStructuredErrorFunc(NULL, NULL);
+  if (c == NULL) {
+    snprintf(why, why_len, "%s", msg[0] ? msg : "invalid XPath expression");
+    return -1;
+  }
+  xmlXPathFreeCompExpr(c);
+  return 0;
+}
+
+/* A copy of s with leading and trailing blanks dropped and inner runs of
+ * blanks made one space. */
+static char *squeeze(const char *s) {
+  size_t n = strlen(s);
+  char *out = malloc(n + 1);
+  if (out == NULL) return NULL;
+  size_t k = 0;
+  int space = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+      space = k > 0;
+      continue;
+    }
+    if (space) out[k++] = ' ';
+    space = 0;
+    out[k++] = (char)c;
+  }
+  out[k] = '\0';
+  return out;
+}
+
+/* Evaluates xpath; the string values of its results (first only unless
+ * all) go to *items / *n. Returns 0 or -1 when out of memory. */
+static int eval_strings(xmlXPathContextPtr ctx, const char *xpath, int all,
+                        char ***items, size_t *n) {
+  *items = NULL;
+  *n = 0;
+  xmlXPathObjectPtr obj = xmlXPathEval((const xmlChar *)xpath, ctx);
+  if (obj == NULL) return 0;
+  int rc = 0;
+  if (obj->type == XPATH_NODESET) {
+    int count = obj->nodesetval ? obj->nodesetval->nodeNr : 0;
+    if (!all && count > 1) count = 1;
+    if (count > MAX_LINKS) count = MAX_LINKS;
+    if (count > 0) {
+      *items = calloc((size_t)count, sizeof(char *));
+      if (*items == NULL) rc = -1;
+    }
+    for (int i = 0; i < count && rc == 0; i++) {
+      xmlChar *s = xmlXPathCastNodeToString(obj->nodesetval->nodeTab[i]);
+      if (s == NULL) continue;
+      char *t = squeeze((const char *)s);
+      xmlFree(s);
+      if (t == NULL) {
+        rc = -1;
+        break;
+      }
+      (*items)[(*n)++] = t;
+    }
+  } else {
+    xmlChar *s = xmlXPathCastToString(obj);
+    if (s != NULL) {
+      *items = calloc(1, sizeof(char *));
+      char *t = squeeze((const char *)s);
+      xmlFree(s);
+      if (*items == NULL || t == NULL) {
+        free(t);
+        rc = -1;
+      } else {
+        (*items)[(*n)++] = t;
+      }
+    }
+  }
+  xmlXPathFreeObject(obj);
+  return rc;
+}
+
+static void free_strings(char **items, size_t n) {
+  for (size_t i = 0; i < n; i++) free(items[i]);
+  free(items);
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Resolves the raw hrefs against base, keeps the http(s) ones, sorts and
+ * drops duplicates; the result goes to p->links. */
+static int collect_links(ws_page *p, const char *base, char **raw, size_t n) {
+  if (n == 0) return 0;
+  p->links = calloc(n, sizeof(char *));
+  if (p->links == NULL) return -1;
+  for (size_t i = 0; i < n; i++) {
+    char *abs;
+    if (ws_url_resolve(base, raw[i], &abs, NULL, 0) == 0)
+      p->links[p->n_links++] = abs;
+  }
+  if (p->n_links == 0) return 0;
+  qsort(p->links, p->n_links, sizeof(char *), cmp_str);
+  size_t k = 1;
+  for (size_t i = 1; i < p->n_links; i++) {
+    if (strcmp(p->links[i], p->links[k - 1]) == 0)
+      free(p->links[i]);
+    else
+      p->links[k++] = p->links[i];
+  }
+  p->n_links = k;
+  return 0;
+}
+
+int ws_extract(const char *body, size_t len, const char *content_type,
+               const char *url, const ws_field *fields, size_t n,
+               int want_links, ws_page *out) {
+  memset(out, 0, sizeof *out);
+  char cs_buf[64];
+  const char *cs = ws_detect_charset(body, len, content_type, cs_buf,
+                                     sizeof cs_buf);
+  out->charset = strdup(cs);
+  out->values = n > 0 ? calloc(n, sizeof(ws_value)) : NULL;
+  if (out->charset == NULL || (n > 0 && out->values == NULL)) return -1;
+  out->n_values = n;
+  xmlSetGenericErrorFunc(NULL, silent);
+  xmlSetStructuredErrorFunc(NULL, NULL);
+  int opts = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
+             HTML_PARSE_NONET | HTML_PARSE_COMPACT;
+  if (len > (size_t)INT32_MAX) len = INT32_MAX;
+  htmlDocPtr doc = htmlReadMemory(body, (int)len, url, cs, opts);
+  if (doc == NULL) /* an encoding libxml2 does not know: let it guess */
+    doc = htmlReadMemory(body, (int)len, url, NULL, opts);
+  if (doc == NULL) return -1;
+  xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+  int rc = ctx != NULL ? 0 : -1;
+  char **items;
+  size_t count;
+  if (rc == 0 && eval_strings(ctx, "//title", 0, &items, &count) == 0) {
+    if (count > 0) {
+      out->title = items[0];
+      items[0] = NULL;
+    }
+    free_strings(items, count);
+  }
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (eval_strings(ctx, fields[i].xpath, fields[i].all, &items, &count) != 0) {
+      rc = -1;
+      break;
+    }
+    if (fields[i].all) {
+      out->values[i].items = items;
+      out->values[i].n_items = count;
+    } else {
+      if (count > 0) {
+        out->values[i].text = items[0];
+        items[0] = NULL;
+      }
+      free_strings(items, count);
+    }
+  }
+  if (rc == 0 && want_links) {
+    char *base = NULL;
+    if (eval_strings(ctx, "//base[@href][1]/@href", 0, &items, &count) == 0) {
+      if (count > 0 && items[0][0] != '\0')
+        ws_url_resolve(url, items[0], &base, NULL, 0);
+      free_strings(items, count);
+    }
+    if (eval_strings(ctx,
+                     "//a/@href | //area/@href | //frame/@src | //iframe/@src",
+                     1, &items, &count) == 0) {
+      if (collect_links(out, base != NULL ? base : url, items, count) != 0)
+        rc = -1;
+      free_strings(items, count);
+    } else {
+      rc = -1;
+    }
+    free(base);
+  }
+  if (ctx != NULL) xmlXPathFreeContext(ctx);
+  xmlFreeDoc(doc);
+  return rc;
+}
+
+void ws_page_free(ws_page *p) {
+  free(p->charset);
+  free(p->title);
+  for (size_t i = 0; i < p->n_values; i++) {
+    free(p->values[i].text);
+    free_strings(p->values[i].items, p->values[i].n_items);
+  }
+  free(p->values);
+  free_strings(p->links, p->n_links);
+  memset(p, 0, sizeof *p);
+}

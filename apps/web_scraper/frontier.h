@@ -1,0 +1,65 @@
+/* frontier.h: the URLs to fetch and the URLs seen, behind one interface.
+ *
+ * The crawler asks the frontier two things: "is this URL new?" (the seen
+ * set, which every URL passes through once, links and redirect targets
+ * alike) and "what is next for this host?" (one FIFO queue per host:port,
+ * as scrapy-redis keeps them, so that politeness can pick among hosts).
+ * Depth ordering is the crawler's: it pops only items no deeper than the
+ * level it is serving.
+ *
+ * Backends: memory (this file's ws_frontier_memory: a hash set of 64-bit
+ * URL fingerprints and linked queues); SQLite and Redis backends implement
+ * the same operations for --state and --redis.
+ *
+ * Every call is made from the crawler's executor, one at a time.
+ */
+#ifndef WS_FRONTIER_H
+#define WS_FRONTIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** An item flag: the URL is a seed (it gets a record whatever happens). */
+#define WS_ITEM_SEED 1u
+
+/** One URL to fetch. The strings are malloc'ed and owned by the item. */
+typedef struct ws_item {
+  char *url;      /**< normalised */
+  char *referrer; /**< the page that linked it; NULL for a seed */
+  int depth;      /**< link distance from a seed */
+  unsigned flags; /**< WS_ITEM_* */
+} ws_item;
+
+/** Frees the strings of it and zeroes it. */
+void ws_item_clear(ws_item *it);
+
+typedef struct ws_frontier ws_frontier;
+
+/** A backend's operations. Errors are negative weft/libuv codes. */
+typedef struct ws_frontier_ops {
+  /** Adds url to the seen set: 1 when it was new, 0 when already seen. */
+  int (*mark_seen)(ws_frontier *f, const char *url);
+  /** Appends it (copied) to the queue of host. */
+  int (*push)(ws_frontier *f, const char *host, const ws_item *it);
+  /** The depth of the head of host's queue, or -1 when it is empty. */
+  int (*head_depth)(ws_frontier *f, const char *host);
+  /** Takes the head of host's queue into *out: 0, or 1 when empty. */
+  int (*pop)(ws_frontier *f, const char *host, ws_item *out);
+  /** Says that a popped item is finished and recorded. */
+  int (*done)(ws_frontier *f, const ws_item *it);
+  /** URLs seen, and items queued, in all. */
+  uint64_t (*seen_count)(ws_frontier *f);
+  uint64_t (*queued_count)(ws_frontier *f);
+  /** Frees the frontier. */
+  void (*close)(ws_frontier *f);
+} ws_frontier_ops;
+
+/** The common head of every backend. */
+struct ws_frontier {
+  const ws_frontier_ops *ops;
+};
+
+/** An in-memory frontier. NULL when out of memory. */
+ws_frontier *ws_frontier_memory(void);
+
+#endif /* WS_FRONTIER_H */

@@ -1,0 +1,53 @@
+"""Retries: a 503 with Retry-After is tried again after the delay it asks
+and recorded with its final status; --retries 0 records the 503; a page
+slower than --timeout is recorded with an error and the crawl goes on; a
+host that answers nothing gets a record for its seed, and the crawl exits 1
+when no seed could be fetched."""
+
+import socket
+
+from scraper_harness import Site, check, crawl, html, run
+
+
+def test(binary):
+    pages = {
+        "/robots.txt": {"ctype": "text/plain", "body": "User-agent: *\nAllow: /\n"},
+        "/": {"body": html("root", ["/busy", "/slow", "/ok"])},
+        "/busy": {"body": html("busy at first"), "fail_first": 1, "retry_after": 1},
+        "/slow": {"body": html("slow"), "delay": 2},
+        "/ok": {"body": html("ok")},
+    }
+    with Site([pages]) as site:
+        c = crawl(binary, site.url("/"), "--timeout", "500ms", "--retries", "1")
+        check(c.code == 0, "exit: %r" % c)
+        busy = c.by_url[site.url("/busy")]
+        check(busy["status"] == 200 and busy["error"] is None, "503 then 200: %r" % busy)
+        check(site.hit_count("/busy") == 2, "hits of /busy: %d" % site.hit_count("/busy"))
+        t = site.times[("127.0.0.1", "/busy")]
+        check(t[1] - t[0] >= 0.95, "retried %.2f s after a Retry-After of 1 s" % (t[1] - t[0]))
+        check(busy["elapsed_ms"] >= 950, "elapsed_ms: %r" % busy)
+        slow = c.by_url[site.url("/slow")]
+        check(slow["status"] is None and "timed out" in slow["error"], "slow: %r" % slow)
+        check(site.hit_count("/slow") == 2, "a timeout is retried once: %d" % site.hit_count("/slow"))
+        check(c.by_url[site.url("/ok")]["status"] == 200, "the crawl went on")
+
+    pages["/busy"]["fail_first"] = 5
+    with Site([pages]) as site:
+        c = crawl(binary, site.url("/busy"), "--retries", "0")
+        r = c.by_url[site.url("/busy")]
+        check(r["status"] == 503 and "503" in r["error"], "--retries 0: %r" % r)
+        check(site.hit_count("/busy") == 1, "--retries 0 retried")
+        check(c.code == 0, "a seed with a response counts as fetched: %r" % c)
+
+    # A port nobody listens on: the seed's record says why, exit 1.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    c = crawl(binary, "http://127.0.0.1:%d/" % port, "--retries", "0")
+    check(c.code == 1 and len(c.records) == 1, "unreachable seed: %r" % c)
+    check(c.records[0]["error"] and c.records[0]["status"] is None, "record: %r" % c.records)
+
+
+if __name__ == "__main__":
+    run(test)

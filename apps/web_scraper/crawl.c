@@ -342,6 +342,13 @@ static void fetch_robots(worker *w, host *h) {
   free(target);
   if (rb == NULL) rb = ws_robots_allow_all();
   h->robots = rb;
+  for (size_t i = 0; cr->cfg->sitemap && i < ws_robots_sitemap_count(rb); i++) {
+    char *sm = NULL;
+    if (ws_url_resolve(url, ws_robots_sitemap(rb, i), &sm, NULL, 0) == 0 &&
+        ws_scope_allows(cr->in->scope, sm))
+      enqueue(cr, sm, 0, url, WS_ITEM_SITEMAP);
+    free(sm);
+  }
   long cd = ws_robots_crawl_delay_ms(rb);
   if (cd > 0) host_set_delay(h, cd);
   h->robots_state = ROBOTS_READY;
@@ -382,6 +389,23 @@ static int parse_on_pool(void *arg) {
   parse_job *j = arg;
   j->rc = ws_extract(j->body, j->len, j->content_type, j->url, j->fields,
                      j->n_fields, j->want_links, &j->page);
+  return 0;
+}
+
+/* What ws_sitemap_urls() needs on the thread pool. */
+typedef struct sitemap_job {
+  const char *body;
+  size_t len;
+  const char *url;
+  char **urls;
+  size_t n;
+  int is_index;
+  int rc;
+} sitemap_job;
+
+static int sitemap_on_pool(void *arg) {
+  sitemap_job *j = arg;
+  j->rc = ws_sitemap_urls(j->body, j->len, j->url, &j->urls, &j->n, &j->is_index);
   return 0;
 }
 
@@ -431,8 +455,9 @@ static void do_page(worker *w, host *h, ws_item *it) {
   char errbuf[300];
   ws_response r;
   memset(&r, 0, sizeof r);
+  int sitemap = (it->flags & WS_ITEM_SITEMAP) != 0;
   for (int hops = 0; url != NULL; hops++) {
-    request(w, h, url, 0, &r);
+    request(w, h, url, sitemap, &r);
     if (r.err != 0) {
       snprintf(errbuf, sizeof errbuf, "%s", r.error);
       error = errbuf;
@@ -522,8 +547,26 @@ static void do_page(worker *w, host *h, ws_item *it) {
   int follow = 1;
   ws_field *fields = NULL;
   int parsed = 0;
-  if (r.err == 0 && r.status >= 200 && r.status < 300 &&
-      ws_is_html(r.content_type) && w->fetch.body.p != NULL) {
+  size_t n_links = 0;
+  if (sitemap && r.err == 0 && r.status >= 200 && r.status < 300 &&
+      w->fetch.body.p != NULL) {
+    sitemap_job job = {.body = w->fetch.body.p, .len = w->fetch.body.len,
+                       .url = url};
+    if (weft_blocking(sitemap_on_pool, &job) == 0 && job.rc == 0) {
+      for (size_t i = 0; i < job.n && !cr->stopping; i++) {
+        if (!ws_scope_allows(cr->in->scope, job.urls[i])) continue;
+        if (job.is_index)
+          enqueue(cr, job.urls[i], it->depth, url, WS_ITEM_SITEMAP);
+        else if (cfg->max_depth < 0 || it->depth < cfg->max_depth)
+          enqueue(cr, job.urls[i], it->depth + 1, url, 0);
+      }
+      n_links = job.n;
+    } else if (error == NULL) {
+      error = "not a sitemap";
+    }
+    ws_strings_free(job.urls, job.n);
+  } else if (r.err == 0 && r.status >= 200 && r.status < 300 &&
+             ws_is_html(r.content_type) && w->fetch.body.p != NULL) {
     fields = fields_for(cr, url, &n_fields, &follow);
     int want_links = follow && (cfg->max_depth < 0 || it->depth < cfg->max_depth);
     parse_job job = {.body = w->fetch.body.p,
@@ -557,7 +600,7 @@ static void do_page(worker *w, host *h, ws_item *it) {
                    .fields = fields,
                    .values = parsed ? page.values : NULL,
                    .n_fields = parsed ? n_fields : 0,
-                   .links = page.n_links,
+                   .links = sitemap ? n_links : page.n_links,
                    .fetched_at_ms = fetched_at,
                    .elapsed_ms = (int64_t)((weft_now_ns() - start) / 1000000),
                    .error = error};

@@ -30,6 +30,7 @@ typedef struct ws_config {
   app_string_list allow_domain;
   app_string_list allow;
   app_string_list deny;
+  int sitemap; /**< also read the sitemaps robots.txt names */
   int ignore_robots;
   char *user_agent;
   int64_t concurrency;

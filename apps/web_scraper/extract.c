@@ -11,6 +11,7 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
+#include "strmap.h"
 #include "url.h"
 
 /* How far into a page a <meta> charset is looked for (HTML: 1024 bytes;
@@ -221,32 +222,26 @@ static void free_strings(char **items, size_t n) {
   free(items);
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Resolves the raw hrefs against base, keeps the http(s) ones, sorts and
- * drops duplicates; the result goes to p->links. */
+/* Resolves the raw hrefs against base, keeps the http(s) ones in the order
+ * of the page and drops repeats; the result goes to p->links. */
 static int collect_links(ws_page *p, const char *base, char **raw, size_t n) {
   if (n == 0) return 0;
   p->links = calloc(n, sizeof(char *));
   if (p->links == NULL) return -1;
-  for (size_t i = 0; i < n; i++) {
+  ws_strmap seen = {0};
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
     char *abs;
-    if (ws_url_resolve(base, raw[i], &abs, NULL, 0) == 0)
-      p->links[p->n_links++] = abs;
+    if (ws_url_resolve(base, raw[i], &abs, NULL, 0) != 0) continue;
+    if (ws_strmap_get(&seen, abs) != NULL) {
+      free(abs);
+      continue;
+    }
+    if (ws_strmap_put(&seen, abs, p) != 0) rc = -1;
+    p->links[p->n_links++] = abs;
   }
-  if (p->n_links == 0) return 0;
-  qsort(p->links, p->n_links, sizeof(char *), cmp_str);
-  size_t k = 1;
-  for (size_t i = 1; i < p->n_links; i++) {
-    if (strcmp(p->links[i], p->links[k - 1]) == 0)
-      free(p->links[i]);
-    else
-      p->links[k++] = p->links[i];
-  }
-  p->n_links = k;
-  return 0;
+  ws_strmap_free(&seen);
+  return rc;
 }
 
 int ws_extract(const char *body, size_t len, const char *content_type,
@@ -318,6 +313,42 @@ int ws_extract(const char *body, size_t len, const char *content_type,
   xmlFreeDoc(doc);
   return rc;
 }
+
+int ws_sitemap_urls(const char *body, size_t len, const char *url,
+                    char ***urls, size_t *n, int *is_index) {
+  *urls = NULL;
+  *n = 0;
+  *is_index = 0;
+  xmlSetGenericErrorFunc(NULL, silent);
+  xmlSetStructuredErrorFunc(NULL, NULL);
+  if (len > (size_t)INT32_MAX) len = INT32_MAX;
+  /* No entities substituted, no network: a sitemap cannot reach out. */
+  xmlDocPtr doc =
+      xmlReadMemory(body, (int)len, url, NULL,
+                    XML_PARSE_RECOVER | XML_PARSE_NONET | XML_PARSE_NOERROR |
+                        XML_PARSE_NOWARNING | XML_PARSE_COMPACT);
+  if (doc == NULL) return -1;
+  xmlNodePtr root = xmlDocGetRootElement(doc);
+  *is_index = root != NULL && xmlStrcmp(root->name, BAD_CAST "sitemapindex") == 0;
+  xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+  char **items = NULL;
+  size_t count = 0;
+  int rc = -1;
+  if (ctx != NULL &&
+      eval_strings(ctx, "/*/*/*[local-name()='loc']", 1, &items, &count) == 0) {
+    ws_page p;
+    memset(&p, 0, sizeof p);
+    rc = collect_links(&p, url, items, count);
+    *urls = p.links;
+    *n = p.n_links;
+    free_strings(items, count);
+  }
+  if (ctx != NULL) xmlXPathFreeContext(ctx);
+  xmlFreeDoc(doc);
+  return rc;
+}
+
+void ws_strings_free(char **items, size_t n) { free_strings(items, n); }
 
 void ws_page_free(ws_page *p) {
   free(p->charset);

@@ -72,6 +72,18 @@ int ws_extract(const char *body, size_t len, const char *content_type,
                const char *url, const ws_field *fields, size_t n,
                int want_links, ws_page *out);
 
+/**
+ * Reads a sitemap (XML: a <urlset> of <url><loc>, or a <sitemapindex> of
+ * <sitemap><loc>) fetched from url. The <loc> URLs, absolute and
+ * normalised, go to *urls (n of them, malloc'ed); *is_index says it was an
+ * index (the URLs are sitemaps). Returns 0, or -1 when it is not XML.
+ */
+int ws_sitemap_urls(const char *body, size_t len, const char *url,
+                    char ***urls, size_t *n, int *is_index);
+
+/** Frees n malloc'ed strings and their array. */
+void ws_strings_free(char **items, size_t n);
+
 /** Frees what ws_extract() stored in p. */
 void ws_page_free(ws_page *p);
 

@@ -21,6 +21,8 @@
 
 /** An item flag: the URL is a seed (it gets a record whatever happens). */
 #define WS_ITEM_SEED 1u
+/** An item flag: the URL is a sitemap (read for URLs, not parsed as HTML). */
+#define WS_ITEM_SITEMAP 2u
 
 /** One URL to fetch. The strings are malloc'ed and owned by the item. */
 typedef struct ws_item {

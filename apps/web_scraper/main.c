@@ -143,6 +143,9 @@ static const app_option options[] = {
     APP_OPTION_STRING_LIST(ws_config, deny,
                            "never crawl URLs that match this extended regular "
                            "expression; repeatable"),
+    APP_OPTION_BOOL(ws_config, sitemap, "false",
+                    "also crawl the URLs of the sitemaps that robots.txt "
+                    "names (sitemap indexes followed)"),
     APP_OPTION_BOOL(ws_config, ignore_robots, "false",
                     "do not read or obey robots.txt"),
     APP_OPTION_STRING(ws_config, user_agent, DEFAULT_AGENT,

@@ -1,7 +1,8 @@
 """Scope and limits: --max-depth on a deep chain (breadth first, so every
 page's depth is its shortest distance from the seed), --max-pages,
 --allow/--deny patterns, --allow-domain for a second host, --rules with
-per-pattern fields and follow, seeds from --input and standard input."""
+per-pattern fields and follow, seeds from --input and standard input,
+--sitemap reading the sitemaps (and sitemap indexes) robots.txt names."""
 
 import os
 import tempfile
@@ -72,6 +73,35 @@ def test(binary):
         check(c.code == 0 and len(c.records) == 2, "stdin seeds: %r" % c)
         check("out of scope" in (c.by_url[u("/d1")]["error"] or ""),
               "out-of-scope seed: %r" % c.by_url[u("/d1")])
+
+    sm = {
+        "/robots.txt": {"ctype": "text/plain",
+                        "body": "User-agent: *\nDisallow: /s2\n"
+                                "Sitemap: http://127.0.0.1:{port}/index.xml\n"},
+        "/": {"body": html("root", ["/a"])},
+        "/a": {"body": html("a")},
+        "/index.xml": {"ctype": "application/xml", "body":
+                       '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/'
+                       'schemas/sitemap/0.9"><sitemap><loc>http://127.0.0.1:{port}/sm.xml</loc>'
+                       '</sitemap></sitemapindex>'},
+        "/sm.xml": {"ctype": "application/xml", "body":
+                    '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/'
+                    'sitemap/0.9"><url><loc>http://127.0.0.1:{port}/s1</loc></url>'
+                    '<url><loc>http://127.0.0.1:{port}/s2</loc></url>'
+                    '<url><loc>http://127.0.0.1:{port}/a</loc></url></urlset>'},
+        "/s1": {"body": html("only in the sitemap")},
+        "/s2": {"body": html("disallowed")},
+    }
+    with Site([sm]) as site:
+        c = crawl(binary, site.url("/"))
+        check(site.hit_count("/index.xml") == 0 and site.hit_count("/s1") == 0,
+              "sitemaps read without --sitemap")
+        c = crawl(binary, site.url("/"), "--sitemap")
+        check(c.code == 0, "exit: %r" % c)
+        check(site.hit_count("/s1") == 1 and site.hit_count("/s2") == 0
+              and site.hit_count("/a") == 2, "--sitemap: %r" % site.hits)
+        check(c.by_url[site.url("/sm.xml")]["links"] == 3, "sitemap record: %r" % c.records)
+        check(c.by_url[site.url("/s1")]["referrer"] == site.url("/sm.xml"), "referrer")
 
 
 if __name__ == "__main__":

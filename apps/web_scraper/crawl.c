@@ -75,6 +75,7 @@ struct crawl {
   int64_t active;       /* jobs being worked on */
   uint64_t dispatched;  /* pages handed out (for --max-pages) */
   int stopping;         /* a signal came: take no new jobs */
+  int durable;          /* --state: records flushed before done() */
   int done;
   weft_group *workers;
   ws_buf line;
@@ -176,7 +177,10 @@ static int pending_add(crawl *cr, int depth, int64_t d) {
   return 0;
 }
 
-/* Moves to the next level once nothing of the current one is left. */
+/* Moves to the next level once nothing of the current one is left.
+ * Every item is queued at the level being served plus one (seeds at 0),
+ * so each host's FIFO queue stays in order of depth and its head is
+ * always of the lowest depth it holds. */
 static void advance_level(crawl *cr) {
   while (cr->level < cr->max_level && cr->pending[cr->level] == 0) cr->level++;
 }
@@ -199,6 +203,7 @@ static void write_record(crawl *cr, const ws_record *r, int seed) {
   t->bytes += r->bytes;
   if (r->error != NULL) t->errors++;
   if (r->status > 0 && r->status < 600) t->by_status[r->status]++;
+  if (seed) t->seeds_tried++;
   if (seed && r->status > 0) t->seeds_fetched++;
 }
 
@@ -218,22 +223,21 @@ static void record_unfetched(crawl *cr, const ws_item *it, const char *why) {
  * queued, 0 when seen before, or an error. */
 static int enqueue(crawl *cr, const char *url, int depth, const char *referrer,
                    unsigned flags) {
-  int rc = cr->fr->ops->mark_seen(cr->fr, url);
-  if (rc <= 0) return rc;
   host *h = host_of(cr, url);
   if (h == NULL) return UV_ENOMEM;
-  /* With robots.txt known, a disallowed link is dropped at once. */
+  /* With robots.txt known, a disallowed link is only marked seen. */
   if (h->robots_state == ROBOTS_READY && !(flags & WS_ITEM_SEED) &&
       !robots_allow(h, url)) {
-    cr->t->disallowed++;
-    return 0;
+    int rc = cr->fr->ops->mark_seen(cr->fr, url);
+    if (rc == 1) cr->t->disallowed++;
+    return rc < 0 ? rc : 0;
   }
   ws_item it = {.url = (char *)url,
                 .referrer = (char *)referrer,
                 .depth = depth,
                 .flags = flags};
-  rc = cr->fr->ops->push(cr->fr, h->key, &it);
-  if (rc != 0) return rc;
+  int rc = cr->fr->ops->add(cr->fr, h->key, &it);
+  if (rc <= 0) return rc;
   h->queued++;
   rc = pending_add(cr, depth, 1);
   weft_event_set(cr->wake);
@@ -344,9 +348,13 @@ static void fetch_robots(worker *w, host *h) {
   h->robots = rb;
   for (size_t i = 0; cr->cfg->sitemap && i < ws_robots_sitemap_count(rb); i++) {
     char *sm = NULL;
+    /* A sitemap is one link away from robots.txt, which is at the level
+     * being served: each host's queue then stays in order of depth. */
+    int depth = cr->level + 1;
     if (ws_url_resolve(url, ws_robots_sitemap(rb, i), &sm, NULL, 0) == 0 &&
-        ws_scope_allows(cr->in->scope, sm))
-      enqueue(cr, sm, 0, url, WS_ITEM_SITEMAP);
+        ws_scope_allows(cr->in->scope, sm) &&
+        (cr->cfg->max_depth < 0 || depth <= cr->cfg->max_depth))
+      enqueue(cr, sm, depth, url, WS_ITEM_SITEMAP);
     free(sm);
   }
   long cd = ws_robots_crawl_delay_ms(rb);
@@ -428,8 +436,9 @@ static ws_field *fields_for(crawl *cr, const char *url, size_t *n,
 }
 
 /* Fetches one item (following its redirects), parses it, queues its links
- * and writes its record. */
-static void do_page(worker *w, host *h, ws_item *it) {
+ * and writes its record. Returns 1 when the item is finished (recorded, or
+ * dropped for good), 0 when it was cut short and must stay queued. */
+static int do_page(worker *w, host *h, ws_item *it) {
   crawl *cr = w->cr;
   const ws_config *cfg = cr->cfg;
   int seed = (it->flags & WS_ITEM_SEED) != 0;
@@ -438,7 +447,7 @@ static void do_page(worker *w, host *h, ws_item *it) {
     snprintf(why, sizeof why, "host given up after %d failed pages in a row",
              HOST_GIVE_UP);
     record_unfetched(cr, it, why);
-    return;
+    return 1;
   }
   if (!robots_allow(h, it->url)) {
     cr->t->disallowed++;
@@ -446,7 +455,7 @@ static void do_page(worker *w, host *h, ws_item *it) {
       record_unfetched(cr, it,
                        h->robots_error[0] ? h->robots_error
                                           : "disallowed by robots.txt");
-    return;
+    return 1;
   }
   uint64_t start = weft_now_ns();
   int64_t fetched_at = wall_ms();
@@ -516,7 +525,7 @@ static void do_page(worker *w, host *h, ws_item *it) {
      * only for a crawl without --state. */
     ws_response_free(&r);
     free(url);
-    return;
+    return 0;
   }
   if (r.too_big && error == NULL) {
     snprintf(errbuf, sizeof errbuf, "body larger than --max-body (%" PRId64
@@ -555,10 +564,9 @@ static void do_page(worker *w, host *h, ws_item *it) {
     if (weft_blocking(sitemap_on_pool, &job) == 0 && job.rc == 0) {
       for (size_t i = 0; i < job.n && !cr->stopping; i++) {
         if (!ws_scope_allows(cr->in->scope, job.urls[i])) continue;
-        if (job.is_index)
-          enqueue(cr, job.urls[i], it->depth, url, WS_ITEM_SITEMAP);
-        else if (cfg->max_depth < 0 || it->depth < cfg->max_depth)
-          enqueue(cr, job.urls[i], it->depth + 1, url, 0);
+        if (cfg->max_depth >= 0 && it->depth >= cfg->max_depth) break;
+        enqueue(cr, job.urls[i], it->depth + 1, url,
+                job.is_index ? WS_ITEM_SITEMAP : 0);
       }
       n_links = job.n;
     } else if (error == NULL) {
@@ -609,6 +617,7 @@ static void do_page(worker *w, host *h, ws_item *it) {
   free(fields);
   ws_response_free(&r);
   free(url);
+  return 1;
 }
 
 /* ---- Scheduling --------------------------------------------------------- */
@@ -687,8 +696,15 @@ static int worker_main(void *arg) {
     if (kind == JOB_ROBOTS) {
       fetch_robots(w, h);
     } else {
-      do_page(w, h, &it);
-      cr->fr->ops->done(cr->fr, &it);
+      /* The record is out before the frontier hears the item is done, so
+       * a crawl stopped in between fetches it again rather than lose it. */
+      if (do_page(w, h, &it)) {
+        if (cr->durable) fflush(cr->in->out);
+        int rc = cr->fr->ops->done(cr->fr, &it);
+        if (rc != 0)
+          weft_log(WEFT_LOG_ERROR, "the frontier could not record a page done",
+                   "url=%s error=\"%s\"", it.url, weft_strerror(rc));
+      }
       pending_add(cr, it.depth, -1);
       ws_item_clear(&it);
     }
@@ -755,6 +771,15 @@ static void record_left_seeds(crawl *cr, const char *why) {
   }
 }
 
+/* each_queued()'s callback: n items of depth are queued for host. */
+static int resume_host(void *ctx, const char *key, int depth, int64_t n) {
+  crawl *cr = ctx;
+  host *h = host_of(cr, key);
+  if (h == NULL) return UV_ENOMEM;
+  h->queued += n;
+  return pending_add(cr, depth, n);
+}
+
 int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
   const ws_config *cfg = in->cfg;
   crawl cr;
@@ -765,11 +790,30 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
   cr.t = t;
   cr.start_ns = weft_now_ns();
   int rc = 0;
-  cr.fr = ws_frontier_memory();
+  if (cfg->state != NULL) {
+#ifdef WS_HAVE_SQLITE
+    rc = ws_frontier_sqlite(cfg->state, &cr.fr);
+    if (rc != 0) return rc;
+    cr.durable = 1;
+#else
+    return UV_ENOTSUP;
+#endif
+  } else {
+    cr.fr = ws_frontier_memory();
+  }
   cr.wake = weft_event_new();
   if (cfg->rate > 0) cr.rate = weft_limiter_new(cfg->rate, 1);
-  if (cr.fr == NULL || cr.wake == NULL || (cfg->rate > 0 && cr.rate == NULL))
+  if (cr.fr == NULL || cr.wake == NULL || (cfg->rate > 0 && cr.rate == NULL)) {
+    if (cr.fr != NULL) cr.fr->ops->close(cr.fr);
+    if (cr.wake != NULL) weft_event_free(cr.wake);
     return UV_ENOMEM;
+  }
+  /* A resumed crawl: the hosts and depths of what is still queued. */
+  rc = cr.fr->ops->each_queued(cr.fr, resume_host, &cr);
+  if (rc != 0) goto out;
+  if (cr.fr->ops->seen_count(cr.fr) > 0)
+    weft_log(WEFT_LOG_INFO, "resuming", "seen=%" PRIu64 " queued=%" PRIu64,
+             cr.fr->ops->seen_count(cr.fr), cr.fr->ops->queued_count(cr.fr));
 
   /* Seeds: a record now for those out of scope, the rest queued. */
   t->seeds = in->n_seeds;
@@ -827,7 +871,7 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
     cr.workers = NULL;
     weft_group_cancel(aux);
     weft_group_join(aux);
-    if (cr.stopping || cfg->max_pages > 0)
+    if ((cr.stopping || cfg->max_pages > 0) && !cr.durable)
       record_left_seeds(&cr, cr.stopping ? "not fetched: the crawl was interrupted"
                                          : "not fetched: --max-pages reached");
     if (in->progress && cr.progress_shown) draw_progress(&cr, 1);

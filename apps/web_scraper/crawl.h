@@ -59,7 +59,7 @@ typedef struct ws_totals {
   uint64_t errors;     /**< records with an error */
   uint64_t disallowed; /**< URLs robots.txt kept us from */
   uint64_t requests;   /**< HTTP requests made (robots, hops, retries) */
-  uint64_t seeds, seeds_fetched;
+  uint64_t seeds, seeds_tried, seeds_fetched; /**< records of seeds, with a response */
   uint64_t by_status[600];
   int interrupted; /**< the signal number that stopped it, or 0 */
   double seconds;

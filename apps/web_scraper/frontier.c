@@ -39,7 +39,7 @@ typedef struct mem_frontier {
   ws_frontier base;
   uint64_t *seen; /* fingerprints; 0 is an empty slot */
   size_t seen_cap, seen_n;
-  ws_strmap queues; /* host -> queue */
+  ws_strmap queues; /* host -> queue, in order of depth, then of arrival */
   uint64_t queued;
 } mem_frontier;
 
@@ -77,8 +77,10 @@ static int mem_mark_seen(ws_frontier *f, const char *url) {
   return 1;
 }
 
-static int mem_push(ws_frontier *f, const char *host, const ws_item *it) {
+static int mem_add(ws_frontier *f, const char *host, const ws_item *it) {
   mem_frontier *m = (mem_frontier *)f;
+  int fresh = mem_mark_seen(f, it->url);
+  if (fresh <= 0) return fresh;
   queue *q = ws_strmap_get(&m->queues, host);
   if (q == NULL) {
     q = calloc(1, sizeof *q);
@@ -99,13 +101,21 @@ static int mem_push(ws_frontier *f, const char *host, const ws_item *it) {
   n->url_len = (uint16_t)ul;
   memcpy(n->text, it->url, ul + 1);
   memcpy(n->text + ul + 1, ref, rl + 1);
-  if (q->tail != NULL)
+  if (q->tail == NULL) {
+    q->head = q->tail = n;
+  } else if (q->tail->depth <= n->depth) {
     q->tail->next = n;
-  else
-    q->head = n;
-  q->tail = n;
+    q->tail = n;
+  } else {
+    /* Shallower than the tail (a seed added to a resumed or running
+     * crawl): in order of depth, so that the head is the shallowest. */
+    node **at = &q->head;
+    while (*at != NULL && (*at)->depth <= n->depth) at = &(*at)->next;
+    n->next = *at;
+    *at = n;
+  }
   m->queued++;
-  return 0;
+  return 1;
 }
 
 static int mem_head_depth(ws_frontier *f, const char *host) {
@@ -142,6 +152,15 @@ static int mem_done(ws_frontier *f, const ws_item *it) {
   return 0;
 }
 
+static int mem_each_queued(ws_frontier *f,
+                           int (*fn)(void *, const char *, int, int64_t),
+                           void *ctx) {
+  (void)f;
+  (void)fn;
+  (void)ctx;
+  return 0; /* a new frontier has nothing queued */
+}
+
 static uint64_t mem_seen_count(ws_frontier *f) {
   return ((mem_frontier *)f)->seen_n;
 }
@@ -172,10 +191,11 @@ static void mem_close(ws_frontier *f) {
 
 static const ws_frontier_ops mem_ops = {
     .mark_seen = mem_mark_seen,
-    .push = mem_push,
+    .add = mem_add,
     .head_depth = mem_head_depth,
     .pop = mem_pop,
     .done = mem_done,
+    .each_queued = mem_each_queued,
     .seen_count = mem_seen_count,
     .queued_count = mem_queued_count,
     .close = mem_close,

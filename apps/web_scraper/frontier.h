@@ -11,7 +11,9 @@
  * URL fingerprints and linked queues); SQLite and Redis backends implement
  * the same operations for --state and --redis.
  *
- * Every call is made from the crawler's executor, one at a time.
+ * Every call is made from a task of the crawler's executor. A backend may
+ * suspend the calling task (SQLite and Redis do), so the crawler reads
+ * nothing it checked before a call as still true after it.
  */
 #ifndef WS_FRONTIER_H
 #define WS_FRONTIER_H
@@ -41,14 +43,21 @@ typedef struct ws_frontier ws_frontier;
 typedef struct ws_frontier_ops {
   /** Adds url to the seen set: 1 when it was new, 0 when already seen. */
   int (*mark_seen)(ws_frontier *f, const char *url);
-  /** Appends it (copied) to the queue of host. */
-  int (*push)(ws_frontier *f, const char *host, const ws_item *it);
+  /** Adds it->url to the seen set and, when it was new, appends the item
+   * (copied) to the queue of host: 1 when queued, 0 when already seen. */
+  int (*add)(ws_frontier *f, const char *host, const ws_item *it);
   /** The depth of the head of host's queue, or -1 when it is empty. */
   int (*head_depth)(ws_frontier *f, const char *host);
   /** Takes the head of host's queue into *out: 0, or 1 when empty. */
   int (*pop)(ws_frontier *f, const char *host, ws_item *out);
   /** Says that a popped item is finished and recorded. */
   int (*done)(ws_frontier *f, const ws_item *it);
+  /** Calls fn for every host and depth with items queued when the
+   * frontier was opened (a resumed crawl), with their number. */
+  int (*each_queued)(ws_frontier *f,
+                     int (*fn)(void *ctx, const char *host, int depth,
+                               int64_t n),
+                     void *ctx);
   /** URLs seen, and items queued, in all. */
   uint64_t (*seen_count)(ws_frontier *f);
   uint64_t (*queued_count)(ws_frontier *f);
@@ -63,5 +72,12 @@ struct ws_frontier {
 
 /** An in-memory frontier. NULL when out of memory. */
 ws_frontier *ws_frontier_memory(void);
+
+/**
+ * A frontier in the SQLite database DIR/frontier.db (DIR made when
+ * missing), for --state: items in flight when a crawl stopped are queued
+ * again. Call from a task. Returns 0 and *out, or an error (logged).
+ */
+int ws_frontier_sqlite(const char *dir, ws_frontier **out);
 
 #endif /* WS_FRONTIER_H */

@@ -374,10 +374,12 @@ int main(int argc, char **argv) {
                 "into this version");
     goto done;
   }
+#ifndef WS_HAVE_SQLITE
   if (cfg.state != NULL) {
-    usage_error("--state: the SQLite frontier is not built into this version");
+    usage_error("--state: this build has no SQLite (the weft_sqlite module)");
     goto done;
   }
+#endif
   fields = calloc(cfg.extract.n ? cfg.extract.n : 1, sizeof *fields);
   if (fields == NULL) goto done;
   for (size_t i = 0; i < cfg.extract.n; i++) {
@@ -427,10 +429,11 @@ int main(int argc, char **argv) {
     exit_code = 1;
   } else {
     print_summary(&ra.totals);
-    if (ra.totals.interrupted)
+    /* With --state an interrupted crawl is a paused one: it resumes. */
+    if (ra.totals.interrupted && cfg.state == NULL)
       exit_code = 128 + ra.totals.interrupted;
     else
-      exit_code = ra.totals.seeds_fetched == 0 ? 1 : 0;
+      exit_code = ra.totals.seeds_tried > 0 && ra.totals.seeds_fetched == 0 ? 1 : 0;
   }
   curl_global_cleanup();
 done:

@@ -289,7 +289,11 @@ static void request(worker *w, host *h, const char *url, int keep_any,
     cr->t->requests++;
     ws_fetch(&w->fetch, w->client, url, keep_any, r);
     give_turn(cr, h);
-    if (attempt > cr->cfg->retries || !ws_retryable(r) || cr->stopping) return;
+    if (attempt > cr->cfg->retries || !ws_retryable(r)) return;
+    if (cr->stopping) { /* worth another attempt, but not now */
+      r->deferred = 1;
+      return;
+    }
     int64_t delay = r->retry_after_ms;
     if (delay > RETRY_AFTER_MAX_MS) return;
     if (delay < 0) delay = backoff_ms(w, attempt);
@@ -520,9 +524,9 @@ static int do_page(worker *w, host *h, ws_item *it) {
     ws_response_free(&r);
   }
   if (url == NULL) error = "out of memory";
-  if (r.err == UV_ECANCELED) {
-    /* Stopped at once by a second signal: no record, the URL is lost
-     * only for a crawl without --state. */
+  if (r.err == UV_ECANCELED || (r.deferred && cr->durable)) {
+    /* Stopped at once by a second signal, or a retry left for the
+     * resumed crawl: no record; the item stays queued with --state. */
     ws_response_free(&r);
     free(url);
     return 0;
@@ -562,7 +566,9 @@ static int do_page(worker *w, host *h, ws_item *it) {
     sitemap_job job = {.body = w->fetch.body.p, .len = w->fetch.body.len,
                        .url = url};
     if (weft_blocking(sitemap_on_pool, &job) == 0 && job.rc == 0) {
-      for (size_t i = 0; i < job.n && !cr->stopping; i++) {
+      /* Links are queued even while stopping: the page is done, and a
+       * resumed crawl must find them. */
+      for (size_t i = 0; i < job.n; i++) {
         if (!ws_scope_allows(cr->in->scope, job.urls[i])) continue;
         if (cfg->max_depth >= 0 && it->depth >= cfg->max_depth) break;
         enqueue(cr, job.urls[i], it->depth + 1, url,
@@ -592,7 +598,6 @@ static int do_page(worker *w, host *h, ws_item *it) {
       error = "the page could not be parsed";
     }
     for (size_t i = 0; parsed && i < page.n_links; i++) {
-      if (cr->stopping) break;
       if (!ws_scope_allows(cr->in->scope, page.links[i])) continue;
       enqueue(cr, page.links[i], it->depth + 1, url, 0);
     }

@@ -35,6 +35,8 @@ typedef struct ws_response {
   char *location;     /**< a redirect's target, absolute, or NULL */
   int64_t retry_after_ms; /**< Retry-After, or -1 */
   int too_big;        /**< the body passed max_body and was cut */
+  int deferred;       /**< worth a retry, left undone because the crawl
+                           is stopping */
   char error[256];    /**< what went wrong when err != 0 */
 } ws_response;
 

@@ -28,6 +28,8 @@
 #define HOST_GIVE_UP 8
 /* Redirects of robots.txt followed (RFC 9309 2.3.1.2: at least five). */
 #define ROBOTS_REDIRECTS 5
+/* How often a crawl with a shared frontier looks at the others' queues. */
+#define SHARED_POLL_MS 200
 /* The progress line's period. */
 #define PROGRESS_MS 500
 
@@ -75,7 +77,8 @@ struct crawl {
   int64_t active;       /* jobs being worked on */
   uint64_t dispatched;  /* pages handed out (for --max-pages) */
   int stopping;         /* a signal came: take no new jobs */
-  int durable;          /* --state: records flushed before done() */
+  int durable;          /* --state, --redis: records flushed before done() */
+  int shared;           /* --redis: other processes share the frontier */
   int done;
   weft_group *workers;
   ws_buf line;
@@ -246,17 +249,32 @@ static int enqueue(crawl *cr, const char *url, int depth, const char *referrer,
 
 /* ---- Requests ----------------------------------------------------------- */
 
-/* Takes a slot of h and the pacing tokens; 0 or an error. */
-static int take_turn(crawl *cr, host *h) {
+/* Takes a slot of h and the pacing tokens (and, with a shared frontier,
+ * one of the host's shared slots, into token); 0 or an error. */
+static int take_turn(crawl *cr, host *h, char *token, size_t token_len) {
   int rc = weft_sem_acquire(h->slots);
   if (rc != 0) return rc;
   if (h->pace != NULL) rc = weft_limiter_acquire(h->pace, 1);
   if (rc == 0 && cr->rate != NULL) rc = weft_limiter_acquire(cr->rate, 1);
+  while (rc == 0 && cr->shared) {
+    /* A request lasts at most --timeout: a slot held longer than that
+     * belongs to a process that died. */
+    int64_t wait = cr->fr->ops->lease(cr->fr, h->key, cr->cfg->per_host,
+                                      h->delay_ms, cr->cfg->timeout + 1000,
+                                      token, token_len);
+    if (wait == 0) break;
+    if (wait < 0) {
+      rc = (int)wait;
+      break;
+    }
+    rc = weft_sleep(wait < 50 ? wait : 50);
+  }
   if (rc != 0) weft_sem_release(h->slots);
   return rc;
 }
 
-static void give_turn(crawl *cr, host *h) {
+static void give_turn(crawl *cr, host *h, const char *token) {
+  if (cr->shared) cr->fr->ops->release(cr->fr, h->key, token);
   weft_sem_release(h->slots);
   weft_event_set(cr->wake);
 }
@@ -279,7 +297,8 @@ static void request(worker *w, host *h, const char *url, int keep_any,
                     ws_response *r) {
   crawl *cr = w->cr;
   for (int attempt = 1;; attempt++) {
-    int rc = take_turn(cr, h);
+    char token[64];
+    int rc = take_turn(cr, h, token, sizeof token);
     if (rc != 0) {
       memset(r, 0, sizeof *r);
       r->err = rc;
@@ -288,7 +307,7 @@ static void request(worker *w, host *h, const char *url, int keep_any,
     }
     cr->t->requests++;
     ws_fetch(&w->fetch, w->client, url, keep_any, r);
-    give_turn(cr, h);
+    give_turn(cr, h, token);
     if (attempt > cr->cfg->retries || !ws_retryable(r)) return;
     if (cr->stopping) { /* worth another attempt, but not now */
       r->deferred = 1;
@@ -637,8 +656,8 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
     if (cr->stopping || cr->done) return JOB_NONE;
     if (cr->cfg->max_pages > 0 && cr->dispatched >= (uint64_t)cr->cfg->max_pages)
       return JOB_NONE;
-    advance_level(cr);
-    int64_t now = weft_now(), wait_ms = -1;
+    if (!cr->shared) advance_level(cr);
+    int64_t now = weft_now(), wait_ms = cr->shared ? SHARED_POLL_MS : -1;
     int queued_any = 0;
     for (size_t k = 0; k < cr->n_hosts; k++) {
       size_t idx = (cr->cursor + k) % cr->n_hosts;
@@ -653,8 +672,10 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
         *hp = h;
         return JOB_ROBOTS;
       }
-      int d = cr->fr->ops->head_depth(cr->fr, h->key);
-      if (d < 0 || d > cr->level) continue;
+      if (!cr->shared) {
+        int d = cr->fr->ops->head_depth(cr->fr, h->key);
+        if (d < 0 || d > cr->level) continue;
+      }
       if (h->resume_at > now && !h->given_up) {
         int64_t left = h->resume_at - now;
         if (wait_ms < 0 || left < wait_ms) wait_ms = left;
@@ -666,14 +687,19 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
         if (wait_ms < 0 || left < wait_ms) wait_ms = left;
         continue;
       }
-      if (cr->fr->ops->pop(cr->fr, h->key, it) != 0) continue;
+      int prc = cr->fr->ops->pop(cr->fr, h->key, it);
+      if (prc != 0) {
+        if (prc == 1 && cr->shared) h->queued = 0; /* others took them */
+        continue;
+      }
       h->queued--;
       cr->cursor = idx + 1;
       cr->dispatched++;
       *hp = h;
       return JOB_PAGE;
     }
-    if (!queued_any && cr->active == 0) {
+    if (!queued_any && cr->active == 0 &&
+        (!cr->shared || cr->fr->ops->finished(cr->fr) == 1)) {
       cr->done = 1;
       weft_event_set(cr->wake);
       return JOB_NONE;
@@ -744,6 +770,31 @@ static int progress_task(void *arg) {
   return 0;
 }
 
+/* refresh()'s callback: host has n items queued by any process. */
+static int shared_host(void *ctx, const char *key, int64_t n) {
+  crawl *cr = ctx;
+  host *h = host_of(cr, key);
+  if (h == NULL) return UV_ENOMEM;
+  h->queued = n;
+  return 0;
+}
+
+/* With a shared frontier: finds the queues the other processes filled,
+ * and queues again the claims of processes that died. */
+static int refresh_task(void *arg) {
+  crawl *cr = arg;
+  weft_task_set_name("refresh");
+  while (weft_sleep(SHARED_POLL_MS) == 0) {
+    int rc = cr->fr->ops->refresh(cr->fr, shared_host, cr);
+    if (rc == UV_ECANCELED) break;
+    if (rc != 0)
+      weft_log(WEFT_LOG_WARN, "cannot read the shared frontier", "error=\"%s\"",
+               weft_strerror(rc));
+    weft_event_set(cr->wake);
+  }
+  return 0;
+}
+
 static void on_stop(void *ctx, int signum) {
   crawl *cr = ctx;
   if (cr->t->interrupted == 0) cr->t->interrupted = signum;
@@ -795,7 +846,18 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
   cr.t = t;
   cr.start_ns = weft_now_ns();
   int rc = 0;
-  if (cfg->state != NULL) {
+  if (cfg->redis != NULL) {
+#ifdef WS_HAVE_REDIS
+    app_addr addr;
+    char why[128];
+    if (app_addr_parse(cfg->redis, &addr, why, sizeof why) != 0) return UV_EINVAL;
+    rc = ws_frontier_redis(addr.host, addr.port, cfg->job, cfg->claim_timeout, &cr.fr);
+    if (rc != 0) return rc;
+    cr.durable = cr.shared = 1;
+#else
+    return UV_ENOTSUP;
+#endif
+  } else if (cfg->state != NULL) {
 #ifdef WS_HAVE_SQLITE
     rc = ws_frontier_sqlite(cfg->state, &cr.fr);
     if (rc != 0) return rc;
@@ -868,6 +930,7 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
                        .grace_ms = cfg->grace};
     weft_spawn_named(aux, "signals", app_shutdown_task, &sd);
     weft_spawn(aux, progress_task, &cr);
+    if (cr.shared) weft_spawn(aux, refresh_task, &cr);
     weft_yield();
     cr.workers = weft_group_open(WEFT_COLLECT);
     for (size_t i = 0; i < n_workers; i++)

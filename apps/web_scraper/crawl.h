@@ -47,6 +47,7 @@ typedef struct ws_config {
   char *state;
   char *redis;
   char *job;
+  int64_t claim_timeout; /**< ms before another process takes a claim */
   int64_t grace; /**< ms to finish in-flight requests after a signal */
   int progress;
   int log_level;

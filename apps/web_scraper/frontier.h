@@ -58,6 +58,21 @@ typedef struct ws_frontier_ops {
                      int (*fn)(void *ctx, const char *host, int depth,
                                int64_t n),
                      void *ctx);
+  /* ---- Shared frontiers only (Redis); NULL in the others ---- */
+  /** Calls fn for every host with items queued by any process, with their
+   * number, and queues again the items whose claim has expired. */
+  int (*refresh)(ws_frontier *f,
+                 int (*fn)(void *ctx, const char *host, int64_t n), void *ctx);
+  /** 1 when nothing is queued or claimed by any process, else 0. */
+  int (*finished)(ws_frontier *f);
+  /** Takes one of the limit shared slots of host, keeping delay_ms after
+   * the previous request to it: 0 (token names the slot, for release), or
+   * the milliseconds to wait before asking again. A slot never released
+   * (its process died) frees itself after ttl_ms. */
+  int64_t (*lease)(ws_frontier *f, const char *host, int64_t limit,
+                   int64_t delay_ms, int64_t ttl_ms, char *token,
+                   size_t token_len);
+  void (*release)(ws_frontier *f, const char *host, const char *token);
   /** URLs seen, and items queued, in all. */
   uint64_t (*seen_count)(ws_frontier *f);
   uint64_t (*queued_count)(ws_frontier *f);
@@ -79,5 +94,15 @@ ws_frontier *ws_frontier_memory(void);
  * again. Call from a task. Returns 0 and *out, or an error (logged).
  */
 int ws_frontier_sqlite(const char *dir, ws_frontier **out);
+
+/**
+ * A frontier shared through Redis at host:port by every process of job
+ * (--redis, --job): the seen set, a queue per host (sorted by depth), the
+ * items claimed by each process (queued again claim_ms after a claim that
+ * was never done: its process died) and per-host leases that hold
+ * --per-host and the delay across processes. Call from a task.
+ */
+int ws_frontier_redis(const char *host, int port, const char *job,
+                      int64_t claim_ms, ws_frontier **out);
 
 #endif /* WS_FRONTIER_H */

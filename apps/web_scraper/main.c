@@ -191,6 +191,10 @@ static const app_option options[] = {
                       "Redis at HOST:PORT"),
     APP_OPTION_STRING(ws_config, job, NULL,
                       "the name of a crawl shared through --redis"),
+    APP_OPTION_CUSTOM(ws_config, claim_timeout, "60s", "DURATION",
+                      "with --redis, how long the URLs a process took stay its "
+                      "own before the others take them again (it died)",
+                      parse_duration, NULL, format_duration),
     APP_OPTION_CUSTOM(ws_config, grace, "10s", "DURATION",
                       "after SIGINT or SIGTERM, how long the requests in "
                       "flight may take to finish",
@@ -369,10 +373,27 @@ int main(int argc, char **argv) {
                 "on standard input with - (see --help)");
     goto done;
   }
-  if (cfg.redis != NULL || cfg.job != NULL) {
-    usage_error("--redis and --job: the shared Redis frontier is not built "
-                "into this version");
+  if ((cfg.redis != NULL) != (cfg.job != NULL)) {
+    usage_error("--redis and --job go together: the Redis server and the name "
+                "of the crawl its processes share");
     goto done;
+  }
+  if (cfg.redis != NULL) {
+    app_addr addr;
+    char why[128];
+    if (app_addr_parse(cfg.redis, &addr, why, sizeof why) != 0) {
+      usage_error("--redis: %s", why);
+      goto done;
+    }
+#ifndef WS_HAVE_REDIS
+    usage_error("--redis: this build has no Redis (the weft_redis module)");
+    goto done;
+#endif
+    if (cfg.state != NULL) {
+      usage_error("--state and --redis exclude each other: the frontier is in "
+                  "one place");
+      goto done;
+    }
   }
 #ifndef WS_HAVE_SQLITE
   if (cfg.state != NULL) {

@@ -224,7 +224,8 @@ static void free_strings(char **items, size_t n) {
 
 /* Resolves the raw hrefs against base, keeps the http(s) ones in the order
  * of the page and drops repeats; the result goes to p->links. */
-static int collect_links(ws_page *p, const char *base, char **raw, size_t n) {
+static int collect_links(ws_page *p, const char *base, char *const *raw,
+                         size_t n) {
   if (n == 0) return 0;
   p->links = calloc(n, sizeof(char *));
   if (p->links == NULL) return -1;
@@ -242,6 +243,96 @@ static int collect_links(ws_page *p, const char *base, char **raw, size_t n) {
   }
   ws_strmap_free(&seen);
   return rc;
+}
+
+/* What one walk over the document finds: the first <title>, the first
+ * <base href>, and the links (<a href>, <area href>, <frame src>,
+ * <iframe src>) in document order. The strings point into the document,
+ * except those in owned (attribute values made of several nodes). */
+typedef struct walk {
+  xmlNodePtr title;
+  const char *base;
+  char **raw;
+  size_t n, cap;
+  char **owned;
+  size_t n_owned, cap_owned;
+} walk;
+
+/* The value of attribute name of element n, or NULL. */
+static const char *attr_value(walk *w, xmlNodePtr n, const char *name) {
+  for (xmlAttrPtr a = n->properties; a != NULL; a = a->next) {
+    if (a->name == NULL || strcmp((const char *)a->name, name) != 0) continue;
+    xmlNodePtr c = a->children;
+    if (c == NULL) return "";
+    if (c->next == NULL && c->type == XML_TEXT_NODE && c->content != NULL)
+      return (const char *)c->content;
+    xmlChar *v = xmlNodeListGetString(n->doc, c, 1);
+    if (v == NULL) return NULL;
+    if (w->n_owned == w->cap_owned) {
+      size_t cap = w->cap_owned ? w->cap_owned * 2 : 8;
+      char **g = realloc(w->owned, cap * sizeof *g);
+      if (g == NULL) {
+        xmlFree(v);
+        return NULL;
+      }
+      w->owned = g;
+      w->cap_owned = cap;
+    }
+    w->owned[w->n_owned++] = (char *)v;
+    return (const char *)v;
+  }
+  return NULL;
+}
+
+static int walk_add(walk *w, const char *v) {
+  if (w->n == w->cap) {
+    if (w->cap >= MAX_LINKS) return 0;
+    size_t cap = w->cap ? w->cap * 2 : 64;
+    char **g = realloc(w->raw, cap * sizeof *g);
+    if (g == NULL) return -1;
+    w->raw = g;
+    w->cap = cap;
+  }
+  w->raw[w->n++] = (char *)v;
+  return 0;
+}
+
+/* Walks the tree without recursion (a page may nest deeply). */
+static int walk_doc(htmlDocPtr doc, walk *w, int want_links) {
+  xmlNodePtr n = doc->children;
+  while (n != NULL) {
+    if (n->type == XML_ELEMENT_NODE && n->name != NULL) {
+      const char *name = (const char *)n->name;
+      const char *v = NULL;
+      if (w->title == NULL && strcmp(name, "title") == 0) {
+        w->title = n;
+      } else if (want_links) {
+        if (strcmp(name, "a") == 0 || strcmp(name, "area") == 0)
+          v = attr_value(w, n, "href");
+        else if (strcmp(name, "frame") == 0 || strcmp(name, "iframe") == 0)
+          v = attr_value(w, n, "src");
+        else if (w->base == NULL && strcmp(name, "base") == 0)
+          w->base = attr_value(w, n, "href");
+        if (v != NULL && walk_add(w, v) != 0) return -1;
+      }
+      if (n->children != NULL) {
+        n = n->children;
+        continue;
+      }
+    }
+    while (n != NULL && n->next == NULL) {
+      n = n->parent;
+      if (n == (xmlNodePtr)doc) n = NULL;
+    }
+    if (n != NULL) n = n->next;
+  }
+  return 0;
+}
+
+static void walk_free(walk *w) {
+  for (size_t i = 0; i < w->n_owned; i++) xmlFree(w->owned[i]);
+  free(w->owned);
+  free(w->raw);
 }
 
 int ws_extract(const char *body, size_t len, const char *content_type,
@@ -264,17 +355,23 @@ int ws_extract(const char *body, size_t len, const char *content_type,
   if (doc == NULL) /* an encoding libxml2 does not know: let it guess */
     doc = htmlReadMemory(body, (int)len, url, NULL, opts);
   if (doc == NULL) return -1;
-  xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-  int rc = ctx != NULL ? 0 : -1;
+  walk w;
+  memset(&w, 0, sizeof w);
+  int rc = walk_doc(doc, &w, want_links);
+  if (rc == 0 && w.title != NULL) {
+    xmlChar *t = xmlNodeGetContent(w.title);
+    if (t != NULL) {
+      out->title = squeeze((const char *)t);
+      xmlFree(t);
+    }
+  }
+  xmlXPathContextPtr ctx = NULL;
+  if (rc == 0 && n > 0) {
+    ctx = xmlXPathNewContext(doc);
+    if (ctx == NULL) rc = -1;
+  }
   char **items;
   size_t count;
-  if (rc == 0 && eval_strings(ctx, "//title", 0, &items, &count) == 0) {
-    if (count > 0) {
-      out->title = items[0];
-      items[0] = NULL;
-    }
-    free_strings(items, count);
-  }
   for (size_t i = 0; i < n && rc == 0; i++) {
     if (eval_strings(ctx, fields[i].xpath, fields[i].all, &items, &count) != 0) {
       rc = -1;
@@ -293,22 +390,12 @@ int ws_extract(const char *body, size_t len, const char *content_type,
   }
   if (rc == 0 && want_links) {
     char *base = NULL;
-    if (eval_strings(ctx, "//base[@href][1]/@href", 0, &items, &count) == 0) {
-      if (count > 0 && items[0][0] != '\0')
-        ws_url_resolve(url, items[0], &base, NULL, 0);
-      free_strings(items, count);
-    }
-    if (eval_strings(ctx,
-                     "//a/@href | //area/@href | //frame/@src | //iframe/@src",
-                     1, &items, &count) == 0) {
-      if (collect_links(out, base != NULL ? base : url, items, count) != 0)
-        rc = -1;
-      free_strings(items, count);
-    } else {
-      rc = -1;
-    }
+    if (w.base != NULL && w.base[0] != '\0')
+      ws_url_resolve(url, w.base, &base, NULL, 0);
+    if (collect_links(out, base != NULL ? base : url, w.raw, w.n) != 0) rc = -1;
     free(base);
   }
+  walk_free(&w);
   if (ctx != NULL) xmlXPathFreeContext(ctx);
   xmlFreeDoc(doc);
   return rc;

@@ -21,6 +21,9 @@ BUILD_TYPE ?= RelWithDebInfo
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
+# The tour uses Debian's python3 (its WebSocket client is python3-websockets).
+TOUR_PYTHON := $(firstword $(wildcard /usr/bin/python3) python3)
+
 CTEST_FLAGS = --output-on-failure --no-tests=error --timeout 300 -j$(JOBS) $(CTEST_ARGS)
 
 # Sanitizer runtime options: report everything with a stack trace, stop at
@@ -53,12 +56,14 @@ setup:
 build: setup
 	$(call build_tree,build,)
 
+# The runtime demo, then the tour of the applications working together
+# (examples/tour.py; about a minute).
 demo: build
-	./build/examples/demo
+	$(TOUR_PYTHON) examples/tour.py --build build
 
 # The normal build, then the sanitizer builds, one after the other: all
 # must pass. ThreadSanitizer runs the tests of what crosses executors.
-TSAN_TESTS = test_chan|test_select|test_executors|test_pool|test_sync|test_stream|test_actor|test_metrics
+TSAN_TESTS = test_chan|test_select|test_executors|test_pool|test_sync|test_stream|test_actor|test_metrics|test_sqlite|test_redis
 test:
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory asan

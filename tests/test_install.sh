@@ -2,8 +2,8 @@
 # test_install.sh: installs weft into a temporary prefix and builds a small
 # program against the installed copy twice, once with pkg-config and once
 # with a CMake project that calls find_package(weft), then runs them all;
-# with the optional modules that were built (weft::http, weft::curl), one
-# program each as well.
+# with the optional modules that were built (weft::http, weft::curl,
+# weft::sqlite, weft::redis), one program each as well.
 #
 # ctest passes WEFT_BUILD_DIR (the build tree to install), WEFT_CMAKE,
 # WEFT_CC and WEFT_CFLAGS (sanitizer flags, which anything linked against an
@@ -103,9 +103,11 @@ target_link_libraries(hello_${module} PRIVATE weft::${module})
 CM
   build_consumer "$work/$module"
   # The installed modules link the shared runtime, so that a program that
-  # also links weft::weft has one copy of it.
+  # also links weft::weft has one copy of it. (grep reads all of ldd's
+  # output: with -q it could stop early, and under pipefail ldd's SIGPIPE
+  # would read as a failure.)
   if command -v ldd >/dev/null &&
-     ! LD_LIBRARY_PATH=$libdir ldd "$work/$module-build/hello_$module" | grep -q 'libweft\.so'; then
+     ! LD_LIBRARY_PATH=$libdir ldd "$work/$module-build/hello_$module" | grep 'libweft\.so' >/dev/null; then
     echo "hello_$module does not link the shared libweft" >&2
     exit 1
   fi
@@ -126,7 +128,7 @@ CM
 build_consumer "$work/src"
 "$work/src-build/hello_shared"
 "$work/src-build/hello_static"
-if command -v ldd >/dev/null && ldd "$work/src-build/hello_static" | grep -q libweft; then
+if command -v ldd >/dev/null && ldd "$work/src-build/hello_static" | grep libweft >/dev/null; then
   echo "hello_static links libweft dynamically" >&2
   exit 1
 fi
@@ -233,6 +235,94 @@ int main(int argc, char **argv) {
 }
 C
   run_module_consumer curl "file://$work/curl/data.txt"
+fi
+
+# The SQLite module: a program that links weft::sqlite writes a row with
+# group commit and reads it back.
+if [ -e "$prefix/include/weft_sqlite.h" ]; then
+  echo "== find_package(weft) with weft::sqlite"
+  [ -e "$libdir/libweft_sqlite.a" ] || { echo "libweft_sqlite.a was not installed" >&2; exit 1; }
+  mkdir -p "$work/sqlite"
+  cat >"$work/sqlite/hello_sqlite.c" <<'C'
+/* Writes a row and reads it back with the installed SQLite module. */
+#include <stdio.h>
+
+#include <weft.h>
+#include <weft_sqlite.h>
+
+static int put(sqlite3 *db, void *arg) {
+  (void)arg;
+  return weft_sqlite_error(sqlite3_exec(db, "INSERT INTO t VALUES('hello')", NULL, NULL, NULL));
+}
+
+static int count(sqlite3 *db, void *arg) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM t", -1, &st, NULL);
+  if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) *(int *)arg = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return weft_sqlite_error(rc);
+}
+
+static int root(void *arg) {
+  weft_sqlite *db = NULL;
+  int n = 0;
+  int err = weft_sqlite_open((const char *)arg, NULL, &db);
+  if (err == 0) err = weft_sqlite_exec(db, "CREATE TABLE t(x)");
+  if (err == 0) err = weft_sqlite_write(db, put, NULL);
+  if (err == 0) err = weft_sqlite_read(db, count, &n);
+  weft_sqlite_close(db);
+  if (err == 0 && n != 1) err = -1;
+  if (err == 0) printf("hello from weft_sqlite: %d row\n", n);
+  return err;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) return 2;
+  int err = weft_main(root, argv[1]);
+  if (err != 0) {
+    fprintf(stderr, "hello_sqlite: %s\n", weft_strerror(err));
+    return 1;
+  }
+  return 0;
+}
+C
+  run_module_consumer sqlite "$work/sqlite/hello.db"
+fi
+
+# The Redis module: with no server to talk to, a program that links
+# weft::redis sees its connection to a closed port refused.
+if [ -e "$prefix/include/weft_redis.h" ]; then
+  echo "== find_package(weft) with weft::redis"
+  [ -e "$libdir/libweft_redis.a" ] || { echo "libweft_redis.a was not installed" >&2; exit 1; }
+  mkdir -p "$work/redis"
+  cat >"$work/redis/hello_redis.c" <<'C'
+/* Connects to a closed loopback port with the installed Redis module. */
+#include <stdio.h>
+
+#include <weft.h>
+#include <weft_redis.h>
+
+static int root(void *arg) {
+  (void)arg;
+  weft_redis *r = NULL;
+  /* Port 1 on loopback: nothing listens there unless run as a service. */
+  int err = weft_redis_connect("127.0.0.1", 1, NULL, &r);
+  weft_redis_close(r);
+  if (err != UV_ECONNREFUSED) return err != 0 ? err : -1;
+  printf("hello from weft_redis: %s\n", weft_strerror(err));
+  return 0;
+}
+
+int main(void) {
+  int err = weft_main(root, NULL);
+  if (err != 0) {
+    fprintf(stderr, "hello_redis: %s\n", weft_strerror(err));
+    return 1;
+  }
+  return 0;
+}
+C
+  run_module_consumer redis
 fi
 
 echo "install test passed"

@@ -1,10 +1,13 @@
 // Tests of weft_park() / weft_unpark(): a task waits on a libuv handle of
 // its own and is resumed from the handle's callback, and a parked task
 // whose scope is cancelled or runs out of time is unparked by its cancel
-// function after the handle has been closed.
+// function after the handle has been closed; a thread that is no executor
+// wakes a task parked in weft_park_remote().
 
 #include <catch2/catch.hpp>
 #include <uv.h>
+
+#include <vector>
 
 #include "closures.h"
 
@@ -131,4 +134,42 @@ TEST_CASE("a task unparked by a timer that fires before the poll runs at once") 
           }) == 0);
   CHECK(rc == 42);
   CHECK(w.cancel_calls == 0);
+}
+
+namespace {
+
+// A thread of its own that wakes a task parked in weft_park_remote() after
+// a short sleep, so that the task has long parked (and the executor is
+// asleep in its poll) when the wake comes.
+struct RemoteWake {
+  weft_parked *task = nullptr;
+  int value = 0;
+};
+
+void remote_waker(void *arg) {
+  auto *w = static_cast<RemoteWake *>(arg);
+  uv_sleep(20);
+  weft_unpark_remote(w->task, w->value);
+}
+
+}  // namespace
+
+TEST_CASE("a thread that is no executor wakes a task parked in weft_park_remote()") {
+  // One executor: with nothing of its own to wait for, it would report a
+  // deadlock if it did not count on the remote wake.
+  std::vector<int> got;
+  int rc = run(1, [&]() -> int {
+    for (int i = 0; i < 3; i++) {
+      RemoteWake w;
+      w.task = weft_park_self();
+      w.value = 100 + i;
+      uv_thread_t th;
+      if (uv_thread_create(&th, remote_waker, &w) != 0) return UV_EAGAIN;
+      got.push_back(weft_park_remote(nullptr, nullptr));
+      uv_thread_join(&th);
+    }
+    return 0;
+  });
+  REQUIRE(rc == 0);
+  REQUIRE(got == std::vector<int>({100, 101, 102}));
 }

@@ -308,8 +308,9 @@ static void weft__exec_loop(weft__exec *e) {
     }
     if (weft__timers_run(e, weft_now()) > 0) continue;
     weft__timers_arm(e);
-    if (alone) {
-      /* The inbox's async handle is always active: look past it. */
+    if (alone && e->remote_waits == 0) {
+      /* The inbox's async handle is always active: look past it (unless a
+       * task waits for another thread, which posts to the inbox). */
       uv_unref((uv_handle_t *)&e->async);
       /* Nor at the timer, when all it waits for are removed deadlines. */
       int stale_only = e->heap_len != 0 && e->stale_timers == e->heap_len;

@@ -144,7 +144,8 @@ typedef struct weft__inbox {
  * it polls again. Any thread. */
 void weft__post(weft__exec *e, weft__msg *m);
 
-/* Wakes t, which may belong to another executor. Any executor's thread. */
+/* Wakes t, which may belong to another executor. Any thread (one that is no
+ * executor posts to t's executor, as another executor does). */
 void weft__wake_any(weft__task *t, int result);
 
 /* ---- Tasks and the executor (task.c, executor.c) ------------------------ */
@@ -203,6 +204,8 @@ struct weft__exec {
   int polling;                /* atomic: may block in the loop's poll; a post
                                  signals async only then */
   uv_async_t async;
+  size_t remote_waits;        /* tasks in weft_park_remote(): another thread
+                                 will wake them */
   int stop;                   /* atomic: leave the loop once no task is live */
   void *tsan_main_fiber;
   weft__ctx main_ctx;         /* the thread's own context, running the loop */

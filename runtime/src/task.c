@@ -180,6 +180,20 @@ void weft_unpark(weft_parked *task, int result) {
   if (task != NULL) weft__wake((weft__task *)task, result);
 }
 
+int weft_park_remote(weft_park_cancel_fn on_cancel, void *data) {
+  weft__task *t = weft__current_task;
+  assert(t != NULL);
+  weft__exec *e = t->exec;
+  e->remote_waits++;
+  int r = weft_park(on_cancel, data);
+  e->remote_waits--;
+  return r;
+}
+
+void weft_unpark_remote(weft_parked *task, int result) {
+  if (task != NULL) weft__wake_any((weft__task *)task, result);
+}
+
 void weft__task_cancel_wait(weft__task *t, int code) {
   weft__cancel_fn fn = t->cancel_fn;
   if (t->state != WEFT__TASK_PARKED || fn == NULL) return;

@@ -26,14 +26,19 @@
  *
  * Publish/subscribe: a connection that called weft_redis_subscribe() is in
  * subscriber mode, as Redis says, and takes only weft_redis_subscribe()
- * and weft_redis_next_message(); use a second connection for commands.
+ * and weft_redis_next_message() (commands get UV_EINVAL); use a second
+ * connection for commands. Messages that no task is waiting for are kept
+ * in memory without a bound: a subscriber must keep reading. Send
+ * SUBSCRIBE, MONITOR and the like only through these calls, never through
+ * weft_redis_command().
  *
  * Cancellation: every call honours the calling task's scope. A cancelled
  * command's reply, when it comes, is dropped, so the connection stays in
  * step.
  *
  * Threads: a connection belongs to the executor that opened it and is used
- * from that executor's tasks only. Open one per executor that needs one.
+ * from that executor's tasks only (a call from another executor gets
+ * UV_EINVAL). Open one per executor that needs one.
  */
 #ifndef WEFT_REDIS_H
 #define WEFT_REDIS_H
@@ -58,9 +63,11 @@ typedef struct weft_redis_opts {
 } weft_redis_opts;
 
 /**
- * Connects to host:port (an IP address or a name) on the calling task's
- * executor. Returns 0 and *out, or an error: UV_EINVAL, UV_ENOMEM,
- * UV_ETIMEDOUT, UV_ECONNREFUSED or another connect error, UV_ECANCELED.
+ * Connects to host:port (an IP address or a name, resolved with
+ * weft_dns_lookup() and tried address by address) on the calling task's
+ * executor, and waits for the reply to a PING. Returns 0 and *out, or an
+ * error: UV_EINVAL, UV_ENOMEM, UV_ETIMEDOUT, UV_ECONNREFUSED or another
+ * connect or resolver error, UV_ECANCELED.
  */
 int weft_redis_connect(const char *host, int port, const weft_redis_opts *opts,
                        weft_redis **out);
@@ -79,16 +86,20 @@ int weft_redis_commandv(weft_redis *r, redisReply **reply, int argc, const char 
 
 /**
  * Subscribes to a channel (pattern 0) or a pattern (pattern 1, PSUBSCRIBE).
- * Returns once Redis has confirmed it: 0 or an error.
+ * Returns once Redis has confirmed it: 0 or an error (UV_EINVAL while
+ * commands of the connection still wait for replies).
  */
 int weft_redis_subscribe(weft_redis *r, const char *channel, int pattern);
 
 /**
- * Waits up to timeout_ms (-1: no limit) for the next message of the
- * subscriptions. Returns 0 and *channel / *payload (malloc'ed, the payload
- * NUL-terminated and *len bytes long; the caller frees both), UV_ETIMEDOUT
- * when none came, or an error when the connection is lost. Messages that
- * arrive while no task waits are queued in order.
+ * Waits up to timeout_ms (-1: no limit, 0: only what is queued) for the
+ * next message of the subscriptions. Returns 0 and *channel / *payload
+ * (malloc'ed, the payload NUL-terminated and *len bytes long; the caller
+ * frees both; for a pattern subscription *channel is the channel the
+ * message was published on), UV_ETIMEDOUT when none came, or an error when
+ * the connection is lost (messages queued before are still returned
+ * first). Messages that arrive while no task waits are queued in order;
+ * several waiting tasks get messages in the order they started waiting.
  */
 int weft_redis_next_message(weft_redis *r, int64_t timeout_ms, char **channel, char **payload,
                             size_t *len);

@@ -28,7 +28,12 @@
  * one fsync. Each write runs inside a SAVEPOINT of that transaction: a write
  * function that fails has its own changes rolled back and its error returned
  * to its caller, and the other writes of the batch commit. A failed COMMIT
- * fails every write of the batch.
+ * fails every write of the batch. When a write's failure makes SQLite roll
+ * back the whole transaction itself (SQLITE_FULL and SQLITE_IOERR may), the
+ * other writes of the batch run again in a new transaction: a write
+ * function may run more than once, and must leave its outputs in arg
+ * correct for its last run. It must not end the transaction itself (no
+ * COMMIT, ROLLBACK or RELEASE of savepoints it did not open).
  *
  * Cancellation: a call that has been queued is not taken back (its function
  * may already be running, and arg lives on the caller's stack), so the wait
@@ -113,7 +118,11 @@ void weft_sqlite_close(weft_sqlite *db);
  * An SQLite result code as a weft error (a negative number outside libuv's
  * range that weft_strerror() and weft_sqlite_strerror() name); SQLITE_OK
  * gives 0. SQLITE_FULL gives UV_ENOSPC and SQLITE_NOMEM UV_ENOMEM, so that
- * callers can tell a full disk without knowing SQLite.
+ * callers can tell a full disk without knowing SQLite; likewise
+ * SQLITE_IOERR gives UV_EIO, SQLITE_BUSY and SQLITE_LOCKED UV_EBUSY,
+ * SQLITE_READONLY UV_EROFS and SQLITE_TOOBIG UV_E2BIG. Every other code,
+ * extended codes kept (SQLITE_CONSTRAINT_UNIQUE, ...), gives
+ * -(32000 + rc); weft_err_name() names its primary code ("SQLITE_CONSTRAINT").
  */
 int weft_sqlite_error(int sqlite_rc);
 
@@ -122,9 +131,9 @@ const char *weft_sqlite_strerror(int err);
 
 /** Counters since open: transactions committed and writes they held. */
 typedef struct weft_sqlite_stats {
-  uint64_t commits;
-  uint64_t writes;
-  uint64_t reads;
+  uint64_t commits; /**< grouped transactions committed */
+  uint64_t writes;  /**< weft_sqlite_write() calls those commits held */
+  uint64_t reads;   /**< weft_sqlite_read() and weft_sqlite_exec() calls run */
 } weft_sqlite_stats;
 
 /** Reads the counters (safe from any task). */

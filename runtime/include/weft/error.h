@@ -40,6 +40,19 @@ const char *weft_strerror(int err);
  */
 const char *weft_err_name(int err);
 
+/** Names the errors of a module's own range (see weft_error_register()). */
+typedef const char *(*weft_error_namer)(int err);
+
+/**
+ * Lets an optional module name the errors of its own range [lo, hi], which
+ * must lie below weft's (below -30999): weft_strerror() and weft_err_name()
+ * then ask message(err) and name(err) for a code in it (either may be NULL:
+ * "unknown error", "UNKNOWN"). Registering the same range again does
+ * nothing. Any thread. Returns 0, UV_EINVAL for a bad range or one that
+ * overlaps another, or UV_ENOSPC when 8 ranges are registered already.
+ */
+int weft_error_register(int lo, int hi, weft_error_namer message, weft_error_namer name);
+
 #ifdef __cplusplus
 }
 #endif

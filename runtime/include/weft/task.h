@@ -95,6 +95,37 @@ int weft_park(weft_park_cancel_fn on_cancel, void *data);
  */
 void weft_unpark(weft_parked *task, int result);
 
+/* ---- Woken by another thread -------------------------------------------
+ *
+ * For work that a thread of its own does for a task (a database's thread,
+ * a library's worker): the task parks with weft_park_remote(), and that
+ * thread wakes it with weft_unpark_remote(). The wake goes through the
+ * task's executor's inbox, as wakes between executors do, and rouses the
+ * executor's loop with uv_async_send() only if it sleeps (libuv coalesces
+ * the signals); no thread waits for another.
+ *
+ *   op.task = weft_park_self();
+ *   queue_for_worker(&op);                  // the worker runs op, then
+ *   int rc = weft_park_remote(NULL, NULL);  //   weft_unpark_remote(op.task, r)
+ */
+
+/**
+ * weft_park() for a task that another thread will wake with
+ * weft_unpark_remote(). While it waits, its executor counts on that wake
+ * and does not report a deadlock when nothing of its own can wake it.
+ * on_cancel, when not NULL, may only hurry the other thread along: that
+ * thread still wakes the task, once, and the task waits for it.
+ */
+int weft_park_remote(weft_park_cancel_fn on_cancel, void *data);
+
+/**
+ * Wakes a task that is parked in weft_park_remote() with result, from any
+ * thread (a thread that is no executor included). Call it once per wait. A
+ * wake that comes while the task is still on its way to park is delivered
+ * once it has parked: an executor handles its inbox only between tasks.
+ */
+void weft_unpark_remote(weft_parked *task, int result);
+
 #ifdef __cplusplus
 }
 #endif

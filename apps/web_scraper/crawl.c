@@ -24,8 +24,10 @@
 #define BACKOFF_MAX_MS 30000
 /* A Retry-After further off than this is not waited for. */
 #define RETRY_AFTER_MAX_MS 120000
-/* Consecutive failed pages after which a host is given up. */
-#define HOST_GIVE_UP 8
+/* The pause of a host after its first failed page; it doubles with each
+ * failure in a row, up to HOST_PAUSE_MAX_MS. */
+#define HOST_PAUSE_MS 250
+#define HOST_PAUSE_MAX_MS 10000
 /* Redirects of robots.txt followed (RFC 9309 2.3.1.2: at least five). */
 #define ROBOTS_REDIRECTS 5
 /* How often a crawl with a shared frontier looks at the others' queues. */
@@ -90,13 +92,15 @@ struct crawl {
 
 /* The host of url (normalised), made on first sight; NULL when out of
  * memory or not a URL. */
-static host *host_of(crawl *cr, const char *url) {
-  ws_url u;
-  if (ws_url_parse(url, &u) != 0) return NULL;
-  char *key = ws_url_host_key(&u);
-  ws_url_free(&u);
+static host *host_of_parsed(crawl *cr, const ws_url *u) {
+  char buf[320];
+  int n = snprintf(buf, sizeof buf, "%s://%s:%d", u->scheme, u->host, u->port);
+  host *h = n > 0 && (size_t)n < sizeof buf ? ws_strmap_get(&cr->host_map, buf)
+                                            : NULL;
+  if (h != NULL) return h;
+  char *key = ws_url_host_key(u);
   if (key == NULL) return NULL;
-  host *h = ws_strmap_get(&cr->host_map, key);
+  h = ws_strmap_get(&cr->host_map, key);
   if (h != NULL) {
     free(key);
     return h;
@@ -132,6 +136,14 @@ fail:
   return NULL;
 }
 
+static host *host_of(crawl *cr, const char *url) {
+  ws_url u;
+  if (ws_url_parse(url, &u) != 0) return NULL;
+  host *h = host_of_parsed(cr, &u);
+  ws_url_free(&u);
+  return h;
+}
+
 static void host_free(host *h) {
   weft_sem_free(h->slots);
   if (h->pace) weft_limiter_free(h->pace);
@@ -151,15 +163,26 @@ static void host_set_delay(host *h, int64_t ms) {
     h->pace = weft_limiter_new(1000.0 / (double)ms, 1);
 }
 
+/* Non-zero when robots.txt lets us fetch u on h. */
+static int robots_allow_parsed(const host *h, const ws_url *u) {
+  if (h->robots == NULL) return 1;
+  char buf[2048];
+  int n = u->query ? snprintf(buf, sizeof buf, "%s?%s", u->path, u->query)
+                   : snprintf(buf, sizeof buf, "%s", u->path);
+  if (n > 0 && (size_t)n < sizeof buf) return ws_robots_allowed(h->robots, buf);
+  char *pq = ws_url_path_query(u);
+  int ok = pq != NULL && ws_robots_allowed(h->robots, pq);
+  free(pq);
+  return ok;
+}
+
 /* Non-zero when robots.txt lets us fetch url on h. */
 static int robots_allow(const host *h, const char *url) {
   if (h->robots == NULL) return 1;
   ws_url u;
   if (ws_url_parse(url, &u) != 0) return 0;
-  char *pq = ws_url_path_query(&u);
+  int ok = robots_allow_parsed(h, &u);
   ws_url_free(&u);
-  int ok = pq != NULL && ws_robots_allowed(h->robots, pq);
-  free(pq);
   return ok;
 }
 
@@ -226,11 +249,15 @@ static void record_unfetched(crawl *cr, const ws_item *it, const char *why) {
  * queued, 0 when seen before, or an error. */
 static int enqueue(crawl *cr, const char *url, int depth, const char *referrer,
                    unsigned flags) {
-  host *h = host_of(cr, url);
+  ws_url u;
+  if (ws_url_parse(url, &u) != 0) return 0;
+  host *h = host_of_parsed(cr, &u);
+  int allowed = h == NULL || h->robots_state != ROBOTS_READY ||
+                (flags & WS_ITEM_SEED) || robots_allow_parsed(h, &u);
+  ws_url_free(&u);
   if (h == NULL) return UV_ENOMEM;
   /* With robots.txt known, a disallowed link is only marked seen. */
-  if (h->robots_state == ROBOTS_READY && !(flags & WS_ITEM_SEED) &&
-      !robots_allow(h, url)) {
+  if (!allowed) {
     int rc = cr->fr->ops->mark_seen(cr->fr, url);
     if (rc == 1) cr->t->disallowed++;
     return rc < 0 ? rc : 0;
@@ -468,7 +495,7 @@ static int do_page(worker *w, host *h, ws_item *it) {
   if (h->given_up) {
     char why[160];
     snprintf(why, sizeof why, "host given up after %d failed pages in a row",
-             HOST_GIVE_UP);
+             h->failures);
     record_unfetched(cr, it, why);
     return 1;
   }
@@ -563,9 +590,10 @@ static int do_page(worker *w, host *h, ws_item *it) {
   /* A host that keeps failing slows down, then is given up. */
   if (r.err != 0 || r.status >= 500 || r.status == 429) {
     h->failures++;
-    int64_t pause = BACKOFF_BASE_MS << (h->failures < 6 ? h->failures : 6);
-    h->resume_at = weft_now() + pause;
-    if (h->failures >= HOST_GIVE_UP && !h->given_up) {
+    int64_t pause = (int64_t)HOST_PAUSE_MS << (h->failures < 7 ? h->failures - 1 : 6);
+    h->resume_at = weft_now() + (pause < HOST_PAUSE_MAX_MS ? pause : HOST_PAUSE_MAX_MS);
+    if (cfg->give_up_after > 0 && h->failures >= cfg->give_up_after &&
+        !h->given_up) {
       h->given_up = 1;
       weft_log(WEFT_LOG_WARN, "host given up", "host=%s failures=%d", h->key,
                h->failures);

@@ -38,6 +38,7 @@ typedef struct ws_config {
   int64_t delay;   /**< ms between requests to one host */
   double rate;     /**< requests per second in all; 0: no limit */
   int64_t retries; /**< extra attempts */
+  int64_t give_up_after; /**< failed pages in a row that give a host up */
   int64_t timeout; /**< ms per request */
   int64_t max_body;
   int64_t max_redirects;

@@ -166,6 +166,10 @@ static const app_option options[] = {
                    "extra attempts after a connection error, a timeout, 429 "
                    "or 5xx, with exponential back-off and jitter, or after "
                    "the Retry-After the server asks"),
+    APP_OPTION_INT(ws_config, give_up_after, "8", 0, 1000000,
+                   "pages that failed in a row (after their retries) after "
+                   "which a host is given up, each failure pausing it a "
+                   "little longer first (0: never)"),
     APP_OPTION_CUSTOM(ws_config, timeout, "30s", "DURATION",
                       "give up a request after this long", parse_duration,
                       NULL, format_duration),

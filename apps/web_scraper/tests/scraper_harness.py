@@ -5,11 +5,13 @@ argument. Site() serves pages from a dict on one or more loopback
 addresses (127.0.0.1, 127.0.0.2, ...: different hosts to the crawler),
 each on port 0, with http.server's ThreadingHTTPServer. It counts what it
 sees: requests per (host, path), their times, and the requests in flight
-per host at once (the most seen is max_in_flight[host]).
+per host at once (the most seen is max_in_flight[host]; max_total over
+all hosts).
 
 A page is a dict: body (str or bytes), status (200), ctype
 ("text/html; charset=utf-8"), headers (a list of pairs), delay (seconds
-before answering), and fail_first (answer that many requests with 503 and
+before answering), gzip (compress the body when the client accepts it),
+and fail_first (answer that many requests with 503 and
 Retry-After: retry_after first). A body may name other hosts' ports as
 {port:N}, N being the index of the address (0 for 127.0.0.1); {port} is
 its own.
@@ -19,6 +21,7 @@ parts (scaled timeouts, run(), the option checks) are in
 apps/common/testing/weft_app.py. Standard library only.
 """
 
+import gzip
 import http.server
 import json
 import os
@@ -53,6 +56,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             site.in_flight[host] = site.in_flight.get(host, 0) + 1
             site.max_in_flight[host] = max(site.max_in_flight.get(host, 0),
                                            site.in_flight[host])
+            site.max_total = max(site.max_total, sum(site.in_flight.values()))
             site.hits[(host, path)] = site.hits.get((host, path), 0) + 1
             site.times.setdefault((host, path), []).append(time.monotonic())
             site.log.append((host, path, time.monotonic(), self.headers.get("User-Agent")))
@@ -72,9 +76,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = page.get("body", b"")
             if isinstance(body, str):
                 body = site.expand(body, index).encode("utf-8")
+            headers = list(page.get("headers", ()))
+            if page.get("gzip") and "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                body = gzip.compress(body)
+                with site.lock:
+                    site.gzipped.append(path)
+                headers.append(("Content-Encoding", "gzip"))
             self._send(page.get("status", 200), body,
-                       page.get("ctype", "text/html; charset=utf-8"),
-                       page.get("headers", ()))
+                       page.get("ctype", "text/html; charset=utf-8"), headers)
         except (BrokenPipeError, ConnectionResetError):
             pass
         finally:
@@ -111,8 +120,10 @@ class Site:
         self.hits = {}
         self.times = {}
         self.log = []
+        self.gzipped = []
         self.in_flight = {}
         self.max_in_flight = {}
+        self.max_total = 0
         self.servers = []
         self.threads = []
         for i in range(len(pages)):

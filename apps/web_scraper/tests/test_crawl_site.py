@@ -1,7 +1,8 @@
 """A crawl of a small site: robots.txt obeyed, no URL requested twice
 (fragments, duplicates, redirects), off-site and non-HTTP links ignored,
 XPath fields extracted, a Latin-1 page declared only in <meta> read as
-UTF-8, malformed HTML parsed, a binary file recorded but not parsed, and
+UTF-8, malformed HTML parsed, a gzip-compressed page decoded, a binary file
+recorded but not parsed, and
 every record a valid UTF-8 JSON line with every field."""
 
 from scraper_harness import Site, check, crawl, html, run
@@ -18,7 +19,7 @@ PAGES = {
         "/private/open", "/moved", "/file.bin", "/latin1", "/broken",
         "mailto:someone@example.com", "javascript:void(0)",
         "http://off-site.invalid/", "http://127.0.0.1:{port}/a",
-        "HTTP://127.0.0.1:{port}/%7Ea/../b?x=1",
+        "HTTP://127.0.0.1:{port}/%7Ea/../b?x=1", "/gz",
     ], '<span id="price">9.99</span><ul><li class="t">one</li><li class="t">two</li></ul>')},
     "/a": {"body": html("Page A", ["/", "/b?x=1", "/c"], '<span id="price">1.50</span>')},
     "/b?x=1": {"body": html("Page B", ["/a"])},
@@ -30,6 +31,7 @@ PAGES = {
     "/target": {"body": html("Target", ["/a"])},
     "/file.bin": {"ctype": "application/octet-stream", "body": bytes(range(256)) * 40},
     "/latin1": {"ctype": "text/html", "body": LATIN1},
+    "/gz": {"body": html("Compressed " + "x" * 5000), "gzip": True},
     "/broken": {"body": "<html><head><title>Broken</title><body><div><p>unclosed"
                         "<a href='/d'>d<table><tr><td>cell</div></b></i>"
                         "<span id=price>7</span>\xff"},
@@ -51,7 +53,7 @@ def test(binary):
         check(site.requested()[0] == "/robots.txt", "robots.txt is not the first request")
         u = site.url
         expected = {u("/"), u("/a"), u("/b?x=1"), u("/c"), u("/d"), u("/private/open"),
-                    u("/moved"), u("/file.bin"), u("/latin1"), u("/broken")}
+                    u("/moved"), u("/file.bin"), u("/latin1"), u("/broken"), u("/gz")}
         check(set(c.by_url) == expected, "records: %r" % sorted(c.by_url))
         home = c.by_url[u("/")]
         check(home["status"] == 200 and home["depth"] == 0 and home["referrer"] is None,
@@ -59,7 +61,11 @@ def test(binary):
         check(home["title"] == "Home", "title: %r" % home)
         check(home["fields"] == {"price": "9.99", "items": ["one", "two"], "latin": None},
               "fields: %r" % home["fields"])
-        check(home["links"] == 10, "links found on /: %r" % home["links"])
+        gz = c.by_url[u("/gz")]
+        check(gz["title"].startswith("Compressed xxx") and gz["bytes"] > 5000,
+              "gzip page: %r" % gz)
+        check(site.gzipped == ["/gz"], "not sent compressed: %r" % site.gzipped)
+        check(home["links"] == 11, "links found on /: %r" % home["links"])
         check(home["content_type"].startswith("text/html"), "content type: %r" % home)
         check(home["error"] is None and home["bytes"] > 0, "home: %r" % home)
         a = c.by_url[u("/a")]

@@ -2,12 +2,15 @@
 page's depth is its shortest distance from the seed), --max-pages,
 --allow/--deny patterns, --allow-domain for a second host, --rules with
 per-pattern fields and follow, seeds from --input and standard input,
---sitemap reading the sitemaps (and sitemap indexes) robots.txt names."""
+--sitemap reading the sitemaps (and sitemap indexes) robots.txt names, and
+the progress line drawn when standard error is a terminal."""
 
 import os
+import pty
+import subprocess
 import tempfile
 
-from scraper_harness import Site, check, crawl, html, run
+from scraper_harness import Site, app_env, check, crawl, html, run, seconds
 
 
 def chain_site():
@@ -102,6 +105,32 @@ def test(binary):
               and site.hit_count("/a") == 2, "--sitemap: %r" % site.hits)
         check(c.by_url[site.url("/sm.xml")]["links"] == 3, "sitemap record: %r" % c.records)
         check(c.by_url[site.url("/s1")]["referrer"] == site.url("/sm.xml"), "referrer")
+
+
+    # The progress line on a terminal (a pseudo-terminal here).
+    slow = {"/robots.txt": {"ctype": "text/plain", "body": ""},
+            "/": {"body": html("root", ["/s%d" % i for i in range(6)])}}
+    for i in range(6):
+        slow["/s%d" % i] = {"body": html("s"), "delay": 0.2}
+    with Site([slow]) as site:
+        master, slave = pty.openpty()
+        p = subprocess.Popen([binary, site.url("/"), "--per-host", "1"],
+                             stdout=subprocess.DEVNULL, stderr=slave, env=app_env("warn"))
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        p.wait(seconds(20))
+        os.close(master)
+        check(b"\rpages " in seen.replace(b"\r\x1b[K", b"\r") and b"in flight" in seen,
+              "no progress line: %r" % seen)
+        check(b"summary pages=7" in seen, "no summary: %r" % seen)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ struct crawl {
   host **hosts;
   size_t n_hosts, cap_hosts, cursor;
   weft_event *wake;     /* set whenever a job may have become available */
+  uint64_t wake_gen;    /* counts the times wake was set */
   weft_limiter *rate;   /* --rate; NULL: none */
   int64_t *pending;     /* items queued or in flight, by depth */
   size_t pending_cap;
@@ -87,6 +88,14 @@ struct crawl {
   uint64_t start_ns;
   int progress_shown;
 };
+
+/* Tells the waiting workers that something changed. The count lets a
+ * worker whose scan was suspended (a frontier may wait for its database)
+ * see that it missed a change before it waits. */
+static void wake_all(crawl *cr) {
+  cr->wake_gen++;
+  weft_event_set(cr->wake);
+}
 
 /* ---- Hosts -------------------------------------------------------------- */
 
@@ -270,7 +279,7 @@ static int enqueue(crawl *cr, const char *url, int depth, const char *referrer,
   if (rc <= 0) return rc;
   h->queued++;
   rc = pending_add(cr, depth, 1);
-  weft_event_set(cr->wake);
+  wake_all(cr);
   return rc == 0 ? 1 : rc;
 }
 
@@ -303,7 +312,7 @@ static int take_turn(crawl *cr, host *h, char *token, size_t token_len) {
 static void give_turn(crawl *cr, host *h, const char *token) {
   if (cr->shared) cr->fr->ops->release(cr->fr, h->key, token);
   weft_sem_release(h->slots);
-  weft_event_set(cr->wake);
+  wake_all(cr);
 }
 
 /* The back-off before retry number attempt (1, 2, ...), with jitter:
@@ -410,7 +419,7 @@ static void fetch_robots(worker *w, host *h) {
   long cd = ws_robots_crawl_delay_ms(rb);
   if (cd > 0) host_set_delay(h, cd);
   h->robots_state = ROBOTS_READY;
-  weft_event_set(cr->wake);
+  wake_all(cr);
 }
 
 /* Waits until h's robots.txt is known, fetching it when nobody is. */
@@ -684,6 +693,7 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
     if (cr->stopping || cr->done) return JOB_NONE;
     if (cr->cfg->max_pages > 0 && cr->dispatched >= (uint64_t)cr->cfg->max_pages)
       return JOB_NONE;
+    uint64_t gen = cr->wake_gen;
     if (!cr->shared) advance_level(cr);
     int64_t now = weft_now(), wait_ms = cr->shared ? SHARED_POLL_MS : -1;
     int queued_any = 0;
@@ -729,9 +739,11 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
     if (!queued_any && cr->active == 0 &&
         (!cr->shared || cr->fr->ops->finished(cr->fr) == 1)) {
       cr->done = 1;
-      weft_event_set(cr->wake);
+      wake_all(cr);
       return JOB_NONE;
     }
+    /* Something changed while the scan was suspended: scan again. */
+    if (gen != cr->wake_gen || cr->done) continue;
     weft_event_reset(cr->wake);
     weft_scope s;
     weft_scope_enter(&s, wait_ms);
@@ -768,10 +780,10 @@ static int worker_main(void *arg) {
       ws_item_clear(&it);
     }
     cr->active--;
-    weft_event_set(cr->wake);
+    wake_all(cr);
     if (weft_cancelled()) break;
   }
-  weft_event_set(cr->wake);
+  wake_all(cr);
   return 0;
 }
 
@@ -818,7 +830,7 @@ static int refresh_task(void *arg) {
     if (rc != 0)
       weft_log(WEFT_LOG_WARN, "cannot read the shared frontier", "error=\"%s\"",
                weft_strerror(rc));
-    weft_event_set(cr->wake);
+    wake_all(cr);
   }
   return 0;
 }
@@ -829,7 +841,7 @@ static void on_stop(void *ctx, int signum) {
   weft_log(WEFT_LOG_INFO, "stopping: finishing the requests in flight",
            "signal=%s in_flight=%" PRId64, app_signal_name(signum), cr->active);
   cr->stopping = 1;
-  weft_event_set(cr->wake);
+  wake_all(cr);
 }
 
 static void on_force(void *ctx, int signum) {

@@ -725,14 +725,19 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
         if (wait_ms < 0 || left < wait_ms) wait_ms = left;
         continue;
       }
+      /* The page is counted before pop(), which may suspend, so that
+       * scans running meanwhile cannot take more than --max-pages. */
+      if (cr->cfg->max_pages > 0 && cr->dispatched >= (uint64_t)cr->cfg->max_pages)
+        return JOB_NONE;
+      cr->dispatched++;
       int prc = cr->fr->ops->pop(cr->fr, h->key, it);
       if (prc != 0) {
+        cr->dispatched--;
         if (prc == 1 && cr->shared) h->queued = 0; /* others took them */
         continue;
       }
       h->queued--;
       cr->cursor = idx + 1;
-      cr->dispatched++;
       *hp = h;
       return JOB_PAGE;
     }

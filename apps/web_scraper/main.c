@@ -454,8 +454,9 @@ int main(int argc, char **argv) {
     exit_code = 1;
   } else {
     print_summary(&ra.totals);
-    /* With --state an interrupted crawl is a paused one: it resumes. */
-    if (ra.totals.interrupted && cfg.state == NULL)
+    /* With --state or --redis an interrupted crawl is a paused one: what
+     * it left stays queued for the next run or the other processes. */
+    if (ra.totals.interrupted && cfg.state == NULL && cfg.redis == NULL)
       exit_code = 128 + ra.totals.interrupted;
     else
       exit_code = ra.totals.seeds_tried > 0 && ra.totals.seeds_fetched == 0 ? 1 : 0;

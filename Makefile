@@ -45,10 +45,30 @@ define run_tests
 	cd $(1) && $(CTEST) $(CTEST_FLAGS)
 endef
 
-.PHONY: all setup build demo test check asan tsan tsan-concurrency valgrind bench install \
-        clean format
+.PHONY: all help setup build demo test check asan tsan tsan-concurrency valgrind bench \
+        install clean format docs lint
 
 all: build
+
+help:
+	@echo "make targets (JOBS=$(JOBS); CMAKE_ARGS=..., CTEST_ARGS=\"-R name\" pass through):"
+	@echo "  make / make build    build the normal tree in build/"
+	@echo "  make demo            build, then the runtime demo and the tour of the applications"
+	@echo "  make check           build/, then run its tests"
+	@echo "  make asan            build-asan/ (AddressSanitizer + UBSan) and its tests"
+	@echo "  make tsan            build-tsan/ (ThreadSanitizer) and every test"
+	@echo "  make tsan-concurrency  build-tsan/ without the applications; the"
+	@echo "                       tests of what crosses executors"
+	@echo "  make test            check, asan and tsan-concurrency, as CI runs them"
+	@echo "  make valgrind        build-valgrind/ and its tests under Valgrind"
+	@echo "  make bench           the benchmarks against their peers (build-bench/)"
+	@echo "  make install         install build/ under PREFIX=$(PREFIX)"
+	@echo "  make format          clang-format the sources"
+	@echo "  make docs            the API reference (Doxygen; fails on an undocumented function)"
+	@echo "  make lint            clang-tidy and cppcheck (reports; LINT_STRICT=1 fails on findings)"
+	@echo "  make clean           remove every build tree"
+	@echo "  make setup           install what is missing (scripts/setup.sh)"
+	@echo "Each application is build/apps/NAME/NAME; NAME --help lists its options."
 
 setup:
 	@bash scripts/setup.sh
@@ -107,7 +127,20 @@ install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-valgrind build-bench
+	rm -rf build build-asan build-tsan build-valgrind build-bench build-docs build-lint
+
+# The API reference of the public headers (Doxygen, Debian doxygen) in
+# build-docs/html/; a public function without a comment fails it
+# (scripts/api-docs, docs/Doxyfile).
+docs:
+	bash scripts/api-docs build-docs
+
+# clang-tidy (.clang-tidy) and cppcheck over the C sources, with a report
+# per file and per check in build-lint/lint-report.txt. It reports without
+# failing until the tree is clean; LINT_STRICT=1 makes a finding fail it.
+LINT_STRICT ?= 0
+lint:
+	JOBS=$(JOBS) LINT_STRICT=$(LINT_STRICT) bash scripts/lint build-lint
 
 FORMAT_DIRS = runtime tests examples apps bench
 format:

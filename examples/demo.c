@@ -23,11 +23,18 @@ static int64_t start_ms;
     printf("\n");                                                              \
   } while (0)
 
-/* Shows an error code the way a log would: its name and its message. */
+/* Shows an error code the way a log would: its name and its message. A
+ * wait ended by its scope says so in weft's words: libuv's message for
+ * ETIMEDOUT ("connection timed out") is about sockets, not deadlines. */
 static const char *describe(int err) {
   static char buf[128];
   if (err == 0) return "ok";
-  snprintf(buf, sizeof buf, "%s (%s)", weft_err_name(err), weft_strerror(err));
+  const char *why = weft_strerror(err);
+  if (err == UV_ETIMEDOUT)
+    why = "the scope's deadline passed";
+  else if (err == UV_ECANCELED)
+    why = "cancelled";
+  snprintf(buf, sizeof buf, "%s (%s)", weft_err_name(err), why);
   return buf;
 }
 

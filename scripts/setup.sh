@@ -24,6 +24,8 @@ packages+=(libsqlite3-dev sqlite3 libhiredis-dev redis-server libssl-dev)
 packages+=(libxxhash-dev librust-blake3-dev libdeflate-dev libzstd-dev b3sum zstd gzip)
 # web_scraper: libxml2 parses HTML and evaluates XPath.
 packages+=(libxml2-dev)
+# make docs: the API reference from the public headers.
+packages+=(doxygen)
 # Tests that talk to Redis or WebSocket servers from Python, and the chat web
 # client's browser test in headless Chromium.
 packages+=(python3-redis python3-websockets chromium)

@@ -338,10 +338,21 @@ TEST_CASE("http: too many header bytes is 431", "[http][limits]") {
   CHECK(x.read_rc == 0);
 }
 
-TEST_CASE("http: a long target counts against the header bytes", "[http][limits]") {
+TEST_CASE("http: a target longer than the header bytes is 414", "[http][limits]") {
   Exchange x;
   x.limits.max_header_bytes = 512;
   x.pieces = {"GET /" + std::string(600, 'p') + " HTTP/1.1\r\nHost: a\r\n\r\n"};
+  Response r = run_one(x, 414);
+  CHECK(header_of(r, "Connection") == "close");
+  CHECK(x.seen.empty());
+}
+
+TEST_CASE("http: a target within the limit with headers past it is 431",
+          "[http][limits]") {
+  Exchange x;
+  x.limits.max_header_bytes = 512;
+  x.pieces = {"GET /" + std::string(400, 'p') + " HTTP/1.1\r\nHost: a\r\nX-B: " +
+              std::string(200, 'b') + "\r\n\r\n"};
   run_one(x, 431);
   CHECK(x.seen.empty());
 }

@@ -3,11 +3,13 @@
 # program against the installed copy twice, once with pkg-config and once
 # with a CMake project that calls find_package(weft), then runs them all;
 # with the optional modules that were built (weft::http, weft::curl,
-# weft::sqlite, weft::redis), one program each as well.
+# weft::sqlite, weft::redis), one program each as well; and echo_server
+# forked out of the tree (scripts/fork-app, docs/FORK.md), built with
+# find_package(weft), some of its tests run, then built with pkg-config.
 #
-# ctest passes WEFT_BUILD_DIR (the build tree to install), WEFT_CMAKE,
-# WEFT_CC and WEFT_CFLAGS (sanitizer flags, which anything linked against an
-# instrumented libweft needs as well). No network is used.
+# ctest passes WEFT_SOURCE_DIR, WEFT_BUILD_DIR (the build tree to install),
+# WEFT_CMAKE, WEFT_CC and WEFT_CFLAGS (sanitizer flags, which anything linked
+# against an instrumented libweft needs as well). No network is used.
 set -euo pipefail
 
 build_dir=${WEFT_BUILD_DIR:?set WEFT_BUILD_DIR to a weft build tree}
@@ -72,17 +74,20 @@ echo "weft.pc version $version"
 LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
   DYLD_LIBRARY_PATH=$libdir "$work/hello-pc"
 
-# Configures and builds the CMake project in $1 against the installed
-# package, in $1-build; shows the log and fails on an error.
+# Configures (with any further arguments) and builds the CMake project in
+# $1 against the installed package, in $1-build; shows the log and fails on
+# an error.
 build_consumer() {
-  "$cmake" -S "$1" -B "$1-build" \
+  local dir=$1
+  shift
+  "$cmake" -S "$dir" -B "$dir-build" \
     -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_C_COMPILER="$cc" \
     -DCMAKE_C_FLAGS="${WEFT_CFLAGS:-}" \
-    -DCMAKE_EXE_LINKER_FLAGS="${WEFT_CFLAGS:-}" >"$1-configure.log" ||
-    { cat "$1-configure.log"; exit 1; }
-  "$cmake" --build "$1-build" >"$1-build.log" ||
-    { cat "$1-build.log"; exit 1; }
+    -DCMAKE_EXE_LINKER_FLAGS="${WEFT_CFLAGS:-}" "$@" >"$dir-configure.log" ||
+    { cat "$dir-configure.log"; exit 1; }
+  "$cmake" --build "$dir-build" -j2 >"$dir-build.log" 2>&1 ||
+    { cat "$dir-build.log"; exit 1; }
 }
 
 # Builds $work/<module>/hello_<module>.c into a program that links
@@ -323,6 +328,44 @@ int main(void) {
 }
 C
   run_module_consumer redis
+fi
+
+# An application forked out of the tree (docs/FORK.md): scripts/fork-app
+# copies echo_server and apps/common into a folder of their own, which is
+# built against the installed weft with find_package(weft) and runs some of
+# echo_server's own integration tests there, then with pkg-config.
+src_dir=${WEFT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+if [ -d "$src_dir/apps/echo_server" ] && [ -x "$src_dir/scripts/fork-app" ]; then
+  echo "== a forked application: echo_server with find_package(weft)"
+  "$src_dir/scripts/fork-app" echo_server "$work/fork" >/dev/null
+  for f in CMakeLists.txt apps/CMakeLists.txt apps/common/server.c \
+           apps/echo_server/main.c cmake/weftTesting.cmake; do
+    [ -e "$work/fork/$f" ] || { echo "the fork lacks $f" >&2; exit 1; }
+  done
+  # Sanitizer builds give their tests longer timeouts.
+  fork_args=()
+  case " ${WEFT_CFLAGS:-} " in
+    *-fsanitize=*) fork_args+=(-DWEFT_SANITIZE=address) ;;
+  esac
+  build_consumer "$work/fork" "${fork_args[@]}"
+  grep -q "weft $version from $prefix" "$work/fork-configure.log" ||
+    { echo "the fork did not find the installed weft" >&2; cat "$work/fork-configure.log"; exit 1; }
+  "$work/fork-build/apps/echo_server/echo_server" --help >/dev/null
+  if [ -x /usr/bin/python3 ]; then
+    ctest_bin=$(dirname "$cmake")/ctest
+    [ -x "$ctest_bin" ] || ctest_bin=ctest
+    (cd "$work/fork-build" &&
+       "$ctest_bin" --output-on-failure --no-tests=error \
+         -R '^echo_server\.(help|bad_config|payloads|sigterm_drain)$')
+  fi
+
+  echo "== the forked application with pkg-config weft"
+  rm -rf "$work/fork-build"
+  build_consumer "$work/fork" -DWEFT_USE_PKGCONFIG=ON "${fork_args[@]}"
+  grep -q "weft $version from pkg-config" "$work/fork-configure.log" ||
+    { echo "the fork did not use pkg-config" >&2; cat "$work/fork-configure.log"; exit 1; }
+  LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+    "$work/fork-build/apps/echo_server/echo_server" --help >/dev/null
 fi
 
 echo "install test passed"

@@ -299,6 +299,11 @@ static int config_set_json(const app_option *o, void *field, const cJSON *v,
       }
       if (config_list_append(o, field, item->valuestring, why) != 0) return -1;
     }
+    if (o->type == APP_OPT_LISTEN && ((app_listen_list *)field)->n == 0) {
+      snprintf(why, WHY_LEN,
+               "expected at least one address, as [\"127.0.0.1:7007\"]");
+      return -1;
+    }
     return 0;
   }
   case APP_OPT_CUSTOM:
@@ -345,11 +350,15 @@ static char *config_read_file(const app_spec *spec, const char *path,
     return NULL;
   }
   char *buf = malloc(CONFIG_MAX_FILE + 1);
+  errno = 0;
   size_t n = buf ? fread(buf, 1, CONFIG_MAX_FILE + 1, f) : 0;
   int failed = buf == NULL || ferror(f);
+  int why = buf == NULL ? ENOMEM : errno;
   fclose(f);
   if (failed) {
-    config_error(spec, "cannot read the configuration file %s", path);
+    /* A directory opens, and fails at the first read (EISDIR). */
+    config_error(spec, "cannot read the configuration file %s: %s", path,
+                 why != 0 ? strerror(why) : "read error");
     free(buf);
     return NULL;
   }
@@ -440,6 +449,10 @@ typedef struct config_flag {
 
 static int config_is_help(const char *arg) {
   return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+static int config_is_version(const char *arg) {
+  return strcmp(arg, "--version") == 0;
 }
 
 /* Recognises argv into flags. Returns the number of flags, or -1 after
@@ -564,7 +577,13 @@ static int config_defaults(const app_spec *spec, void *cfg) {
     const char *def = o->default_value;
     if (o->type == APP_OPT_LOG_LEVEL) {
       const char *env = getenv("WEFT_LOG_LEVEL");
-      if (env != NULL && weft_log_parse_level(env) >= 0) def = env;
+      if (env != NULL && weft_log_parse_level(env) >= 0)
+        def = env;
+      else if (env != NULL && env[0] != '\0')
+        config_error(spec,
+                     "ignoring WEFT_LOG_LEVEL=\"%s\" (expected debug, info, "
+                     "warn, error or off): the log level is %s",
+                     env, def != NULL ? def : "info");
     }
     if (def == NULL) continue;
     char why[WHY_LEN];
@@ -581,6 +600,12 @@ int app_config_load(const app_spec *spec, void *cfg, int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (config_is_help(argv[i])) {
       app_config_help(spec);
+      return APP_EXIT_OK;
+    }
+  }
+  for (int i = 1; i < argc; i++) {
+    if (config_is_version(argv[i])) {
+      app_config_version(spec);
       return APP_EXIT_OK;
     }
   }
@@ -666,8 +691,22 @@ static void config_flag_name(const char *name, char *buf, size_t len) {
   buf[i] = '\0';
 }
 
+#ifndef APP_VERSION
+#define APP_VERSION WEFT_VERSION_STRING
+#endif
+
+const char *app_version(void) { return APP_VERSION; }
+
+void app_config_version(const app_spec *spec) {
+  printf("%s %s (weft %s, libuv %s)\n", spec->name, APP_VERSION,
+         WEFT_VERSION_STRING, uv_version_string());
+  fflush(stdout);
+}
+
 void app_config_help(const app_spec *spec) {
-  printf("Usage: %s [--config FILE] [OPTIONS]\n\n", spec->name);
+  printf("Usage: %s [--config FILE] [OPTIONS]%s%s\n\n", spec->name,
+         spec->operands != NULL ? " " : "",
+         spec->operands != NULL ? spec->operands : "");
   if (spec->summary != NULL) {
     config_wrap(spec->summary, 0);
     printf("\n");
@@ -704,6 +743,8 @@ void app_config_help(const app_spec *spec) {
   }
   printf("  -h, --help\n");
   config_wrap("print this help and exit", 6);
+  printf("  --version\n");
+  config_wrap("print the version and exit", 6);
   fflush(stdout);
 }
 

@@ -121,6 +121,9 @@ typedef struct app_spec {
   const char *summary; /**< a paragraph for --help */
   const app_option *options;
   size_t n_options;
+  /** What the usage line shows after the options, as "[URL ...]"; NULL:
+   * nothing (the program takes no arguments but options). */
+  const char *operands;
 } app_spec;
 
 #define APP_SPEC(prog, text, table)                                            \
@@ -160,7 +163,7 @@ typedef struct app_spec {
     .default_value = (def),                                                    \
     .help =                                                                    \
         "address to listen on; repeat the flag (or give a JSON array) for "    \
-        "several; IPv6 in brackets as [::1]:7007; port 0 picks a free port"    \
+        "several; IPv6 in brackets, as [::1]:PORT; port 0 picks a free port"   \
   }
 
 /** --executors N: executor threads (0: one per core). */
@@ -196,7 +199,8 @@ typedef struct app_spec {
 /**
  * Fills cfg (a struct the table describes, of any size) from the defaults,
  * the --config file and the flags in argv, and applies the log level.
- * Returns APP_RUN, or APP_EXIT_OK after printing --help to stdout, or
+ * Returns APP_RUN, or APP_EXIT_OK after printing --help or --version
+ * ("NAME VERSION", the weft version the build was made from) to stdout, or
  * APP_EXIT_USAGE after printing a message to stderr (cfg is then already
  * freed).
  */
@@ -207,6 +211,13 @@ void app_config_free(const app_spec *spec, void *cfg);
 
 /** Prints --help for spec to stdout. */
 void app_config_help(const app_spec *spec);
+
+/** Prints --version for spec to stdout: "NAME VERSION" and the versions of
+ * weft and libuv it runs on. */
+void app_config_version(const app_spec *spec);
+
+/** The version of the applications (the build's project version). */
+const char *app_version(void);
 
 /** Logs the effective configuration as one line at level info. */
 void app_config_log(const app_spec *spec, const void *cfg);

@@ -55,6 +55,50 @@ void app_json_position(const char *text, size_t offset, int *line, int *column);
  */
 long app_json_member_offset(const char *text, size_t len, int index, int value);
 
+/**
+ * Whether the JSON string that starts (at its opening quote) at offset in
+ * text holds the escape \u0000. cJSON stops a string at a NUL, so such a
+ * string reaches the program cut short: a program that takes strings from
+ * outside checks the members it uses (app_json_member_offset() gives the
+ * offset) and refuses them. Returns 1 or 0 (0 also when offset is not at a
+ * string).
+ */
+int app_json_string_has_nul(const char *text, size_t len, size_t offset);
+
+/* ---- UTF-8: every JSON an application writes is valid UTF-8 ------------- */
+
+/**
+ * The length (1 to 4) of the well-formed UTF-8 sequence that starts the n
+ * bytes at s, or 0 when they do not start one: a stray continuation byte,
+ * an overlong form, a surrogate, a code point above U+10FFFF, or a
+ * sequence cut short (n too small). n == 0 gives 0.
+ */
+size_t app_utf8_sequence(const unsigned char *s, size_t n);
+
+/**
+ * Returns -1 when the len bytes at s are valid UTF-8, or else the offset of
+ * the first byte that is not.
+ */
+long app_utf8_invalid_at(const char *s, size_t len);
+
+/**
+ * Writes the len bytes at s as a JSON string, quotes included, into out
+ * (out_len bytes with the terminating NUL, which is always written when
+ * out_len > 0): '"', '\' and control characters escaped, and each byte
+ * that is not part of valid UTF-8 written as U+FFFD, so that the result is
+ * valid UTF-8 whatever s holds. Returns the length the whole string takes
+ * (without the NUL), as snprintf() does; at most 6 * len + 2.
+ */
+size_t app_json_escape(const char *s, size_t len, char *out, size_t out_len);
+
+/**
+ * Returns a copy of the len bytes at s (NUL-terminated, from malloc(), its
+ * length in *out_len when out_len is not NULL) with each byte that is not
+ * part of valid UTF-8 replaced by U+FFFD; NULL when out of memory. For text
+ * that is already JSON: the bytes replaced are always inside its strings.
+ */
+char *app_utf8_repair(const char *s, size_t len, size_t *out_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,8 +21,17 @@
  */
 #include "server.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
 
 #include "signals.h"
 
@@ -39,7 +48,11 @@ typedef struct server {
   app_counter *rejected;
   app_counter *closed_at_shutdown;
   app_counter *accept_errors;
+  app_counter *shed_fd_limit;
   app_gauge *active;
+  int64_t fd_budget;    /* connections the open-file limit leaves; 0: any */
+  int64_t last_fd_warn; /* when shedding was last logged (ms, atomic) */
+  int64_t last_reject_warn; /* when a rejection was last logged (ms) */
 } server;
 
 typedef struct worker {
@@ -53,11 +66,13 @@ typedef struct worker {
 typedef struct acceptor {
   worker *w;
   weft_tcp *listener;
+  app_conn_fn handler; /* for this listener's connections */
 } acceptor;
 
 typedef struct conn_start {
   server *srv;
   weft_tcp *conn;
+  app_conn_fn handler;
 } conn_start;
 
 static int server_stopping_flag;
@@ -82,7 +97,7 @@ static int server_conn_task(void *arg) {
   conn_start start = *(conn_start *)arg;
   free(arg);
   server *srv = start.srv;
-  int r = srv->o->handler(start.conn, srv->o->ctx);
+  int r = start.handler(start.conn, srv->o->ctx);
   /* The task's own scope is cancelled only when a shutdown's grace is over. */
   if (weft_cancelled() != 0)
     app_counter_add(srv->closed_at_shutdown, 1);
@@ -95,14 +110,62 @@ static int server_conn_task(void *arg) {
   return 0;
 }
 
-/* Takes one accepted connection: applies the limit, starts its task. */
-static void server_take(worker *w, weft_tcp *c) {
+/* Whether the event at *last (ms, shared by every executor) was more than
+ * a second ago; if so, this call takes its place. For warnings that could
+ * come thousands of times a second. */
+static int server_warn_due(int64_t *last) {
+  int64_t now = weft_now();
+  int64_t was = __atomic_load_n(last, __ATOMIC_RELAXED);
+  return now - was >= 1000 &&
+         __atomic_compare_exchange_n(last, &was, now, 0, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED);
+}
+
+/* The task of a connection refused at the limit: on_reject, then close. */
+static int server_reject_task(void *arg) {
+  conn_start start = *(conn_start *)arg;
+  free(arg);
+  start.srv->o->on_reject(start.conn, start.srv->o->ctx);
+  weft_tcp_close(start.conn);
+  return 0;
+}
+
+/* Takes one accepted connection: applies the limits, starts its task. */
+static void server_take(worker *w, weft_tcp *c, app_conn_fn handler) {
   server *srv = w->srv;
   int64_t active = app_gauge_add(srv->active, 1);
   if (srv->o->max_connections > 0 && active > srv->o->max_connections) {
     app_gauge_add(srv->active, -1);
     app_counter_add(srv->rejected, 1);
+    if (server_warn_due(&srv->last_reject_warn))
+      weft_log(WEFT_LOG_WARN, "connection limit reached: connections refused",
+               "max_connections=%lld rejected=%llu",
+               (long long)srv->o->max_connections,
+               (unsigned long long)app_counter_value(srv->rejected));
+    conn_start *start =
+        srv->o->on_reject != NULL ? malloc(sizeof *start) : NULL;
+    if (start != NULL) {
+      start->srv = srv;
+      start->conn = c;
+      if (weft_spawn(w->conns, server_reject_task, start) == 0) return;
+      free(start);
+    }
     weft_tcp_close(c);
+    return;
+  }
+  if (srv->fd_budget > 0 && active > srv->fd_budget) {
+    /* Closed now, while a descriptor is still free, rather than left to
+     * libuv, which would shed every waiting connection unseen once
+     * accept() fails with EMFILE. */
+    app_gauge_add(srv->active, -1);
+    app_counter_add(srv->shed_fd_limit, 1);
+    weft_tcp_close(c);
+    if (server_warn_due(&srv->last_fd_warn))
+      weft_log(WEFT_LOG_WARN,
+               "out of file descriptors: new connections are closed",
+               "connections=%lld shed_fd_limit=%llu (raise ulimit -n)",
+               (long long)(active - 1),
+               (unsigned long long)app_counter_value(srv->shed_fd_limit));
     return;
   }
   app_counter_add(srv->accepted, 1);
@@ -112,6 +175,7 @@ static void server_take(worker *w, weft_tcp *c) {
   if (start != NULL) {
     start->srv = srv;
     start->conn = c;
+    start->handler = handler;
     weft_task_opts topts = {.stack_size = srv->o->conn_stack_size};
     r = weft_spawn_opts(w->conns, &topts, server_conn_task, start);
   }
@@ -134,7 +198,7 @@ static int server_accept_task(void *arg) {
     weft_tcp *c;
     int r = weft_tcp_accept(a->listener, &c);
     if (r == 0) {
-      server_take(a->w, c);
+      server_take(a->w, c, a->handler);
       continue;
     }
     if (weft_cancelled() != 0) break;
@@ -197,6 +261,9 @@ static int server_worker_task(void *arg) {
     for (size_t i = 0; i < n; i++) {
       acceptors[i].w = w;
       acceptors[i].listener = w->listeners[i];
+      acceptors[i].handler = srv->o->handler;
+      if (srv->o->handlers != NULL && srv->o->handlers[i] != NULL)
+        acceptors[i].handler = srv->o->handlers[i];
       if (weft_spawn(accepting, server_accept_task, &acceptors[i]) < 0)
         weft_tcp_close(w->listeners[i]);
     }
@@ -249,11 +316,122 @@ static void server_dump(void *ctx) {
 
 /* ---- The root ------------------------------------------------------------ */
 
+/* Whether host:port is free to bind without SO_REUSEPORT. A listener with
+ * SO_REUSEPORT joins any other socket that has it, of any process of the
+ * same user: before the first listener of this server takes a given port,
+ * a plain socket (SO_REUSEADDR only, as libuv binds) is bound there and
+ * closed at once, so that a port something else holds is refused the way a
+ * single listener would be. Returns 0, UV_EADDRINUSE or another error. */
+static int server_probe_port(const app_addr *a, int port) {
+#ifdef _WIN32
+  (void)a;
+  (void)port;
+  return 0;
+#else
+  struct sockaddr_storage addr;
+  memset(&addr, 0, sizeof addr);
+  if (uv_ip4_addr(a->host, port, (struct sockaddr_in *)&addr) != 0 &&
+      uv_ip6_addr(a->host, port, (struct sockaddr_in6 *)&addr) != 0) {
+    int n = weft_dns_lookup(a->host, port, &addr, 1);
+    if (n < 0) return n;
+  }
+  int fd = socket(addr.ss_family, SOCK_STREAM, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  int on = 1;
+  int r = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (r == 0 && addr.ss_family == AF_INET6)
+    r = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  socklen_t len = addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in);
+  if (r == 0) r = bind(fd, (struct sockaddr *)&addr, len);
+  r = r == 0 ? 0 : uv_translate_sys_error(errno);
+  close(fd);
+  return r;
+#endif
+}
+
+/* Descriptors kept free for what a connection's handler opens (a file it
+ * serves, a log) and for the runtime. */
+#define SERVER_FD_RESERVE 16
+
+/* The number of descriptors the process has open, or -1. */
+static int64_t server_open_fds(int64_t limit) {
+#ifdef _WIN32
+  (void)limit;
+  return -1;
+#else
+  int64_t n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (d != NULL) {
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+      if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the directory's own */
+  }
+  if (limit > 65536) return -1;
+  for (int fd = 0; fd < (int)limit; fd++)
+    if (fcntl(fd, F_GETFD) != -1) n++;
+  return n;
+#endif
+}
+
+/* How many connections the open-file limit leaves room for, with every
+ * listener opened (and the connection libuv accepts ahead of each, and its
+ * spare descriptor per executor) and SERVER_FD_RESERVE spare; 0 when there
+ * is no such limit. Past it a connection is closed at once and counted, as
+ * past max_connections. */
+static int64_t server_fd_budget(int n_exec, size_t n_addr) {
+#ifdef _WIN32
+  (void)n_exec;
+  (void)n_addr;
+  return 0;
+#else
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur > (rlim_t)INT32_MAX)
+    return 0;
+  int64_t limit = (int64_t)rl.rlim_cur;
+  int64_t open = server_open_fds(limit);
+  if (open < 0) return 0;
+  int64_t budget = limit - open - (int64_t)n_exec * (2 * (int64_t)n_addr + 1) -
+                   SERVER_FD_RESERVE;
+  return budget < 1 ? 1 : budget;
+#endif
+}
+
+/* Writes the IP address listener is bound to into ip: what a name such as
+ * localhost resolved to, 0.0.0.0 for 0. Falls back on the host as given. */
+static void server_bound_ip(const weft_tcp *listener, const char *given,
+                            char *ip, size_t len) {
+  struct sockaddr_storage ss;
+  if (listener != NULL && weft_tcp_sockname(listener, &ss) == 0) {
+    if (ss.ss_family == AF_INET &&
+        uv_ip4_name((const struct sockaddr_in *)&ss, ip, len) == 0)
+      return;
+    if (ss.ss_family == AF_INET6 &&
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, ip, len) == 0)
+      return;
+  }
+  snprintf(ip, len, "%s", given);
+}
+
 /* Opens the root executor's listeners; port 0 gets its real port here, and
  * every other executor then listens on that port. */
 static int server_open_home(server *srv, worker *w) {
   const app_listen_list *l = srv->o->listen;
   for (size_t i = 0; i < l->n; i++) srv->ports[i] = l->addrs[i].port;
+  for (size_t i = 0; i < l->n && (srv->flags & WEFT_TCP_REUSEPORT); i++) {
+    if (l->addrs[i].port == 0) continue; /* the kernel picks a free one */
+    int r = server_probe_port(&l->addrs[i], l->addrs[i].port);
+    if (r == UV_EADDRINUSE) {
+      char where[96];
+      app_addr_format(l->addrs[i].host, l->addrs[i].port, where, sizeof where);
+      weft_log(WEFT_LOG_ERROR, "cannot listen", "addr=%s error=%s", where,
+               weft_strerror(r));
+      return r;
+    }
+  }
   int r = server_open_listeners(w);
   if (r == UV_ENOTSUP && (srv->flags & WEFT_TCP_REUSEPORT)) {
     weft_log(WEFT_LOG_WARN,
@@ -287,11 +465,20 @@ int app_server_run(const app_server_opts *o) {
   srv.rejected = app_stats_counter(o->stats, "rejected");
   srv.closed_at_shutdown = app_stats_counter(o->stats, "closed_at_shutdown");
   srv.accept_errors = app_stats_counter(o->stats, "accept_errors");
+  srv.shed_fd_limit = app_stats_counter(o->stats, "shed_fd_limit");
   srv.active = app_stats_gauge(o->stats, "active");
   app_stats_rate(o->stats, "connections_per_s", srv.accepted);
 
   size_t n_addr = o->listen->n;
   int n_all = srv.n_exec;
+  srv.fd_budget = server_fd_budget(n_all, n_addr);
+  if (srv.fd_budget > 0 &&
+      (o->max_connections <= 0 || srv.fd_budget < o->max_connections))
+    weft_log(WEFT_LOG_INFO, "the open-file limit bounds the connections",
+             "connections=%lld max_connections=%lld", (long long)srv.fd_budget,
+             (long long)o->max_connections);
+  else
+    srv.fd_budget = 0; /* max_connections comes first */
   srv.ports = calloc(n_addr, sizeof *srv.ports);
   worker *workers = calloc((size_t)n_all, sizeof *workers);
   weft_tcp **listeners = calloc((size_t)n_all * n_addr, sizeof *listeners);
@@ -363,11 +550,26 @@ int app_server_run(const app_server_opts *o) {
   weft_scope_leave(&startup);
   if (err == 0) {
     for (size_t i = 0; i < n_addr; i++) {
-      char where[96], msg[128];
-      app_addr_format(o->listen->addrs[i].host, srv.ports[i], where,
-                      sizeof where);
+      char ip[64], where[96], msg[128];
+      const char *given = o->listen->addrs[i].host;
+      server_bound_ip(home->listeners[i], given, ip, sizeof ip);
+      app_addr_format(ip, srv.ports[i], where, sizeof where);
       snprintf(msg, sizeof msg, "listening on %s", where);
-      weft_log(WEFT_LOG_INFO, msg, "executors=%d", srv.n_exec);
+      const char *proto = o->protocols != NULL ? o->protocols[i] : NULL;
+      /* A name (localhost) is shown with what it resolved to. */
+      int numeric = strcmp(ip, given) == 0 ||
+                    uv_inet_pton(AF_INET, given, ip) == 0 ||
+                    uv_inet_pton(AF_INET6, given, ip) == 0;
+      if (numeric && proto == NULL)
+        weft_log(WEFT_LOG_INFO, msg, "executors=%d", srv.n_exec);
+      else if (numeric)
+        weft_log(WEFT_LOG_INFO, msg, "executors=%d proto=%s", srv.n_exec, proto);
+      else if (proto == NULL)
+        weft_log(WEFT_LOG_INFO, msg, "executors=%d given=%s", srv.n_exec,
+                 o->listen->addrs[i].host);
+      else
+        weft_log(WEFT_LOG_INFO, msg, "executors=%d given=%s proto=%s",
+                 srv.n_exec, o->listen->addrs[i].host, proto);
     }
   } else {
     weft_log(WEFT_LOG_ERROR, "cannot start", "error=%s", weft_strerror(err));
@@ -383,8 +585,10 @@ int app_server_run(const app_server_opts *o) {
 
   if (err == 0) {
     weft_log(WEFT_LOG_INFO, "stopped", NULL);
-    app_stats_log(o->stats);
+    /* The JSON first: the log line starts a new interval, and both are to
+     * show the rates of the same one. */
     app_stats_print_json(o->stats, stdout);
+    app_stats_log(o->stats);
   }
   weft_chan_free(srv.stop);
   weft_chan_free(srv.ready);

@@ -5,7 +5,9 @@
  *
  *   - listens on every address, on every executor: with SO_REUSEPORT each
  *     executor has a listener of its own per address and the kernel spreads
- *     the connections; without it, executor 1 takes them all;
+ *     the connections; without it, executor 1 takes them all; a port that
+ *     another process holds is refused (UV_EADDRINUSE) as it would be
+ *     without SO_REUSEPORT;
  *   - logs "listening on HOST:PORT" once per address, with the real port
  *     (port 0 picks a free one), once every executor accepts;
  *   - runs the handler in a task of its own per connection, on the executor
@@ -65,6 +67,25 @@ typedef struct app_server_opts {
    */
   void (*on_stop)(void *ctx);
   app_stats *stats; /**< required; the server registers its counters here */
+  /**
+   * NULL, or called with a connection refused because max_connections are
+   * served, in a task of its own, before the server closes it: the place
+   * to tell the client (an HTTP server answers 503). It should be quick;
+   * it is cancelled when a shutdown's grace period ends. Either way the
+   * refusal is counted as rejected and logged once a second at most.
+   */
+  void (*on_reject)(weft_tcp *conn, void *ctx);
+  /**
+   * NULL, or one handler per address of listen, for a server that speaks
+   * another protocol on some of its addresses (a NULL entry: handler).
+   */
+  const app_conn_fn *handlers;
+  /**
+   * NULL, or one word per address of listen (NULL entries: none), logged
+   * with its "listening on" line as proto=WORD so that scripts can tell
+   * the addresses apart.
+   */
+  const char *const *protocols;
 } app_server_opts;
 
 /**

@@ -77,6 +77,14 @@ int hc_request_init(hc_request *req, const hc_config *cfg) {
   memset(req, 0, sizeof *req);
   req->method = cfg->method;
   req->head = cfg->method != NULL && strcmp(cfg->method, "HEAD") == 0;
+  static const char *const idempotent[] = {"GET",    "HEAD",    "PUT",
+                                           "DELETE", "OPTIONS", "TRACE"};
+  if (cfg->method == NULL) {
+    req->idempotent = cfg->body == NULL && cfg->body_file == NULL; /* GET */
+  } else {
+    for (size_t i = 0; i < sizeof idempotent / sizeof idempotent[0]; i++)
+      if (strcmp(cfg->method, idempotent[i]) == 0) req->idempotent = 1;
+  }
   if (cfg->body != NULL) {
     req->body_len = strlen(cfg->body);
     req->body = strdup(cfg->body);
@@ -155,11 +163,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg) {
   return size * n;
 }
 
-int hc_fetcher_init(hc_fetcher *f, const hc_request *req) {
-  memset(f, 0, sizeof *f);
-  CURL *e = curl_easy_init();
-  if (e == NULL) return UV_ENOMEM;
-  f->easy = e;
+/* Sets every option of f's easy handle for req (after curl_easy_init() or
+ * curl_easy_reset()). */
+static void fetcher_setup(hc_fetcher *f, const hc_request *req) {
+  CURL *e = f->easy;
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
@@ -195,7 +202,33 @@ int hc_fetcher_init(hc_fetcher *f, const hc_request *req) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (req->method != NULL)
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+}
+
+int hc_fetcher_init(hc_fetcher *f, const hc_request *req) {
+  memset(f, 0, sizeof *f);
+  f->easy = curl_easy_init();
+  if (f->easy == NULL) return UV_ENOMEM;
+  f->req = req;
+  fetcher_setup(f, req);
   return 0;
+}
+
+/* libcurl sends a request again on a fresh connection when the reused one
+ * it was sent on turns out closed, at most five times per easy handle: a
+ * count that only curl_easy_reset() clears (libcurl 7.88), so a handle
+ * kept for many requests would fail every sixth such resend. A transfer
+ * that opened a connection may have made one; the handle is then reset and
+ * set up again (connections stay in the client's cache). */
+static void fetcher_renew(hc_fetcher *f) {
+  long connects = 0;
+  if (curl_easy_getinfo(f->easy, CURLINFO_NUM_CONNECTS, &connects) !=
+          CURLE_OK ||
+      connects == 0)
+    return;
+  curl_easy_reset(f->easy);
+  fetcher_setup(f, f->req);
+  f->url = NULL;
+  f->parsed = NULL;
 }
 
 void hc_fetcher_free(hc_fetcher *f) {
@@ -203,8 +236,9 @@ void hc_fetcher_free(hc_fetcher *f) {
   f->easy = NULL;
 }
 
-/* The class of a transfer that ended with rc (weft) and code (libcurl). */
-static hc_error classify(int rc, CURLcode code) {
+/* The class of a transfer that ended with rc (weft) and code (libcurl);
+ * status is the response's, 0 before one came. */
+static hc_error classify(int rc, CURLcode code, long status) {
   if (rc == UV_ECANCELED) return HC_ERR_CANCELLED;
   if (rc == UV_ETIMEDOUT && code != CURLE_OPERATION_TIMEDOUT)
     return HC_ERR_DEADLINE;
@@ -212,8 +246,12 @@ static hc_error classify(int rc, CURLcode code) {
   case CURLE_OK:
     return HC_OK;
   case CURLE_URL_MALFORMAT:
-  case CURLE_UNSUPPORTED_PROTOCOL:
     return HC_ERR_MALFORMED_URL;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    /* Every URL was parsed, scheme included, before it was sent: this is
+     * a reply that is not HTTP ("Received HTTP/0.9"), or a redirect to a
+     * scheme other than http and https. */
+    return HC_ERR_PROTOCOL;
   case CURLE_COULDNT_CONNECT:
     return HC_ERR_CONNECTION_REFUSED;
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -239,12 +277,14 @@ static hc_error classify(int rc, CURLcode code) {
   case CURLE_SSL_CLIENTCERT:
     return HC_ERR_TLS;
   case CURLE_RECV_ERROR:
-    return HC_ERR_CONNECTION_RESET;
+    /* After the status line: the body was cut short. */
+    return status > 0 ? HC_ERR_TRUNCATED : HC_ERR_CONNECTION_RESET;
   case CURLE_SEND_ERROR:
     return HC_ERR_SEND;
   case CURLE_GOT_NOTHING:
-  case CURLE_PARTIAL_FILE:
     return HC_ERR_EMPTY_REPLY;
+  case CURLE_PARTIAL_FILE:
+    return HC_ERR_TRUNCATED;
   case CURLE_WEIRD_SERVER_REPLY:
   case CURLE_HTTP2:
   case CURLE_HTTP2_STREAM:
@@ -294,6 +334,7 @@ static long pipewait(const hc_fetcher *f, const char *url) {
 
 void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
                    CURLU *parsed, hc_attempt *out) {
+  fetcher_renew(f);
   CURL *e = f->easy;
   memset(out, 0, sizeof *out);
   out->ttfb_us = out->total_us = -1;
@@ -311,11 +352,25 @@ void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
     f->parsed = parsed;
   }
   CURLcode code = CURLE_OK;
+  /* libcurl checks its own timeout only when it wakes for something else
+   * too (it counts a timer due within 40 ms as due, then finds time left
+   * and waits for the next event: 200 ms for a 1 ms timeout). A scope with
+   * the same deadline ends the attempt on time. */
+  weft_scope attempt;
+  long limit = f->req->timeout_ms;
+  weft_scope_enter(&attempt, limit > 0 ? (int64_t)limit : WEFT_NO_DEADLINE);
   int rc = weft_curl_perform(client, e, &code);
+  int own_deadline = weft_scope_leave(&attempt) == UV_ETIMEDOUT &&
+                     weft_cancelled() == 0;
+  if (own_deadline && rc == UV_ETIMEDOUT) {
+    code = CURLE_OPERATION_TIMEDOUT;
+    snprintf(f->errbuf, sizeof f->errbuf,
+             "Operation timed out after %ld milliseconds", limit);
+  }
   out->bytes = f->bytes;
-  out->error = classify(rc, code);
-  if (rc != 0 && out->error == HC_OK) out->error = HC_ERR_OTHER;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+  out->error = classify(rc, code, out->status);
+  if (rc != 0 && out->error == HC_OK) out->error = HC_ERR_OTHER;
   curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &out->redirects);
   if (out->error != HC_OK) {
     /* A transfer that failed part way may have a status; it still has no
@@ -345,15 +400,17 @@ void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
   }
 }
 
-int hc_fetch_retryable(const hc_attempt *a) {
+int hc_fetch_retryable(const hc_attempt *a, int idempotent) {
   switch (a->error) {
   case HC_OK:
-    return hc_retry_status(a->status);
+    if (a->status == 429 || a->status == 503) return 1;
+    return idempotent && hc_retry_status(a->status);
   case HC_ERR_CONNECTION_REFUSED:
+    return 1;
   case HC_ERR_CONNECTION_RESET:
   case HC_ERR_SEND:
   case HC_ERR_EMPTY_REPLY:
-    return 1;
+    return idempotent;
   default:
     return 0;
   }

@@ -31,6 +31,8 @@ typedef struct hc_request {
   int no_proxy;     /* the environment names no proxy: tell libcurl once */
   int forbid_reuse; /* a connection per request, no multiplexing (the way
                        round a libcurl bug) */
+  int idempotent;   /* GET, HEAD, PUT, DELETE, OPTIONS or TRACE: sending it
+                       twice does what sending it once does */
 } hc_request;
 
 /**
@@ -52,6 +54,7 @@ typedef enum hc_pipewait {
 /** A worker's easy handle and what its callbacks gather. */
 typedef struct hc_fetcher {
   CURL *easy;
+  const hc_request *req;        /* what easy is set up for */
   hc_pipewait pipewait;
   const char *url;              /* the URL set on easy; NULL: none yet */
   CURLU *parsed;                /* the parsed URL set on easy, or NULL */
@@ -87,7 +90,13 @@ typedef struct hc_attempt {
 void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
                    CURLU *parsed, hc_attempt *out);
 
-/** Non-zero when an attempt that failed this way is worth another. */
-int hc_fetch_retryable(const hc_attempt *a);
+/**
+ * Non-zero when an attempt that failed this way is worth another and safe
+ * to make: a refused connection, a 429 and a 503 (nothing was done) always;
+ * a reset, a failed send, an empty reply or another 5xx (the server may
+ * have acted on the request) only for an idempotent request. A truncated
+ * body or a reply that is not HTTP is the server's answer: never.
+ */
+int hc_fetch_retryable(const hc_attempt *a, int idempotent);
 
 #endif /* HTTP_CLIENT_FETCH_H */

@@ -52,7 +52,11 @@ static int parse_duration(void *field, const char *text, const cJSON *json,
     snprintf(why, why_len, "a duration must be between 0 and 1e9 seconds");
     return -1;
   }
-  *(int64_t *)field = (int64_t)llround(seconds * 1000.0);
+  /* Whole milliseconds; a duration below one is one, not none (0 means no
+   * limit for the timeouts). */
+  int64_t ms = (int64_t)llround(seconds * 1000.0);
+  if (ms == 0 && seconds > 0) ms = 1;
+  *(int64_t *)field = ms;
   return 0;
 bad:
   snprintf(why, why_len,
@@ -290,8 +294,9 @@ static const app_option hc_option_table[] = {
     APP_OPTION_LOG_LEVEL(hc_config, log_level),
 };
 
-static const app_spec hc_spec = APP_SPEC(
-    "http_client",
+static const app_spec hc_spec = {
+    .name = "http_client",
+    .summary =
     "An HTTP client built on weft. Fetch mode fetches every URL once (from "
     "the arguments, --input FILE or --input - for standard input); load mode "
     "sends -n requests or keeps sending for -z DURATION to one URL or a "
@@ -299,7 +304,10 @@ static const app_spec hc_spec = APP_SPEC(
     "with counts, throughput, latency percentiles and a histogram at the "
     "end. Exit code 0 when every request succeeded (a response below 400), "
     "1 when some failed, 2 for a bad option.",
-    hc_option_table);
+    .options = hc_option_table,
+    .n_options = sizeof hc_option_table / sizeof hc_option_table[0],
+    .operands = "[URL ...]",
+};
 
 /* ---- Short flags and URL arguments --------------------------------------- */
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
+
 static const char *const error_names[HC_ERR_COUNT] = {
     [HC_OK] = "ok",
     [HC_ERR_MALFORMED_URL] = "malformed_url",
@@ -17,6 +19,7 @@ static const char *const error_names[HC_ERR_COUNT] = {
     [HC_ERR_SEND] = "send_error",
     [HC_ERR_EMPTY_REPLY] = "empty_reply",
     [HC_ERR_PROTOCOL] = "protocol",
+    [HC_ERR_TRUNCATED] = "truncated",
     [HC_ERR_CANCELLED] = "cancelled",
     [HC_ERR_DEADLINE] = "deadline",
     [HC_ERR_OTHER] = "other",
@@ -79,25 +82,13 @@ static void buf_printf(line_buf *b, const char *fmt, ...) {
   }
 }
 
-/* Appends s as a JSON string, quotes included. */
+/* Appends s as a JSON string, quotes included; bytes that are not UTF-8
+ * (a URL read from a file may hold any) become U+FFFD. */
 static void buf_json_string(line_buf *b, const char *s) {
-  buf_reserve(b, strlen(s) * 6 + 2);
+  size_t len = strlen(s);
+  buf_reserve(b, len * 6 + 3);
   if (b->failed) return;
-  char *o = b->p + b->len;
-  *o++ = '"';
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if (*c == '"' || *c == '\\') {
-      *o++ = '\\';
-      *o++ = (char)*c;
-    } else if (*c < 0x20) {
-      o += sprintf(o, "\\u%04x", *c);
-    } else {
-      *o++ = (char)*c;
-    }
-  }
-  *o++ = '"';
-  *o = '\0';
-  b->len = (size_t)(o - b->p);
+  b->len += app_json_escape(s, len, b->p + b->len, b->cap - b->len);
 }
 
 /* Appends microseconds as milliseconds with three decimals, or null. */
@@ -198,13 +189,14 @@ void hc_report_summary_json(FILE *out, const hc_tally *t,
           "\"failed\":%llu,\"not_sent\":%llu,\"planned\":%llu,"
           "\"attempts\":%llu,\"bytes\":%llu,\"elapsed_s\":%.6f,"
           "\"requests_per_s\":%.3f,\"bytes_per_s\":%.1f,\"concurrency\":%d,"
-          "\"executors\":%d,\"stopped\":",
+          "\"workers\":%d,\"executors\":%d,\"stopped\":",
           f->mode, (unsigned long long)t->requests, (unsigned long long)t->ok,
           (unsigned long long)t->failed, (unsigned long long)f->not_sent,
           (unsigned long long)f->planned, (unsigned long long)t->attempts,
           (unsigned long long)t->bytes, f->elapsed_s,
           per_second(t->requests, f->elapsed_s),
-          per_second(t->bytes, f->elapsed_s), f->concurrency, f->executors);
+          per_second(t->bytes, f->elapsed_s), f->concurrency, f->workers,
+          f->executors);
   if (f->stopped != NULL)
     fprintf(out, "\"%s\"", f->stopped);
   else

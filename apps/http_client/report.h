@@ -27,6 +27,7 @@ typedef enum hc_error {
   HC_ERR_SEND,
   HC_ERR_EMPTY_REPLY,
   HC_ERR_PROTOCOL,
+  HC_ERR_TRUNCATED,
   HC_ERR_CANCELLED,
   HC_ERR_DEADLINE,
   HC_ERR_OTHER,
@@ -94,6 +95,7 @@ typedef struct hc_run_facts {
   uint64_t planned;  /* requests meant to be made; 0: unbounded */
   uint64_t not_sent; /* planned requests never made (stopped early) */
   int concurrency, executors;
+  int workers; /* workers started: at most concurrency, and requests */
   double rate;         /* 0: no limit */
   const char *stopped; /* NULL, "signal", "deadline" */
 } hc_run_facts;

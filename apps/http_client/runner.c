@@ -37,10 +37,12 @@ typedef struct worker {
 struct exec_state {
   run_state *run;
   int id; /* 1..N */
-  int n_workers;
+  int n_workers; /* at most this many workers... */
+  int started;   /* ...of which these are started, each when work is left */
   worker *workers;
-  weft_curl **clients; /* one per WORKERS_PER_CLIENT workers */
+  weft_curl **clients; /* one per WORKERS_PER_CLIENT workers, made lazily */
   int n_clients;
+  weft_group *group; /* the workers' */
   hc_tally *tally;
   int err;
 };
@@ -59,6 +61,7 @@ struct run_state {
   weft_group *work;            /* the executors' tasks, for a forced end */
   exec_state *execs;
   int n_exec;
+  int64_t workers; /* at most this many workers in all */
   uint64_t start_ns, end_ns;
 };
 
@@ -153,7 +156,7 @@ static void do_request(worker *w, const hc_target *t) {
     if (attempts == 0) first_ns = weft_now_ns();
     attempts++;
     hc_fetch_once(&w->fetch, w->client, t->url, t->parsed, &a);
-    if (attempts > run->retries || !hc_fetch_retryable(&a)) break;
+    if (attempts > run->retries || !hc_fetch_retryable(&a, run->in->request->idempotent)) break;
     if (atomic_load(&run->stopping) || weft_cancelled()) break;
     int64_t delay = a.retry_after_ms;
     if (delay > cfg->retry_after_max) break; /* too far off: give up */
@@ -178,14 +181,62 @@ static void do_request(worker *w, const hc_target *t) {
   hc_report_request(rep, ex->tally, &r);
 }
 
+static int worker_main(void *arg);
+
+/* Starts the executor's next worker (its client first, when it is the
+ * first of that client's). Returns 0, or an error after which no more
+ * workers start. */
+static int start_worker(exec_state *ex) {
+  run_state *run = ex->run;
+  int k = ex->started;
+  int ci = k / WORKERS_PER_CLIENT;
+  if (ex->clients[ci] == NULL) {
+    /* The cache keeps a connection for each worker of the client: with
+     * fewer, connections would be closed and opened again all the time. */
+    int share = ex->n_workers - ci * WORKERS_PER_CLIENT;
+    if (share > WORKERS_PER_CLIENT) share = WORKERS_PER_CLIENT;
+    weft_curl_opts copts = {.max_connections = share + 4,
+                            .multiplex =
+                                run->in->request->forbid_reuse ? -1 : 0};
+    ex->clients[ci] = weft_curl_new(&copts);
+    if (ex->clients[ci] == NULL) {
+      weft_log(WEFT_LOG_ERROR, "cannot start an HTTP client", "executor=%d",
+               ex->id);
+      return UV_ENOMEM;
+    }
+  }
+  worker *w = &ex->workers[k];
+  w->ex = ex;
+  w->client = ex->clients[ci];
+  w->rng = weft_now_ns() ^ ((uint64_t)(uintptr_t)w * 0x9e3779b97f4a7c15ull);
+  if (hc_fetcher_init(&w->fetch, run->in->request) != 0) {
+    weft_log(WEFT_LOG_ERROR, "cannot make a libcurl handle", "executor=%d",
+             ex->id);
+    return UV_ENOMEM;
+  }
+  ex->started++;
+  weft_task_opts topts = {.name = "worker"};
+  return weft_spawn_opts(ex->group, &topts, worker_main, w);
+}
+
 /* The body of a worker task: takes request numbers until none are left or
- * the run stops. */
+ * the run stops. Workers start one by one, each once the one before has
+ * work: a run never has more workers than requests, and a stop ends the
+ * starting too. */
 static int worker_main(void *arg) {
   worker *w = arg;
-  run_state *run = w->ex->run;
+  exec_state *ex = w->ex;
+  run_state *run = ex->run;
   while (!atomic_load(&run->stopping) && weft_cancelled() == 0) {
     uint64_t n = atomic_fetch_add(&run->next, 1);
     if (run->planned > 0 && n >= run->planned) break;
+    if (ex->started < ex->n_workers && ex->err == 0) {
+      int r = start_worker(ex);
+      if (r != 0) {
+        ex->err = r;
+        run_stop(run);
+      }
+    }
     do_request(w, hc_targets_pick(run->in->targets, n));
   }
   return 0;
@@ -201,61 +252,28 @@ static int exec_main(void *arg) {
   weft_task_set_name("executor");
   ex->n_clients = (ex->n_workers + WORKERS_PER_CLIENT - 1) / WORKERS_PER_CLIENT;
   ex->clients = calloc((size_t)ex->n_clients, sizeof *ex->clients);
-  for (int i = 0; ex->clients != NULL && i < ex->n_clients; i++) {
-    /* The cache keeps a connection for each worker of the client: with
-     * fewer, connections would be closed and opened again all the time. */
-    int share = ex->n_workers - i * WORKERS_PER_CLIENT;
-    if (share > WORKERS_PER_CLIENT) share = WORKERS_PER_CLIENT;
-    weft_curl_opts copts = {.max_connections = share + 4,
-                            .multiplex =
-                                run->in->request->forbid_reuse ? -1 : 0};
-    ex->clients[i] = weft_curl_new(&copts);
-    if (ex->clients[i] == NULL) break;
-  }
-  if (ex->clients == NULL || ex->clients[ex->n_clients - 1] == NULL) {
-    weft_log(WEFT_LOG_ERROR, "cannot start an HTTP client", "executor=%d",
-             ex->id);
-    ex->err = UV_ENOMEM;
-    run_stop(run);
-    if (ex->clients != NULL)
-      for (int i = 0; i < ex->n_clients; i++) weft_curl_free(ex->clients[i]);
-    free(ex->clients);
-    ex->clients = NULL;
-    return ex->err;
-  }
-  int ready = 0;
-  for (; ready < ex->n_workers; ready++) {
-    worker *w = &ex->workers[ready];
-    w->ex = ex;
-    w->client = ex->clients[ready / WORKERS_PER_CLIENT];
-    w->rng = weft_now_ns() ^ ((uint64_t)(uintptr_t)w * 0x9e3779b97f4a7c15ull);
-    if (hc_fetcher_init(&w->fetch, run->in->request) != 0) break;
-  }
-  if (ready < ex->n_workers) {
-    weft_log(WEFT_LOG_ERROR, "cannot make a libcurl handle", "executor=%d",
-             ex->id);
-    ex->err = UV_ENOMEM;
-    run_stop(run);
-  }
   weft_group *watch = weft_group_open(WEFT_FAIL_FAST);
-  weft_group *g = weft_group_open(WEFT_COLLECT);
-  if (watch != NULL && g != NULL) {
-    weft_spawn(watch, stop_watcher, ex);
-    for (int i = 0; i < ready; i++) {
-      weft_task_opts topts = {.name = "worker"};
-      if (weft_spawn_opts(g, &topts, worker_main, &ex->workers[i]) != 0)
-        ex->err = UV_ENOMEM;
-    }
-  } else {
+  ex->group = weft_group_open(WEFT_COLLECT);
+  if (ex->clients == NULL || watch == NULL || ex->group == NULL) {
     ex->err = UV_ENOMEM;
+    run_stop(run);
+  } else {
+    weft_spawn(watch, stop_watcher, ex);
+    /* The first worker; each starts the next once it has work. */
+    int r = start_worker(ex);
+    if (r != 0) {
+      ex->err = r;
+      run_stop(run);
+    }
   }
-  if (g != NULL) weft_group_join(g);
+  if (ex->group != NULL) weft_group_join(ex->group);
   if (watch != NULL) {
     weft_group_cancel(watch);
     weft_group_join(watch);
   }
-  for (int i = 0; i < ready; i++) hc_fetcher_free(&ex->workers[i].fetch);
-  for (int i = 0; i < ex->n_clients; i++) weft_curl_free(ex->clients[i]);
+  for (int i = 0; i < ex->started; i++) hc_fetcher_free(&ex->workers[i].fetch);
+  for (int i = 0; ex->clients != NULL && i < ex->n_clients; i++)
+    if (ex->clients[i] != NULL) weft_curl_free(ex->clients[i]);
   free(ex->clients);
   ex->clients = NULL;
   return ex->err;
@@ -305,14 +323,15 @@ static int root_main(void *arg) {
   run_state *run = arg;
   const hc_config *cfg = run->cfg;
   int executors = weft_executor_count();
-  int used = cfg->concurrency < executors ? (int)cfg->concurrency : executors;
+  int64_t workers = run->workers;
+  int used = workers < executors ? (int)workers : executors;
   run->n_exec = used;
   for (int k = 0; k < used; k++) {
     exec_state *ex = &run->execs[k];
     ex->run = run;
     ex->id = k + 1;
-    ex->n_workers = (int)(cfg->concurrency / used) +
-                    (k < (int)(cfg->concurrency % used) ? 1 : 0);
+    ex->n_workers =
+        (int)(workers / used) + (k < (int)(workers % used) ? 1 : 0);
     ex->workers = calloc((size_t)ex->n_workers, sizeof *ex->workers);
     ex->tally = calloc(1, sizeof *ex->tally);
     if (ex->workers == NULL || ex->tally == NULL) return UV_ENOMEM;
@@ -373,9 +392,16 @@ int hc_run(const hc_run_input *in, hc_tally *total, hc_run_facts *facts) {
   if (cfg->rate > 0) run.rate = weft_limiter_new(cfg->rate, (double)cfg->burst);
   if (cfg->host_rate > 0)
     run.host_rate = weft_limiter_set_new(cfg->host_rate, (double)cfg->burst, 0);
+  /* No more workers than requests (-c 100000 -n 1 needs one), and no more
+   * executors than workers. */
+  run.workers = cfg->concurrency;
+  if (run.planned > 0 && (uint64_t)run.workers > run.planned)
+    run.workers = (int64_t)run.planned;
+  if (run.workers < 1) run.workers = 1;
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   int executors =
       cfg->executors > 0 ? (int)cfg->executors : (int)(cores > 0 ? cores : 1);
+  if (executors > run.workers) executors = (int)run.workers;
   run.execs = calloc((size_t)executors, sizeof *run.execs);
   if (run.stop_ev == NULL || run.execs == NULL ||
       (cfg->rate > 0 && run.rate == NULL) ||
@@ -388,7 +414,9 @@ int hc_run(const hc_run_input *in, hc_tally *total, hc_run_facts *facts) {
   }
 
   memset(total, 0, sizeof *total);
+  int started = 0;
   for (int k = 0; k < run.n_exec; k++) {
+    started += run.execs[k].started;
     if (run.execs[k].tally != NULL) hc_tally_merge(total, run.execs[k].tally);
     free(run.execs[k].tally);
     free(run.execs[k].workers);
@@ -401,6 +429,7 @@ int hc_run(const hc_run_input *in, hc_tally *total, hc_run_facts *facts) {
   facts->not_sent =
       run.planned > total->requests ? run.planned - total->requests : 0;
   facts->concurrency = (int)cfg->concurrency;
+  facts->workers = started;
   facts->executors = run.n_exec;
   facts->rate = cfg->rate;
   facts->stopped = run.stopped;

@@ -6,6 +6,9 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 
 #include <weft.h>
@@ -118,12 +121,23 @@ static int webapp_serve(void *arg) {
   return rc;
 }
 
+/* Blocks of this size and more are mapped on their own (glibc). */
+#define WEBAPP_MMAP_THRESHOLD (128 * 1024)
+
 int main(int argc, char **argv) {
   webapp_config cfg;
   int rc = app_config_load(&webapp_spec, &cfg, argc, argv);
   if (rc != APP_RUN) return rc;
   cfg.slow_max_ms = WEBAPP_SLOW_MAX_MS;
   app_config_log(&webapp_spec, &cfg);
+#ifdef __GLIBC__
+  /* Request bodies (up to max_body_bytes) come and go in bursts, on every
+   * executor's thread. glibc raises its mmap threshold each time such a
+   * block is freed, after which they come from the threads' heaps and stay
+   * there once the burst is over. A fixed threshold keeps big blocks in
+   * their own mappings, given back to the system as soon as freed. */
+  mallopt(M_MMAP_THRESHOLD, WEBAPP_MMAP_THRESHOLD);
+#endif
   app_ignore_sigpipe();
 
   weft_opts opts = {.executors = (int)cfg.executors,

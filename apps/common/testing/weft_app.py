@@ -301,6 +301,21 @@ def check_help(binary, options, shown=(), min_defaults=None, log_level=None):
     return p
 
 
+def check_version(binary, program):
+    """--version exits 0 with one line "PROGRAM X.Y.Z (...)" on stdout, and
+    --help mentions it; a bad $WEFT_LOG_LEVEL is named on stderr rather
+    than ignored."""
+    p = run_binary(binary, "--version")
+    check(p.returncode == 0, "--version exited %d" % p.returncode)
+    check(re.match(r"^%s \d+\.\d+\.\d+ " % re.escape(program), p.stdout) is not None,
+          "--version printed %r" % p.stdout)
+    check(p.stdout.count("\n") == 1 and p.stderr == "", "--version: %r %r" % (p.stdout, p.stderr))
+    check("--version" in run_binary(binary, "--help").stdout, "--help does not list --version")
+    p = run_binary(binary, "--no-such-flag", env={"WEFT_LOG_LEVEL": "loud"})
+    check("WEFT_LOG_LEVEL" in p.stderr and "loud" in p.stderr,
+          "a bad WEFT_LOG_LEVEL is not reported: %r" % p.stderr)
+
+
 def check_bad_flags(binary, cases, program=None, quiet_stdout=False, log_level=None):
     """Each (args, needle) of cases exits 2 with needle in its stderr; with
     program, the message starts with "program: "; with quiet_stdout,

@@ -1,6 +1,7 @@
 """--help exits 0 and lists every option with its default; a bad flag exits 2."""
 
 from echo_harness import check_bad_flags, check_help, run
+from weft_app import check_version
 
 OPTIONS = ["--config", "--listen", "--executors", "--max-connections",
            "--idle-timeout-ms", "--max-buffer-bytes", "--stats-interval-ms",
@@ -24,6 +25,7 @@ def test(binary):
     check_help(binary, OPTIONS, shown=["default: 127.0.0.1:7007"],
                min_defaults=len(OPTIONS) - 2)
     check_bad_flags(binary, BAD_FLAGS, program="echo_server")
+    check_version(binary, "echo_server")
 
 
 if __name__ == "__main__":

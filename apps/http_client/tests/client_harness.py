@@ -196,6 +196,80 @@ class Result:
             self.code, self.out, self.err)
 
 
+class RawServer:
+    """A TCP server on 127.0.0.1 port 0 whose every connection is handed to
+    serve(conn, server) in a thread of its own, for answers that no HTTP
+    server library sends (bytes that are not HTTP, a body cut short, a
+    connection closed under a keep-alive client, silence). It counts the
+    connections it accepted."""
+
+    def __init__(self, serve):
+        import socket
+        self.serve = serve
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.closing = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.closing:
+                conn.close()
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn):
+        try:
+            self.serve(conn, self)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def close(self):
+        import socket
+        self.closing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def read_request(conn, timeout=10):
+    """Reads one request head (up to the blank line) from conn; returns it,
+    or b"" when the peer closed first."""
+    conn.settimeout(seconds(timeout))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
 def free_port():
     """A loopback port with nothing listening on it (connections refused)."""
     import socket

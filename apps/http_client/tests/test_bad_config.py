@@ -7,6 +7,7 @@ import tempfile
 
 from client_harness import (Fixture, check, check_bad_flags, check_config_errors, check_help,
                             client, run)
+from weft_app import check_version  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -47,7 +48,9 @@ def test(binary):
                             missing=False, log_level="warn")
     check_bad_flags(binary, FLAGS, quiet_stdout=True, log_level="warn")
 
-    check_help(binary, ["--concurrency", "-z DURATION"], log_level="warn")
+    p = check_help(binary, ["--concurrency", "-z DURATION"], log_level="warn")
+    check("[URL ...]" in p.stdout.splitlines()[0], "the usage line: %r" % p.stdout[:100])
+    check_version(binary, "http_client")
 
     # The shipped file loads; flags and arguments override it.
     with Fixture() as fx:

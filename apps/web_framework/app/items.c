@@ -20,6 +20,7 @@
 
 #include <weft.h>
 
+#include "json.h"
 #include "webapp.h"
 
 /* The longest name, in characters (UTF-8 code points). */
@@ -177,9 +178,29 @@ static int items_read_body(wf_ctx *c, int partial, int64_t id,
     rc = items_fault(faults, "body", "must be a JSON object");
   } else {
     int seen_name = 0, seen_price = 0;
-    for (cJSON *m = body->child; m != NULL && rc == 0; m = m->next) {
+    size_t text_len;
+    const char *text = wf_body(c, &text_len);
+    /* cJSON cuts a string at a NUL: "x\u0000y" would be stored as "x".
+     * Only a body that has the escape at all is searched, member by member
+     * (each search reads the body from its start: the first members only;
+     * an item has three fields, and any member past them is a fault). */
+    int nul_escape = 0;
+    for (size_t i = 0; i + 6 <= text_len && !nul_escape; i++)
+      nul_escape = text[i] == '\\' && memcmp(text + i + 1, "u0000", 5) == 0;
+    int index = 0;
+    for (cJSON *m = body->child; m != NULL && rc == 0; m = m->next, index++) {
       const char *key = m->string != NULL ? m->string : "";
-      if (strcmp(key, "name") == 0) {
+      int look = nul_escape && index < 16;
+      long key_at =
+          look ? app_json_member_offset(text, text_len, index, 0) : -1;
+      long value_at =
+          look ? app_json_member_offset(text, text_len, index, 1) : -1;
+      if (key_at >= 0 && app_json_string_has_nul(text, text_len, (size_t)key_at)) {
+        rc = items_fault(faults, key, "a key must not contain a NUL character");
+      } else if (cJSON_IsString(m) && value_at >= 0 &&
+                 app_json_string_has_nul(text, text_len, (size_t)value_at)) {
+        rc = items_fault(faults, key, "must not contain a NUL character");
+      } else if (strcmp(key, "name") == 0) {
         if (seen_name++)
           rc = items_fault(faults, "name", "is given twice");
         else if (!cJSON_IsString(m) || m->valuestring[0] == '\0' ||

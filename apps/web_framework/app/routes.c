@@ -18,8 +18,10 @@
  * JSON answer, logged), wf_cors (when origins are configured), wf_gzip
  * (when enabled). Routes under /api also run under wf_timeout.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <weft.h>
 
@@ -29,6 +31,7 @@ struct webapp {
   const webapp_config *cfg;
   wf_app *app;
   items_store *store;
+  int static_served; /* the static folder was found: / leads to it */
 };
 
 /* GET /plaintext: the TechEmpower plaintext test's answer. */
@@ -46,8 +49,8 @@ static int route_json(wf_ctx *c, void *arg) {
 /* GET /: the demo page when files are served, a pointer to it otherwise. */
 static int route_index(wf_ctx *c, void *arg) {
   const webapp *w = arg;
-  if (w->cfg->static_dir != NULL && w->cfg->static_dir[0] != '\0')
-    return wf_redirect(c, 302, "/static/index.html");
+  /* Only to a folder that is there: a redirect to a 404 helps nobody. */
+  if (w->static_served) return wf_redirect(c, 302, "/static/index.html");
   return wf_text(c, 200, "web_framework: see /plaintext, /json, /api/items\n");
 }
 
@@ -167,11 +170,17 @@ static int webapp_routes(webapp *w) {
   if (cfg->static_dir != NULL && cfg->static_dir[0] != '\0') {
     rc = wf_static(root, "/static", cfg->static_dir, NULL);
     if (rc == UV_ENOENT) {
-      /* A missing folder should not stop the API: say so and go on. */
+      /* A missing folder should not stop the API: say so, why, and go on. */
+      struct stat st;
+      const char *why = stat(cfg->static_dir, &st) != 0 ? strerror(errno)
+                        : !S_ISDIR(st.st_mode)           ? "not a directory"
+                                                         : "cannot be opened";
       weft_log(WEFT_LOG_WARN, "static files disabled",
-               "static_dir=\"%s\" error=\"not a directory\"", cfg->static_dir);
+               "static_dir=\"%s\" error=\"%s\"", cfg->static_dir, why);
     } else if (rc < 0) {
       return rc;
+    } else {
+      w->static_served = 1;
     }
   }
   return 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "wf_internal.h"
 
@@ -16,6 +17,7 @@
 typedef struct wf_conn {
   wf_app *app;
   wf_arena arena;
+  char client[72]; /* the peer's address, for the access log */
 } wf_conn;
 
 /* ---- Building
@@ -297,6 +299,20 @@ int wf_next(wf_ctx *c) {
 
 /* Serves one request: routes it, runs the chain, records the metrics and
  * gives the request's memory back. A weft_http_handler. */
+/* The path of a target in absolute form ("http://host/a/b" is "/a/b", and
+ * "http://host" is "/"), which RFC 9112 (section 3.2.2) says a server must
+ * accept; any other target as it is. */
+static const char *wf__origin_path(const char *target) {
+  size_t skip = 0;
+  if (strncasecmp(target, "http://", 7) == 0)
+    skip = 7;
+  else if (strncasecmp(target, "https://", 8) == 0)
+    skip = 8;
+  if (skip == 0) return target;
+  const char *slash = strchr(target + skip, '/');
+  return slash != NULL ? slash : "/";
+}
+
 static int handle_request(const weft_http_request *req, weft_http_response *res,
                           void *arg) {
   wf_conn *conn = arg;
@@ -321,9 +337,10 @@ static int handle_request(const weft_http_request *req, weft_http_response *res,
   c.n_locals = 0;
   c.file_bytes = 0;
   c.stream_bytes = 0;
+  c.client = conn->client[0] != '\0' ? conn->client : "-";
   int metrics = !app->opts.no_metrics;
   uint64_t start = metrics ? weft_now_ns() : 0;
-  c.path = weft_http_request_path(req);
+  c.path = wf__origin_path(weft_http_request_path(req));
   c.path_len = strlen(c.path);
   c.node = wf__router_match(app->root_node, c.path, c.path_len, &c);
   c.route = c.node != NULL ? wf__router_method(c.node, wf_method(&c)) : NULL;
@@ -360,6 +377,18 @@ int wf_app_serve_conn(weft_tcp *conn, void *arg) {
   if (rc < 0) return rc;
   wf_conn wc = {.app = app};
   wc.arena.first_size = app->opts.arena_bytes;
+  struct sockaddr_storage peer;
+  char ip[64];
+  if (weft_tcp_peername(conn, &peer) == 0) {
+    if (peer.ss_family == AF_INET &&
+        uv_ip4_name((struct sockaddr_in *)&peer, ip, sizeof ip) == 0)
+      snprintf(wc.client, sizeof wc.client, "%s:%d", ip,
+               ntohs(((struct sockaddr_in *)&peer)->sin_port));
+    else if (peer.ss_family == AF_INET6 &&
+             uv_ip6_name((struct sockaddr_in6 *)&peer, ip, sizeof ip) == 0)
+      snprintf(wc.client, sizeof wc.client, "[%s]:%d", ip,
+               ntohs(((struct sockaddr_in6 *)&peer)->sin6_port));
+  }
   /* Once a shutdown begins, an idle keep-alive connection closes at once
    * and one in the middle of a request closes after its response. */
   weft_http_serve_opts so = {.limits = &app->limits,
@@ -387,6 +416,31 @@ int wf_app_serve_memory(wf_app *app, const void *in, size_t len, char **out,
   return rc;
 }
 
+/* A connection past max_connections: a 503 rather than a silent close. The
+ * request is read (and dropped) until the client closes, for a second at
+ * most, so that closing does not reset the connection before the client has
+ * read the answer. */
+static void app_reject(weft_tcp *conn, void *ctx) {
+  (void)ctx;
+  static const char body[] = "{\"error\":\"too many connections\"}";
+  char head[256];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 503 Service Unavailable\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: %zu\r\nRetry-After: 1\r\n"
+                   "Connection: close\r\n\r\n%s",
+                   sizeof body - 1, body);
+  weft_scope s;
+  weft_scope_enter(&s, 1000);
+  if (n > 0 && weft_tcp_write(conn, head, (size_t)n) == 0 &&
+      weft_tcp_shutdown(conn) == 0) {
+    char drop[4096];
+    while (weft_tcp_read(conn, drop, sizeof drop) > 0) {
+    }
+  }
+  weft_scope_leave(&s);
+}
+
 int wf_app_serve(wf_app *app, const app_server_opts *server) {
   if (app == NULL || server == NULL) return UV_EINVAL;
   int rc = wf_app_freeze(app);
@@ -395,6 +449,7 @@ int wf_app_serve(wf_app *app, const app_server_opts *server) {
   o.handler = wf_app_serve_conn;
   o.ctx = app;
   o.on_stop = app_stop_idle;
+  o.on_reject = app_reject;
   return app_server_run(&o);
 }
 

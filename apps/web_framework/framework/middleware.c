@@ -47,12 +47,14 @@ static int logger_fn(wf_ctx *c, void *arg) {
   int rc = wf_next(c);
   double ms = (double)(weft_now_ns() - start) / 1e6;
   int status = rc < 0 ? 500 : wf_get_status(c);
+  const char *agent = wf_header(c, "User-Agent");
   weft_log(WEFT_LOG_INFO, "request",
            "method=%s path=%s status=%d bytes=%llu duration_ms=%.3f "
-           "request_id=%s",
+           "request_id=%s client=%s user_agent=%s",
            logfmt_value(c, wf_method(c)), logfmt_value(c, wf_path(c)), status,
            (unsigned long long)wf__response_bytes(c), ms,
-           logfmt_value(c, wf_request_id(c)));
+           logfmt_value(c, wf_request_id(c)), logfmt_value(c, c->client),
+           logfmt_value(c, agent != NULL ? agent : "-"));
   return rc;
 }
 

@@ -295,6 +295,15 @@ cJSON *wf_body_json(wf_ctx *c) {
     wf_error(c, 400, "invalid JSON: the body is empty");
     return NULL;
   }
+  long bad = app_utf8_invalid_at(body, len);
+  if (bad >= 0) {
+    int line, column;
+    app_json_position(body, (size_t)bad, &line, &column);
+    char *msg = wf_sprintf(c, "invalid JSON: not UTF-8 at line %d column %d",
+                           line, column);
+    wf_error(c, 400, msg != NULL ? msg : "invalid JSON: not UTF-8");
+    return NULL;
+  }
   app_json_error err;
   c->json = app_json_parse(body, len, c->app->opts.json_max_depth, &err);
   if (c->json == NULL) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json.h"
 #include "wf_internal.h"
 
 int wf_status(wf_ctx *c, int status) {
@@ -41,7 +42,18 @@ int wf_text(wf_ctx *c, int status, const char *text) {
 int wf_json(wf_ctx *c, int status, const cJSON *json) {
   char *text = cJSON_PrintUnformatted(json);
   if (text == NULL) return UV_ENOMEM;
-  int rc = wf_send(c, status, "application/json", text, strlen(text));
+  size_t len = strlen(text);
+  /* cJSON copies bytes above 0x7F as they are: a string that is not UTF-8
+   * has its bad bytes replaced, so that every answer is valid UTF-8. */
+  if (app_utf8_invalid_at(text, len) >= 0) {
+    char *fixed = app_utf8_repair(text, len, &len);
+    cJSON_free(text);
+    if (fixed == NULL) return UV_ENOMEM;
+    int rc = wf_send(c, status, "application/json", fixed, len);
+    free(fixed);
+    return rc;
+  }
+  int rc = wf_send(c, status, "application/json", text, len);
   cJSON_free(text);
   return rc;
 }
@@ -86,29 +98,13 @@ int wf_printf(wf_ctx *c, const char *fmt, ...) {
 }
 
 const char *wf__json_escape(wf_ctx *c, const char *s) {
-  static const char hex[] = "0123456789abcdef";
-  size_t need = 3;
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-    need += *p < 0x20 ? 6 : (*p == '"' || *p == '\\') ? 2 : 1;
+  /* Bytes that are not UTF-8 (from a request's path, say) become U+FFFD:
+   * every JSON answer is valid UTF-8. */
+  size_t len = strlen(s);
+  size_t need = app_json_escape(s, len, NULL, 0) + 1;
   char *out = wf_alloc(c, need);
   if (out == NULL) return NULL;
-  char *o = out;
-  *o++ = '"';
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') {
-      *o++ = '\\';
-      *o++ = (char)*p;
-    } else if (*p < 0x20) {
-      memcpy(o, "\\u00", 4);
-      o[4] = hex[*p >> 4];
-      o[5] = hex[*p & 15];
-      o += 6;
-    } else {
-      *o++ = (char)*p;
-    }
-  }
-  *o++ = '"';
-  *o = '\0';
+  app_json_escape(s, len, out, need);
   return out;
 }
 

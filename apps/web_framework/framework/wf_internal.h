@@ -168,6 +168,7 @@ struct wf_ctx {
   wf_local_slot locals[WF_MAX_LOCALS];
   int64_t file_bytes; /* body length of a file response */
   uint64_t stream_bytes;
+  const char *client; /* the peer's address ("127.0.0.1:5000"), or "-" */
 };
 
 /* Percent-decodes src[0..len) into dst (room for len + 1), '+' as a space

@@ -38,10 +38,14 @@ def test(binary):
         server = Server(binary, "--static-dir", os.path.join(tmp, "no-such-dir"))
         with server_log_on_failure(server):
             server.wait_listening()
-            check(any("static files disabled" in l for l in server.err_lines),
-                  "no warning about the static folder")
+            check(any("static files disabled" in l and "No such file" in l
+                      for l in server.err_lines),
+                  "no warning about the static folder, with its reason")
             check(server.get("/static/index.html").status == 404, "a file without a folder")
             check(server.get("/plaintext").status == 200, "the API without a folder")
+            # / is not a redirect to a page that is not there.
+            r = server.get("/")
+            check(r.status == 200 and b"/plaintext" in r.body, "/ without a folder: %r" % r)
             check(server.stop() == 0, "exit code")
 
 

@@ -117,10 +117,13 @@ def test(binary):
         request_ids(server)
         recover(server)
         cors(server)
-        server.get("/json", {"X-Request-Id": "logged-1"})
-        server.wait_for(lambda: any("logged-1" in l and "status=200" in l
-                                    for l in server.err_lines),
-                        5, "the access log line")
+        server.get("/json", {"X-Request-Id": "logged-1", "User-Agent": "tester/1.0 (x)"})
+        line = server.wait_for(lambda: [l for l in server.err_lines
+                                        if "logged-1" in l and "status=200" in l],
+                               5, "the access log line")[0]
+        # Who asked: the client's address and its user agent.
+        check(re.search(r"client=127\.0\.0\.1:\d+ ", line) is not None, "no client: %s" % line)
+        check('user_agent="tester/1.0 (x)"' in line, "no user agent: %s" % line)
         check(server.stop() == 0, "exit code")
     no_cors(binary)
     api_timeout(binary)

@@ -1,6 +1,7 @@
 """Routing: the demo routes answer with the right types and bodies, path and
 query parameters are decoded, an unknown path is 404 and a known path with
-another method 405 with an Allow header, HEAD is served by the GET route,
+another method 405 with an Allow header, a target in absolute form is
+served as its path, HEAD is served by the GET route,
 and the same answers come through http.client and curl."""
 
 import json
@@ -26,6 +27,13 @@ def test(binary):
         r = server.get("/json")
         check(r.status == 200 and r.json() == {"message": "Hello, World!"}, "json: %r" % r)
         check((r.header("Content-Type") or "").startswith("application/json"), "json type: %r" % r)
+
+        # A target in absolute form is served as its path (RFC 9112 3.2.2).
+        r = server.get("http://x.example/plaintext")
+        check(r.status == 200 and r.body == b"Hello, World!", "absolute form: %r" % r)
+        r = server.get("HTTP://x.example/api/hello/bob?greeting=hi")
+        check(r.status == 200 and r.json() == {"greeting": "hi", "hello": "bob"},
+              "absolute form with a query: %r" % r)
 
         r = server.get("/healthz")
         check(r.status == 200 and r.json().get("status") == "ok", "healthz: %r" % r)

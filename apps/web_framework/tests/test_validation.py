@@ -28,6 +28,9 @@ CASES = [
     (b'{"name": "tea", "price": 1, "id": 5}', 422, ["id"]),
     (b'{"name": "", "price": -1}', 422, ["name", "price"]),
     (b'{"name": "a", "name": "b", "price": 1}', 422, ["name"]),
+    # cJSON would cut the string at the NUL and store "x".
+    (b'{"name": "x\\u0000y", "price": 1}', 422, ["name"]),
+    (b'{"name\\u0000": "x", "price": 1}', 422, ["name"]),
 ]
 
 
@@ -45,6 +48,9 @@ def test(binary):
             if fields is not None:
                 check(sorted(doc.get("fields", {})) == sorted(fields),
                       "%r: fields %r, expected %r" % (body[:60], doc.get("fields"), fields))
+
+        r = server.request("POST", "/api/items", body=b'{"name": "x\\u0000y", "price": 1}')
+        check("NUL" in r.json()["fields"]["name"], "the NUL is not named: %r" % r)
 
         # Malformed JSON names where the fault is.
         r = server.request("POST", "/api/items", body=b'{\n  "name": "tea",\n  "price": }')

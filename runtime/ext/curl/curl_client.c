@@ -379,7 +379,14 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   int flags = 0;
   if (status < 0) {
-    flags = CURL_CSELECT_ERR;
+    /* The socket has an error pending (a reset, mostly) and libuv has
+     * stopped watching it. libcurl is handed the readiness it asked for:
+     * its own read or write then meets the error, and on a reused
+     * connection that has not answered yet it sends the request again on
+     * a fresh one. CURL_CSELECT_ERR would fail the transfer outright. */
+    if (s->events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (s->events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    s->events = 0;
   } else {
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
@@ -406,10 +413,17 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
   (void)easy;
   if (s == NULL) s = map_get(&c->sock_by_fd, (uintptr_t)fd);
   if (what == CURL_POLL_REMOVE) {
-    /* Kept open for the next transfer: watched for a hang-up only. */
+    /* Kept open for the next transfer: watched for a hang-up only. A
+     * socket that never got to wait for input is still connecting, and
+     * libcurl may close such a one (a connect that timed out) without
+     * CURLOPT_CLOSESOCKETFUNCTION: it is not watched any more, since libuv
+     * aborts when it polls a descriptor that was closed under it. */
     if (s != NULL) {
       s->idle = 1;
-      if (s->events != UV_READABLE) sock_watch(s, UV_READABLE);
+      if (!(s->events & UV_READABLE))
+        sock_watch(s, 0);
+      else if (s->events != UV_READABLE)
+        sock_watch(s, UV_READABLE);
     }
     return 0;
   }

@@ -438,7 +438,11 @@ static int on_message_begin(llhttp_t *p) {
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len) {
-  return arena_put(conn_of(p), at, len);
+  http_conn *c = conn_of(p);
+  /* The request line alone passes the limit: the target is what is too
+   * long (414, as nginx answers), not the header fields. */
+  if (c->header_bytes + len > c->lim.max_header_bytes) return refuse(c, 414);
+  return arena_put(c, at, len);
 }
 
 static int on_url_complete(llhttp_t *p) {

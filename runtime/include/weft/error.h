@@ -13,7 +13,8 @@
 extern "C" {
 #endif
 
-/* weft's own errors: XX(name, value, message). */
+/** weft's own errors, one XX(name, value, message) each: the one table
+ * the enum below, weft_err_name() and weft_strerror() are made from. */
 #define WEFT_ERRNO_MAP(XX)                                                    \
   XX(ECLOSED, -30001, "channel or stream closed")                             \
   XX(ENOTASK, -30002, "called outside a weft task")                           \

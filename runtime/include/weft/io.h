@@ -107,8 +107,11 @@ int weft_tcp_nodelay(weft_tcp *c, int on);
 /** The local port of a listener or connection, or a negative error. */
 int weft_tcp_local_port(const weft_tcp *c);
 
-/** Local and peer addresses. Return 0 or an error. */
+/** Stores the local address of c in *addr. Returns 0 or an error. */
 int weft_tcp_sockname(const weft_tcp *c, struct sockaddr_storage *addr);
+
+/** Stores the peer's address of connection c in *addr. Returns 0 or an
+ * error. */
 int weft_tcp_peername(const weft_tcp *c, struct sockaddr_storage *addr);
 
 /* ---- DNS ---------------------------------------------------------------- */

@@ -162,8 +162,10 @@ int weft_stream_ended(const weft_stream *s);
 /** The error s was ended with (0 for a clean end or while it runs). */
 int weft_stream_end_error(const weft_stream *s);
 
-/** Item size and capacity (after rounding). */
+/** The size of s's items, in bytes. */
 size_t weft_stream_item_size(const weft_stream *s);
+
+/** The capacity of s, in items (after rounding). */
 size_t weft_stream_cap(const weft_stream *s);
 
 /** Items buffered now (a snapshot across executors). */
@@ -283,7 +285,7 @@ weft_stream *weft_stream_filter(weft_pipeline *p, weft_stream *in,
  */
 typedef struct weft_batch {
   size_t count;             /**< items in this batch (1..max_items) */
-  size_t item_size;
+  size_t item_size;         /**< bytes per item */
 } weft_batch;
 
 /** Bytes before the first item of a batch. */

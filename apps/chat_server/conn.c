@@ -1,0 +1,882 @@
+/* conn.c: a connection's reader, writer and outbound queue.
+ *
+ * Memory per connection: the reader's line buffer grows with the longest
+ * line seen, up to --max-line + 1 bytes, and starts at 1 KiB; the outbound
+ * queue holds at most --max-queue references to shared buffers (plus one
+ * final message: an error that closes, or bye), and grows only as far as
+ * it is used.
+ *
+ * Cut-off. A producer (a room on any executor) that finds the queue full
+ * drops what it holds, queues the slow_consumer error as the last message
+ * and hands the connection to its executor's janitor, which gives the
+ * writer's write in progress CHAT_CUT_GRACE_MS to finish. A reader that
+ * wakes up in time gets the error; one that does not is closed.
+ *
+ * Ending. The writer ends after a final message (closing the socket's
+ * sending side, or the WebSocket with a close frame), or when a write
+ * fails; it then cancels the reader. The reader ends at end of stream, on
+ * an error, on the idle timeout, or when the server stops; it then leaves
+ * its rooms, gives back its nickname and waits for the writer.
+ */
+#include "conn.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "chat.h"
+#include "cluster.h"
+#include "json.h"
+#include "nicks.h"
+#include "room.h"
+#include "server.h"
+
+/* How long a cut-off connection's write may take before it is closed. */
+#define CHAT_CUT_GRACE_MS 5000
+/* How long a connection that is being closed reads and discards what the
+ * client still sends, so that the client reads the last message rather
+ * than a reset. */
+#define CHAT_LINGER_MS 2000
+/* Messages written at once. */
+#define CHAT_WRITE_BATCH 64
+/* Nesting accepted in a client's message. */
+#define CHAT_JSON_DEPTH 16
+
+typedef struct joined_room {
+  char *name;
+  weft_actor *actor;
+} joined_room;
+
+struct chat_conn {
+  int refs; /* atomic */
+  int executor;
+  weft_tcp *tcp; /* one of tcp and ws */
+  weft_ws *ws;
+  char nick[CHAT_NICK_MAX + 1];
+
+  /* The outbound queue, shared with every producer, under lock. */
+  pthread_mutex_t lock;
+  chat_buf **q;
+  size_t q_head, q_len, q_cap;
+  int q_closed;   /* takes nothing more */
+  int closing;    /* the writer ends once the queue is written */
+  int cut;        /* cut off as a slow consumer (atomic reads) */
+  int close_code; /* the WebSocket close code of the end */
+  weft_chan *bell; /* rung when the queue stops being empty */
+
+  /* The connection's executor only. */
+  weft_scope *read_scope;  /* while the reader waits for requests */
+  weft_scope *write_scope; /* while the writer writes */
+  int stopping;            /* the server is stopping */
+  int writer_done;
+  chat_conn *prev, *next; /* the executor's connections */
+
+  /* The reader only. */
+  joined_room *rooms;
+  size_t n_rooms;
+  weft_limiter *limiter;
+  chat_claims claims;
+  int has_claims;
+};
+
+/* The connections of each executor, for the shutdown. */
+static chat_conn *exec_conns[1025];
+
+/* ---- References ---------------------------------------------------------- */
+
+void chat_conn_ref(chat_conn *c) {
+  __atomic_fetch_add(&c->refs, 1, __ATOMIC_RELAXED);
+}
+
+void chat_conn_unref(chat_conn *c) {
+  if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  for (size_t i = 0; i < c->q_len; i++)
+    chat_buf_unref(c->q[(c->q_head + i) % c->q_cap]);
+  free(c->q);
+  pthread_mutex_destroy(&c->lock);
+  weft_chan_free(c->bell);
+  free(c);
+}
+
+const char *chat_conn_nick(const chat_conn *c) { return c->nick; }
+
+/* ---- The outbound queue ------------------------------------------------------ */
+
+static void conn_ring(chat_conn *c) {
+  char bit = 1;
+  weft_chan_try_send(c->bell, &bit); /* UV_EAGAIN: already rung */
+}
+
+/* Appends b under the lock. Returns 0, or -1 out of memory. */
+static int queue_append(chat_conn *c, chat_buf *b) {
+  if (c->q_len == c->q_cap) {
+    size_t cap = c->q_cap ? c->q_cap * 2 : 8;
+    chat_buf **q = malloc(cap * sizeof *q);
+    if (q == NULL) return -1;
+    for (size_t i = 0; i < c->q_len; i++)
+      q[i] = c->q[(c->q_head + i) % c->q_cap];
+    free(c->q);
+    c->q = q;
+    c->q_cap = cap;
+    c->q_head = 0;
+  }
+  chat_buf_ref(b);
+  c->q[(c->q_head + c->q_len++) % c->q_cap] = b;
+  return 0;
+}
+
+/* Moves the queue's buffers to *out (to be unreferenced outside the lock). */
+static size_t queue_take_all(chat_conn *c, chat_buf ***out) {
+  size_t n = c->q_len;
+  chat_buf **taken = n ? malloc(n * sizeof *taken) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    chat_buf *b = c->q[(c->q_head + i) % c->q_cap];
+    if (taken != NULL)
+      taken[i] = b;
+    else
+      chat_buf_unref(b); /* out of memory: the last reference is a room's */
+  }
+  c->q_len = 0;
+  c->q_head = 0;
+  *out = taken;
+  return taken ? n : 0;
+}
+
+static chat_buf *slow_consumer_buf;
+
+void chat_conn_push(chat_conn *c, chat_buf *b) {
+  size_t max = (size_t)chat_srv->cfg->max_queue;
+  pthread_mutex_lock(&c->lock);
+  if (c->q_closed) {
+    pthread_mutex_unlock(&c->lock);
+    return;
+  }
+  if (c->q_len < max) {
+    int was_empty = c->q_len == 0;
+    int r = queue_append(c, b);
+    pthread_mutex_unlock(&c->lock);
+    if (r == 0 && was_empty) conn_ring(c);
+    return;
+  }
+  /* Cut off: drop the queue, leave the error as the last message. */
+  chat_buf **dropped;
+  size_t n = queue_take_all(c, &dropped);
+  queue_append(c, slow_consumer_buf);
+  c->q_closed = 1;
+  c->closing = 1;
+  c->close_code = WEFT_WS_CLOSE_POLICY;
+  __atomic_store_n(&c->cut, 1, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&c->lock);
+  for (size_t i = 0; i < n; i++) chat_buf_unref(dropped[i]);
+  free(dropped);
+  app_counter_add(chat_srv->slow_consumers, 1);
+  weft_counter_inc(chat_srv->m_slow);
+  weft_log(WEFT_LOG_INFO, "slow consumer cut off", "nick=%s queued=%zu",
+           c->nick, n);
+  chat_conn_ref(c);
+  if (weft_chan_try_send(chat_srv->janitors[c->executor - 1], &c) != 0)
+    chat_conn_unref(c);
+  conn_ring(c);
+}
+
+/* Queues b as the connection's last message: nothing is queued after it,
+ * and the connection closes once it is written (close_code for a
+ * WebSocket). Ignored when a last message is queued already. */
+static void conn_push_last(chat_conn *c, chat_buf *b, int close_code) {
+  if (b == NULL) return;
+  pthread_mutex_lock(&c->lock);
+  if (c->q_closed) {
+    pthread_mutex_unlock(&c->lock);
+    chat_buf_unref(b);
+    return;
+  }
+  queue_append(c, b);
+  c->q_closed = 1;
+  c->closing = 1;
+  c->close_code = close_code;
+  pthread_mutex_unlock(&c->lock);
+  chat_buf_unref(b);
+  conn_ring(c);
+}
+
+/* Queues nothing more; the writer writes what is queued and ends. */
+static void conn_finish_queue(chat_conn *c) {
+  pthread_mutex_lock(&c->lock);
+  c->q_closed = 1;
+  c->closing = 1;
+  if (c->close_code == 0) c->close_code = WEFT_WS_CLOSE_NORMAL;
+  pthread_mutex_unlock(&c->lock);
+  conn_ring(c);
+}
+
+static void conn_reply(chat_conn *c, chat_buf *b) {
+  if (b == NULL) return;
+  chat_conn_push(c, b);
+  chat_buf_unref(b);
+}
+
+void chat_conn_error(chat_conn *c, const char *code, const char *text) {
+  app_counter_add(chat_srv->errors, 1);
+  weft_counter_inc(chat_srv->m_errors);
+  conn_reply(c, chat_error_buf(code, text));
+}
+
+/* An error that closes the connection once it is written. */
+static void conn_fatal(chat_conn *c, const char *code, const char *text,
+                       int close_code) {
+  app_counter_add(chat_srv->errors, 1);
+  weft_counter_inc(chat_srv->m_errors);
+  conn_push_last(c, chat_error_buf(code, text), close_code);
+}
+
+static chat_buf *conn_bye(const char *reason) {
+  chat_sb sb;
+  chat_sb_init(&sb);
+  chat_sb_str(&sb, "{\"type\":\"bye\",\"reason\":");
+  chat_sb_jstr(&sb, reason);
+  chat_sb_str(&sb, "}");
+  return chat_sb_finish(&sb);
+}
+
+/* ---- The writer -------------------------------------------------------------- */
+
+static int conn_write(chat_conn *c, chat_buf **batch, size_t n) {
+  weft_scope ws;
+  int cut = __atomic_load_n(&c->cut, __ATOMIC_ACQUIRE);
+  weft_scope_enter(&ws, cut ? CHAT_CUT_GRACE_MS : WEFT_NO_DEADLINE);
+  c->write_scope = &ws;
+  int r = 0;
+  if (c->tcp != NULL) {
+    uv_buf_t bufs[CHAT_WRITE_BATCH];
+    for (size_t i = 0; i < n; i++)
+      bufs[i] = uv_buf_init(batch[i]->data, batch[i]->len);
+    r = weft_tcp_writev(c->tcp, bufs, n);
+  } else {
+    for (size_t i = 0; i < n && r == 0; i++)
+      r = weft_ws_send_text(c->ws, batch[i]->data, batch[i]->len - 1);
+  }
+  c->write_scope = NULL;
+  weft_scope_leave(&ws);
+  return r;
+}
+
+static int conn_writer(void *arg) {
+  chat_conn *c = arg;
+  weft_task_set_name("writer");
+  chat_buf *batch[CHAT_WRITE_BATCH];
+  int failed = 0;
+  for (;;) {
+    size_t n = 0;
+    pthread_mutex_lock(&c->lock);
+    while (n < CHAT_WRITE_BATCH && c->q_len > 0) {
+      batch[n++] = c->q[c->q_head];
+      c->q_head = (c->q_head + 1) % c->q_cap;
+      c->q_len--;
+    }
+    int done = c->closing && c->q_len == 0 && n == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (done) break;
+    if (n == 0) {
+      char bit;
+      if (weft_chan_recv(c->bell, &bit) != 0) {
+        failed = 1;
+        break;
+      }
+      continue;
+    }
+    int r = conn_write(c, batch, n);
+    for (size_t i = 0; i < n; i++) chat_buf_unref(batch[i]);
+    if (r != 0) {
+      failed = 1;
+      break;
+    }
+  }
+  pthread_mutex_lock(&c->lock);
+  c->q_closed = 1;
+  int code = c->close_code;
+  pthread_mutex_unlock(&c->lock);
+  if (!failed && weft_cancelled() == 0) {
+    /* The last message is out: end the sending side, bounded. */
+    weft_scope s;
+    weft_scope_enter(&s, CHAT_LINGER_MS);
+    if (c->tcp != NULL)
+      weft_tcp_shutdown(c->tcp);
+    else
+      weft_ws_close(c->ws, code ? code : WEFT_WS_CLOSE_NORMAL, NULL);
+    weft_scope_leave(&s);
+  }
+  c->writer_done = 1;
+  if (c->read_scope != NULL) weft_scope_cancel(c->read_scope);
+  return 0;
+}
+
+int chat_janitor_task(void *arg) {
+  weft_chan *ch = arg;
+  weft_task_set_name("janitor");
+  chat_conn *c;
+  while (weft_chan_recv(ch, &c) == 0) {
+    if (c->write_scope != NULL)
+      weft_scope_set_timeout(c->write_scope, CHAT_CUT_GRACE_MS);
+    chat_conn_unref(c);
+  }
+  /* Closed at the end: drop what is left. */
+  while (weft_chan_try_recv(ch, &c) == 0) chat_conn_unref(c);
+  return 0;
+}
+
+/* ---- Requests ---------------------------------------------------------------- */
+
+/* A request's outcome for the reader loop. */
+enum { CONN_GO_ON = 0, CONN_CLOSE = 1 };
+
+/* The string member key of obj: 1 found, 0 absent, -1 of another type. */
+static int get_string(const cJSON *obj, const char *key, const char **out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  *out = NULL;
+  if (v == NULL || cJSON_IsNull(v)) return 0;
+  if (!cJSON_IsString(v) || v->valuestring == NULL) return -1;
+  *out = v->valuestring;
+  return 1;
+}
+
+/* The integer member key of obj, >= 0: 1 found, 0 absent, -1 otherwise. */
+static int get_count(const cJSON *obj, const char *key, int64_t *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (v == NULL || cJSON_IsNull(v)) return 0;
+  if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9e15 ||
+      v->valuedouble != (double)(int64_t)v->valuedouble)
+    return -1;
+  *out = (int64_t)v->valuedouble;
+  return 1;
+}
+
+/* A required string member; queues bad_request and returns NULL when it
+ * is missing or not a string. */
+static const char *need_string(chat_conn *c, const cJSON *obj,
+                               const char *key) {
+  const char *s;
+  if (get_string(obj, key, &s) == 1) return s;
+  char text[96];
+  snprintf(text, sizeof text, "\"%s\" must be a string", key);
+  chat_conn_error(c, "bad_request", text);
+  return NULL;
+}
+
+static joined_room *conn_joined(chat_conn *c, const char *room) {
+  for (size_t i = 0; i < c->n_rooms; i++)
+    if (strcmp(c->rooms[i].name, room) == 0) return &c->rooms[i];
+  return NULL;
+}
+
+/* Takes a token for a say or a dm. Returns 0, or -1 after rate_limited. */
+static int conn_rate(chat_conn *c) {
+  const chat_config *cfg = chat_srv->cfg;
+  if (cfg->rate <= 0) return 0;
+  if (c->limiter == NULL) {
+    c->limiter = weft_limiter_new((double)cfg->rate, (double)cfg->burst);
+    if (c->limiter == NULL) return 0;
+  }
+  if (weft_limiter_try_acquire(c->limiter, 1) == 0) return 0;
+  app_counter_add(chat_srv->rate_limited, 1);
+  chat_conn_error(c, "rate_limited", "too many messages; slow down");
+  return -1;
+}
+
+static int do_hello(chat_conn *c, const cJSON *doc) {
+  if (c->nick[0] != '\0') {
+    chat_conn_error(c, "bad_request", "hello was said already");
+    return CONN_GO_ON;
+  }
+  const char *nick = need_string(c, doc, "nick");
+  if (nick == NULL) return CONN_GO_ON;
+  if (!chat_nick_valid(nick)) {
+    chat_conn_error(c, "bad_nick",
+                    "a nick is 1 to 32 characters of A-Z, a-z, 0-9, _ and -");
+    return CONN_GO_ON;
+  }
+  if (chat_srv->auth != NULL) {
+    const char *token;
+    int has = get_string(doc, "token", &token);
+    const char *why = "a token is required";
+    if (has == 1 &&
+        chat_auth_verify(chat_srv->auth, token, chat_wall_ms() / 1000,
+                         &c->claims, &why) == 0) {
+      c->has_claims = 1;
+      if (strcmp(c->claims.sub, nick) != 0) why = "the token is for another nick";
+      else why = NULL;
+    } else if (has == -1) {
+      why = "\"token\" must be a string";
+    }
+    if (why != NULL) {
+      weft_log(WEFT_LOG_INFO, "authentication failed", "nick=%s why=\"%s\"",
+               nick, why);
+      conn_fatal(c, "auth_failed", why, WEFT_WS_CLOSE_POLICY);
+      return CONN_CLOSE;
+    }
+  }
+  int r = chat_nick_claim(nick, c);
+  /* In a cluster, the nick must be free on every node too (while Redis is
+   * away, only here). */
+  if (r == 0 && chat_srv->cluster && chat_cluster_claim(nick) == UV_EEXIST) {
+    chat_nick_release(nick, c);
+    r = UV_EEXIST;
+  }
+  if (r == UV_EEXIST) {
+    chat_conn_error(c, "nick_taken", "that nick is in use");
+    return CONN_GO_ON;
+  }
+  if (r != 0) {
+    chat_conn_error(c, "bad_request", "the server is out of memory");
+    return CONN_GO_ON;
+  }
+  snprintf(c->nick, sizeof c->nick, "%s", nick);
+  app_gauge_add(chat_srv->sessions, 1);
+  weft_gauge_add(chat_srv->m_sessions, 1);
+  chat_sb sb;
+  chat_sb_init(&sb);
+  chat_sb_str(&sb, "{\"type\":\"welcome\",\"nick\":");
+  chat_sb_jstr(&sb, c->nick);
+  chat_sb_str(&sb, "}");
+  conn_reply(c, chat_sb_finish(&sb));
+  return CONN_GO_ON;
+}
+
+static int do_join(chat_conn *c, const cJSON *doc) {
+  const char *room = need_string(c, doc, "room");
+  if (room == NULL) return CONN_GO_ON;
+  int64_t since = 0;
+  if (!chat_room_name_valid(room) || get_count(doc, "since", &since) < 0) {
+    chat_conn_error(c, "bad_request",
+                    "a room is 1 to 64 bytes without control characters; "
+                    "\"since\" is a seq");
+    return CONN_GO_ON;
+  }
+  if (c->has_claims && !chat_claims_allow(&c->claims, room)) {
+    conn_fatal(c, "auth_failed", "the token does not allow that room",
+               WEFT_WS_CLOSE_POLICY);
+    return CONN_CLOSE;
+  }
+  joined_room *j = conn_joined(c, room);
+  if (j == NULL) {
+    if (c->n_rooms >= (size_t)chat_srv->cfg->max_rooms_per_conn) {
+      chat_conn_error(c, "bad_request", "joined too many rooms");
+      return CONN_GO_ON;
+    }
+    weft_actor *actor = chat_room_get(room, 1);
+    char *name = strdup(room);
+    joined_room *grown =
+        realloc(c->rooms, (c->n_rooms + 1) * sizeof *c->rooms);
+    if (actor == NULL || name == NULL || grown == NULL) {
+      free(name);
+      if (grown != NULL) c->rooms = grown;
+      chat_conn_error(c, "bad_request", "the room cannot be made now");
+      return CONN_GO_ON;
+    }
+    c->rooms = grown;
+    j = &c->rooms[c->n_rooms++];
+    j->name = name;
+    j->actor = actor;
+  }
+  chat_room_join(j->actor, c, since);
+  return CONN_GO_ON;
+}
+
+static int do_leave(chat_conn *c, const cJSON *doc) {
+  const char *room = need_string(c, doc, "room");
+  if (room == NULL) return CONN_GO_ON;
+  joined_room *j = conn_joined(c, room);
+  if (j == NULL) {
+    chat_conn_error(c, "not_in_room", "you are not in that room");
+    return CONN_GO_ON;
+  }
+  weft_actor *actor = j->actor;
+  free(j->name);
+  *j = c->rooms[--c->n_rooms];
+  chat_room_leave(actor, c);
+  return CONN_GO_ON;
+}
+
+/* The number of UTF-8 characters of s. */
+static size_t utf8_chars(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xc0) != 0x80) n++;
+  return n;
+}
+
+static int do_say(chat_conn *c, const cJSON *doc) {
+  const char *room = need_string(c, doc, "room");
+  if (room == NULL) return CONN_GO_ON;
+  const char *text = need_string(c, doc, "text");
+  if (text == NULL) return CONN_GO_ON;
+  const char *id;
+  int has_id = get_string(doc, "id", &id);
+  if (has_id < 0 || (has_id == 1 && utf8_chars(id) > CHAT_ID_MAX)) {
+    chat_conn_error(c, "bad_request", "\"id\" is a string of up to 64 characters");
+    return CONN_GO_ON;
+  }
+  joined_room *j = conn_joined(c, room);
+  if (j == NULL) {
+    chat_conn_error(c, "not_in_room", "join the room before you say anything");
+    return CONN_GO_ON;
+  }
+  if (conn_rate(c) != 0) return CONN_GO_ON;
+  char *t = strdup(text);
+  char *i = has_id == 1 ? strdup(id) : NULL;
+  if (t == NULL || (has_id == 1 && i == NULL)) {
+    free(t);
+    free(i);
+    chat_conn_error(c, "bad_request", "the server is out of memory");
+    return CONN_GO_ON;
+  }
+  chat_room_say(j->actor, c, t, i);
+  return CONN_GO_ON;
+}
+
+static int do_dm(chat_conn *c, const cJSON *doc) {
+  const char *to = need_string(c, doc, "to");
+  if (to == NULL) return CONN_GO_ON;
+  const char *text = need_string(c, doc, "text");
+  if (text == NULL) return CONN_GO_ON;
+  if (conn_rate(c) != 0) return CONN_GO_ON;
+  chat_conn *peer = chat_nick_valid(to) ? chat_nick_find(to) : NULL;
+  if (peer == NULL && !(chat_srv->cluster && chat_nick_valid(to))) {
+    chat_conn_error(c, "no_such_user", "nobody by that nick is here");
+    return CONN_GO_ON;
+  }
+  chat_sb sb;
+  chat_sb_init(&sb);
+  chat_sb_str(&sb, "{\"type\":\"dm\",\"from\":");
+  chat_sb_jstr(&sb, c->nick);
+  chat_sb_str(&sb, ",\"text\":");
+  chat_sb_jstr(&sb, text);
+  chat_sb_str(&sb, ",\"ts\":");
+  chat_sb_int(&sb, chat_wall_ms());
+  chat_sb_str(&sb, "}");
+  chat_buf *b = chat_sb_finish(&sb);
+  if (peer != NULL) {
+    conn_reply(peer, b);
+    chat_conn_unref(peer);
+  } else {
+    /* On another node, if any holds the nick. */
+    int r = b != NULL ? chat_cluster_dm(to, b) : UV_ENOMEM;
+    chat_buf_unref(b);
+    if (r != 0) {
+      chat_conn_error(c, "no_such_user", "nobody by that nick is here");
+      return CONN_GO_ON;
+    }
+  }
+  app_counter_add(chat_srv->dms, 1);
+  weft_counter_inc(chat_srv->m_dms);
+  return CONN_GO_ON;
+}
+
+static int do_history(chat_conn *c, const cJSON *doc) {
+  const char *room = need_string(c, doc, "room");
+  if (room == NULL) return CONN_GO_ON;
+  int64_t since = 0;
+  if (get_count(doc, "since", &since) < 0) {
+    chat_conn_error(c, "bad_request", "\"since\" must be a seq (0 or more)");
+    return CONN_GO_ON;
+  }
+  joined_room *j = conn_joined(c, room);
+  if (j == NULL) {
+    chat_conn_error(c, "not_in_room", "join the room to read its history");
+    return CONN_GO_ON;
+  }
+  chat_room_history(j->actor, c, since);
+  return CONN_GO_ON;
+}
+
+static chat_buf *simple_buf(const char *json) {
+  chat_sb sb;
+  chat_sb_init(&sb);
+  chat_sb_str(&sb, json);
+  return chat_sb_finish(&sb);
+}
+
+/* Handles one request of len bytes. Returns CONN_GO_ON or CONN_CLOSE (the
+ * last message is queued). */
+static int conn_handle(chat_conn *c, const char *line, size_t len) {
+  if (!chat_utf8_valid(line, len)) {
+    chat_conn_error(c, "bad_json", "the message is not UTF-8");
+    return CONN_GO_ON;
+  }
+  app_json_error err;
+  cJSON *doc = app_json_parse(line, len, CHAT_JSON_DEPTH, &err);
+  if (doc == NULL) {
+    char text[192];
+    snprintf(text, sizeof text, "column %d: %s", err.column, err.message);
+    chat_conn_error(c, "bad_json", text);
+    return CONN_GO_ON;
+  }
+  int r = CONN_GO_ON;
+  const char *type;
+  if (!cJSON_IsObject(doc) || get_string(doc, "type", &type) != 1) {
+    chat_conn_error(c, "bad_request",
+                    "a message is a JSON object with a string \"type\"");
+  } else if (c->nick[0] == '\0' && strcmp(type, "hello") != 0) {
+    chat_conn_error(c, "hello_first", "say hello first");
+  } else if (strcmp(type, "hello") == 0) {
+    r = do_hello(c, doc);
+  } else if (strcmp(type, "say") == 0) {
+    r = do_say(c, doc);
+  } else if (strcmp(type, "join") == 0) {
+    r = do_join(c, doc);
+  } else if (strcmp(type, "leave") == 0) {
+    r = do_leave(c, doc);
+  } else if (strcmp(type, "dm") == 0) {
+    r = do_dm(c, doc);
+  } else if (strcmp(type, "history") == 0) {
+    r = do_history(c, doc);
+  } else if (strcmp(type, "rooms") == 0) {
+    chat_buf *list = chat_srv->cluster ? chat_cluster_rooms() : NULL;
+    conn_reply(c, list != NULL ? list : chat_rooms_list());
+  } else if (strcmp(type, "ping") == 0) {
+    conn_reply(c, simple_buf("{\"type\":\"pong\"}"));
+  } else {
+    chat_conn_error(c, "unknown_type", "no such message type");
+  }
+  cJSON_Delete(doc);
+  return r;
+}
+
+/* ---- The reader -------------------------------------------------------------- */
+
+/* Why the reader's loop ended. */
+enum {
+  END_EOF,     /* end of stream or a broken connection */
+  END_CLOSE,   /* a last message is queued: linger, then close */
+  END_IDLE,    /* the idle timeout */
+  END_STOP,    /* the server stops (bye is queued) */
+  END_WRITER,  /* the writer ended (a failed write, a cut-off) */
+  END_CANCEL   /* the task itself is cancelled */
+};
+
+/* After the read scope of the loop ended with a cancellation: why. */
+static int conn_why_cancelled(chat_conn *c) {
+  if (weft_cancelled() != 0) return END_CANCEL;
+  if (c->stopping) return END_STOP;
+  if (c->writer_done) return END_WRITER;
+  return END_IDLE;
+}
+
+static int conn_read_tcp(chat_conn *c) {
+  const size_t max_line = (size_t)chat_srv->cfg->max_line;
+  const int64_t idle = chat_srv->cfg->idle_timeout;
+  size_t cap = max_line + 1 < 1024 ? max_line + 1 : 1024;
+  char *buf = malloc(cap);
+  if (buf == NULL) return END_EOF;
+  size_t have = 0, scanned = 0;
+  int end = END_EOF;
+  weft_scope rs;
+  weft_scope_enter(&rs, idle > 0 ? idle : WEFT_NO_DEADLINE);
+  c->read_scope = &rs;
+  for (;;) {
+    /* Every whole line in the buffer first. */
+    char *nl = memchr(buf + scanned, '\n', have - scanned);
+    if (nl != NULL) {
+      size_t len = (size_t)(nl - buf);
+      size_t line_len = len > 0 && buf[len - 1] == '\r' ? len - 1 : len;
+      int r = CONN_GO_ON;
+      if (line_len > max_line) {
+        conn_fatal(c, "too_large", "the line is longer than --max-line",
+                   WEFT_WS_CLOSE_TOO_BIG);
+        r = CONN_CLOSE;
+      } else if (line_len > 0) {
+        r = conn_handle(c, buf, line_len);
+      }
+      memmove(buf, nl + 1, have - len - 1);
+      have -= len + 1;
+      scanned = 0;
+      if (r == CONN_CLOSE) {
+        end = END_CLOSE;
+        break;
+      }
+      continue;
+    }
+    scanned = have;
+    if (have > max_line + 1 || (have == max_line + 1 && buf[max_line] != '\r')) {
+      conn_fatal(c, "too_large", "the line is longer than --max-line",
+                 WEFT_WS_CLOSE_TOO_BIG);
+      end = END_CLOSE;
+      break;
+    }
+    if (have == cap) {
+      size_t ncap = cap * 2 < max_line + 2 ? cap * 2 : max_line + 2;
+      char *grown = realloc(buf, ncap);
+      if (grown == NULL) break;
+      buf = grown;
+      cap = ncap;
+    }
+    ssize_t n = weft_tcp_read(c->tcp, buf + have, cap - have);
+    if (n > 0) {
+      have += (size_t)n;
+      if (idle > 0) weft_scope_set_timeout(&rs, idle);
+      continue;
+    }
+    break; /* end of stream, an error, or the read scope's end */
+  }
+  c->read_scope = NULL;
+  if (weft_scope_leave(&rs) != 0) end = conn_why_cancelled(c);
+  free(buf);
+  return end;
+}
+
+static int conn_read_ws(chat_conn *c) {
+  const size_t max_line = (size_t)chat_srv->cfg->max_line;
+  int end = END_EOF;
+  weft_scope rs;
+  weft_scope_enter(&rs, WEFT_NO_DEADLINE);
+  c->read_scope = &rs;
+  for (;;) {
+    weft_ws_msg msg;
+    int r = weft_ws_recv(c->ws, &msg);
+    if (r == 0) {
+      if (msg.len > max_line) {
+        conn_fatal(c, "too_large", "the message is longer than --max-line",
+                   WEFT_WS_CLOSE_TOO_BIG);
+        end = END_CLOSE;
+        break;
+      }
+      if (conn_handle(c, msg.data, msg.len) == CONN_CLOSE) {
+        end = END_CLOSE;
+        break;
+      }
+      continue;
+    }
+    break; /* closed, broken, or the read scope's end */
+  }
+  c->read_scope = NULL;
+  if (weft_scope_leave(&rs) != 0) end = conn_why_cancelled(c);
+  return end;
+}
+
+/* Reads and drops what the client still sends, until it closes or the
+ * linger time ends, so that it reads the last message rather than a
+ * reset. */
+static void conn_linger(chat_conn *c) {
+  weft_scope s;
+  weft_scope_enter(&s, CHAT_LINGER_MS);
+  if (c->tcp != NULL) {
+    char drop[4096];
+    while (weft_tcp_read(c->tcp, drop, sizeof drop) > 0) {
+    }
+  } else {
+    weft_ws_msg msg;
+    while (weft_ws_recv(c->ws, &msg) == 0) {
+    }
+  }
+  weft_scope_leave(&s);
+}
+
+static void conn_list_add(chat_conn *c) {
+  chat_conn **head = &exec_conns[c->executor];
+  c->next = *head;
+  if (*head != NULL) (*head)->prev = c;
+  *head = c;
+}
+
+static void conn_list_remove(chat_conn *c) {
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    exec_conns[c->executor] = c->next;
+  if (c->next != NULL) c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+}
+
+void chat_conns_stop_executor(void) {
+  int e = weft_executor_id();
+  if (e < 1 || e > 1024) return;
+  for (chat_conn *c = exec_conns[e]; c != NULL; c = c->next) {
+    if (c->stopping) continue;
+    c->stopping = 1;
+    conn_push_last(c, conn_bye("shutdown"), WEFT_WS_CLOSE_GOING_AWAY);
+    if (c->read_scope != NULL) weft_scope_cancel(c->read_scope);
+  }
+}
+
+static int conn_serve(weft_tcp *tcp, weft_ws *ws) {
+  chat_conn *c = calloc(1, sizeof *c);
+  if (c == NULL) return UV_ENOMEM;
+  c->refs = 1;
+  c->executor = weft_executor_id();
+  c->tcp = tcp;
+  c->ws = ws;
+  pthread_mutex_init(&c->lock, NULL);
+  c->bell = weft_chan_new(1, 1, WEFT_CHAN_MPMC);
+  weft_group *writer = weft_group_open(WEFT_COLLECT);
+  if (c->bell == NULL || writer == NULL ||
+      weft_spawn(writer, conn_writer, c) != 0) {
+    if (writer != NULL) weft_group_join(writer);
+    chat_conn_unref(c);
+    return UV_ENOMEM;
+  }
+  conn_list_add(c);
+
+  int end;
+  if (app_server_stopping()) {
+    c->stopping = 1;
+    conn_push_last(c, conn_bye("shutdown"), WEFT_WS_CLOSE_GOING_AWAY);
+    end = END_STOP;
+  } else {
+    end = tcp != NULL ? conn_read_tcp(c) : conn_read_ws(c);
+  }
+  if (end == END_IDLE) conn_push_last(c, conn_bye("idle"), WEFT_WS_CLOSE_GOING_AWAY);
+
+  /* Nothing more is read: leave the rooms and free the nick at once, so
+   * that the others hear of it, then let the writer finish. Shielded and
+   * bounded, so that a shutdown's cancellation does not skip it. */
+  weft_scope s;
+  weft_scope_enter_shielded(&s, 2000);
+  for (size_t i = 0; i < c->n_rooms; i++) {
+    chat_room_gone(c->rooms[i].actor, c);
+    free(c->rooms[i].name);
+  }
+  weft_scope_leave(&s);
+  free(c->rooms);
+  c->rooms = NULL;
+  c->n_rooms = 0;
+  if (c->nick[0] != '\0') {
+    chat_nick_release(c->nick, c);
+    if (chat_srv->cluster) chat_cluster_release(c->nick);
+    app_gauge_add(chat_srv->sessions, -1);
+    weft_gauge_add(chat_srv->m_sessions, -1);
+  }
+
+  if (end == END_CLOSE) conn_linger(c);
+  if (end == END_WRITER || end == END_CANCEL) weft_group_cancel(writer);
+  /* The writer writes what is queued (the replies to a client that closed
+   * its sending side, bye, an error) and ends: within the linger time
+   * after the end of the stream, within the server's grace period at a
+   * shutdown. */
+  conn_finish_queue(c);
+  weft_scope_enter(&s, end == END_STOP ? WEFT_NO_DEADLINE : CHAT_LINGER_MS);
+  weft_group_join(writer);
+  weft_scope_leave(&s);
+  conn_list_remove(c);
+  if (c->limiter != NULL) weft_limiter_free(c->limiter);
+  if (c->has_claims) chat_claims_free(&c->claims);
+  chat_conn_unref(c);
+  return 0;
+}
+
+int chat_conn_serve_tcp(weft_tcp *tcp, void *ctx) {
+  (void)ctx;
+  return conn_serve(tcp, NULL);
+}
+
+int chat_conn_serve_ws(weft_ws *ws) { return conn_serve(NULL, ws); }
+
+int chat_conns_init(void) {
+  slow_consumer_buf = chat_error_buf(
+      "slow_consumer", "you did not read fast enough; messages were dropped");
+  return slow_consumer_buf != NULL ? 0 : UV_ENOMEM;
+}
+
+void chat_conns_free(void) {
+  chat_buf_unref(slow_consumer_buf);
+  slow_consumer_buf = NULL;
+}

@@ -1,0 +1,744 @@
+/* compress.c: compress and decompress, gzip (libdeflate) and zstd.
+ *
+ * A file up to --block-size is compressed in one piece by the worker that
+ * took its job. A bigger one is a stream of blocks through its own ordered
+ * map: a reader task reads a block at a time, `jobs` workers compress them
+ * in parallel, a writer appends them in order. gzip blocks are
+ * concatenated members (RFC 1952 allows them; gzip -d reads them as one
+ * file), zstd blocks independent frames. Each member carries an extra
+ * field "WF" with its compressed and uncompressed sizes (as BGZF does), so
+ * `decompress` can cut our own .gz files into members without inflating
+ * them first and decompress the members in parallel; zstd frames record
+ * their content size, and are cut the same way. Files from other tools are
+ * decompressed as one stream (zlib, libzstd).
+ *
+ * Memory: blocks in flight take a credit from a semaphore sized so that
+ * their buffers stay within FP_BLOCK_BUDGET, whatever the file sizes.
+ * Outputs go through temp.c: hidden temporary file, fsync, rename.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libdeflate.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "fp.h"
+
+#define FP_BLOCK_BUDGET ((uint64_t)24 << 20)
+#define GZ_HEADER 24 /* 10 bytes, XLEN, and the 12-byte "WF" field */
+
+/* A worker's codec state: contexts and buffers reused between jobs. */
+typedef struct codec_state {
+  struct libdeflate_compressor *dc;
+  struct libdeflate_decompressor *dd;
+  ZSTD_CCtx *zc;
+  ZSTD_DCtx *zd;
+  unsigned char *in, *out;
+  size_t in_cap, out_cap;
+} codec_state;
+
+static void state_free(codec_state *s);
+static void buf_pool_free(void);
+
+static codec_state *state_take(fp_run *r) {
+  if (r->codec_states == NULL) {
+    /* The workers of the jobs, and of the blocks of each big file. */
+    r->cap_codec_states = r->jobs * (r->jobs + 1) + 2;
+    r->codec_states = calloc((size_t)r->cap_codec_states, sizeof(void *));
+    if (r->codec_states == NULL) return NULL;
+  }
+  if (r->n_codec_states > 0) return r->codec_states[--r->n_codec_states];
+  return calloc(1, sizeof(codec_state));
+}
+
+static void state_give(fp_run *r, codec_state *s) {
+  if (r->n_codec_states == r->cap_codec_states) {
+    state_free(s);
+    return;
+  }
+  r->codec_states[r->n_codec_states++] = s;
+}
+
+static void state_free(codec_state *s) {
+  if (s->dc) libdeflate_free_compressor(s->dc);
+  if (s->dd) libdeflate_free_decompressor(s->dd);
+  ZSTD_freeCCtx(s->zc);
+  ZSTD_freeDCtx(s->zd);
+  free(s->in);
+  free(s->out);
+  free(s);
+}
+
+void fp_compress_cleanup(fp_run *r) {
+  for (int i = 0; i < r->n_codec_states; i++) state_free(r->codec_states[i]);
+  free(r->codec_states);
+  r->codec_states = NULL;
+  if (r->credits) weft_sem_free(r->credits);
+  r->credits = NULL;
+  buf_pool_free();
+}
+
+static int grow(unsigned char **buf, size_t *cap, size_t need) {
+  if (*cap >= need) return 0;
+  unsigned char *b = realloc(*buf, need);
+  if (b == NULL) return UV_ENOMEM;
+  *buf = b;
+  *cap = need;
+  return 0;
+}
+
+static int level_of(fp_run *r) {
+  int64_t l = r->cfg->level;
+  if (l < 0) return r->codec == FP_CODEC_ZSTD ? 3 : 6;
+  if (r->codec == FP_CODEC_GZIP && l > 12) return 12;
+  return (int)l;
+}
+
+static size_t bound_of(fp_run *r, codec_state *s, size_t n) {
+  if (r->codec == FP_CODEC_ZSTD) return ZSTD_compressBound(n);
+  return GZ_HEADER + 8 + libdeflate_deflate_compress_bound(s->dc, n);
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+
+/* Compresses n bytes of in into out (room for bound_of()). Returns the
+ * compressed size, or 0 on failure. */
+static size_t compress_block(fp_run *r, codec_state *s, const void *in,
+                             size_t n, unsigned char *out, size_t cap) {
+  if (r->codec == FP_CODEC_ZSTD) {
+    size_t z = ZSTD_compressCCtx(s->zc, out, cap, in, n, level_of(r));
+    return ZSTD_isError(z) ? 0 : z;
+  }
+  size_t c = libdeflate_deflate_compress(s->dc, in, n, out + GZ_HEADER,
+                                         cap - GZ_HEADER - 8);
+  if (c == 0) return 0;
+  static const unsigned char head[12] = {0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 3,
+                                         12,   0};
+  memcpy(out, head, sizeof head);
+  out[12] = 'W', out[13] = 'F', out[14] = 8, out[15] = 0;
+  put32(out + 16, (uint32_t)c);
+  put32(out + 20, (uint32_t)n);
+  put32(out + GZ_HEADER + c, libdeflate_crc32(0, in, n));
+  put32(out + GZ_HEADER + c + 4, (uint32_t)n);
+  return GZ_HEADER + c + 8;
+}
+
+static int state_ready(fp_run *r, codec_state *s, int decompress) {
+  if (!decompress && r->codec == FP_CODEC_GZIP && s->dc == NULL)
+    s->dc = libdeflate_alloc_compressor(level_of(r));
+  if (!decompress && r->codec == FP_CODEC_ZSTD && s->zc == NULL)
+    s->zc = ZSTD_createCCtx();
+  if (decompress && s->dd == NULL) s->dd = libdeflate_alloc_decompressor();
+  if (decompress && s->zd == NULL) s->zd = ZSTD_createDCtx();
+  if (decompress ? (s->dd == NULL || s->zd == NULL)
+                 : (s->dc == NULL && s->zc == NULL))
+    return UV_ENOMEM;
+  return 0;
+}
+
+/* ---- Output paths -------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+/* Creates the folders above path (like mkdir -p). */
+static int make_parents(const char *path) {
+  char *p = strdup(path);
+  if (p == NULL) return UV_ENOMEM;
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+      int err = -errno;
+      free(p);
+      return err;
+    }
+    *s = '/';
+  }
+  free(p);
+  return 0;
+}
+
+char *fp_output_path(fp_run *r, fp_entry *e) {
+  const char *src = e->path;
+  size_t n = strlen(src);
+  const char *suffix = "";
+  if (r->cmd == FP_COMPRESS) {
+    suffix = r->codec == FP_CODEC_ZSTD ? ".zst" : ".gz";
+  } else if (ends_with(src, ".gz")) {
+    n -= 3;
+  } else if (ends_with(src, ".zst")) {
+    n -= 4;
+  }
+  const char *dir = r->cfg->output;
+  if (dir != NULL) {
+    while (*src == '/') src++, n--;
+    while (strncmp(src, "./", 2) == 0) src += 2, n -= 2;
+  }
+  size_t dl = dir ? strlen(dir) : 0;
+  char *out = malloc(dl + 1 + n + strlen(suffix) + 1);
+  if (out == NULL) return NULL;
+  if (dir)
+    sprintf(out, "%s/%.*s%s", dir, (int)n, src, suffix);
+  else
+    sprintf(out, "%.*s%s", (int)n, src, suffix);
+  return out;
+}
+
+/* ---- One piece: small files ---------------------------------------------- */
+
+typedef struct small_call {
+  fp_run *r;
+  codec_state *s;
+  fp_job *job;
+} small_call;
+
+/* Reads up to len bytes at the current position. Returns the count or an
+ * error. */
+static ssize_t read_full(int fd, void *buf, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = read(fd, (char *)buf + got, len - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  return (ssize_t)got;
+}
+
+/* Opens an output: the temporary file beside dst, or standard output (with
+ * -c, or for standard input). */
+static int open_out(fp_run *r, const char *dst, char **tmp, int *fd) {
+  *tmp = NULL;
+  if (r->cfg->to_stdout || dst == NULL) {
+    *fd = STDOUT_FILENO;
+    return 0;
+  }
+  if (r->cfg->output != NULL) {
+    int err = make_parents(dst);
+    if (err != 0) return err;
+  }
+  *tmp = fp_temp_create(r, dst, fd);
+  return *tmp ? 0 : -errno;
+}
+
+/* Finishes an output: rename into place (and --rm), or remove on error. */
+static int close_out(fp_run *r, fp_entry *e, const char *dst, char *tmp,
+                     int fd, int err) {
+  if (tmp == NULL) return err; /* standard output */
+  if (err != 0) {
+    close(fd);
+    unlink(tmp);
+    fp_temp_forget(tmp);
+    free(tmp);
+    return err;
+  }
+  err = fp_temp_commit(r, fd, tmp, dst);
+  if (err == 0 && r->cfg->rm && unlink(e->path) != 0) err = -errno;
+  return err;
+}
+
+static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
+                         uint64_t *written);
+
+/* Compresses or decompresses a file in one piece (thread pool). */
+static int one_file(fp_run *r, codec_state *s, fp_entry *e) {
+  int decompress = r->cmd == FP_DECOMPRESS;
+  int in = e->is_stdin ? dup(STDIN_FILENO)
+                       : open(e->path, O_RDONLY | O_CLOEXEC);
+  if (in < 0) return -errno;
+  posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+  char *dst = e->is_stdin ? NULL : fp_output_path(r, e), *tmp = NULL;
+  int fd = -1;
+  int err = dst || e->is_stdin ? open_out(r, dst, &tmp, &fd) : UV_ENOMEM;
+  if (err == 0 && decompress) {
+    err = decompress_fd(r, s, in, fd, &e->out_size);
+  } else if (err == 0) {
+    /* The file may have grown since the walk: block by block to the end. */
+    size_t block = (size_t)r->block_size;
+    int first = 1;
+    for (;;) {
+      err = grow(&s->in, &s->in_cap, e->size < block ? (size_t)e->size + 1
+                                                     : block);
+      if (err == 0) err = grow(&s->out, &s->out_cap, bound_of(r, s, s->in_cap));
+      if (err != 0) break;
+      ssize_t n = read_full(in, s->in, s->in_cap < block ? s->in_cap : block);
+      if (n < 0) {
+        err = (int)n;
+        break;
+      }
+      if (n == 0 && !first) break;
+      size_t c = compress_block(r, s, s->in, (size_t)n, s->out, s->out_cap);
+      if (c == 0) {
+        err = UV_EIO;
+        break;
+      }
+      if ((err = fp_write_all(r, fd, s->out, c)) != 0) break;
+      e->out_size += c;
+      first = 0;
+      if ((size_t)n < (s->in_cap < block ? s->in_cap : block)) break;
+      if (r->stop) {
+        err = UV_ECANCELED;
+        break;
+      }
+    }
+  }
+  close(in);
+  err = close_out(r, e, dst, tmp, fd, err);
+  free(dst);
+  return err;
+}
+
+static int small_blocking(void *arg) {
+  small_call *c = arg;
+  for (uint32_t i = 0; i < c->job->n && !c->r->stop; i++) {
+    fp_entry *e = &c->job->entries[i];
+    if (e->state != FP_ST_DO) continue;
+    e->err = one_file(c->r, c->s, e);
+    if (e->err == 0) e->state = FP_ST_DONE;
+  }
+  return 0;
+}
+
+/* ---- Blocks: big files --------------------------------------------------- */
+
+/* Block buffers are recycled: a fresh mapping for every block would cost a
+ * page fault per page (a fifth of the time of a gzip). The pool holds at
+ * most BUF_KEEP buffers; the credits bound how many are in use. */
+#define BUF_KEEP 64
+
+static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  unsigned char *p;
+  size_t cap;
+} buf_pool[BUF_KEEP];
+static int buf_count;
+
+/* Points c at a buffer of at least len bytes. Returns 0 or UV_ENOMEM. */
+static int buf_get(weft_chunk *c, size_t len) {
+  pthread_mutex_lock(&buf_lock);
+  for (int i = 0; i < buf_count; i++) {
+    if (buf_pool[i].cap >= len) {
+      c->data = buf_pool[i].p;
+      c->len = buf_pool[i].cap;
+      buf_pool[i] = buf_pool[--buf_count];
+      pthread_mutex_unlock(&buf_lock);
+      return 0;
+    }
+  }
+  pthread_mutex_unlock(&buf_lock);
+  c->data = malloc(len);
+  c->len = len;
+  return c->data ? 0 : UV_ENOMEM;
+}
+
+/* Gives c's buffer back (cap: its size as buf_get() made it). */
+static void buf_put(weft_chunk *c, size_t cap) {
+  if (c->data == NULL) return;
+  pthread_mutex_lock(&buf_lock);
+  if (buf_count < BUF_KEEP) {
+    buf_pool[buf_count].p = c->data;
+    buf_pool[buf_count].cap = cap;
+    buf_count++;
+    c->data = NULL;
+  }
+  pthread_mutex_unlock(&buf_lock);
+  free(c->data);
+  c->data = NULL;
+  c->len = 0;
+}
+
+static void buf_pool_free(void) {
+  pthread_mutex_lock(&buf_lock);
+  for (int i = 0; i < buf_count; i++) free(buf_pool[i].p);
+  buf_count = 0;
+  pthread_mutex_unlock(&buf_lock);
+}
+
+typedef struct unit {
+  weft_chunk in;    /* raw (compress) or one member/frame (decompress) */
+  weft_chunk out;
+  size_t in_cap, out_cap; /* the buffers' sizes, for buf_put() */
+  uint32_t raw;     /* decompress: the size it decompresses to */
+} unit;
+
+static void unit_dispose(void *item, void *ctx) {
+  unit *u = item;
+  fp_run *r = ctx;
+  buf_put(&u->in, u->in_cap);
+  buf_put(&u->out, u->out_cap);
+  weft_sem_release(r->credits);
+}
+
+typedef struct big {
+  fp_run *r;
+  fp_entry *e;
+  int in_fd, out_fd;
+  uint64_t offset;
+  int started;
+  weft_stream *units;
+  int err;
+} big;
+
+typedef struct read_call {
+  big *b;
+  unit u;
+} read_call;
+
+/* Reads the next unit of a big file (thread pool). Returns 1 for a unit,
+ * 0 at the end, or an error. */
+static int read_unit_blocking(void *arg) {
+  read_call *c = arg;
+  big *b = c->b;
+  fp_run *r = b->r;
+  if (r->cmd == FP_COMPRESS) {
+    if (buf_get(&c->u.in, (size_t)r->block_size) != 0) return UV_ENOMEM;
+    c->u.in_cap = c->u.in.len;
+    ssize_t n = b->e->is_stdin
+                    ? read_full(b->in_fd, c->u.in.data, (size_t)r->block_size)
+                    : pread(b->in_fd, c->u.in.data, (size_t)r->block_size,
+                            (off_t)b->offset);
+    if (n < 0) return -errno;
+    c->u.in.len = (size_t)n;
+    b->offset += (uint64_t)n;
+    /* An empty file still gets one (empty) member or frame. */
+    int first = !b->started;
+    b->started = 1;
+    return n > 0 || first ? 1 : 0;
+  }
+  unsigned char head[GZ_HEADER];
+  ssize_t n = pread(b->in_fd, head, sizeof head, (off_t)b->offset);
+  if (n < 0) return -errno;
+  if (n == 0) return 0;
+  size_t total;
+  if (head[0] == 0x1f && head[1] == 0x8b) {
+    if ((size_t)n < GZ_HEADER || head[3] != 4 || head[12] != 'W' ||
+        head[13] != 'F')
+      return FP_ECORRUPT;
+    total = GZ_HEADER + (size_t)get32(head + 16) + 8;
+    c->u.raw = get32(head + 20);
+  } else {
+    unsigned long long size = ZSTD_getFrameContentSize(head, (size_t)n);
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
+        size > (16u << 20))
+      return FP_ECORRUPT;
+    c->u.raw = (uint32_t)size;
+    total = ZSTD_compressBound((size_t)size);
+  }
+  if (buf_get(&c->u.in, total) != 0) return UV_ENOMEM;
+  c->u.in_cap = c->u.in.len;
+  n = pread(b->in_fd, c->u.in.data, total, (off_t)b->offset);
+  if (n < 0) return -errno;
+  if (head[0] != 0x1f) {
+    size_t fs = ZSTD_findFrameCompressedSize(c->u.in.data, (size_t)n);
+    if (ZSTD_isError(fs)) return FP_ECORRUPT;
+    n = (ssize_t)fs;
+  } else if ((size_t)n != total) {
+    return FP_ECORRUPT; /* truncated */
+  }
+  c->u.in.len = (size_t)n;
+  b->offset += (uint64_t)n;
+  return 1;
+}
+
+static int reader_task(void *arg) {
+  big *b = arg;
+  fp_run *r = b->r;
+  int err = 0;
+  for (;;) {
+    if ((err = weft_sem_acquire(r->credits)) != 0) break;
+    read_call c = {.b = b};
+    int rc = weft_blocking(read_unit_blocking, &c);
+    if (rc <= 0) {
+      buf_put(&c.u.in, c.u.in_cap);
+      weft_sem_release(r->credits);
+      err = rc;
+      break;
+    }
+    if ((err = weft_stream_write(b->units, &c.u)) != 0) {
+      unit_dispose(&c.u, r);
+      break;
+    }
+  }
+  weft_stream_end(b->units, err);
+  return err;
+}
+
+typedef struct unit_call {
+  fp_run *r;
+  codec_state *s;
+  unit *u;
+} unit_call;
+
+static int unit_blocking(void *arg) {
+  unit_call *c = arg;
+  fp_run *r = c->r;
+  unit *u = c->u;
+  if (r->cmd == FP_COMPRESS) {
+    size_t cap = bound_of(r, c->s, u->in.len);
+    if (buf_get(&u->out, cap) != 0) return UV_ENOMEM;
+    u->out_cap = u->out.len;
+    u->out.len = compress_block(r, c->s, u->in.data, u->in.len, u->out.data, cap);
+    return u->out.len ? 0 : UV_EIO;
+  }
+  if (buf_get(&u->out, u->raw ? u->raw : 1) != 0) return UV_ENOMEM;
+  u->out_cap = u->out.len;
+  u->out.len = u->raw;
+  if (u->in.data[0] == 0x1f) {
+    size_t actual;
+    if (libdeflate_deflate_decompress(c->s->dd, u->in.data + GZ_HEADER,
+                                      u->in.len - GZ_HEADER - 8, u->out.data,
+                                      u->raw, &actual) != LIBDEFLATE_SUCCESS ||
+        actual != u->raw ||
+        libdeflate_crc32(0, u->out.data, u->raw) !=
+            get32(u->in.data + u->in.len - 8))
+      return FP_ECORRUPT;
+    return 0;
+  }
+  size_t z = ZSTD_decompressDCtx(c->s->zd, u->out.data, u->raw, u->in.data,
+                                 u->in.len);
+  return ZSTD_isError(z) || z != u->raw ? FP_ECORRUPT : 0;
+}
+
+static int unit_map(void *ctx, void *in, void *out) {
+  big *b = ctx;
+  fp_run *r = b->r;
+  codec_state *s = state_take(r);
+  int err = s ? state_ready(r, s, r->cmd == FP_DECOMPRESS) : UV_ENOMEM;
+  if (err == 0) {
+    unit_call c = {.r = r, .s = s, .u = in};
+    err = weft_blocking(unit_blocking, &c);
+  }
+  if (s) state_give(r, s);
+  if (err != 0) {
+    unit_dispose(in, r);
+    return err;
+  }
+  *(unit *)out = *(unit *)in;
+  return 0;
+}
+
+typedef struct write_call {
+  big *b;
+  unit *u;
+} write_call;
+
+static int write_blocking(void *arg) {
+  write_call *c = arg;
+  return fp_write_all(c->b->r, c->b->out_fd, c->u->out.data, c->u->out.len);
+}
+
+static int unit_write(void *ctx, void *item) {
+  big *b = ctx;
+  write_call c = {.b = b, .u = item};
+  int err = weft_blocking(write_blocking, &c);
+  b->e->out_size += c.u->out.len;
+  unit_dispose(item, b->r);
+  return err;
+}
+
+typedef struct open_call {
+  fp_run *r;
+  fp_entry *e;
+  char *dst, *tmp;
+  int in, out;
+  int splittable;
+} open_call;
+
+static int open_blocking(void *arg) {
+  open_call *c = arg;
+  c->in = c->e->is_stdin ? dup(STDIN_FILENO)
+                         : open(c->e->path, O_RDONLY | O_CLOEXEC);
+  if (c->in < 0) return -errno;
+  posix_fadvise(c->in, 0, 0, POSIX_FADV_SEQUENTIAL);
+  c->splittable = 1;
+  if (c->r->cmd == FP_DECOMPRESS) {
+    /* Ours (the "WF" field) or zstd frames with sizes: in blocks. */
+    unsigned char head[GZ_HEADER];
+    ssize_t n = pread(c->in, head, sizeof head, 0);
+    if (n >= 4 && head[0] == 0x1f && head[1] == 0x8b)
+      c->splittable = n == GZ_HEADER && head[3] == 4 && head[12] == 'W' &&
+                      head[13] == 'F';
+    else
+      c->splittable = n > 4 && ZSTD_getFrameContentSize(head, (size_t)n) <=
+                                   (16u << 20);
+    if (!c->splittable) return 0;
+  }
+  int err = open_out(c->r, c->dst, &c->tmp, &c->out);
+  if (err != 0) {
+    close(c->in);
+    c->in = -1;
+  }
+  return err;
+}
+
+typedef struct close_call {
+  fp_run *r;
+  fp_entry *e;
+  char *dst, *tmp;
+  int in, out, err;
+} close_call;
+
+static int close_blocking(void *arg) {
+  close_call *c = arg;
+  close(c->in);
+  return close_out(c->r, c->e, c->dst, c->tmp, c->out, c->err);
+}
+
+/* A big file through its own ordered map of blocks. */
+static int big_file(fp_run *r, fp_entry *e) {
+  if (r->credits == NULL) {
+    int64_t permits = (int64_t)(FP_BLOCK_BUDGET / (2 * r->block_size));
+    if (permits < 2) permits = 2;
+    r->credits = weft_sem_new(permits);
+    if (r->credits == NULL) return UV_ENOMEM;
+  }
+  open_call oc = {.r = r, .e = e, .in = -1};
+  if (!e->is_stdin && (oc.dst = fp_output_path(r, e)) == NULL)
+    return UV_ENOMEM;
+  int err = weft_blocking(open_blocking, &oc);
+  if (err != 0 || !oc.splittable) {
+    if (oc.in >= 0) close(oc.in);
+    free(oc.dst);
+    if (err != 0) return err;
+    /* Not cut into blocks: in one piece, on a worker. */
+    fp_job one = {.n = 1, .entries = e};
+    codec_state *s = state_take(r);
+    if (s == NULL || state_ready(r, s, 1) != 0) return UV_ENOMEM;
+    small_call c = {.r = r, .s = s, .job = &one};
+    err = weft_blocking(small_blocking, &c);
+    state_give(r, s);
+    return err;
+  }
+  big b = {.r = r, .e = e, .in_fd = oc.in, .out_fd = oc.out};
+  weft_pipeline *p = weft_pipeline_open();
+  weft_stream_item_ops ops = {.dispose = unit_dispose, .ctx = r};
+  weft_stream_opts so = {.ops = &ops};
+  b.units = weft_stream_new(sizeof(unit), (size_t)r->jobs * 2, &so);
+  if (p == NULL || b.units == NULL) {
+    err = UV_ENOMEM;
+    if (p) weft_pipeline_join(p);
+  } else {
+    weft_spawn(weft_pipeline_group(p), reader_task, &b);
+    weft_stage_opts mo = {.workers = r->jobs,
+                          .order = WEFT_MAP_ORDERED,
+                          .capacity = (size_t)r->jobs * 2,
+                          .ops = &ops,
+                          .name = "fp-block"};
+    weft_stream *done = weft_stream_map(p, b.units, sizeof(unit), unit_map,
+                                        &b, &mo);
+    if (done) weft_stream_for_each(p, done, unit_write, &b);
+    err = weft_pipeline_join(p);
+  }
+  if (b.units) weft_stream_free(b.units);
+  close_call cc = {.r = r, .e = e, .dst = oc.dst, .tmp = oc.tmp,
+                   .in = oc.in, .out = oc.out, .err = err};
+  /* Called here rather than through weft_blocking(), which a cancelled
+   * task could not enter: the temporary file must go either way. */
+  int cerr = close_blocking(&cc);
+  free(oc.dst);
+  if (err == 0) err = cerr;
+  return err;
+}
+
+/* ---- Decompressing a stream ---------------------------------------------- */
+
+/* Any .gz (all members) or .zst (all frames) from in to out, as one stream
+ * (thread pool). in may be a pipe: the first read decides the format. */
+static int decompress_fd(fp_run *r, codec_state *s, int in, int out,
+                         uint64_t *written) {
+  int err = grow(&s->in, &s->in_cap, 1 << 17);
+  if (err == 0) err = grow(&s->out, &s->out_cap, 1 << 18);
+  if (err != 0) return err;
+  ssize_t n = read_full(in, s->in, s->in_cap);
+  if (n < 0) return (int)n;
+  if (n >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + 15) != Z_OK) return UV_ENOMEM;
+    int zr = Z_OK;
+    while (n > 0 && err == 0) {
+      z.next_in = s->in;
+      z.avail_in = (uInt)n;
+      while (z.avail_in > 0 && err == 0) {
+        if (zr == Z_STREAM_END) inflateReset(&z); /* the next member */
+        z.next_out = s->out;
+        z.avail_out = (uInt)s->out_cap;
+        zr = inflate(&z, Z_NO_FLUSH);
+        if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+          err = FP_ECORRUPT;
+          break;
+        }
+        size_t have = s->out_cap - z.avail_out;
+        if (have) err = fp_write_all(r, out, s->out, have);
+        *written += have;
+        if (zr == Z_BUF_ERROR && have == 0) break;
+      }
+      if (err == 0 && r->stop) err = UV_ECANCELED;
+      if (err == 0 && (n = read_full(in, s->in, s->in_cap)) < 0) err = (int)n;
+    }
+    if (err == 0 && zr != Z_STREAM_END) err = FP_ECORRUPT; /* truncated */
+    inflateEnd(&z);
+    return err;
+  }
+  if (n < 4 || ZSTD_getFrameContentSize(s->in, (size_t)n) == ZSTD_CONTENTSIZE_ERROR)
+    return FP_ECORRUPT; /* neither gzip nor zstd */
+  ZSTD_DCtx_reset(s->zd, ZSTD_reset_session_only);
+  size_t last = 1;
+  while (n > 0) {
+    ZSTD_inBuffer ib = {s->in, (size_t)n, 0};
+    while (ib.pos < ib.size) {
+      ZSTD_outBuffer ob = {s->out, s->out_cap, 0};
+      last = ZSTD_decompressStream(s->zd, &ob, &ib);
+      if (ZSTD_isError(last)) return FP_ECORRUPT;
+      if (ob.pos && (err = fp_write_all(r, out, s->out, ob.pos)) != 0)
+        return err;
+      *written += ob.pos;
+    }
+    if (r->stop) return UV_ECANCELED;
+    if ((n = read_full(in, s->in, s->in_cap)) < 0) return (int)n;
+  }
+  return last == 0 ? 0 : FP_ECORRUPT; /* truncated */
+}
+
+/* ---- Jobs ---------------------------------------------------------------- */
+
+static int run_job(fp_run *r, fp_job *job) {
+  if (job->big) {
+    fp_entry *e = &job->entries[0];
+    e->err = big_file(r, e);
+    if (e->err == UV_ECANCELED && r->stop) return UV_ECANCELED;
+    if (e->err == 0) e->state = FP_ST_DONE;
+    return 0;
+  }
+  codec_state *s = state_take(r);
+  int err = s ? state_ready(r, s, r->cmd == FP_DECOMPRESS) : UV_ENOMEM;
+  if (err == 0) {
+    small_call c = {.r = r, .s = s, .job = job};
+    err = weft_blocking(small_blocking, &c);
+  }
+  if (s) state_give(r, s);
+  return err;
+}
+
+int fp_compress_job(fp_run *r, fp_job *job) { return run_job(r, job); }
+int fp_decompress_job(fp_run *r, fp_job *job) { return run_job(r, job); }

@@ -1,0 +1,221 @@
+/* manifest.c: writing and reading manifest lines.
+ *
+ * sum:   "HEX  PATH", byte for byte what sha256sum and b3sum write: a name
+ *        with a backslash, a newline or (coreutils only) a carriage return
+ *        is written with "\\", "\n" and "\r", and the line starts with a
+ *        backslash. b3sum escapes the first two only, so BLAKE3 lines do
+ *        as b3sum does. Other bytes go out as they are.
+ * bsd:   "SHA256 (PATH) = HEX", as sha256sum --tag, one line per algorithm.
+ * jsonl: {"path":...,"size":N,"sha256":"..."}, one key per algorithm. JSON
+ *        is UTF-8: a byte of a name that is not UTF-8 is written as
+ *        \udcXX (Python's surrogateescape, which os.fsencode() undoes).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "fp.h"
+
+int fp_path_needs_escape(const char *path, int cr) {
+  return strpbrk(path, cr ? "\\\n\r" : "\\\n") != NULL;
+}
+
+static void write_escaped(FILE *out, const char *path, int cr) {
+  for (const char *p = path; *p; p++) {
+    if (*p == '\\')
+      fputs("\\\\", out);
+    else if (*p == '\n')
+      fputs("\\n", out);
+    else if (*p == '\r' && cr)
+      fputs("\\r", out);
+    else
+      fputc(*p, out);
+  }
+}
+
+void fp_write_escaped(FILE *out, const char *path) {
+  write_escaped(out, path, 1);
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
+static int utf8_len(const unsigned char *s) {
+  if (s[0] < 0x80) return 1;
+  int n;
+  uint32_t cp;
+  if ((s[0] & 0xE0) == 0xC0)
+    n = 2, cp = s[0] & 0x1F;
+  else if ((s[0] & 0xF0) == 0xE0)
+    n = 3, cp = s[0] & 0x0F;
+  else if ((s[0] & 0xF8) == 0xF0)
+    n = 4, cp = s[0] & 0x07;
+  else
+    return 0;
+  for (int i = 1; i < n; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+      (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return n;
+}
+
+void fp_json_string(FILE *out, const char *s) {
+  fputc('"', out);
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    if (*p == '"' || *p == '\\') {
+      fputc('\\', out);
+      fputc(*p++, out);
+    } else if (*p < 0x20) {
+      fprintf(out, "\\u%04x", *p++);
+    } else {
+      int n = utf8_len(p);
+      if (n == 0) {
+        fprintf(out, "\\udc%02x", *p++);
+      } else {
+        fwrite(p, 1, (size_t)n, out);
+        p += n;
+      }
+    }
+  }
+  fputc('"', out);
+}
+
+void fp_manifest_line(FILE *out, int format, const fp_alg *algs, int n_algs,
+                      const fp_entry *e) {
+  /* b3sum's rules for a BLAKE3 sum line, coreutils' for the others. */
+  int cr = !(format == FP_FORMAT_SUM && algs[0] == FP_BLAKE3);
+  int esc = fp_path_needs_escape(e->path, cr);
+  if (format == FP_FORMAT_JSONL) {
+    fputs("{\"path\":", out);
+    fp_json_string(out, e->path);
+    fprintf(out, ",\"size\":%llu", (unsigned long long)e->size);
+    for (int i = 0; i < n_algs; i++)
+      fprintf(out, ",\"%s\":\"%s\"", fp_alg_name(algs[i]), e->digest[i]);
+    fputs("}\n", out);
+    return;
+  }
+  for (int i = 0; i < n_algs; i++) {
+    if (esc) fputc('\\', out);
+    if (format == FP_FORMAT_BSD) {
+      fprintf(out, "%s (", fp_alg_tag(algs[i]));
+      write_escaped(out, e->path, esc ? cr : 0);
+      fprintf(out, ") = %s\n", e->digest[i]);
+    } else {
+      fputs(e->digest[i], out);
+      fputs("  ", out);
+      if (esc)
+        write_escaped(out, e->path, cr);
+      else
+        fputs(e->path, out);
+      fputc('\n', out);
+    }
+  }
+}
+
+/* Undoes the sum format's escaping of len bytes at s. NULL when an escape
+ * is not one the format writes. */
+static char *unescape(const char *s, size_t len, int escaped) {
+  char *out = malloc(len + 1);
+  if (out == NULL) return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (escaped && s[i] == '\\') {
+      if (i + 1 == len) goto bad;
+      char c = s[++i];
+      if (c == '\\')
+        out[o++] = '\\';
+      else if (c == 'n')
+        out[o++] = '\n';
+      else if (c == 'r')
+        out[o++] = '\r';
+      else
+        goto bad;
+    } else {
+      out[o++] = s[i];
+    }
+  }
+  out[o] = '\0';
+  return out;
+bad:
+  free(out);
+  return NULL;
+}
+
+static int is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+         (c >= 'A' && c <= 'F');
+}
+
+static int take_hex(const char *s, size_t len, fp_record *r) {
+  if (len == 0 || len >= FP_HEX_MAX) return -1;
+  for (size_t i = 0; i < len; i++) {
+    if (!is_hex(s[i])) return -1;
+    r->hex[i] = (char)(s[i] | 0x20); /* lower case */
+  }
+  r->hex[len] = '\0';
+  return 0;
+}
+
+static int parse_jsonl(const char *line, size_t len, int want, fp_record *r) {
+  cJSON *j = cJSON_ParseWithLength(line, len);
+  if (j == NULL) return -1;
+  int rc = -1;
+  const cJSON *path = cJSON_GetObjectItemCaseSensitive(j, "path");
+  const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "size");
+  if (!cJSON_IsString(path)) goto out;
+  r->size = cJSON_IsNumber(size) ? (int64_t)size->valuedouble : -1;
+  for (int a = 0; a < FP_ALG_COUNT; a++) {
+    if (want >= 0 && a != want) continue;
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, fp_alg_name(a));
+    if (!cJSON_IsString(h)) continue;
+    if (take_hex(h->valuestring, strlen(h->valuestring), r) != 0) goto out;
+    r->alg = a;
+    r->path = strdup(path->valuestring);
+    rc = r->path ? 1 : -1;
+    goto out;
+  }
+  rc = 0; /* no digest of the algorithm asked for */
+out:
+  cJSON_Delete(j);
+  return rc;
+}
+
+int fp_manifest_parse(const char *line, size_t len, int want, fp_record *r) {
+  memset(r, 0, sizeof *r);
+  r->alg = -1;
+  r->size = -1;
+  if (len > 0 && line[len - 1] == '\r') len--;
+  if (len == 0) return 0;
+  if (line[0] == '{') return parse_jsonl(line, len, want, r);
+  int escaped = line[0] == '\\';
+  const char *s = line + escaped;
+  size_t n = len - (size_t)escaped;
+  /* bsd: TAG (PATH) = HEX */
+  size_t tag = 0;
+  while (tag < n && s[tag] != ' ' && s[tag] != '(') tag++;
+  if (tag > 0 && tag + 1 < n && s[tag] == ' ' && s[tag + 1] == '(') {
+    const char *eq = NULL;
+    for (size_t i = n; i >= 4 && eq == NULL; i--)
+      if (memcmp(s + i - 4, ") = ", 4) == 0) eq = s + i - 4;
+    if (eq == NULL || eq < s + tag + 2) return -1;
+    int alg = fp_alg_from_tag(s, tag);
+    if (alg < 0) return -1;
+    if (want >= 0 && alg != want) return 0;
+    if (take_hex(eq + 4, (size_t)(s + n - (eq + 4)), r) != 0) return -1;
+    r->alg = alg;
+    r->path = unescape(s + tag + 2, (size_t)(eq - (s + tag + 2)), escaped);
+    return r->path ? 1 : -1;
+  }
+  /* sum: HEX, a space, a space or '*', PATH */
+  size_t h = 0;
+  while (h < n && is_hex(s[h])) h++;
+  if (h == 0 || h + 2 > n || s[h] != ' ' || (s[h + 1] != ' ' && s[h + 1] != '*'))
+    return -1;
+  if (take_hex(s, h, r) != 0) return -1;
+  r->path = unescape(s + h + 2, n - h - 2, escaped);
+  return r->path ? 1 : -1;
+}

@@ -1,13 +1,14 @@
 """Bad usage exits 2 with a message naming the fault: malformed seeds (on
 the command line and in --input files, with the line), bad flags and
 values, bad XPath and regular expressions, faulty configuration and rules
-files (file:line:column); --help exits 0; the shipped config.json loads."""
+files (file:line:column); --help and --version exit 0; the shipped
+config.json loads."""
 
 import os
 import tempfile
 
 from scraper_harness import (Site, check, check_bad_flags, check_config_errors, check_help,
-                             crawl, html, run)
+                             crawl, html, run, run_binary)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,6 +65,8 @@ def test(binary):
                 f.write(text)
             p = crawl(binary, "--rules", rules, SEED)
             check(p.code == 2 and needle in p.stderr, "rules %r: %r" % (text, p))
+    v = run_binary(binary, "--version", log_level="warn")
+    check(v.returncode == 0 and v.stdout.startswith("web_scraper "), "--version: %r" % v)
     check_help(binary, ["--max-depth", "--per-host", "--extract", "--rules", "--state",
                         "--user-agent", "--ignore-robots"], log_level="warn")
 

@@ -1,0 +1,142 @@
+"""--redis HOST:PORT --job NAME: three processes crawl one site together
+through a redis-server the test starts on a free port. The union of their
+outputs is the site, each URL once; each page is requested once in all;
+--per-host holds across the processes (the site counts requests in flight
+per host); and the URLs a killed process had taken are taken again by the
+others after --claim-timeout."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from scraper_harness import (SKIP, Site, app_env, check, html, parse_records, run, seconds,
+                             wait_until)
+
+N = 30
+
+
+def site(other):
+    pages = {"/robots.txt": {"ctype": "text/plain", "body": "User-agent: *\nDisallow: /no\n"}}
+    pages["/"] = {"body": html("root", ["/p%d" % i for i in range(N)] + ["/no"])}
+    for i in range(N):
+        links = ["/p%d" % ((i + 1) % N), "http://127.0.0.%d:{port:%d}/p%d" % (other + 1, other, i)]
+        pages["/p%d" % i] = {"body": html("p%d" % i, links), "delay": 0.03}
+    return pages
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Redis:
+    def __init__(self, tmp):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_until(up, 10, "redis-server")
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def crawl_together(binary, s, redis, tmp, job, n, extra=(), kill_first_after=None):
+    outs = [os.path.join(tmp, "%s-%d.jsonl" % (job, i)) for i in range(n)]
+    procs = []
+    for i in range(n):
+        cmd = [binary, s.url("/", 0), s.url("/", 1), "--redis", "127.0.0.1:%d" % redis.port,
+               "--job", job, "--output", outs[i], "--concurrency", "4", "--per-host", "2",
+               "--extract", "t=//title"] + list(extra)
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      env=app_env("warn")))
+    if kill_first_after is not None:
+        def enough():
+            try:
+                with open(outs[0], "rb") as f:
+                    return f.read().count(b"\n") >= kill_first_after
+            except FileNotFoundError:
+                return False
+        wait_until(enough, 20, "records of the first process")
+        procs[0].send_signal(signal.SIGKILL)
+    codes = []
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=seconds(40))
+        finally:
+            if p.poll() is None:
+                p.kill()
+        codes.append((p.returncode, err.decode()[-1500:]))
+    records = []
+    for o in outs:
+        if os.path.exists(o):
+            with open(o, "rb") as f:
+                records += parse_records(f.read())
+    return codes, records
+
+
+def test(binary):
+    if shutil.which("redis-server") is None:
+        print("no redis-server")
+        return SKIP
+    probe = subprocess.run([binary, "--redis", "127.0.0.1:1", "--job", "x", "http://127.0.0.1:1/"],
+                           capture_output=True, env=app_env("warn"))
+    if probe.returncode == 2 and b"no Redis" in probe.stderr:
+        print("this build has no Redis module")
+        return SKIP
+    with tempfile.TemporaryDirectory() as tmp, Site([site(1), site(0)]) as s:
+        redis = Redis(tmp)
+        try:
+            codes, recs = crawl_together(binary, s, redis, tmp, "three", 3)
+            check(all(c == 0 for c, _ in codes), "exit codes: %r" % codes)
+            urls = [r["url"] for r in recs]
+            want = {s.url("/", h) for h in (0, 1)} | \
+                {s.url("/p%d" % i, h) for i in range(N) for h in (0, 1)}
+            dups = {u for u in urls if urls.count(u) > 1}
+            check(not dups, "recorded twice: %r" % dups)
+            check(set(urls) == want, "missing %r" % (want - set(urls)))
+            check(all(r["status"] == 200 and r["fields"]["t"] == r["title"] for r in recs),
+                  "records: %r" % recs[:3])
+            with s.lock:
+                twice = {k: v for k, v in s.hits.items() if v > 1 and k[1] != "/robots.txt"}
+                inflight = dict(s.max_in_flight)
+            check(not twice, "requested more than once: %r" % twice)
+            check(s.hit_count("/no", 0) == 0 and s.hit_count("/no", 1) == 0, "robots.txt")
+            check(all(v <= 2 for v in inflight.values()),
+                  "--per-host 2 not held across processes: %r" % inflight)
+
+            # A process killed mid-crawl: its claims are taken again.
+            with s.lock:
+                s.hits.clear()
+            codes, recs = crawl_together(binary, s, redis, tmp, "killed", 2,
+                                         extra=["--claim-timeout", "1s", "--timeout", "1s"],
+                                         kill_first_after=5)
+            check(codes[1][0] == 0, "the survivor: %r" % (codes[1],))
+            urls = [r["url"] for r in recs]
+            check(set(urls) == want, "missing after a kill: %r" % (want - set(urls)))
+            dups = {u for u in urls if urls.count(u) > 1}
+            # Only what the killed process had recorded but not yet marked
+            # done can be fetched twice: at most its requests in flight.
+            check(len(dups) <= 4, "recorded twice after a kill: %r" % dups)
+        finally:
+            redis.close()
+
+
+if __name__ == "__main__":
+    run(test)

@@ -60,8 +60,8 @@ struct Frame {
 // Builds a client frame. len_override sets the length field's bytes by
 // hand (for the 64-bit length with its top bit set).
 inline std::string frame(int op, const std::string &payload, bool fin = true,
-                  bool mask = true, int rsv = 0,
-                  const std::string *len_override = nullptr) {
+                         bool mask = true, int rsv = 0,
+                         const std::string *len_override = nullptr) {
   std::string f;
   f += (char)((fin ? 0x80 : 0) | (rsv << 4) | op);
   size_t n = payload.size();
@@ -97,7 +97,7 @@ inline std::string close_payload(int code, const std::string &reason = "") {
 }
 
 inline std::string upgrade_request(const std::string &extra = "",
-                            const char *key = kKey) {
+                                   const char *key = kKey) {
   return std::string(
              "GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
              "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: ") +
@@ -268,7 +268,8 @@ inline int echo_session(Server *srv, weft_ws *ws) {
   return 0;
 }
 
-inline int handler(const weft_http_request *req, weft_http_response *res, void *ctx) {
+inline int handler(const weft_http_request *req, weft_http_response *res,
+                   void *ctx) {
   auto *srv = static_cast<Server *>(ctx);
   weft_ws *ws = nullptr;
   srv->upgrade_rc =
@@ -298,7 +299,7 @@ inline int serve_one(Server *srv) {
 // Runs one server connection and the client function on one executor.
 // Returns the root's result (0 when everything finished in time).
 inline int run_ws(Server &srv, std::function<int(Client &)> client_fn,
-           int executors = 1) {
+                  int executors = 1) {
   return run(executors, [&]() -> int {
     int r = weft_tcp_listen("127.0.0.1", 0, 0, 0, &srv.listener);
     if (r != 0) return r;

@@ -329,7 +329,8 @@ int app_json_string_has_nul(const char *text, size_t len, size_t offset) {
   for (size_t i = offset + 1; i < len; i++) {
     if (text[i] == '"') return 0;
     if (text[i] != '\\') continue;
-    if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
+    if (i + 5 < len && text[i + 1] == 'u' &&
+        memcmp(text + i + 2, "0000", 4) == 0)
       return 1;
     i++; /* the escaped character */
   }

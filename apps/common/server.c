@@ -50,8 +50,8 @@ typedef struct server {
   app_counter *accept_errors;
   app_counter *shed_fd_limit;
   app_gauge *active;
-  int64_t fd_budget;    /* connections the open-file limit leaves; 0: any */
-  int64_t last_fd_warn; /* when shedding was last logged (ms, atomic) */
+  int64_t fd_budget;        /* connections the open-file limit leaves; 0: any */
+  int64_t last_fd_warn;     /* when shedding was last logged (ms, atomic) */
   int64_t last_reject_warn; /* when a rejection was last logged (ms) */
 } server;
 

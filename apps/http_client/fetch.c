@@ -360,8 +360,8 @@ void hc_fetch_once(hc_fetcher *f, weft_curl *client, const char *url,
   long limit = f->req->timeout_ms;
   weft_scope_enter(&attempt, limit > 0 ? (int64_t)limit : WEFT_NO_DEADLINE);
   int rc = weft_curl_perform(client, e, &code);
-  int own_deadline = weft_scope_leave(&attempt) == UV_ETIMEDOUT &&
-                     weft_cancelled() == 0;
+  int own_deadline =
+      weft_scope_leave(&attempt) == UV_ETIMEDOUT && weft_cancelled() == 0;
   if (own_deadline && rc == UV_ETIMEDOUT) {
     code = CURLE_OPERATION_TIMEDOUT;
     snprintf(f->errbuf, sizeof f->errbuf,

@@ -54,7 +54,7 @@ typedef enum hc_pipewait {
 /** A worker's easy handle and what its callbacks gather. */
 typedef struct hc_fetcher {
   CURL *easy;
-  const hc_request *req;        /* what easy is set up for */
+  const hc_request *req; /* what easy is set up for */
   hc_pipewait pipewait;
   const char *url;              /* the URL set on easy; NULL: none yet */
   CURLU *parsed;                /* the parsed URL set on easy, or NULL */

@@ -95,7 +95,7 @@ typedef struct hc_run_facts {
   uint64_t planned;  /* requests meant to be made; 0: unbounded */
   uint64_t not_sent; /* planned requests never made (stopped early) */
   int concurrency, executors;
-  int workers; /* workers started: at most concurrency, and requests */
+  int workers;         /* workers started: at most concurrency, and requests */
   double rate;         /* 0: no limit */
   const char *stopped; /* NULL, "signal", "deadline" */
 } hc_run_facts;

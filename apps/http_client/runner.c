@@ -36,7 +36,7 @@ typedef struct worker {
  * that the root reads the tally once they have all ended. */
 struct exec_state {
   run_state *run;
-  int id; /* 1..N */
+  int id;        /* 1..N */
   int n_workers; /* at most this many workers... */
   int started;   /* ...of which these are started, each when work is left */
   worker *workers;
@@ -156,7 +156,9 @@ static void do_request(worker *w, const hc_target *t) {
     if (attempts == 0) first_ns = weft_now_ns();
     attempts++;
     hc_fetch_once(&w->fetch, w->client, t->url, t->parsed, &a);
-    if (attempts > run->retries || !hc_fetch_retryable(&a, run->in->request->idempotent)) break;
+    if (attempts > run->retries ||
+        !hc_fetch_retryable(&a, run->in->request->idempotent))
+      break;
     if (atomic_load(&run->stopping) || weft_cancelled()) break;
     int64_t delay = a.retry_after_ms;
     if (delay > cfg->retry_after_max) break; /* too far off: give up */
@@ -330,8 +332,7 @@ static int root_main(void *arg) {
     exec_state *ex = &run->execs[k];
     ex->run = run;
     ex->id = k + 1;
-    ex->n_workers =
-        (int)(workers / used) + (k < (int)(workers % used) ? 1 : 0);
+    ex->n_workers = (int)(workers / used) + (k < (int)(workers % used) ? 1 : 0);
     ex->workers = calloc((size_t)ex->n_workers, sizeof *ex->workers);
     ex->tally = calloc(1, sizeof *ex->tally);
     if (ex->workers == NULL || ex->tally == NULL) return UV_ENOMEM;

@@ -195,7 +195,8 @@ static int items_read_body(wf_ctx *c, int partial, int64_t id,
           look ? app_json_member_offset(text, text_len, index, 0) : -1;
       long value_at =
           look ? app_json_member_offset(text, text_len, index, 1) : -1;
-      if (key_at >= 0 && app_json_string_has_nul(text, text_len, (size_t)key_at)) {
+      if (key_at >= 0 &&
+          app_json_string_has_nul(text, text_len, (size_t)key_at)) {
         rc = items_fault(faults, key, "a key must not contain a NUL character");
       } else if (cJSON_IsString(m) && value_at >= 0 &&
                  app_json_string_has_nul(text, text_len, (size_t)value_at)) {

@@ -173,8 +173,8 @@ static int webapp_routes(webapp *w) {
       /* A missing folder should not stop the API: say so, why, and go on. */
       struct stat st;
       const char *why = stat(cfg->static_dir, &st) != 0 ? strerror(errno)
-                        : !S_ISDIR(st.st_mode)           ? "not a directory"
-                                                         : "cannot be opened";
+                        : !S_ISDIR(st.st_mode)          ? "not a directory"
+                                                        : "cannot be opened";
       weft_log(WEFT_LOG_WARN, "static files disabled",
                "static_dir=\"%s\" error=\"%s\"", cfg->static_dir, why);
     } else if (rc < 0) {

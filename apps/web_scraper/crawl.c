@@ -30,12 +30,24 @@
 #define HOST_PAUSE_MAX_MS 10000
 /* Redirects of robots.txt followed (RFC 9309 2.3.1.2: at least five). */
 #define ROBOTS_REDIRECTS 5
+/* Times a robots.txt that failed (5xx, 429, no answer) is fetched again,
+ * each wait twice the one before, starting at --robots-retry. */
+#define ROBOTS_REFETCHES 4
+/* The longest wait before fetching a failed robots.txt again. */
+#define ROBOTS_RETRY_MAX_MS (30 * 60 * 1000)
 /* How often a crawl with a shared frontier looks at the others' queues. */
 #define SHARED_POLL_MS 200
 /* The progress line's period. */
 #define PROGRESS_MS 500
 
-enum robots_state { ROBOTS_READY, ROBOTS_PENDING, ROBOTS_FETCHING };
+/* ROBOTS_UNAVAILABLE: robots.txt failed; the host is disallowed until
+ * robots_retry_at, when robots.txt is fetched again. */
+enum robots_state {
+  ROBOTS_READY,
+  ROBOTS_PENDING,
+  ROBOTS_FETCHING,
+  ROBOTS_UNAVAILABLE
+};
 
 /* One host:port with its politeness state. */
 typedef struct host {
@@ -46,6 +58,8 @@ typedef struct host {
   int robots_state;
   ws_robots *robots;     /* NULL with --ignore-robots */
   char robots_error[320];/* why robots.txt disallows all, or "" */
+  int robots_failures;   /* robots.txt fetches that failed */
+  int64_t robots_retry_at; /* weft_now() when robots.txt is fetched again */
   int64_t queued;        /* items in its frontier queue */
   int failures;          /* pages failed in a row */
   int64_t resume_at;     /* weft_now() before which it is not served */
@@ -174,7 +188,8 @@ static void host_set_delay(host *h, int64_t ms) {
 
 /* Non-zero when robots.txt lets us fetch u on h. */
 static int robots_allow_parsed(const host *h, const ws_url *u) {
-  if (h->robots == NULL) return 1;
+  if (h->robots_state == ROBOTS_UNAVAILABLE) return 0;
+  if (h->robots == NULL) return h->robots_error[0] == '\0';
   char buf[2048];
   int n = u->query ? snprintf(buf, sizeof buf, "%s?%s", u->path, u->query)
                    : snprintf(buf, sizeof buf, "%s", u->path);
@@ -187,7 +202,8 @@ static int robots_allow_parsed(const host *h, const ws_url *u) {
 
 /* Non-zero when robots.txt lets us fetch url on h. */
 static int robots_allow(const host *h, const char *url) {
-  if (h->robots == NULL) return 1;
+  if (h->robots_state == ROBOTS_UNAVAILABLE) return 0;
+  if (h->robots == NULL) return h->robots_error[0] == '\0';
   ws_url u;
   if (ws_url_parse(url, &u) != 0) return 0;
   int ok = robots_allow_parsed(h, &u);
@@ -369,6 +385,7 @@ static void fetch_robots(worker *w, host *h) {
   /* The key is scheme://host:port; the URL keeps the port as it is, which
    * libcurl accepts whether or not it is the default. */
   ws_robots *rb = NULL;
+  h->robots_error[0] = '\0';
   char *target = strdup(url);
   for (int hop = 0; target != NULL && hop <= ROBOTS_REDIRECTS; hop++) {
     ws_response r;
@@ -378,11 +395,31 @@ static void fetch_robots(worker *w, host *h) {
       break;
     }
     if (r.err != 0 || r.status >= 500 || r.status == 429) {
-      /* Unreachable: disallow all (RFC 9309 2.3.1.4). */
-      rb = ws_robots_disallow_all();
+      /* Unreachable: disallow all (RFC 9309 2.3.1.4), for a while and
+       * then fetch it again, the pages of the host waiting meanwhile. */
       snprintf(h->robots_error, sizeof h->robots_error,
                "robots.txt unreachable (%s): disallowed",
                r.err != 0 ? r.error : "server error");
+      if (cr->cfg->robots_retry > 0 && h->robots_failures < ROBOTS_REFETCHES &&
+          !cr->stopping) {
+        int64_t wait = cr->cfg->robots_retry;
+        for (int i = 0; i < h->robots_failures && wait < ROBOTS_RETRY_MAX_MS; i++)
+          wait *= 2;
+        if (r.retry_after_ms > wait) wait = r.retry_after_ms;
+        if (wait > ROBOTS_RETRY_MAX_MS) wait = ROBOTS_RETRY_MAX_MS;
+        h->robots_failures++;
+        h->robots_retry_at = weft_now() + wait;
+        h->robots_state = ROBOTS_UNAVAILABLE;
+        weft_log(WEFT_LOG_WARN,
+                 "robots.txt unreachable: host disallowed for a while",
+                 "host=%s status=%ld error=\"%s\" retry_in_ms=%" PRId64,
+                 h->key, r.status, r.error, wait);
+        ws_response_free(&r);
+        free(target);
+        wake_all(cr);
+        return;
+      }
+      rb = ws_robots_disallow_all();
       weft_log(WEFT_LOG_WARN, "robots.txt unreachable: host disallowed",
                "host=%s status=%ld error=\"%s\"", h->key, r.status, r.error);
       ws_response_free(&r);
@@ -422,6 +459,18 @@ static void fetch_robots(worker *w, host *h) {
   wake_all(cr);
 }
 
+/* Gives up waiting for h's robots.txt: the host is disallowed for the
+ * rest of the crawl, and its pages are recorded as such. */
+static void robots_give_up(crawl *cr, host *h) {
+  h->robots = ws_robots_disallow_all();
+  h->robots_state = ROBOTS_READY;
+  weft_log(WEFT_LOG_WARN,
+           "robots.txt still unreachable and nothing else to crawl: host "
+           "disallowed",
+           "host=%s queued=%" PRId64, h->key, h->queued);
+  wake_all(cr);
+}
+
 /* Waits until h's robots.txt is known, fetching it when nobody is. */
 static int wait_robots(worker *w, host *h) {
   crawl *cr = w->cr;
@@ -431,6 +480,9 @@ static int wait_robots(worker *w, host *h) {
       fetch_robots(w, h);
       continue;
     }
+    /* Unavailable for now: robots_allow() says no until it is fetched
+     * again. */
+    if (h->robots_state == ROBOTS_UNAVAILABLE) return 0;
     weft_event_reset(cr->wake);
     int rc = weft_event_wait(cr->wake);
     if (rc != 0) return rc;
@@ -697,14 +749,27 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
     if (!cr->shared) advance_level(cr);
     int64_t now = weft_now(), wait_ms = cr->shared ? SHARED_POLL_MS : -1;
     int queued_any = 0;
+    /* Hosts waiting to fetch robots.txt again; hosts waiting for anything
+     * else (a slot, a delay, a pause, robots.txt in flight). */
+    int robots_wait = 0, other_wait = 0;
     for (size_t k = 0; k < cr->n_hosts; k++) {
       size_t idx = (cr->cursor + k) % cr->n_hosts;
       host *h = cr->hosts[idx];
       if (h->queued == 0) continue;
       queued_any = 1;
-      if (h->robots_state == ROBOTS_FETCHING) continue;
-      if (weft_sem_available(h->slots) <= 0) continue;
-      if (h->robots_state == ROBOTS_PENDING) {
+      if (h->robots_state == ROBOTS_FETCHING ||
+          weft_sem_available(h->slots) <= 0) {
+        other_wait = 1;
+        continue;
+      }
+      if (h->robots_state == ROBOTS_UNAVAILABLE && h->robots_retry_at > now) {
+        int64_t left = h->robots_retry_at - now;
+        if (wait_ms < 0 || left < wait_ms) wait_ms = left;
+        robots_wait = 1;
+        continue;
+      }
+      if (h->robots_state == ROBOTS_PENDING ||
+          h->robots_state == ROBOTS_UNAVAILABLE) {
         h->robots_state = ROBOTS_FETCHING;
         cr->cursor = idx + 1;
         *hp = h;
@@ -717,12 +782,14 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
       if (h->resume_at > now && !h->given_up) {
         int64_t left = h->resume_at - now;
         if (wait_ms < 0 || left < wait_ms) wait_ms = left;
+        other_wait = 1;
         continue;
       }
       if (h->pace != NULL && weft_limiter_tokens(h->pace) < 1) {
         double need = 1 - weft_limiter_tokens(h->pace);
         int64_t left = (int64_t)(need * (double)h->delay_ms) + 1;
         if (wait_ms < 0 || left < wait_ms) wait_ms = left;
+        other_wait = 1;
         continue;
       }
       /* The page is counted before pop(), which may suspend, so that
@@ -740,6 +807,14 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
       cr->cursor = idx + 1;
       *hp = h;
       return JOB_PAGE;
+    }
+    /* Only pages of hosts whose robots.txt failed are left: rather than
+     * wait for it, those hosts are disallowed and their pages recorded. */
+    if (robots_wait && !other_wait && cr->active == 0 && !cr->shared) {
+      for (size_t k = 0; k < cr->n_hosts; k++)
+        if (cr->hosts[k]->robots_state == ROBOTS_UNAVAILABLE)
+          robots_give_up(cr, cr->hosts[k]);
+      continue;
     }
     if (!queued_any && cr->active == 0 &&
         (!cr->shared || cr->fr->ops->finished(cr->fr) == 1)) {

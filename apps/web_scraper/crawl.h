@@ -32,6 +32,8 @@ typedef struct ws_config {
   app_string_list deny;
   int sitemap; /**< also read the sitemaps robots.txt names */
   int ignore_robots;
+  int64_t robots_retry; /**< ms a host whose robots.txt failed waits before
+                            it is fetched again (doubling); 0: never */
   char *user_agent;
   int64_t concurrency;
   int64_t per_host;

@@ -148,6 +148,11 @@ static const app_option options[] = {
                     "names (sitemap indexes followed)"),
     APP_OPTION_BOOL(ws_config, ignore_robots, "false",
                     "do not read or obey robots.txt"),
+    APP_OPTION_CUSTOM(ws_config, robots_retry, "30s", "DURATION",
+                      "a robots.txt answering 5xx, 429 or nothing disallows "
+                      "its host this long, then is fetched again (the wait "
+                      "doubling, 4 times at most; 0: disallow for the crawl)",
+                      parse_duration, NULL, format_duration),
     APP_OPTION_STRING(ws_config, user_agent, DEFAULT_AGENT,
                       "the User-Agent sent, and whose robots.txt groups apply"),
     APP_OPTION_INT(ws_config, concurrency, "16", 1, 10000,

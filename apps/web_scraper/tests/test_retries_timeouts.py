@@ -4,7 +4,10 @@ slower than --timeout is recorded with an error and the crawl goes on; a
 host that answers nothing gets a record for its seed, and the crawl exits 1
 when no seed could be fetched. A host whose pages keep failing is paused,
 then given up after --give-up-after failures, its other URLs recorded as
-such; a body past --max-body is cut and recorded with an error."""
+such; a body past --max-body is cut and recorded with an error. A
+robots.txt answering 503 disallows its host until it is fetched again
+(--robots-retry): then the host's pages are crawled under its rules; when
+nothing else is left to crawl the host is given up at once."""
 
 import socket
 
@@ -64,6 +67,44 @@ def test(binary):
         r = c.by_url[site.url("/big")]
         check(r["bytes"] == 100000 and "max-body" in r["error"] and r["title"] == "big",
               "--max-body: %r" % r)
+
+    # robots.txt answering 503 disallows its host for a while, then is
+    # fetched again (--robots-retry, doubling) while another host keeps the
+    # crawl busy: the pages waited, are crawled, and the rules are obeyed.
+    flaky = {"/robots.txt": {"ctype": "text/plain", "fail_first": 2, "retry_after": 0,
+                             "body": "User-agent: *\nDisallow: /private\n"},
+             "/": {"body": html("root", ["/a", "/private/x"])},
+             "/a": {"body": html("a")},
+             "/private/x": {"body": html("private")}}
+    busy = {"/robots.txt": {"ctype": "text/plain", "body": ""},
+            "/slow": {"body": html("slow"), "delay": 1.5}}
+    with Site([flaky, busy]) as site:
+        c = crawl(binary, site.url("/"), site.url("/slow", 1), "--retries", "0",
+                  "--robots-retry", "200ms")
+        check(c.code == 0, "exit: %r" % c)
+        check(site.hit_count("/robots.txt") == 3,
+              "robots.txt fetched %d times" % site.hit_count("/robots.txt"))
+        t = site.times[("127.0.0.1", "/robots.txt")]
+        check(t[1] - t[0] >= 0.18 and t[2] - t[1] >= 0.36,
+              "robots.txt fetched again too soon: %r" % [b - a for a, b in zip(t, t[1:])])
+        for path in ("/", "/a"):
+            r = c.by_url.get(site.url(path))
+            check(r is not None and r["status"] == 200 and r["error"] is None,
+                  "%s after robots.txt answered: %r" % (path, r))
+            check(site.times[("127.0.0.1", path)][0] > t[2], "%s fetched before robots.txt" % path)
+        check(site.hit_count("/private/x") == 0 and site.url("/private/x") not in c.by_url,
+              "a disallowed page was fetched: %r" % c.records)
+
+    # When only its pages are left, a host whose robots.txt keeps failing
+    # is given up at once, its seed recorded with the reason.
+    flaky["/robots.txt"]["fail_first"] = 100
+    with Site([flaky]) as site:
+        c = crawl(binary, site.url("/"), "--retries", "0", "--robots-retry", "10s")
+        r = c.by_url[site.url("/")]
+        check(r["status"] is None and "robots.txt unreachable" in r["error"], "seed: %r" % r)
+        check(site.hit_count("/robots.txt") == 1 and site.hit_count("/") == 0,
+              "requests: %r" % site.requested())
+        check(c.seconds < 5, "waited for robots.txt with nothing else to do: %.1f s" % c.seconds)
 
     # A port nobody listens on: the seed's record says why, exit 1.
     s = socket.socket()

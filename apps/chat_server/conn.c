@@ -254,6 +254,8 @@ static int conn_write(chat_conn *c, chat_buf **batch, size_t n) {
     for (size_t i = 0; i < n; i++)
       bufs[i] = uv_buf_init(batch[i]->data, batch[i]->len);
     r = weft_tcp_writev(c->tcp, bufs, n);
+  } else if (n == 1) {
+    r = weft_ws_send_text(c->ws, batch[0]->data, batch[0]->len - 1);
   } else {
     /* A message without its line's newline is one text frame. */
     for (size_t i = 0; i < n; i++)

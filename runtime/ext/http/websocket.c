@@ -643,8 +643,11 @@ static int ws_write_frame(weft_ws *ws, int op, const void *data, size_t len,
  * single hold of the write lock and write_timeout_ms: the frames of up to
  * WS_SEND_GROUP messages (headers and payloads, compressed or not) go out
  * in one writev, so a burst costs one system call rather than one each. */
-static int ws_write_frames(weft_ws *ws, int op, const uv_buf_t *msgs,
-                           size_t n) {
+/* Not inlined: its arrays stay off the stack of a single message's send,
+ * which is what an idle connection's tasks touch. */
+static __attribute__((noinline)) int ws_write_frames(weft_ws *ws, int op,
+                                                     const uv_buf_t *msgs,
+                                                     size_t n) {
   ws_wait w;
   wait_enter(ws, &w, ws->lim.write_timeout_ms);
   int r = weft_mutex_lock(ws->wlock);
@@ -736,7 +739,11 @@ int weft_ws_send_many(weft_ws *ws, int type, const uv_buf_t *msgs, size_t n) {
   }
   int r = ws_enter(ws);
   if (r != 0) return r;
-  return ws_leave(ws, ws_write_frames(ws, type, msgs, n));
+  if (n == 1)
+    r = ws_write_frame(ws, type, msgs[0].base, msgs[0].len, WS_OPEN);
+  else
+    r = ws_write_frames(ws, type, msgs, n);
+  return ws_leave(ws, r);
 }
 
 int weft_ws_send_text(weft_ws *ws, const char *text, size_t len) {

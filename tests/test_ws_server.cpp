@@ -488,6 +488,56 @@ TEST_CASE("ws: a peer that never answers our close is given up on",
   CHECK(close_rc == UV_ETIMEDOUT);
 }
 
+TEST_CASE("ws: several messages sent at once arrive as their own frames",
+          "[ws][echo]") {
+  // More than one writev's worth (32), of every length encoding.
+  const size_t sizes[] = {0, 1, 125, 126, 127, 65535, 65536, 100000};
+  std::vector<std::string> sent;
+  for (int i = 0; i < 40; i++)
+    sent.push_back(pattern(sizes[i % 8], i));
+  Server srv;
+  int bad_rc = 1, many_rc = 1, bin_rc = 1, empty_rc = 1;
+  srv.session = [&](weft_ws *ws) {
+    // A batch with one message that is not UTF-8 sends nothing.
+    uv_buf_t bad[2] = {uv_buf_init((char *)"fine", 4),
+                       uv_buf_init((char *)"\xc3", 1)};
+    bad_rc = weft_ws_send_many(ws, WEFT_WS_TEXT, bad, 2);
+    empty_rc = weft_ws_send_many(ws, WEFT_WS_TEXT, nullptr, 0);
+    std::vector<uv_buf_t> bufs;
+    for (std::string &m : sent)
+      bufs.push_back(uv_buf_init(&m[0], (unsigned)m.size()));
+    many_rc = weft_ws_send_many(ws, WEFT_WS_TEXT, bufs.data(), bufs.size());
+    bin_rc = weft_ws_send_many(ws, WEFT_WS_BINARY, bufs.data(), 2);
+    return echo_session(&srv, ws);
+  };
+  std::vector<Frame> got;
+  int rc = run_ws(srv, [&](Client &c) {
+    if (c.handshake() != 0) return -1;
+    for (size_t i = 0; i < sent.size() + 2; i++) {
+      Frame f;
+      if (c.read_frame(&f, 10000) != 0) return -2;
+      got.push_back(f);
+    }
+    c.send(frame(8, close_payload(1000)));
+    return c.read_eof();
+  });
+  REQUIRE(rc == 0);
+  CHECK(bad_rc == UV_EINVAL);
+  CHECK(empty_rc == 0);
+  CHECK(many_rc == 0);
+  CHECK(bin_rc == 0);
+  REQUIRE(got.size() == sent.size() + 2);
+  for (size_t i = 0; i < got.size(); i++) {
+    size_t k = i < sent.size() ? i : i - sent.size();
+    INFO("frame " << i);
+    CHECK(got[i].op == (i < sent.size() ? 1 : 2));
+    CHECK(got[i].fin == 1);
+    CHECK(got[i].masked == 0);
+    CHECK(got[i].payload == sent[k]);
+  }
+  CHECK(srv.recv_rc == WEFT_ECLOSED);
+}
+
 TEST_CASE("ws: bad close arguments are refused", "[ws][close]") {
   Server srv;
   std::vector<int> rcs;

@@ -247,14 +247,20 @@ static int conn_write(chat_conn *c, chat_buf **batch, size_t n) {
   weft_scope_enter(&ws, cut ? CHAT_CUT_GRACE_MS : WEFT_NO_DEADLINE);
   c->write_scope = &ws;
   int r = 0;
+  /* Everything queued goes out at once: one writev for a line
+   * connection, one for the frames of a WebSocket (up to 32 a call). */
+  uv_buf_t bufs[CHAT_WRITE_BATCH];
   if (c->tcp != NULL) {
-    uv_buf_t bufs[CHAT_WRITE_BATCH];
     for (size_t i = 0; i < n; i++)
       bufs[i] = uv_buf_init(batch[i]->data, batch[i]->len);
     r = weft_tcp_writev(c->tcp, bufs, n);
+  } else if (n == 1) {
+    r = weft_ws_send_text(c->ws, batch[0]->data, batch[0]->len - 1);
   } else {
-    for (size_t i = 0; i < n && r == 0; i++)
-      r = weft_ws_send_text(c->ws, batch[i]->data, batch[i]->len - 1);
+    /* A message without its line's newline is one text frame. */
+    for (size_t i = 0; i < n; i++)
+      bufs[i] = uv_buf_init(batch[i]->data, batch[i]->len - 1);
+    r = weft_ws_send_many(c->ws, WEFT_WS_TEXT, bufs, n);
   }
   c->write_scope = NULL;
   weft_scope_leave(&ws);

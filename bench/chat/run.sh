@@ -26,7 +26,9 @@
 # Usage: bench/chat/run.sh [--quick]
 # Environment: WEFT_BENCH_BUILD (default build-bench), WEFT_BENCH_RUNS (3),
 #   WEFT_BENCH_DURATION (5), CHAT_CLIENTS (1000), CHAT_SENDERS (10),
-#   CHAT_RATE (20), CHAT_SIZE (64), CHAT_IDLE (10000)
+#   CHAT_RATE (20), CHAT_SIZE (64), CHAT_IDLE (10000), CHAT_BASELINE (the
+#   path of another chat_server binary, e.g. one built from an earlier
+#   commit outside the tree: run as chat_server_base in the same rounds)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -103,7 +105,10 @@ measure() {
 # launch NAME: starts the server NAME (see start).
 launch() {
   case $1 in
-    chat_server) start "$1" "$chat" --executors 1 --listen 127.0.0.1:0 \
+    chat_server|chat_server_base)
+                 bin=$chat
+                 [[ $1 == chat_server_base ]] && bin=$CHAT_BASELINE
+                 start "$1" "$bin" --executors 1 --listen 127.0.0.1:0 \
                    --http-listen 127.0.0.1:0 --rate 0 --max-queue 4096 \
                    --max-connections $((idle + 1000)) ;;
     node_ws) start "$1" env NODE_PATH=/usr/share/nodejs node "$here/peers/node_ws.js" 0 ;;
@@ -114,10 +119,11 @@ launch() {
 
 servers=(chat_server node_ws go_gorilla python_websockets)
 [[ -n $gohub ]] || servers=(chat_server node_ws python_websockets)
+[[ -n ${CHAT_BASELINE:-} ]] && servers=(chat_server chat_server_base "${servers[@]:1}")
 for run in $(seq "$runs"); do
   for s in "${servers[@]}"; do
     proto=raw
-    [[ $s == chat_server ]] && proto=chat
+    [[ $s == chat_server* ]] && proto=chat
     echo "== run $run: $s: fan-out, $clients clients, $senders senders, $rate msg/s" >&2
     launch "$s" || continue
     measure "$s" "$proto" fanout "$run" --clients "$clients" --senders "$senders" \

@@ -636,6 +636,72 @@ static int ws_write_frame(weft_ws *ws, int op, const void *data, size_t len,
   return r;
 }
 
+/* Messages whose frames go out in one weft_tcp_writev(). */
+#define WS_SEND_GROUP 32
+
+/* ws_write_frame() of n data messages of type op, one frame each, under a
+ * single hold of the write lock and write_timeout_ms: the frames of up to
+ * WS_SEND_GROUP messages (headers and payloads, compressed or not) go out
+ * in one writev, so a burst costs one system call rather than one each. */
+/* Not inlined: its arrays stay off the stack of a single message's send,
+ * which is what an idle connection's tasks touch. */
+static __attribute__((noinline)) int ws_write_frames(weft_ws *ws, int op,
+                                                     const uv_buf_t *msgs,
+                                                     size_t n) {
+  ws_wait w;
+  wait_enter(ws, &w, ws->lim.write_timeout_ms);
+  int r = weft_mutex_lock(ws->wlock);
+  if (r != 0) {
+    int left = wait_leave(ws, &w);
+    return wait_was_ours(ws, left) ? UV_ETIMEDOUT : r;
+  }
+  if (ws->write_err != 0)
+    r = ws->write_err;
+  else if (ws->state != WS_OPEN)
+    r = WEFT_ECLOSED;
+  for (size_t at = 0; r == 0 && at < n;) {
+    uint8_t hdr[WS_SEND_GROUP][10];
+    uint8_t *zbuf[WS_SEND_GROUP];
+    uv_buf_t iov[2 * WS_SEND_GROUP];
+    size_t k = 0, nb = 0;
+    for (; k < WS_SEND_GROUP && at + k < n; k++) {
+      const char *data = msgs[at + k].base;
+      size_t len = msgs[at + k].len;
+      int rsv1 = 0;
+      zbuf[k] = NULL;
+      if (ws->pmd && len >= ws->lim.deflate_min_bytes) {
+        size_t zlen = 0;
+        r = ws_deflate(ws, data, len, &zbuf[k], &zlen);
+        if (r == 0) {
+          data = (const char *)zbuf[k] + WS_ZHEAD;
+          len = zlen;
+          rsv1 = 1;
+        } else if (r == 1) {
+          r = 0;
+        } else {
+          break; /* the compressor failed (zbuf[k] is NULL) */
+        }
+      }
+      size_t hlen = frame_header(hdr[k], op, len);
+      if (rsv1) hdr[k][0] |= 0x40;
+      iov[nb++] = uv_buf_init((char *)hdr[k], (unsigned)hlen);
+      if (len > 0) iov[nb++] = uv_buf_init((char *)data, (unsigned)len);
+    }
+    if (r == 0) r = weft_tcp_writev(ws->tcp, iov, nb);
+    for (size_t i = 0; i < k; i++) free(zbuf[i]);
+    at += k;
+    /* As in ws_write_frame(): nothing more can be sent after a failure. */
+    if (r < 0) ws->write_err = r;
+  }
+  weft_mutex_unlock(ws->wlock);
+  int left = wait_leave(ws, &w);
+  if (r < 0 && wait_was_ours(ws, left)) {
+    r = UV_ETIMEDOUT;
+    if (ws->write_err != 0) ws->write_err = r;
+  }
+  return r;
+}
+
 /* Sends a close frame with code (0: none) and reason. */
 static int ws_send_close(weft_ws *ws, int code, const char *reason, size_t rlen,
                          int next_state) {
@@ -660,6 +726,24 @@ int weft_ws_send(weft_ws *ws, int type, const void *data, size_t len) {
   int r = ws_enter(ws);
   if (r != 0) return r;
   return ws_leave(ws, ws_write_frame(ws, type, data, len, WS_OPEN));
+}
+
+int weft_ws_send_many(weft_ws *ws, int type, const uv_buf_t *msgs, size_t n) {
+  if ((type != WEFT_WS_TEXT && type != WEFT_WS_BINARY) ||
+      (msgs == NULL && n > 0))
+    return UV_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    if (msgs[i].base == NULL && msgs[i].len > 0) return UV_EINVAL;
+    if (type == WEFT_WS_TEXT && !utf8_valid(msgs[i].base, msgs[i].len))
+      return UV_EINVAL;
+  }
+  int r = ws_enter(ws);
+  if (r != 0) return r;
+  if (n == 1)
+    r = ws_write_frame(ws, type, msgs[0].base, msgs[0].len, WS_OPEN);
+  else
+    r = ws_write_frames(ws, type, msgs, n);
+  return ws_leave(ws, r);
 }
 
 int weft_ws_send_text(weft_ws *ws, const char *text, size_t len) {

@@ -231,6 +231,18 @@ int weft_ws_recv(weft_ws *ws, weft_ws_msg *msg);
  */
 int weft_ws_send(weft_ws *ws, int type, const void *data, size_t len);
 
+/**
+ * Sends n messages of type (WEFT_WS_TEXT or WEFT_WS_BINARY), msgs[i] being
+ * the i-th, each as its own frame exactly as weft_ws_send() would, in
+ * order and with no other task's frame between them. The frames go out
+ * together (up to 32 messages per system call), so a burst of small
+ * messages costs one write rather than one per message. write_timeout_ms
+ * bounds the whole call. Checks every message first: nothing is sent when
+ * one is not UTF-8 text (UV_EINVAL). Returns as weft_ws_send(); after an
+ * error some of the messages may have been sent, and the connection ends.
+ */
+int weft_ws_send_many(weft_ws *ws, int type, const uv_buf_t *msgs, size_t n);
+
 /** weft_ws_send() of a text message of len bytes. */
 int weft_ws_send_text(weft_ws *ws, const char *text, size_t len);
 

@@ -46,7 +46,7 @@ define run_tests
 endef
 
 .PHONY: all help setup build demo test check asan tsan tsan-concurrency valgrind bench \
-        install clean format docs lint
+        install clean format docs lint fuzz
 
 all: build
 
@@ -61,6 +61,8 @@ help:
 	@echo "                       tests of what crosses executors"
 	@echo "  make test            check, asan and tsan-concurrency, as CI runs them"
 	@echo "  make valgrind        build-valgrind/ and its tests under Valgrind"
+	@echo "  make fuzz            build-fuzz/ (clang, libFuzzer, ASan+UBSan): each fuzz"
+	@echo "                       target for FUZZ_SECONDS (default 60) from its seeds"
 	@echo "  make bench           the benchmarks against their peers (build-bench/)"
 	@echo "  make install         install build/ under PREFIX=$(PREFIX)"
 	@echo "  make format          clang-format the sources"
@@ -96,6 +98,24 @@ asan: setup
 	$(call build_tree,build-asan,-DWEFT_SANITIZE="address;undefined")
 	$(call run_tests,build-asan)
 
+# The libFuzzer targets (cmake/weftFuzz.cmake), built with clang under
+# ASan+UBSan in build-fuzz/, each run for FUZZ_SECONDS from its seed corpus.
+# New inputs go to build-fuzz/fuzz/NAME.work/, never into the tree; a crash
+# leaves its input as build-fuzz/fuzz/NAME-crash-* and fails the target.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_CXX ?= clang++
+fuzz: setup
+	CC=$(FUZZ_CC) CXX=$(FUZZ_CXX) $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DWEFT_FUZZ=ON -DWEFT_SANITIZE="address;undefined" $(CMAKE_ARGS)
+	$(CMAKE) --build build-fuzz -j$(JOBS) --target weft_fuzz_all
+	@set -e; for c in build-fuzz/fuzz/*.corpus; do \
+	  name=$${c%.corpus}; mkdir -p $$name.work; \
+	  echo "== $$(basename $$name) for $(FUZZ_SECONDS) s"; \
+	  $$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=$$name- $$name.work "$$(cat $$c)"; \
+	done
+
 tsan: setup
 	$(call build_tree,build-tsan,-DWEFT_SANITIZE=thread)
 	$(call run_tests,build-tsan)
@@ -127,7 +147,7 @@ install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-valgrind build-bench build-docs build-lint
+	rm -rf build build-asan build-fuzz build-tsan build-valgrind build-bench build-docs build-lint
 
 # The API reference of the public headers (Doxygen, Debian doxygen) in
 # build-docs/html/; a public function without a comment fails it

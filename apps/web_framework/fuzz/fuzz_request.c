@@ -12,30 +12,22 @@
  *
  *   ./web_framework_fuzz -max_total_time=300 corpus-copy/ SEED_DIR
  *
- * Otherwise (the normal build, and the sanitizer builds) it is a program
- * that replays every file of the directories or files it is given, by
- * default the seed corpus, so that ctest runs the corpus on every build:
- *
- *   ./web_framework_fuzz_replay [DIR|FILE]...
+ * Every build also links it with fuzz/fuzz_replay_main.c into
+ * web_framework_fuzz_replay, which replays the seed corpus under ctest.
  */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <weft.h>
 
 #include "webapp.h"
 
-/* CMake points these at the source tree; a build without them serves no
- * files and replays the current directory. */
+/* CMake points this at the source tree; a build without it serves no
+ * files. */
 #ifndef WEBAPP_FUZZ_STATIC_DIR
 #define WEBAPP_FUZZ_STATIC_DIR ""
-#endif
-#ifndef WEBAPP_FUZZ_CORPUS_DIR
-#define WEBAPP_FUZZ_CORPUS_DIR "."
 #endif
 
 /* The app is built on the first input and kept for the rest: building it
@@ -126,9 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   return 0;
 }
 
-#ifndef WEBAPP_LIBFUZZER
-
-/* Frees the app, in a runtime of its own (the app was built in one). */
+/* Frees the app after the last replayed input, in a runtime of its own
+ * (the app was built in one). */
 static int fuzz_free_task(void *arg) {
   (void)arg;
   webapp_free(fuzz_app);
@@ -136,131 +127,5 @@ static int fuzz_free_task(void *arg) {
   return 0;
 }
 
-/* Reads a whole file; returns its bytes (malloc'ed) or NULL. */
-static uint8_t *fuzz_read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) return NULL;
-  uint8_t *buf = NULL;
-  size_t cap = 0, n = 0;
-  for (;;) {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 4096;
-      uint8_t *grown = realloc(buf, cap);
-      if (grown == NULL) {
-        free(buf);
-        fclose(f);
-        return NULL;
-      }
-      buf = grown;
-    }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    return NULL;
-  }
-  *len = n;
-  return buf;
-}
-
-/* Replays one file; returns 0, or -1 when it cannot be read. */
-static int fuzz_replay_file(const char *path) {
-  size_t len = 0;
-  uint8_t *data = fuzz_read_file(path, &len);
-  if (data == NULL) {
-    fprintf(stderr, "fuzz_request: cannot read %s\n", path);
-    return -1;
-  }
-  LLVMFuzzerTestOneInput(data, len);
-  free(data);
-  return 0;
-}
-
-static int fuzz_compare_names(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Replays every regular file of dir, in name order (so that a failure is
- * reported the same way every run). Returns the number replayed, or -1. */
-static int fuzz_replay_dir(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d == NULL) {
-    fprintf(stderr, "fuzz_request: cannot open %s\n", dir);
-    return -1;
-  }
-  char **names = NULL;
-  size_t n = 0, cap = 0;
-  struct dirent *e;
-  int rc = 0;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.') continue;
-    if (n == cap) {
-      cap = cap ? cap * 2 : 32;
-      char **grown = realloc(names, cap * sizeof *names);
-      if (grown == NULL) {
-        rc = -1;
-        break;
-      }
-      names = grown;
-    }
-    size_t len = strlen(dir) + strlen(e->d_name) + 2;
-    if ((names[n] = malloc(len)) == NULL) {
-      rc = -1;
-      break;
-    }
-    snprintf(names[n++], len, "%s/%s", dir, e->d_name);
-  }
-  closedir(d);
-  if (n > 0) qsort(names, n, sizeof *names, fuzz_compare_names);
-  int replayed = 0;
-  for (size_t i = 0; i < n; i++) {
-    struct stat st;
-    if (rc == 0 && stat(names[i], &st) == 0 && S_ISREG(st.st_mode)) {
-      if (fuzz_replay_file(names[i]) < 0)
-        rc = -1;
-      else
-        replayed++;
-    }
-    free(names[i]);
-  }
-  free(names);
-  return rc < 0 ? -1 : replayed;
-}
-
-/* Replays the corpus directories and files named on the command line, or
- * the seed corpus. Exits 0 when every input ran (a crash aborts). */
-int main(int argc, char **argv) {
-  LLVMFuzzerInitialize(&argc, &argv);
-  const char *fallback[] = {WEBAPP_FUZZ_CORPUS_DIR};
-  const char **paths = argc > 1 ? (const char **)argv + 1 : fallback;
-  int n_paths = argc > 1 ? argc - 1 : 1;
-  int total = 0, failed = 0;
-  for (int i = 0; i < n_paths; i++) {
-    struct stat st;
-    if (stat(paths[i], &st) != 0) {
-      fprintf(stderr, "fuzz_request: no such file or directory: %s\n",
-              paths[i]);
-      failed = 1;
-    } else if (S_ISDIR(st.st_mode)) {
-      int n = fuzz_replay_dir(paths[i]);
-      if (n < 0)
-        failed = 1;
-      else
-        total += n;
-    } else if (fuzz_replay_file(paths[i]) < 0) {
-      failed = 1;
-    } else {
-      total++;
-    }
-  }
-  weft_main(fuzz_free_task, NULL);
-  printf("fuzz_request: replayed %d input%s\n", total, total == 1 ? "" : "s");
-  if (total == 0) failed = 1;
-  return failed ? 1 : 0;
-}
-
-#endif /* WEBAPP_LIBFUZZER */
+void weft_fuzz_replay_done(void);
+void weft_fuzz_replay_done(void) { weft_main(fuzz_free_task, NULL); }

@@ -113,7 +113,7 @@ fuzz: setup
 	  name=$${c%.corpus}; mkdir -p $$name.work; \
 	  echo "== $$(basename $$name) for $(FUZZ_SECONDS) s"; \
 	  $$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
-	    -print_final_stats=1 -artifact_prefix=$$name- $$name.work "$$(cat $$c)"; \
+	    -close_fd_mask=2 -print_final_stats=1 -artifact_prefix=$$name- $$name.work "$$(cat $$c)"; \
 	done
 
 tsan: setup

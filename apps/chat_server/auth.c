@@ -149,7 +149,9 @@ int chat_auth_verify(const chat_auth *a, const char *token, int64_t now_s,
     *why = "the token's rooms claim is not a list";
   } else {
     snprintf(out->sub, sizeof out->sub, "%s", sub->valuestring);
-    out->exp = (int64_t)exp->valuedouble;
+    /* exp is after now; a later one than int64_t holds stays the
+     * largest (converting it would be undefined). */
+    out->exp = exp->valuedouble < 9.2e18 ? (int64_t)exp->valuedouble : INT64_MAX;
     r = 0;
     if (rooms != NULL) {
       out->restricted = 1;

@@ -272,7 +272,9 @@ static int config_set_json(const app_option *o, void *field, const cJSON *v,
   case APP_OPT_INT: {
     if (!cJSON_IsNumber(v)) break;
     double d = v->valuedouble;
-    if (d != (double)(int64_t)d || d < -9.2e18 || d > 9.2e18) {
+    /* The range first: converting a double outside it (or NaN) to an
+     * integer is undefined. */
+    if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) {
       snprintf(why, WHY_LEN, "expected an integer, not %g", d);
       return -1;
     }

@@ -16,54 +16,6 @@
 #include "chat.h"
 #include "config.h"
 
-/* Parses a duration: seconds ("30", "0.5") or a number with a unit
- * ("250ms", "30s", "2m", "1h"); JSON may give a number of seconds or such
- * a string. The field is an int64_t of milliseconds. */
-static int parse_duration(void *field, const char *text, const cJSON *json,
-                          char *why, size_t why_len) {
-  double seconds;
-  if (json != NULL && cJSON_IsNumber(json)) {
-    seconds = json->valuedouble;
-  } else {
-    if (json != NULL) {
-      if (!cJSON_IsString(json)) {
-        snprintf(why, why_len, "expected a duration such as \"30s\" or \"2m\"");
-        return -1;
-      }
-      text = json->valuestring;
-    }
-    char *end;
-    double v = strtod(text, &end);
-    double unit;
-    if (end == text) unit = -1;
-    else if (strcmp(end, "ms") == 0) unit = 0.001;
-    else if (strcmp(end, "s") == 0 || *end == '\0') unit = 1;
-    else if (strcmp(end, "m") == 0) unit = 60;
-    else if (strcmp(end, "h") == 0) unit = 3600;
-    else unit = -1;
-    if (unit < 0) {
-      snprintf(why, why_len,
-               "expected a duration such as 250ms, 30s, 2m, not \"%s\"", text);
-      return -1;
-    }
-    seconds = v * unit;
-  }
-  if (!(seconds >= 0 && seconds <= 2e6)) {
-    snprintf(why, why_len, "a duration must be between 0 and 2e6 seconds");
-    return -1;
-  }
-  *(int64_t *)field = (int64_t)llround(seconds * 1000.0);
-  return 0;
-}
-
-static void format_duration(const void *field, char *out, size_t len) {
-  int64_t ms = *(const int64_t *)field;
-  if (ms % 1000 == 0)
-    snprintf(out, len, "%llds", (long long)(ms / 1000));
-  else
-    snprintf(out, len, "%lldms", (long long)ms);
-}
-
 static const app_option chat_options[] = {
     APP_OPTION_LISTEN(chat_config, listen, "127.0.0.1:7070"),
     {.name = "http_listen",
@@ -94,7 +46,8 @@ static const app_option chat_options[] = {
     APP_OPTION_CUSTOM(chat_config, idle_timeout, "120s", "DURATION",
                       "close a connection silent this long (a WebSocket is "
                       "pinged at half of it); 0: never",
-                      parse_duration, NULL, format_duration),
+                      app_parse_duration_ms_2e6, NULL,
+                      app_format_duration_ms),
     APP_OPTION_INT(chat_config, max_rooms_per_conn, "256", 1, 100000,
                    "rooms one connection may be in at once"),
     APP_OPTION_INT(chat_config, backlog, "4096", 1, 65535,

@@ -196,6 +196,101 @@ typedef struct app_spec {
     .parse = (parse_fn), .free = (free_fn), .format = (format_fn)              \
   }
 
+/* ---- Values for APP_OPT_CUSTOM options -----------------------------------
+ *
+ * Parsers and formatters that plug into APP_OPTION_CUSTOM as its parse_fn
+ * and format_fn, for the kinds of values several applications take:
+ *
+ *   APP_OPTION_CUSTOM(my_config, timeout, "30s", "DURATION",
+ *                     "give up a request after this long (0: never)",
+ *                     app_parse_duration_ms, NULL, app_format_duration_ms),
+ *
+ * Each comes as a function with an explicit bound (app_duration_parse(),
+ * app_rate_parse(), app_size_parse()), for a program's own checks, and as
+ * table callbacks with a fixed bound: an application picks the variant whose
+ * bound its use of the field needs.
+ */
+
+/** The largest duration app_parse_duration_ms() takes, in seconds. */
+#define APP_DURATION_MAX_S 1e9
+/** The largest duration app_parse_duration_ms_1e7() takes (about 115 days). */
+#define APP_DURATION_MAX_S_1E7 1e7
+/** The largest duration app_parse_duration_ms_2e6() takes (about 23 days):
+ * its milliseconds, 2e9, fit in an int. */
+#define APP_DURATION_MAX_S_2E6 2e6
+
+/**
+ * Parses a duration into whole milliseconds: a number of seconds ("2",
+ * "0.5") or a number with a unit, "ms", "s", "m" or "h" ("250ms", "10s",
+ * "2m", "1h"), from a flag's text (json NULL) or from JSON (a number of
+ * seconds or such a string). It must lie within [0, max_seconds]; NaN is
+ * refused. A positive duration below one millisecond becomes 1 ms, never 0
+ * (which means "no limit" or "never" for most options). Returns 0, or -1
+ * with the reason in why (the word "duration" in it).
+ */
+int app_duration_parse(const char *text, const cJSON *json, double max_seconds,
+                       int64_t *ms, char *why, size_t why_len);
+
+/** app_opt_parse_fn of an int64_t field of milliseconds, up to
+ * APP_DURATION_MAX_S seconds. */
+int app_parse_duration_ms(void *field, const char *text, const cJSON *json,
+                          char *why, size_t why_len);
+/** The same up to APP_DURATION_MAX_S_1E7 seconds. */
+int app_parse_duration_ms_1e7(void *field, const char *text, const cJSON *json,
+                              char *why, size_t why_len);
+/** The same up to APP_DURATION_MAX_S_2E6 seconds (milliseconds within an
+ * int). */
+int app_parse_duration_ms_2e6(void *field, const char *text, const cJSON *json,
+                              char *why, size_t why_len);
+
+/** app_opt_format_fn of an int64_t of milliseconds: "30s" when whole
+ * seconds, else "250ms". */
+void app_format_duration_ms(const void *field, char *out, size_t len);
+
+/** The largest rate app_parse_rate() takes, per second. */
+#define APP_RATE_MAX 1e9
+/** The largest rate app_parse_rate_1e7() takes, per second. */
+#define APP_RATE_MAX_1E7 1e7
+
+/**
+ * Parses a rate, a number per second within [0, max] (0: no limit by
+ * convention), from a flag's text (json NULL) or a JSON number. NaN is
+ * refused. Returns 0, or -1 with the reason in why.
+ */
+int app_rate_parse(const char *text, const cJSON *json, double max,
+                   double *out, char *why, size_t why_len);
+
+/** app_opt_parse_fn of a double field of requests per second, up to
+ * APP_RATE_MAX. */
+int app_parse_rate(void *field, const char *text, const cJSON *json,
+                   char *why, size_t why_len);
+/** The same up to APP_RATE_MAX_1E7. */
+int app_parse_rate_1e7(void *field, const char *text, const cJSON *json,
+                       char *why, size_t why_len);
+
+/** app_opt_format_fn of a double rate: as printf's "%g". */
+void app_format_rate(const void *field, char *out, size_t len);
+
+/** The largest size app_size_parse() takes, in bytes. */
+#define APP_SIZE_MAX 9e18
+
+/**
+ * Parses a size in bytes: a number with an optional K, M or G suffix
+ * (powers of 1024; "KiB", "KB", "kb" and "K" are the same), from a flag's
+ * text (json NULL) or from JSON (a number of bytes or such a string). It
+ * must lie within [0, APP_SIZE_MAX]; a fraction of a byte is dropped.
+ * Returns 0, or -1 with the reason in why.
+ */
+int app_size_parse(const char *text, const cJSON *json, int64_t *out,
+                   char *why, size_t why_len);
+
+/** app_opt_parse_fn of an int64_t field of bytes (app_size_parse()). */
+int app_parse_size(void *field, const char *text, const cJSON *json,
+                   char *why, size_t why_len);
+
+/** app_opt_format_fn of an int64_t of bytes: the plain number. */
+void app_format_size(const void *field, char *out, size_t len);
+
 /**
  * Fills cfg (a struct the table describes, of any size) from the defaults,
  * the --config file and the flags in argv, and applies the log level.

@@ -22,57 +22,6 @@ void fp_error(const char *fmt, ...) {
   va_end(ap);
 }
 
-/* A size in bytes with an optional K, M or G (powers of 1024) suffix. */
-static int parse_size(void *field, const char *text, const cJSON *json,
-                      char *why, size_t why_len) {
-  int64_t *out = field;
-  if (json != NULL) {
-    if (cJSON_IsNumber(json)) {
-      if (json->valuedouble < 0) {
-        snprintf(why, why_len, "a size cannot be negative");
-        return -1;
-      }
-      *out = (int64_t)json->valuedouble;
-      return 0;
-    }
-    if (!cJSON_IsString(json)) {
-      snprintf(why, why_len, "expected a size (a number or \"4M\")");
-      return -1;
-    }
-    text = json->valuestring;
-  }
-  char *end;
-  errno = 0;
-  double v = strtod(text, &end);
-  int64_t mult = 1;
-  switch (toupper((unsigned char)*end)) {
-  case 'K':
-    mult = 1 << 10, end++;
-    break;
-  case 'M':
-    mult = 1 << 20, end++;
-    break;
-  case 'G':
-    mult = 1 << 30, end++;
-    break;
-  default:
-    break;
-  }
-  if (toupper((unsigned char)*end) == 'I' && mult > 1) end++;
-  if (toupper((unsigned char)*end) == 'B') end++;
-  if (end == text || *end != '\0' || v < 0 || v * (double)mult > 9e18) {
-    snprintf(why, why_len, "\"%s\" is not a size (such as 4096, 64K, 1M)",
-             text);
-    return -1;
-  }
-  *out = (int64_t)(v * (double)mult);
-  return 0;
-}
-
-static void format_size(const void *field, char *out, size_t len) {
-  snprintf(out, len, "%lld", (long long)*(const int64_t *)field);
-}
-
 static const app_option fp_options[] = {
     APP_OPTION_STRING_LIST(fp_config, paths,
                            "files and folders to process (the arguments)"),
@@ -100,7 +49,7 @@ static const app_option fp_options[] = {
     APP_OPTION_CUSTOM(fp_config, block_size, "0", "SIZE",
                       "compress: files larger than this are cut into blocks "
                       "compressed in parallel (0: 1M for gzip, 4M for zstd)",
-                      parse_size, NULL, format_size),
+                      app_parse_size, NULL, app_format_size),
     APP_OPTION_BOOL(fp_config, rm, "false",
                     "compress, decompress: remove each input once its "
                     "output is in place"),
@@ -127,11 +76,11 @@ static const app_option fp_options[] = {
                    "take files at most this many levels below each PATH, as "
                    "find -maxdepth (1: only the files in it; -1: no limit)"),
     APP_OPTION_CUSTOM(fp_config, min_size, "0", "SIZE",
-                      "skip files smaller than this", parse_size, NULL,
-                      format_size),
+                      "skip files smaller than this", app_parse_size, NULL,
+                      app_format_size),
     APP_OPTION_CUSTOM(fp_config, max_size, "0", "SIZE",
-                      "skip files larger than this (0: no limit)", parse_size,
-                      NULL, format_size),
+                      "skip files larger than this (0: no limit)",
+                      app_parse_size, NULL, app_format_size),
     APP_OPTION_STRING(fp_config, files_from, NULL,
                       "read the paths from this file, one a line (- : "
                       "standard input), in the order given"),

@@ -13,85 +13,6 @@
 
 /* ---- Values the common loader does not know ------------------------------ */
 
-/* Parses a duration: a number of seconds ("2", "0.5") or a number with a
- * unit ("250ms", "10s", "2m", "1h"). JSON may give a number of seconds or
- * such a string. The field is an int64_t of milliseconds. */
-static int parse_duration(void *field, const char *text, const cJSON *json,
-                          char *why, size_t why_len) {
-  double seconds;
-  if (json != NULL && cJSON_IsNumber(json)) {
-    seconds = json->valuedouble;
-  } else {
-    if (json != NULL) {
-      if (!cJSON_IsString(json)) {
-        snprintf(why, why_len,
-                 "expected seconds or a duration such as "
-                 "\"250ms\", \"10s\", \"2m\"");
-        return -1;
-      }
-      text = json->valuestring;
-    }
-    char *end;
-    double v = strtod(text, &end);
-    double unit = 1.0;
-    if (end == text) goto bad;
-    if (strcmp(end, "ms") == 0)
-      unit = 0.001;
-    else if (strcmp(end, "s") == 0 || *end == '\0')
-      unit = 1.0;
-    else if (strcmp(end, "m") == 0)
-      unit = 60.0;
-    else if (strcmp(end, "h") == 0)
-      unit = 3600.0;
-    else
-      goto bad;
-    seconds = v * unit;
-  }
-  /* NaN fails both comparisons, so it is refused here too. */
-  if (!(seconds >= 0 && seconds <= 1e9)) {
-    snprintf(why, why_len, "a duration must be between 0 and 1e9 seconds");
-    return -1;
-  }
-  /* Whole milliseconds; a duration below one is one, not none (0 means no
-   * limit for the timeouts). */
-  int64_t ms = (int64_t)llround(seconds * 1000.0);
-  if (ms == 0 && seconds > 0) ms = 1;
-  *(int64_t *)field = ms;
-  return 0;
-bad:
-  snprintf(why, why_len,
-           "expected seconds or a duration such as 250ms, 10s, 2m, not "
-           "\"%s\"",
-           text);
-  return -1;
-}
-
-/* Parses a non-negative rate (requests per second) into a double. */
-static int parse_rate(void *field, const char *text, const cJSON *json,
-                      char *why, size_t why_len) {
-  double v;
-  if (json != NULL) {
-    if (!cJSON_IsNumber(json)) {
-      snprintf(why, why_len, "expected a number of requests per second");
-      return -1;
-    }
-    v = json->valuedouble;
-  } else {
-    char *end;
-    v = strtod(text, &end);
-    if (end == text || *end != '\0') {
-      snprintf(why, why_len, "expected requests per second, not \"%s\"", text);
-      return -1;
-    }
-  }
-  if (!(v >= 0 && v <= 1e9)) {
-    snprintf(why, why_len, "a rate must be between 0 (no limit) and 1e9");
-    return -1;
-  }
-  *(double *)field = v;
-  return 0;
-}
-
 /* Looks the text of a string option (flag or JSON) up among names; stores
  * the index plus base in the int field. */
 static int parse_choice(void *field, const char *text, const cJSON *json,
@@ -154,18 +75,6 @@ static int parse_http_version(void *field, const char *text, const cJSON *json,
 
 /* How the configuration's log line shows the values above, as a flag would
  * give them. */
-static void format_duration(const void *field, char *out, size_t len) {
-  int64_t ms = *(const int64_t *)field;
-  if (ms % 1000 == 0)
-    snprintf(out, len, "%llds", (long long)(ms / 1000));
-  else
-    snprintf(out, len, "%lldms", (long long)ms);
-}
-
-static void format_rate(const void *field, char *out, size_t len) {
-  snprintf(out, len, "%g", *(const double *)field);
-}
-
 static void format_choice(const void *field, char *out, size_t len,
                           const char *const *names, int n) {
   int i = *(const int *)field;
@@ -218,25 +127,25 @@ static const app_option hc_option_table[] = {
     APP_OPTION_CUSTOM(hc_config, duration, "0", "DURATION",
                       "load mode: keep issuing requests this long, as 10s, "
                       "2m, 500ms (-z; 0: until -n are made)",
-                      parse_duration, NULL, format_duration),
+                      app_parse_duration_ms, NULL, app_format_duration_ms),
     APP_OPTION_CUSTOM(hc_config, rate, "0", "R",
                       "requests per second in all, retries included (-q; 0: "
                       "no limit)",
-                      parse_rate, NULL, format_rate),
+                      app_parse_rate, NULL, app_format_rate),
     APP_OPTION_CUSTOM(hc_config, host_rate, "0", "R",
                       "requests per second to any one host:port (0: no limit)",
-                      parse_rate, NULL, format_rate),
+                      app_parse_rate, NULL, app_format_rate),
     APP_OPTION_INT(hc_config, burst, "1", 1, 1000000,
                    "requests the rate limiters let through at once after a "
                    "quiet spell"),
     APP_OPTION_CUSTOM(hc_config, timeout, "30s", "DURATION",
                       "one attempt of a request at most this long, in seconds "
                       "or with a unit (-t; 0: no limit)",
-                      parse_duration, NULL, format_duration),
+                      app_parse_duration_ms, NULL, app_format_duration_ms),
     APP_OPTION_CUSTOM(hc_config, deadline, "0", "DURATION",
                       "the whole run at most this long: requests still in "
                       "flight then are cancelled (0: no limit)",
-                      parse_duration, NULL, format_duration),
+                      app_parse_duration_ms, NULL, app_format_duration_ms),
     APP_OPTION_INT(hc_config, retries, "-1", -1, 100,
                    "extra attempts after a connection error, a 5xx or a 429 "
                    "(-1: 2 in fetch mode, 0 in load mode)"),
@@ -248,7 +157,7 @@ static const app_option hc_option_table[] = {
     APP_OPTION_CUSTOM(hc_config, retry_after_max, "60s", "DURATION",
                       "honour a Retry-After up to this long; a longer one "
                       "ends the request's retries",
-                      parse_duration, NULL, format_duration),
+                      app_parse_duration_ms, NULL, app_format_duration_ms),
     APP_OPTION_STRING(hc_config, method, NULL,
                       "the request method (-m; default GET, or POST with a "
                       "body)"),

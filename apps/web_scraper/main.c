@@ -37,90 +37,6 @@ static void usage_error(const char *fmt, ...) {
   va_end(ap);
 }
 
-/* ---- Option values the common loader does not know ---------------------- */
-
-/* A duration: seconds ("2", "0.5") or with a unit ("250ms", "10s", "2m");
- * JSON may give a number of seconds. The field is int64_t milliseconds. */
-static int parse_duration(void *field, const char *text, const cJSON *json,
-                          char *why, size_t why_len) {
-  double seconds;
-  if (json != NULL && cJSON_IsNumber(json)) {
-    seconds = json->valuedouble;
-  } else {
-    if (json != NULL) {
-      if (!cJSON_IsString(json)) {
-        snprintf(why, why_len, "expected seconds or a duration such as \"250ms\"");
-        return -1;
-      }
-      text = json->valuestring;
-    }
-    char *end;
-    double v = strtod(text, &end);
-    double unit;
-    if (end == text) goto bad;
-    if (strcmp(end, "ms") == 0)
-      unit = 0.001;
-    else if (strcmp(end, "s") == 0 || *end == '\0')
-      unit = 1.0;
-    else if (strcmp(end, "m") == 0)
-      unit = 60.0;
-    else if (strcmp(end, "h") == 0)
-      unit = 3600.0;
-    else
-      goto bad;
-    seconds = v * unit;
-  }
-  if (!(seconds >= 0 && seconds <= 1e7)) {
-    snprintf(why, why_len, "a duration must be between 0 and 1e7 seconds");
-    return -1;
-  }
-  *(int64_t *)field = (int64_t)llround(seconds * 1000.0);
-  return 0;
-bad:
-  snprintf(why, why_len,
-           "expected seconds or a duration such as 250ms, 10s, 2m, not \"%s\"",
-           text);
-  return -1;
-}
-
-static void format_duration(const void *field, char *out, size_t len) {
-  int64_t ms = *(const int64_t *)field;
-  if (ms % 1000 == 0)
-    snprintf(out, len, "%" PRId64 "s", ms / 1000);
-  else
-    snprintf(out, len, "%" PRId64 "ms", ms);
-}
-
-/* A rate in requests per second (0: no limit) into a double. */
-static int parse_rate(void *field, const char *text, const cJSON *json,
-                      char *why, size_t why_len) {
-  double v;
-  if (json != NULL) {
-    if (!cJSON_IsNumber(json)) {
-      snprintf(why, why_len, "expected a number of requests per second");
-      return -1;
-    }
-    v = json->valuedouble;
-  } else {
-    char *end;
-    v = strtod(text, &end);
-    if (end == text || *end != '\0') {
-      snprintf(why, why_len, "expected requests per second, not \"%s\"", text);
-      return -1;
-    }
-  }
-  if (!(v >= 0 && v <= 1e7)) {
-    snprintf(why, why_len, "a rate must be between 0 (no limit) and 1e7");
-    return -1;
-  }
-  *(double *)field = v;
-  return 0;
-}
-
-static void format_rate(const void *field, char *out, size_t len) {
-  snprintf(out, len, "%g", *(const double *)field);
-}
-
 /* ---- The table ---------------------------------------------------------- */
 
 static const app_option options[] = {
@@ -152,7 +68,8 @@ static const app_option options[] = {
                       "a robots.txt answering 5xx, 429 or nothing disallows "
                       "its host this long, then is fetched again (the wait "
                       "doubling, 4 times at most; 0: disallow for the crawl)",
-                      parse_duration, NULL, format_duration),
+                      app_parse_duration_ms_1e7, NULL,
+                      app_format_duration_ms),
     APP_OPTION_STRING(ws_config, user_agent, DEFAULT_AGENT,
                       "the User-Agent sent, and whose robots.txt groups apply"),
     APP_OPTION_INT(ws_config, concurrency, "16", 1, 10000,
@@ -162,11 +79,12 @@ static const app_option options[] = {
     APP_OPTION_CUSTOM(ws_config, delay, "0", "DURATION",
                       "wait this long between requests to one host (a "
                       "robots.txt Crawl-delay that is longer wins)",
-                      parse_duration, NULL, format_duration),
+                      app_parse_duration_ms_1e7, NULL,
+                      app_format_duration_ms),
     APP_OPTION_CUSTOM(ws_config, rate, "0", "R",
                       "requests per second in all, robots.txt, redirects and "
                       "retries included (0: no limit)",
-                      parse_rate, NULL, format_rate),
+                      app_parse_rate_1e7, NULL, app_format_rate),
     APP_OPTION_INT(ws_config, retries, "2", 0, 100,
                    "extra attempts after a connection error, a timeout, 429 "
                    "or 5xx, with exponential back-off and jitter, or after "
@@ -176,8 +94,8 @@ static const app_option options[] = {
                    "which a host is given up, each failure pausing it a "
                    "little longer first (0: never)"),
     APP_OPTION_CUSTOM(ws_config, timeout, "30s", "DURATION",
-                      "give up a request after this long", parse_duration,
-                      NULL, format_duration),
+                      "give up a request after this long",
+                      app_parse_duration_ms_1e7, NULL, app_format_duration_ms),
     APP_OPTION_INT(ws_config, max_body, "10485760", 1, INT64_MAX,
                    "read at most this many bytes of a body"),
     APP_OPTION_INT(ws_config, max_redirects, "10", 0, 100,
@@ -203,11 +121,13 @@ static const app_option options[] = {
     APP_OPTION_CUSTOM(ws_config, claim_timeout, "60s", "DURATION",
                       "with --redis, how long the URLs a process took stay its "
                       "own before the others take them again (it died)",
-                      parse_duration, NULL, format_duration),
+                      app_parse_duration_ms_1e7, NULL,
+                      app_format_duration_ms),
     APP_OPTION_CUSTOM(ws_config, grace, "10s", "DURATION",
                       "after SIGINT or SIGTERM, how long the requests in "
                       "flight may take to finish",
-                      parse_duration, NULL, format_duration),
+                      app_parse_duration_ms_1e7, NULL,
+                      app_format_duration_ms),
     APP_OPTION_BOOL(ws_config, progress, "true",
                     "draw a progress line on standard error when it is a "
                     "terminal"),

@@ -1,7 +1,8 @@
 /* test_common.c: unit tests of weft_app_common that need no server: the
  * bounded JSON parser, the option table (every kind of option, flags over
  * the file, lists replaced then extended, errors), addresses, and stats
- * counted from several executors, and the configuration's log line.
+ * counted from several executors, the configuration's log line, and the
+ * parsers and formatters of durations, rates and sizes.
  *
  * A plain C program: each check prints what failed and the program exits 1.
  */
@@ -208,6 +209,157 @@ static void test_options_file(void) {
   unlink(path);
 }
 
+/* ---- Durations, rates and sizes ------------------------------------------
+ */
+
+/* Parses JSON text with cJSON for the JSON side of the parsers. */
+static cJSON *json_of(const char *text) {
+  cJSON *v = cJSON_Parse(text);
+  CHECK(v != NULL);
+  return v;
+}
+
+static void test_durations(void) {
+  char why[160];
+  int64_t ms = -7;
+  static const struct {
+    const char *text;
+    int64_t ms;
+  } good[] = {
+      {"0", 0},        {"2", 2000},      {"0.5", 500},         {"250ms", 250},
+      {"10s", 10000},  {"2m", 120000},   {"1h", 3600000},      {"1.5s", 1500},
+      {"0.0001", 1}, /* below 1 ms is 1 ms, not 0 ("no limit") */
+      {"0.4ms", 1},    {"1e9", 1000000000000LL},
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    CHECK(app_parse_duration_ms(&ms, good[i].text, NULL, why, sizeof why) ==
+              0 &&
+          ms == good[i].ms);
+  }
+  static const char *const bad[] = {"", "soon", "10 parsecs", "5d", "-1",
+                                    "1e10", "nan", "inf", "10sec", "ms"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ms = -7;
+    why[0] = '\0';
+    CHECK(app_parse_duration_ms(&ms, bad[i], NULL, why, sizeof why) == -1);
+    CHECK(ms == -7 && strstr(why, "duration") != NULL);
+  }
+  /* The bounds of the variants: each takes its own and refuses above. */
+  CHECK(app_parse_duration_ms_1e7(&ms, "1e7", NULL, why, sizeof why) == 0 &&
+        ms == 10000000000LL);
+  CHECK(app_parse_duration_ms_1e7(&ms, "10000001", NULL, why, sizeof why) ==
+        -1);
+  CHECK(app_parse_duration_ms_2e6(&ms, "2e6", NULL, why, sizeof why) == 0 &&
+        ms == 2000000000LL && ms <= INT32_MAX);
+  CHECK(app_parse_duration_ms_2e6(&ms, "2000001", NULL, why, sizeof why) ==
+        -1);
+  CHECK(app_parse_duration_ms_2e6(&ms, "33334m", NULL, why, sizeof why) == -1);
+  CHECK(app_duration_parse("3", NULL, 2.5, &ms, why, sizeof why) == -1 &&
+        strstr(why, "2.5") != NULL);
+
+  /* JSON: a number of seconds or a string as the flag takes. */
+  cJSON *j = json_of("1.25");
+  CHECK(app_parse_duration_ms(&ms, NULL, j, why, sizeof why) == 0 &&
+        ms == 1250);
+  cJSON_Delete(j);
+  j = json_of("\"2m\"");
+  CHECK(app_parse_duration_ms_2e6(&ms, NULL, j, why, sizeof why) == 0 &&
+        ms == 120000);
+  cJSON_Delete(j);
+  static const char *const bad_json[] = {"true", "[1]", "\"soon\"", "-3",
+                                         "3e6"};
+  for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
+    j = json_of(bad_json[i]);
+    CHECK(app_parse_duration_ms_2e6(&ms, NULL, j, why, sizeof why) == -1);
+    cJSON_Delete(j);
+  }
+
+  char out[32];
+  ms = 30000;
+  app_format_duration_ms(&ms, out, sizeof out);
+  CHECK(strcmp(out, "30s") == 0);
+  ms = 250;
+  app_format_duration_ms(&ms, out, sizeof out);
+  CHECK(strcmp(out, "250ms") == 0);
+  ms = 0;
+  app_format_duration_ms(&ms, out, sizeof out);
+  CHECK(strcmp(out, "0s") == 0);
+  /* What the formatter writes, the parser reads back to the same value. */
+  static const int64_t round_trip[] = {1, 999, 1000, 1500, 86400000};
+  for (size_t i = 0; i < sizeof round_trip / sizeof round_trip[0]; i++) {
+    int64_t back = -1;
+    app_format_duration_ms(&round_trip[i], out, sizeof out);
+    CHECK(app_parse_duration_ms(&back, out, NULL, why, sizeof why) == 0 &&
+          back == round_trip[i]);
+  }
+}
+
+static void test_rates(void) {
+  char why[160];
+  double r = -1;
+  CHECK(app_parse_rate(&r, "0", NULL, why, sizeof why) == 0 && r == 0);
+  CHECK(app_parse_rate(&r, "2.5", NULL, why, sizeof why) == 0 && r == 2.5);
+  CHECK(app_parse_rate(&r, "1e9", NULL, why, sizeof why) == 0 && r == 1e9);
+  CHECK(app_parse_rate_1e7(&r, "1e7", NULL, why, sizeof why) == 0 && r == 1e7);
+  r = -1;
+  static const char *const bad[] = {"", "fast", "5/s", "-1", "nan", "2e9"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CHECK(app_parse_rate(&r, bad[i], NULL, why, sizeof why) == -1 && r == -1);
+  CHECK(app_parse_rate_1e7(&r, "1.5e7", NULL, why, sizeof why) == -1 &&
+        strstr(why, "rate") != NULL && r == -1);
+  cJSON *j = json_of("12");
+  CHECK(app_parse_rate(&r, NULL, j, why, sizeof why) == 0 && r == 12);
+  cJSON_Delete(j);
+  j = json_of("\"12\"");
+  CHECK(app_parse_rate(&r, NULL, j, why, sizeof why) == -1);
+  cJSON_Delete(j);
+  char out[32];
+  r = 0.25;
+  app_format_rate(&r, out, sizeof out);
+  CHECK(strcmp(out, "0.25") == 0);
+}
+
+static void test_sizes(void) {
+  char why[160];
+  int64_t n = -1;
+  static const struct {
+    const char *text;
+    int64_t n;
+  } good[] = {
+      {"0", 0},          {"4096", 4096},    {"64K", 65536},
+      {"64k", 65536},    {"1M", 1048576},   {"1MiB", 1048576},
+      {"1mb", 1048576},  {"2G", 2147483648LL}, {"1.5K", 1536},
+      {"10B", 10},
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    CHECK(app_parse_size(&n, good[i].text, NULL, why, sizeof why) == 0 &&
+          n == good[i].n);
+  }
+  static const char *const bad[] = {"", "big", "-1", "4T", "1Mx", "nan",
+                                    "inf", "1e19", "9e9G", "1iB"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    n = -1;
+    CHECK(app_parse_size(&n, bad[i], NULL, why, sizeof why) == -1 && n == -1);
+  }
+  cJSON *j = json_of("1024");
+  CHECK(app_parse_size(&n, NULL, j, why, sizeof why) == 0 && n == 1024);
+  cJSON_Delete(j);
+  j = json_of("\"4M\"");
+  CHECK(app_parse_size(&n, NULL, j, why, sizeof why) == 0 && n == 4194304);
+  cJSON_Delete(j);
+  static const char *const bad_json[] = {"-1", "1e30", "true", "\"x\""};
+  for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
+    n = -1;
+    j = json_of(bad_json[i]);
+    CHECK(app_parse_size(&n, NULL, j, why, sizeof why) == -1 && n == -1);
+    cJSON_Delete(j);
+  }
+  char out[32];
+  n = 1048576;
+  app_format_size(&n, out, sizeof out);
+  CHECK(strcmp(out, "1048576") == 0);
+}
+
 /* ---- Addresses ------------------------------------------------------------
  */
 
@@ -310,6 +462,9 @@ int main(void) {
   test_config_log();
   test_options_file();
   test_addresses();
+  test_durations();
+  test_rates();
+  test_sizes();
   test_stats();
   if (failures != 0) {
     fprintf(stderr, "%d check(s) failed\n", failures);

@@ -25,8 +25,10 @@ def gaps(site, index, prefix="/p"):
 
 
 def test(binary):
-    # Two hosts at once, 2 in flight on each at most, 8 workers.
-    with Site([slow_host(12, 0.1), slow_host(12, 0.1)]) as site:
+    # Two hosts at once, 2 in flight on each at most, 8 workers. Each page
+    # takes 0.25 s to answer, so that even a sanitizer build on a busy
+    # machine has a host's second request out before its first returns.
+    with Site([slow_host(12, 0.25), slow_host(12, 0.25)]) as site:
         c = crawl(binary, site.url("/", 0), site.url("/", 1), "--per-host", "2",
                   "--concurrency", "8")
         check(c.code == 0, "exit: %r" % c)

@@ -5,11 +5,15 @@ measured from the server's arrival times, and lets no burst through beyond
 from client_harness import Fixture, check, client, run
 
 RATE = 40.0
+JITTER = 0.1  # seconds of arrival jitter tolerated in the window check
 
 
 def arrivals_ok(times, rate, burst, what):
     """The rate over the run is within 5%, and no one-second window holds
-    more than rate + burst requests (with a little room for arrival jitter)."""
+    more than rate + burst requests, with room for JITTER seconds of arrival
+    jitter at the server (a request delayed on a busy machine lands in the
+    next window beside the ones sent on time). A limiter that let a burst
+    through would still fail: --burst 1 with -c 10 would put 10 at once."""
     times = sorted(times)
     # The slope of a least-squares line through (arrival, index): one late
     # arrival at either end (a busy machine) cannot skew it as it would the
@@ -28,7 +32,9 @@ def arrivals_ok(times, rate, burst, what):
         while times[i] - times[j] >= 1.0:
             j += 1
         most = max(most, i - j + 1)
-    check(most <= rate + burst + 2, "%s: %d requests in one second" % (what, most))
+    allowed = int(rate * (1.0 + JITTER)) + burst + 1
+    check(most <= allowed, "%s: %d requests in one second, at most %d allowed"
+          % (what, most, allowed))
     return measured
 
 

@@ -399,9 +399,11 @@ int hc_run(const hc_run_input *in, hc_tally *total, hc_run_facts *facts) {
   if (run.planned > 0 && (uint64_t)run.workers > run.planned)
     run.workers = (int64_t)run.planned;
   if (run.workers < 1) run.workers = 1;
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  int executors =
-      cfg->executors > 0 ? (int)cfg->executors : (int)(cores > 0 ? cores : 1);
+  /* The runtime's own default (weft_main_opts with executors 0): one per
+   * CPU that the process may use. */
+  int executors = cfg->executors > 0 ? (int)cfg->executors
+                                     : (int)uv_available_parallelism();
+  if (executors < 1) executors = 1;
   if (executors > run.workers) executors = (int)run.workers;
   run.execs = calloc((size_t)executors, sizeof *run.execs);
   if (run.stop_ev == NULL || run.execs == NULL ||

@@ -15,18 +15,9 @@
 #include <weft.h>
 
 #include "config.h"
+#include "check.h"
 #include "json.h"
 #include "stats.h"
-
-static int failures;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 /* ---- JSON -----------------------------------------------------------------
  */
@@ -466,10 +457,7 @@ int main(void) {
   test_rates();
   test_sizes();
   test_stats();
-  if (failures != 0) {
-    fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
+  if (check_report() != 0) return 1;
   printf("all checks passed\n");
   return 0;
 }

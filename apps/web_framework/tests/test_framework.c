@@ -20,17 +20,7 @@
 #include "wf.h"
 #include "wf_internal.h" /* wf__accepts_gzip */
 
-static int failures;
-static const char *current_test;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__,    \
-              current_test, #cond);                                            \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
+#include "tests/check.h" /* CHECK, from apps/common */
 
 /* ---- Helpers
  * ------------------------------------------------------------------ */
@@ -52,7 +42,7 @@ static response serve(wf_app *app, const char *raw) {
   memset(&r, 0, sizeof r);
   int rc = wf_app_serve_memory(app, raw, strlen(raw), &r.raw, &r.raw_len);
   if (rc < 0 || r.raw == NULL) {
-    fprintf(stderr, "[%s] serve failed: %s\n", current_test, weft_strerror(rc));
+    fprintf(stderr, "[%s] serve failed: %s\n", check_case, weft_strerror(rc));
     return r;
   }
   sscanf(r.raw, "HTTP/1.%*d %d", &r.status);
@@ -146,7 +136,7 @@ static int echo_params(wf_ctx *c, void *arg) {
  * ------------------------------------------------------------------- */
 
 static void test_router(void) {
-  current_test = "router";
+  check_case = "router";
   wf_app *app = wf_app_new(NULL);
   wf_group *root = wf_root(app);
   CHECK(wf_get(root, "/", say, "root") == 0);
@@ -326,7 +316,7 @@ static int big_alloc(wf_ctx *c, void *arg) {
 }
 
 static void test_request_api(void) {
-  current_test = "request_api";
+  check_case = "request_api";
   wf_app_opts opts = {.json_max_depth = 8};
   wf_app *app = wf_app_new(&opts);
   wf_get(wf_root(app), "/q", show_query, NULL);
@@ -443,7 +433,7 @@ static int show_id(wf_ctx *c, void *arg) {
 }
 
 static void test_middleware(void) {
-  current_test = "middleware";
+  check_case = "middleware";
   wf_app *app = wf_app_new(NULL);
   wf_group *g = wf_group_new(wf_root(app), "/g");
   wf_group *inner = wf_group_new(g, "");
@@ -522,7 +512,7 @@ static void test_middleware(void) {
 }
 
 static void test_cors(void) {
-  current_test = "cors";
+  check_case = "cors";
   wf_app *app = wf_app_new(NULL);
   const char *origins[] = {"https://good.example"};
   wf_cors_opts o = {.origins = origins,
@@ -604,7 +594,7 @@ static int gunzip_equals(const char *in, size_t len, const char *expected) {
 }
 
 static void test_gzip(void) {
-  current_test = "gzip";
+  check_case = "gzip";
   for (size_t i = 0; i + 1 < sizeof big_text; i++)
     big_text[i] = "weft web framework "[i % 19];
   big_text[sizeof big_text - 1] = '\0';
@@ -665,7 +655,7 @@ static void write_file(const char *dir, const char *name, const char *text) {
 }
 
 static void test_static(void) {
-  current_test = "static";
+  check_case = "static";
   char base[] = "/tmp/wf_test_XXXXXX";
   if (mkdtemp(base) == NULL) {
     CHECK(!"mkdtemp");
@@ -817,7 +807,7 @@ static void test_static(void) {
  * -------------------------------------------------------- */
 
 static void test_metrics(void) {
-  current_test = "metrics";
+  check_case = "metrics";
   wf_app_opts o = {.metrics_prefix = "wftest_http"};
   wf_app *app = wf_app_new(&o);
   wf_get(wf_root(app), "/hello/:name", say, "hi");
@@ -852,7 +842,7 @@ static void test_metrics(void) {
  * ---------- */
 
 static void test_keep_alive(void) {
-  current_test = "keep_alive";
+  check_case = "keep_alive";
   wf_app *app = wf_app_new(NULL);
   wf_get(wf_root(app), "/q", show_query, NULL);
   char *out = NULL;
@@ -897,10 +887,7 @@ int main(void) {
     fprintf(stderr, "weft_main: %s\n", weft_strerror(rc));
     return 1;
   }
-  if (failures > 0) {
-    fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
+  if (check_report() != 0) return 1;
   printf("all framework tests passed\n");
   return 0;
 }

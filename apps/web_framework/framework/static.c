@@ -238,9 +238,7 @@ static int file_headers(wf_ctx *c, const char *etag, const char *modified,
 }
 
 int wf__serve_path(wf_ctx *c, const char *path, const char *content_type,
-                   const char *index, int64_t max_age, const char *root_real,
-                   int follow_symlinks) {
-  (void)follow_symlinks;
+                   const char *index, int64_t max_age, const char *root_real) {
   const char *url = wf_path(c);
   size_t url_len = strlen(url);
   open_job j = {.path = path,
@@ -336,7 +334,7 @@ int wf__serve_path(wf_ctx *c, const char *path, const char *content_type,
 }
 
 int wf_send_file(wf_ctx *c, const char *path, const char *content_type) {
-  return wf__serve_path(c, path, content_type, NULL, 0, NULL, 1);
+  return wf__serve_path(c, path, content_type, NULL, 0, NULL);
 }
 
 /* Whether rel (a decoded path below the root) is safe: no segment is
@@ -364,8 +362,7 @@ static int static_handler(wf_ctx *c, void *arg) {
   char *full = wf_sprintf(c, "%s/%s", d->root_real, rel);
   if (full == NULL) return UV_ENOMEM;
   return wf__serve_path(c, full, NULL, d->index, d->max_age,
-                        d->follow_symlinks ? NULL : d->root_real,
-                        d->follow_symlinks);
+                        d->follow_symlinks ? NULL : d->root_real);
 }
 
 /* Frees what a static_dir holds. */

@@ -179,10 +179,11 @@ size_t wf__decode(char *dst, const char *src, size_t len, int plus);
 /* Escapes s as a JSON string literal (with quotes) into the arena. */
 const char *wf__json_escape(wf_ctx *c, const char *s);
 
-/* Serves the file at full path; root checks are the caller's. */
+/* Serves the file at full path; root checks are the caller's. With root_real
+ * (the root's resolved path), a file whose resolved path leads outside it is
+ * refused with 404; NULL lets symbolic links lead anywhere. */
 int wf__serve_path(wf_ctx *c, const char *path, const char *content_type,
-                   const char *index, int64_t max_age, const char *root_real,
-                   int follow_symlinks);
+                   const char *index, int64_t max_age, const char *root_real);
 
 /* Whether an Accept-Encoding value accepts gzip (q-values honoured). */
 int wf__accepts_gzip(const char *accept_encoding);

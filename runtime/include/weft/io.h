@@ -6,6 +6,17 @@
  * handle, request or memory behind. A TCP connection whose read or write was
  * cancelled part-way is closed (its byte stream is no longer well defined);
  * the caller still frees it with weft_tcp_close().
+ *
+ * Errors are negative libuv codes (weft_strerror() names them). Besides the
+ * codes each call lists, every call here may return:
+ *   - UV_EINVAL      a NULL or out-of-range argument;
+ *   - WEFT_ENOTASK   called outside a weft task (the calls that wait);
+ *   - UV_ECANCELED / UV_ETIMEDOUT  the calling task's scope was cancelled or
+ *                    its deadline passed (the calls that wait);
+ *   - UV_ENOMEM      out of memory;
+ *   - the system's own error, as libuv maps it (UV_ECONNREFUSED,
+ *     UV_ECONNRESET, UV_EPIPE, UV_EADDRINUSE, UV_ENOENT, UV_EACCES, UV_ENOSPC,
+ *     ...), passed through unchanged.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
@@ -40,35 +51,46 @@ enum {
  * Listens on host:port. host is a numeric IPv4 or IPv6 address or a name
  * (resolved first); port 0 picks a free port (read it back with
  * weft_tcp_local_port()). backlog <= 0 means 511. Returns 0 and the listener
- * in *out, or an error.
+ * in *out, or an error: UV_EADDRINUSE (the address is taken), UV_EACCES (a
+ * privileged port), UV_EADDRNOTAVAIL (not an address of this machine),
+ * UV_EAI_NONAME (a name that does not resolve).
  */
 int weft_tcp_listen(const char *host, int port, int backlog, int flags,
                     weft_tcp **out);
 
 /**
  * Waits for the next connection on listener and returns it in *out.
- * Returns 0 or an error (UV_ECANCELED / UV_ETIMEDOUT when cancelled).
+ * Returns 0 or an error: UV_EBUSY when another task already waits on this
+ * listener, UV_ECANCELED / UV_ETIMEDOUT when cancelled, UV_EMFILE when the
+ * process is out of descriptors.
  */
 int weft_tcp_accept(weft_tcp *listener, weft_tcp **out);
 
 /**
  * Connects to host:port (host resolved with weft_dns_lookup(); each address
- * is tried in turn). Returns 0 and the connection in *out, or an error.
+ * is tried in turn). Returns 0 and the connection in *out, or an error: the
+ * last address's (UV_ECONNREFUSED, UV_ETIMEDOUT, UV_ENETUNREACH, ...), or
+ * UV_EAI_NONAME for a name that does not resolve.
  */
 int weft_tcp_connect(const char *host, int port, weft_tcp **out);
 
-/** Connects to a resolved address. */
+/** Connects to a resolved address. Returns 0 and the connection in *out, or
+ * an error as weft_tcp_connect(). */
 int weft_tcp_connect_addr(const struct sockaddr *addr, weft_tcp **out);
 
 /**
  * Reads up to len bytes. Returns the number read (> 0), 0 at end of stream,
- * or an error. Waits only when nothing is buffered.
+ * or an error: UV_EBUSY when another task is reading c, UV_ECANCELED when c
+ * was closed or cancelled, UV_ECONNRESET when the peer reset it. Waits only
+ * when nothing is buffered.
  */
 ssize_t weft_tcp_read(weft_tcp *c, void *buf, size_t len);
 
 /**
  * Writes all len bytes, waiting while the peer does not read. Returns 0 or an
- * error. A cancelled write closes the connection.
+ * error: UV_EPIPE / UV_ECONNRESET when the peer has gone, UV_EBUSY while a
+ * weft_tcp_sendfile() runs on c, UV_ECANCELED when c was closed. A cancelled
+ * write closes the connection.
  */
 int weft_tcp_write(weft_tcp *c, const void *buf, size_t len);
 
@@ -92,7 +114,8 @@ int weft_tcp_writev(weft_tcp *c, const uv_buf_t *bufs, size_t n);
  */
 int weft_tcp_sendfile(weft_tcp *c, int fd, int64_t offset, size_t len);
 
-/** Shuts down the sending side once queued writes are done. Returns 0 or an error. */
+/** Shuts down the sending side once queued writes are done. Returns 0 or an
+ * error (UV_ECANCELED when c was closed, UV_ENOTCONN). */
 int weft_tcp_shutdown(weft_tcp *c);
 
 /**
@@ -101,17 +124,20 @@ int weft_tcp_shutdown(weft_tcp *c);
  */
 void weft_tcp_close(weft_tcp *c);
 
-/** Sets TCP_NODELAY (on != 0). Returns 0 or an error. */
+/** Sets TCP_NODELAY (on != 0). Returns 0 or an error (UV_ECANCELED when c was
+ * closed). */
 int weft_tcp_nodelay(weft_tcp *c, int on);
 
-/** The local port of a listener or connection, or a negative error. */
+/** The local port of a listener or connection, or a negative error
+ * (UV_EAFNOSUPPORT for an address that is not IPv4 or IPv6). */
 int weft_tcp_local_port(const weft_tcp *c);
 
-/** Stores the local address of c in *addr. Returns 0 or an error. */
+/** Stores the local address of c in *addr. Returns 0 or an error
+ * (UV_ECANCELED when c was closed). */
 int weft_tcp_sockname(const weft_tcp *c, struct sockaddr_storage *addr);
 
 /** Stores the peer's address of connection c in *addr. Returns 0 or an
- * error. */
+ * error (UV_ECANCELED when c was closed, UV_ENOTCONN). */
 int weft_tcp_peername(const weft_tcp *c, struct sockaddr_storage *addr);
 
 /* ---- DNS ---------------------------------------------------------------- */
@@ -126,7 +152,9 @@ int weft_dns_lookup(const char *host, int port, struct sockaddr_storage *addrs,
 
 /* ---- Files -------------------------------------------------------------- */
 
-/** Opens path with open(2) flags and mode. Returns a file descriptor (>= 0) or an error. */
+/** Opens path with open(2) flags and mode. Returns a file descriptor (>= 0)
+ * or an error (UV_ENOENT, UV_EACCES, UV_EEXIST with O_EXCL, UV_EISDIR,
+ * UV_EMFILE, ...). */
 int weft_file_open(const char *path, int flags, int mode);
 
 /**
@@ -135,13 +163,16 @@ int weft_file_open(const char *path, int flags, int mode);
  */
 ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t offset);
 
-/** Writes len bytes at offset (< 0: current position). Returns the number written or an error. */
+/** Writes len bytes at offset (< 0: current position). Returns the number
+ * written or an error (UV_ENOSPC when the disk is full, UV_EBADF, UV_EIO). */
 ssize_t weft_file_write(int fd, const void *buf, size_t len, int64_t offset);
 
-/** Flushes fd to stable storage. Returns 0 or an error. */
+/** Flushes fd to stable storage. Returns 0 or an error (UV_EIO, UV_ENOSPC,
+ * UV_EBADF). */
 int weft_file_fsync(int fd);
 
-/** Closes fd. Returns 0 or an error. */
+/** Closes fd. Returns 0 or an error (UV_EBADF; UV_EIO or UV_ENOSPC when a
+ * write-back failed). */
 int weft_file_close(int fd);
 
 /** What weft_file_stat() reports. */
@@ -156,16 +187,19 @@ typedef struct weft_stat {
 /** Stats path (following links). Returns 0 or an error (UV_ENOENT, ...). */
 int weft_file_stat(const char *path, weft_stat *st);
 
-/** Renames from to to. Returns 0 or an error. */
+/** Renames from to to. Returns 0 or an error (UV_ENOENT, UV_EXDEV across
+ * file systems, UV_EACCES, ...). */
 int weft_fs_rename(const char *from, const char *to);
 
-/** Removes a file. Returns 0 or an error. */
+/** Removes a file. Returns 0 or an error (UV_ENOENT, UV_EISDIR / UV_EPERM for
+ * a directory, UV_EACCES). */
 int weft_fs_unlink(const char *path);
 
 /** Creates a directory. Returns 0 or an error (UV_EEXIST if it exists). */
 int weft_fs_mkdir(const char *path, int mode);
 
-/** Removes an empty directory. Returns 0 or an error. */
+/** Removes an empty directory. Returns 0 or an error (UV_ENOTEMPTY,
+ * UV_ENOENT, UV_ENOTDIR). */
 int weft_fs_rmdir(const char *path);
 
 /** One directory entry. */
@@ -177,7 +211,8 @@ typedef struct weft_dirent {
 /**
  * Lists the entries of directory path (without "." and ".."). On success
  * returns the number of entries and an array in *entries, to be released
- * with weft_fs_dirents_free(). Returns an error otherwise.
+ * with weft_fs_dirents_free(). Returns an error otherwise (UV_ENOENT,
+ * UV_ENOTDIR, UV_EACCES).
  */
 int weft_fs_readdir(const char *path, weft_dirent **entries);
 
@@ -188,7 +223,8 @@ void weft_fs_dirents_free(weft_dirent *entries, int n);
 
 /**
  * Waits until one of the n signals in signums (such as SIGINT, SIGTERM)
- * arrives and returns its number, or an error. Signals that arrive while no
+ * arrives and returns its number, or an error (UV_EINVAL for n outside
+ * 1..64 or a signal that cannot be caught). Signals that arrive while no
  * task waits are counted and returned by the next wait.
  */
 int weft_signal_wait(const int *signums, int n);

@@ -10,6 +10,7 @@
 #include <libxml/HTMLparser.h>
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
+#include <zlib.h>
 
 #include "strmap.h"
 #include "url.h"
@@ -401,11 +402,68 @@ int ws_extract(const char *body, size_t len, const char *content_type,
   return rc;
 }
 
+/* Inflates a gzip body (one or more members) into *out (malloc'ed, *out_len
+ * bytes), at most max bytes. 0, or -1 when it is not valid gzip or larger. */
+static int gunzip(const char *body, size_t len, size_t max, char **out,
+                  size_t *out_len) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return -1;
+  size_t cap = len * 4 < 65536 ? 65536 : len * 4, n = 0;
+  if (cap > max) cap = max;
+  char *buf = malloc(cap + 1);
+  int rc = buf != NULL ? Z_OK : Z_MEM_ERROR;
+  z.next_in = (Bytef *)body;
+  z.avail_in = (uInt)(len > UINT32_MAX ? UINT32_MAX : len);
+  while (rc == Z_OK) {
+    if (n == cap) {
+      if (cap >= max) {
+        rc = Z_BUF_ERROR; /* larger than allowed */
+        break;
+      }
+      cap = cap * 2 > max ? max : cap * 2;
+      char *g = realloc(buf, cap + 1);
+      if (g == NULL) {
+        rc = Z_MEM_ERROR;
+        break;
+      }
+      buf = g;
+    }
+    z.next_out = (Bytef *)buf + n;
+    z.avail_out = (uInt)(cap - n);
+    rc = inflate(&z, Z_NO_FLUSH);
+    n = cap - z.avail_out;
+    /* Concatenated members: go on with the next one. */
+    if (rc == Z_STREAM_END && z.avail_in > 0) rc = inflateReset(&z);
+    if (rc == Z_BUF_ERROR && z.avail_in == 0) break; /* truncated */
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) {
+    free(buf);
+    return -1;
+  }
+  buf[n] = '\0';
+  *out = buf;
+  *out_len = n;
+  return 0;
+}
+
 int ws_sitemap_urls(const char *body, size_t len, const char *url,
                     char ***urls, size_t *n, int *is_index) {
   *urls = NULL;
   *n = 0;
   *is_index = 0;
+  if (len >= 2 && (unsigned char)body[0] == 0x1f && (unsigned char)body[1] == 0x8b) {
+    char *plain;
+    size_t plain_len;
+    if (gunzip(body, len, WS_SITEMAP_MAX, &plain, &plain_len) != 0) return -1;
+    int rc = plain_len >= 2 && (unsigned char)plain[0] == 0x1f &&
+                     (unsigned char)plain[1] == 0x8b
+                 ? -1 /* no gzip in gzip */
+                 : ws_sitemap_urls(plain, plain_len, url, urls, n, is_index);
+    free(plain);
+    return rc;
+  }
   xmlSetGenericErrorFunc(NULL, silent);
   xmlSetStructuredErrorFunc(NULL, NULL);
   if (len > (size_t)INT32_MAX) len = INT32_MAX;

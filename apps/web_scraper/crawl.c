@@ -1012,8 +1012,12 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
   char *out_path = NULL;
   if (cfg->redis != NULL || cfg->state != NULL) {
     out_path = ws_output_path(in->out, cfg->output);
-    oi.size = out_path != NULL ? ws_output_repair(in->out) : -1;
+    oi.size = out_path != NULL ? ws_output_repair(in->out, out_path) : -1;
     if (oi.size < 0) {
+      if (out_path != NULL)
+        weft_log(WEFT_LOG_WARN, "cannot read the output back: a run killed while "
+                 "recording pages will fetch them again", "path=%s error=\"%s\"",
+                 out_path, weft_strerror((int)oi.size));
       free(out_path);
       out_path = NULL;
     }

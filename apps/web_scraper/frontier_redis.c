@@ -137,6 +137,35 @@ static const char reclaim_lua[] =
     "  r[#r + 1] = w end "
     "return r";
 
+/* KEYS: claims; ARGV: queue prefix, owner. Queues again at once the
+ * claims of this owner (its earlier run, killed). */
+static const char reclaim_own_lua[] =
+    PARSE_FN
+    "local p = ARGV[2] .. '\t' "
+    "local n = 0 "
+    "for _, c in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do "
+    "  if string.sub(c, 1, #p) == p then "
+    "    local m = string.sub(c, #p + 1) "
+    "    local host, depth = parse(m) "
+    "    redis.call('ZADD', ARGV[1] .. host, depth, m) "
+    "    redis.call('ZREM', KEYS[1], c) "
+    "    n = n + 1 "
+    "  end "
+    "end "
+    "return n";
+
+/* KEYS: hosts; ARGV: lease prefix, token prefix. Frees the per-host slots
+ * this owner's last run held when it was killed. */
+static const char release_own_lua[] =
+    "local n = 0 "
+    "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "  for _, m in ipairs(redis.call('ZRANGE', ARGV[1] .. h, 0, -1)) do "
+    "    if string.sub(m, 1, #ARGV[2]) == ARGV[2] then "
+    "      redis.call('ZREM', ARGV[1] .. h, m) n = n + 1 end "
+    "  end "
+    "end "
+    "return n";
+
 static const char remaining_lua[] =
     "local n = redis.call('ZCARD', KEYS[2]) "
     "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
@@ -167,6 +196,7 @@ typedef struct redis_frontier {
   uint64_t tokens;       /* lease tokens made */
   int pid;
   char *owner;           /* see above */
+  char tag[24];          /* "HASH:" of the owner: the prefix of its lease tokens */
   char hostname[256];
 } redis_frontier;
 
@@ -576,7 +606,7 @@ static int64_t rd_lease(ws_frontier *fr, const char *host, int64_t limit,
                         int64_t delay_ms, int64_t ttl_ms, char *token,
                         size_t token_len) {
   redis_frontier *f = (redis_frontier *)fr;
-  snprintf(token, token_len, "%d:%" PRIu64, f->pid, ++f->tokens);
+  snprintf(token, token_len, "%s%" PRIu64, f->tag, ++f->tokens);
   char *kl = key(f, "lease:", host), *kn = key(f, "next:", host);
   int64_t rc = UV_ENOMEM;
   if (kl && kn) {
@@ -649,6 +679,33 @@ static int settle_own(redis_frontier *f, const ws_output_info *oi) {
   if (rc != 0) return rc;
   if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) settle_members(f, r, 0, f->owner);
   freeReplyObject(r);
+  char *kc = key(f, "claims", NULL), *kqp = key(f, "q:", NULL);
+  rc = kc && kqp ? 0 : UV_ENOMEM;
+  if (rc == 0) {
+    const char *keys[] = {kc};
+    const char *args[] = {kqp, f->owner};
+    rc = eval(f, &r, reclaim_own_lua, 1, keys, 2, args, NULL);
+    if (rc == 0) {
+      if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        weft_log(WEFT_LOG_INFO, "queued again the claims of this output's last run",
+                 "items=%lld", r->integer);
+      freeReplyObject(r);
+    }
+  }
+  free(kc);
+  free(kqp);
+  if (rc != 0) return rc;
+  char *kh = key(f, "hosts", NULL), *klp = key(f, "lease:", NULL);
+  rc = kh && klp ? 0 : UV_ENOMEM;
+  if (rc == 0) {
+    const char *keys[] = {kh};
+    const char *args[] = {klp, f->tag};
+    rc = eval(f, &r, release_own_lua, 1, keys, 2, args, NULL);
+    if (rc == 0) freeReplyObject(r);
+  }
+  free(kh);
+  free(klp);
+  if (rc != 0) return rc;
   rc = weft_redis_command(f->r, &r, "HSET %soutstart %s %lld", f->prefix, f->owner,
                           (long long)oi->size);
   if (rc == 0) freeReplyObject(r);
@@ -687,6 +744,8 @@ int ws_frontier_redis(const char *host, int port, const char *job,
   else
     snprintf(f->owner, on, "%s:pid=%d.%llx", f->hostname, f->pid,
              (unsigned long long)weft_now_ns());
+  snprintf(f->tag, sizeof f->tag, "%016llx:",
+           (unsigned long long)ws_hash64(f->owner, strlen(f->owner)));
   int rc = weft_redis_connect(host, port, NULL, &f->r);
   if (rc != 0) {
     weft_log(WEFT_LOG_ERROR, "cannot connect to redis", "host=%s port=%d error=\"%s\"",

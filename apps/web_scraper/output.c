@@ -2,6 +2,7 @@
 #include "output.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -188,18 +189,28 @@ char *ws_output_path(FILE *out, const char *given) {
   return strdup(buf);
 }
 
-int64_t ws_output_repair(FILE *out) {
+int64_t ws_output_repair(FILE *out, const char *path) {
   if (fflush(out) != 0) return -errno;
-  int fd = fileno(out);
+  /* out is write-only (append): read through a descriptor of our own. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
   struct stat st;
-  if (fstat(fd, &st) != 0) return -errno;
+  if (fstat(fd, &st) != 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
   off_t end = st.st_size, cut = end;
   char buf[4096];
+  int64_t rc = 0;
   /* Back to the last newline. */
   while (cut > 0) {
     off_t from = cut > (off_t)sizeof buf ? cut - (off_t)sizeof buf : 0;
     ssize_t n = pread(fd, buf, (size_t)(cut - from), from);
-    if (n != (ssize_t)(cut - from)) return n < 0 ? -errno : -EIO;
+    if (n != (ssize_t)(cut - from)) {
+      rc = n < 0 ? -errno : -EIO;
+      break;
+    }
     ssize_t i = n;
     while (i > 0 && buf[i - 1] != '\n') i--;
     if (i > 0) {
@@ -208,7 +219,9 @@ int64_t ws_output_repair(FILE *out) {
     }
     cut = from;
   }
-  if (cut != end && ftruncate(fd, cut) != 0) return -errno;
+  close(fd);
+  if (rc != 0) return rc;
+  if (cut != end && ftruncate(fileno(out), cut) != 0) return -errno;
   return (int64_t)cut;
 }
 

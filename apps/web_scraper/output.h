@@ -60,10 +60,10 @@ void ws_record_json(ws_buf *b, const ws_record *r);
  * file (a pipe, a terminal). */
 char *ws_output_path(FILE *out, const char *given);
 
-/** Flushes out and cuts off a last line without its newline (a record the
- * killed process was writing): the size of the file after, or a negative
- * error. */
-int64_t ws_output_repair(FILE *out);
+/** Flushes out (the file at path) and cuts off a last line without its
+ * newline (a record the killed process was writing): the size of the file
+ * after, or a negative error. */
+int64_t ws_output_repair(FILE *out, const char *path);
 
 /** Looks in the file at path, from offset, for a complete record of each
  * of the n urls: found[i] is set to 1 for each one found. 0, or a

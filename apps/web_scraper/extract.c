@@ -172,13 +172,75 @@ static char *squeeze(const char *s) {
   return out;
 }
 
+/* ---- Per-thread parsing state ------------------------------------------
+ * Pages are parsed on the thread pool (or on the executor's thread), one at
+ * a time per thread. Each thread keeps its HTML parser context, whose
+ * dictionary of names stays warm from page to page (a new context makes
+ * and grows a new dictionary for every page), and the XPath expressions it
+ * compiled (compiling one costs as much as evaluating it on a small page).
+ * The context is made again every PARSER_REUSE pages, so that a site of
+ * ever new element names cannot grow the dictionary without bound. */
+#define PARSER_REUSE 2000
+#define XPATH_CACHE 16
+
+typedef struct thread_state {
+  htmlParserCtxtPtr ctxt;
+  int uses;
+  struct {
+    char *text;
+    xmlXPathCompExprPtr comp;
+  } xpath[XPATH_CACHE];
+  int n_xpath;
+} thread_state;
+
+static __thread thread_state tls;
+
+/* The compiled form of xpath (cached), or NULL when it does not compile. */
+static xmlXPathCompExprPtr compiled(const char *xpath) {
+  for (int i = 0; i < tls.n_xpath; i++)
+    if (strcmp(tls.xpath[i].text, xpath) == 0) return tls.xpath[i].comp;
+  xmlXPathCompExprPtr c = xmlXPathCompile((const xmlChar *)xpath);
+  if (c == NULL || tls.n_xpath == XPATH_CACHE) return c; /* caller frees */
+  char *t = strdup(xpath);
+  if (t == NULL) return c;
+  tls.xpath[tls.n_xpath].text = t;
+  tls.xpath[tls.n_xpath].comp = c;
+  tls.n_xpath++;
+  return c;
+}
+
+static int is_cached(xmlXPathCompExprPtr c) {
+  for (int i = 0; i < tls.n_xpath; i++)
+    if (tls.xpath[i].comp == c) return 1;
+  return 0;
+}
+
+/* Parses an HTML page with this thread's parser context. */
+static htmlDocPtr read_html(const char *body, int len, const char *url,
+                            const char *cs, int opts) {
+  if (tls.ctxt != NULL && tls.uses >= PARSER_REUSE) {
+    htmlFreeParserCtxt(tls.ctxt);
+    tls.ctxt = NULL;
+  }
+  if (tls.ctxt == NULL) {
+    tls.ctxt = htmlNewParserCtxt();
+    tls.uses = 0;
+    if (tls.ctxt == NULL) return htmlReadMemory(body, len, url, cs, opts);
+  }
+  tls.uses++;
+  return htmlCtxtReadMemory(tls.ctxt, body, len, url, cs, opts);
+}
+
 /* Evaluates xpath; the string values of its results (first only unless
  * all) go to *items / *n. Returns 0 or -1 when out of memory. */
 static int eval_strings(xmlXPathContextPtr ctx, const char *xpath, int all,
                         char ***items, size_t *n) {
   *items = NULL;
   *n = 0;
-  xmlXPathObjectPtr obj = xmlXPathEval((const xmlChar *)xpath, ctx);
+  xmlXPathCompExprPtr comp = compiled(xpath);
+  if (comp == NULL) return 0;
+  xmlXPathObjectPtr obj = xmlXPathCompiledEval(comp, ctx);
+  if (!is_cached(comp)) xmlXPathFreeCompExpr(comp);
   if (obj == NULL) return 0;
   int rc = 0;
   if (obj->type == XPATH_NODESET) {
@@ -352,9 +414,9 @@ int ws_extract(const char *body, size_t len, const char *content_type,
   int opts = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
              HTML_PARSE_NONET | HTML_PARSE_COMPACT;
   if (len > (size_t)INT32_MAX) len = INT32_MAX;
-  htmlDocPtr doc = htmlReadMemory(body, (int)len, url, cs, opts);
+  htmlDocPtr doc = read_html(body, (int)len, url, cs, opts);
   if (doc == NULL) /* an encoding libxml2 does not know: let it guess */
-    doc = htmlReadMemory(body, (int)len, url, NULL, opts);
+    doc = read_html(body, (int)len, url, NULL, opts);
   if (doc == NULL) return -1;
   walk w;
   memset(&w, 0, sizeof w);

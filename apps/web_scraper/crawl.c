@@ -1,9 +1,7 @@
 /* crawl.c: hosts, the scheduler, the workers, robots.txt and records. */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "crawl.h"
 
 #include <inttypes.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +98,6 @@ struct crawl {
   int durable;          /* --state, --redis: records flushed before done() */
   int shared;           /* --redis: other processes share the frontier */
   int recording;        /* tell the frontier before writing a record */
-  int parse_inline;     /* one CPU: parse on the executor's thread */
   int done;
   weft_group *workers;
   ws_buf line;
@@ -301,6 +298,9 @@ static void record_unfetched(crawl *cr, ws_item *it, const char *why) {
  * queued, 0 when seen before, or an error. */
 static int enqueue(crawl *cr, const char *url, int depth, const char *referrer,
                    unsigned flags) {
+  /* Most links of a page were seen before: nothing more to do for them. */
+  if (cr->fr->ops->contains != NULL && cr->fr->ops->contains(cr->fr, url) == 1)
+    return 0;
   ws_url u;
   if (ws_url_parse(url, &u) != 0) return 0;
   host *h = host_of_parsed(cr, &u);
@@ -725,7 +725,7 @@ static int do_page(worker *w, host *h, ws_item *it) {
                      .fields = fields,
                      .n_fields = n_fields,
                      .want_links = want_links};
-    int brc = cr->parse_inline ? parse_on_pool(&job) : weft_blocking(parse_on_pool, &job);
+    int brc = weft_blocking(parse_on_pool, &job);
     page = job.page;
     if (brc == 0 && job.rc == 0) {
       parsed = 1;
@@ -1010,11 +1010,6 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
   cr.t = t;
   cr.start_ns = weft_now_ns();
   int rc = 0;
-  /* On one CPU (taskset, a container's cpuset) the thread pool cannot
-   * parse while the loop fetches: it would only add two thread switches a
-   * page. A page parses in about 100 us, a wait the loop can take. */
-  cpu_set_t cpus;
-  cr.parse_inline = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) == 1;
   /* Where the records go, for a run resumed after a kill to find them. */
   ws_output_info oi = {0};
   char *out_path = NULL;

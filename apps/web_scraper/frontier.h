@@ -44,6 +44,10 @@ typedef struct ws_frontier ws_frontier;
 typedef struct ws_frontier_ops {
   /** Adds url to the seen set: 1 when it was new, 0 when already seen. */
   int (*mark_seen)(ws_frontier *f, const char *url);
+  /** 1 when url is in the seen set, else 0; NULL when asking costs a
+   * round trip (the crawler then goes straight to add()). A fast path only:
+   * the answer may be stale by the time add() runs. */
+  int (*contains)(ws_frontier *f, const char *url);
   /** Adds it->url to the seen set and, when it was new, appends the item
    * (copied) to the queue of host: 1 when queued, 0 when already seen. */
   int (*add)(ws_frontier *f, const char *host, const ws_item *it);

@@ -647,6 +647,18 @@ static uint64_t rd_queued_count(ws_frontier *fr) {
 
 static void rd_close(ws_frontier *fr) {
   redis_frontier *f = (redis_frontier *)fr;
+  /* What this process still holds (a retry left for later when it was
+   * stopped) goes back to the queues now, rather than hold the level the
+   * others serve until the claims expire. */
+  char *kc = key(f, "claims", NULL), *kqp = key(f, "q:", NULL);
+  if (kc != NULL && kqp != NULL && f->r != NULL) {
+    const char *keys[] = {kc};
+    const char *args[] = {kqp, f->owner};
+    redisReply *r;
+    if (eval(f, &r, reclaim_own_lua, 1, keys, 2, args, NULL) == 0) freeReplyObject(r);
+  }
+  free(kc);
+  free(kqp);
   weft_redis_close(f->r);
   free(f->prefix);
   free(f->owner);

@@ -61,20 +61,23 @@ class Redis:
 def crawl_together(binary, s, redis, tmp, job, n, extra=(), kill_first_after=None):
     outs = [os.path.join(tmp, "%s-%d.jsonl" % (job, i)) for i in range(n)]
     procs = []
+    def enough():
+        try:
+            with open(outs[0], "rb") as f:
+                return f.read().count(b"\n") >= kill_first_after
+        except FileNotFoundError:
+            return False
     for i in range(n):
         cmd = [binary, s.url("/", 0), s.url("/", 1), "--redis", "127.0.0.1:%d" % redis.port,
                "--job", job, "--output", outs[i], "--concurrency", "4", "--per-host", "2",
                "--extract", "t=//title"] + list(extra)
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                       env=app_env("warn")))
+        if i == 0 and kill_first_after is not None:
+            # The first one has records before the others join (served
+            # level by level, the others could otherwise leave it few).
+            wait_until(enough, 20, "records of the first process")
     if kill_first_after is not None:
-        def enough():
-            try:
-                with open(outs[0], "rb") as f:
-                    return f.read().count(b"\n") >= kill_first_after
-            except FileNotFoundError:
-                return False
-        wait_until(enough, 20, "records of the first process")
         procs[0].send_signal(signal.SIGKILL)
     codes = []
     for p in procs:

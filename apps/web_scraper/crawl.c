@@ -64,6 +64,7 @@ typedef struct host {
   int failures;          /* pages failed in a row */
   int64_t resume_at;     /* weft_now() before which it is not served */
   int given_up;
+  int gated;             /* its head is deeper than the shared level */
 } host;
 
 typedef struct crawl crawl;
@@ -96,6 +97,7 @@ struct crawl {
   int stopping;         /* a signal came: take no new jobs */
   int durable;          /* --state, --redis: records flushed before done() */
   int shared;           /* --redis: other processes share the frontier */
+  int recording;        /* tell the frontier before writing a record */
   int done;
   weft_group *workers;
   ws_buf line;
@@ -258,14 +260,36 @@ static void write_record(crawl *cr, const ws_record *r, int seed) {
   if (seed && r->status > 0) t->seeds_fetched++;
 }
 
+/* Writes the record of a popped item. A durable frontier hears first that
+ * it is being recorded (a run resumed after a kill in between then looks
+ * for the record rather than fetch the page again), and the record is
+ * flushed before the frontier hears it is done. */
+static void emit(crawl *cr, ws_item *it, const ws_record *r) {
+  if (cr->recording) {
+    int rc = cr->fr->ops->recording(cr->fr, it);
+    if (rc == 0) {
+      weft_log(WEFT_LOG_DEBUG, "page taken by another process meanwhile: not recorded",
+               "url=%s", it->url);
+      return;
+    }
+    if (rc < 0)
+      weft_log(WEFT_LOG_ERROR, "the frontier could not note a record",
+               "url=%s error=\"%s\"", it->url, weft_strerror(rc));
+    else
+      it->recorded = 1;
+  }
+  write_record(cr, r, (it->flags & WS_ITEM_SEED) != 0);
+  if (cr->durable) fflush(cr->in->out);
+}
+
 /* A record for a URL that was not fetched, saying why. */
-static void record_unfetched(crawl *cr, const ws_item *it, const char *why) {
+static void record_unfetched(crawl *cr, ws_item *it, const char *why) {
   ws_record r = {.url = it->url,
                  .depth = it->depth,
                  .referrer = it->referrer,
                  .fetched_at_ms = wall_ms(),
                  .error = why};
-  write_record(cr, &r, (it->flags & WS_ITEM_SEED) != 0);
+  emit(cr, it, &r);
 }
 
 /* ---- Adding URLs -------------------------------------------------------- */
@@ -274,6 +298,9 @@ static void record_unfetched(crawl *cr, const ws_item *it, const char *why) {
  * queued, 0 when seen before, or an error. */
 static int enqueue(crawl *cr, const char *url, int depth, const char *referrer,
                    unsigned flags) {
+  /* Most links of a page were seen before: nothing more to do for them. */
+  if (cr->fr->ops->contains != NULL && cr->fr->ops->contains(cr->fr, url) == 1)
+    return 0;
   ws_url u;
   if (ws_url_parse(url, &u) != 0) return 0;
   host *h = host_of_parsed(cr, &u);
@@ -725,7 +752,7 @@ static int do_page(worker *w, host *h, ws_item *it) {
                    .fetched_at_ms = fetched_at,
                    .elapsed_ms = (int64_t)((weft_now_ns() - start) / 1000000),
                    .error = error};
-  write_record(cr, &rec, seed);
+  emit(cr, it, &rec);
   ws_page_free(&page);
   free(fields);
   ws_response_free(&r);
@@ -734,6 +761,12 @@ static int do_page(worker *w, host *h, ws_item *it) {
 }
 
 /* ---- Scheduling --------------------------------------------------------- */
+
+/* With a shared frontier: lets the scheduler try again the hosts whose
+ * head was deeper than the level served. */
+static void ungate(crawl *cr) {
+  for (size_t i = 0; i < cr->n_hosts; i++) cr->hosts[i]->gated = 0;
+}
 
 enum job_kind { JOB_NONE, JOB_ROBOTS, JOB_PAGE };
 
@@ -756,6 +789,10 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
       size_t idx = (cr->cursor + k) % cr->n_hosts;
       host *h = cr->hosts[idx];
       if (h->queued == 0) continue;
+      if (h->gated) { /* until the shared level moves on */
+        queued_any = other_wait = 1;
+        continue;
+      }
       queued_any = 1;
       if (h->robots_state == ROBOTS_FETCHING ||
           weft_sem_available(h->slots) <= 0) {
@@ -801,6 +838,10 @@ static int next_job(crawl *cr, host **hp, ws_item *it) {
       if (prc != 0) {
         cr->dispatched--;
         if (prc == 1 && cr->shared) h->queued = 0; /* others took them */
+        if (prc == 2) h->gated = 1;
+        if (prc < 0)
+          weft_log(WEFT_LOG_WARN, "cannot take from the frontier", "host=%s error=\"%s\"",
+                   h->key, weft_strerror(prc));
         continue;
       }
       h->queued--;
@@ -847,14 +888,14 @@ static int worker_main(void *arg) {
     if (kind == JOB_ROBOTS) {
       fetch_robots(w, h);
     } else {
-      /* The record is out before the frontier hears the item is done, so
-       * a crawl stopped in between fetches it again rather than lose it. */
+      /* The record is out (see emit()) before the frontier hears the item
+       * is done. */
       if (do_page(w, h, &it)) {
-        if (cr->durable) fflush(cr->in->out);
         int rc = cr->fr->ops->done(cr->fr, &it);
         if (rc != 0)
           weft_log(WEFT_LOG_ERROR, "the frontier could not record a page done",
                    "url=%s error=\"%s\"", it.url, weft_strerror(rc));
+        if (cr->shared) ungate(cr); /* the shared level may have moved on */
       }
       pending_add(cr, it.depth, -1);
       ws_item_clear(&it);
@@ -905,7 +946,10 @@ static int refresh_task(void *arg) {
   crawl *cr = arg;
   weft_task_set_name("refresh");
   while (weft_sleep(SHARED_POLL_MS) == 0) {
-    int rc = cr->fr->ops->refresh(cr->fr, shared_host, cr);
+    int level = -1;
+    int rc = cr->fr->ops->refresh(cr->fr, shared_host, cr, &level);
+    if (rc == 0 && level >= 0) cr->level = level;
+    ungate(cr);
     if (rc == UV_ECANCELED) break;
     if (rc != 0)
       weft_log(WEFT_LOG_WARN, "cannot read the shared frontier", "error=\"%s\"",
@@ -966,23 +1010,48 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
   cr.t = t;
   cr.start_ns = weft_now_ns();
   int rc = 0;
+  /* Where the records go, for a run resumed after a kill to find them. */
+  ws_output_info oi = {0};
+  char *out_path = NULL;
+  if (cfg->redis != NULL || cfg->state != NULL) {
+    out_path = ws_output_path(in->out, cfg->output);
+    oi.size = out_path != NULL ? ws_output_repair(in->out, out_path) : -1;
+    if (oi.size < 0) {
+      if (out_path != NULL)
+        weft_log(WEFT_LOG_WARN, "cannot read the output back: a run killed while "
+                 "recording pages will fetch them again", "path=%s error=\"%s\"",
+                 out_path, weft_strerror((int)oi.size));
+      free(out_path);
+      out_path = NULL;
+    }
+    oi.path = out_path;
+    cr.recording = out_path != NULL;
+  }
   if (cfg->redis != NULL) {
 #ifdef WS_HAVE_REDIS
     app_addr addr;
     char why[128];
-    if (app_addr_parse(cfg->redis, &addr, why, sizeof why) != 0) return UV_EINVAL;
-    rc = ws_frontier_redis(addr.host, addr.port, cfg->job, cfg->claim_timeout, &cr.fr);
+    if (app_addr_parse(cfg->redis, &addr, why, sizeof why) != 0) {
+      free(out_path);
+      return UV_EINVAL;
+    }
+    rc = ws_frontier_redis(addr.host, addr.port, cfg->job, cfg->claim_timeout, &oi,
+                           &cr.fr);
+    free(out_path);
     if (rc != 0) return rc;
     cr.durable = cr.shared = 1;
 #else
+    free(out_path);
     return UV_ENOTSUP;
 #endif
   } else if (cfg->state != NULL) {
 #ifdef WS_HAVE_SQLITE
-    rc = ws_frontier_sqlite(cfg->state, &cr.fr);
+    rc = ws_frontier_sqlite(cfg->state, &oi, &cr.fr);
+    free(out_path);
     if (rc != 0) return rc;
     cr.durable = 1;
 #else
+    free(out_path);
     return UV_ENOTSUP;
 #endif
   } else {
@@ -1007,9 +1076,12 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
   for (size_t i = 0; i < in->n_seeds; i++) {
     const char *s = in->seeds[i];
     if (!ws_scope_allows(in->scope, s)) {
-      ws_item it = {.url = (char *)s, .flags = WS_ITEM_SEED};
-      if (cr.fr->ops->mark_seen(cr.fr, s) == 1)
-        record_unfetched(&cr, &it, "out of scope (--allow-domain, --allow, --deny)");
+      if (cr.fr->ops->mark_seen(cr.fr, s) == 1) {
+        ws_record r = {.url = s,
+                       .fetched_at_ms = wall_ms(),
+                       .error = "out of scope (--allow-domain, --allow, --deny)"};
+        write_record(&cr, &r, 1);
+      }
       continue;
     }
     int e = enqueue(&cr, s, 0, NULL, WS_ITEM_SEED);

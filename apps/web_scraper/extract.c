@@ -10,6 +10,7 @@
 #include <libxml/HTMLparser.h>
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
+#include <zlib.h>
 
 #include "strmap.h"
 #include "url.h"
@@ -171,13 +172,75 @@ static char *squeeze(const char *s) {
   return out;
 }
 
+/* ---- Per-thread parsing state ------------------------------------------
+ * Pages are parsed on the thread pool (or on the executor's thread), one at
+ * a time per thread. Each thread keeps its HTML parser context, whose
+ * dictionary of names stays warm from page to page (a new context makes
+ * and grows a new dictionary for every page), and the XPath expressions it
+ * compiled (compiling one costs as much as evaluating it on a small page).
+ * The context is made again every PARSER_REUSE pages, so that a site of
+ * ever new element names cannot grow the dictionary without bound. */
+#define PARSER_REUSE 2000
+#define XPATH_CACHE 16
+
+typedef struct thread_state {
+  htmlParserCtxtPtr ctxt;
+  int uses;
+  struct {
+    char *text;
+    xmlXPathCompExprPtr comp;
+  } xpath[XPATH_CACHE];
+  int n_xpath;
+} thread_state;
+
+static __thread thread_state tls;
+
+/* The compiled form of xpath (cached), or NULL when it does not compile. */
+static xmlXPathCompExprPtr compiled(const char *xpath) {
+  for (int i = 0; i < tls.n_xpath; i++)
+    if (strcmp(tls.xpath[i].text, xpath) == 0) return tls.xpath[i].comp;
+  xmlXPathCompExprPtr c = xmlXPathCompile((const xmlChar *)xpath);
+  if (c == NULL || tls.n_xpath == XPATH_CACHE) return c; /* caller frees */
+  char *t = strdup(xpath);
+  if (t == NULL) return c;
+  tls.xpath[tls.n_xpath].text = t;
+  tls.xpath[tls.n_xpath].comp = c;
+  tls.n_xpath++;
+  return c;
+}
+
+static int is_cached(xmlXPathCompExprPtr c) {
+  for (int i = 0; i < tls.n_xpath; i++)
+    if (tls.xpath[i].comp == c) return 1;
+  return 0;
+}
+
+/* Parses an HTML page with this thread's parser context. */
+static htmlDocPtr read_html(const char *body, int len, const char *url,
+                            const char *cs, int opts) {
+  if (tls.ctxt != NULL && tls.uses >= PARSER_REUSE) {
+    htmlFreeParserCtxt(tls.ctxt);
+    tls.ctxt = NULL;
+  }
+  if (tls.ctxt == NULL) {
+    tls.ctxt = htmlNewParserCtxt();
+    tls.uses = 0;
+    if (tls.ctxt == NULL) return htmlReadMemory(body, len, url, cs, opts);
+  }
+  tls.uses++;
+  return htmlCtxtReadMemory(tls.ctxt, body, len, url, cs, opts);
+}
+
 /* Evaluates xpath; the string values of its results (first only unless
  * all) go to *items / *n. Returns 0 or -1 when out of memory. */
 static int eval_strings(xmlXPathContextPtr ctx, const char *xpath, int all,
                         char ***items, size_t *n) {
   *items = NULL;
   *n = 0;
-  xmlXPathObjectPtr obj = xmlXPathEval((const xmlChar *)xpath, ctx);
+  xmlXPathCompExprPtr comp = compiled(xpath);
+  if (comp == NULL) return 0;
+  xmlXPathObjectPtr obj = xmlXPathCompiledEval(comp, ctx);
+  if (!is_cached(comp)) xmlXPathFreeCompExpr(comp);
   if (obj == NULL) return 0;
   int rc = 0;
   if (obj->type == XPATH_NODESET) {
@@ -351,9 +414,9 @@ int ws_extract(const char *body, size_t len, const char *content_type,
   int opts = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
              HTML_PARSE_NONET | HTML_PARSE_COMPACT;
   if (len > (size_t)INT32_MAX) len = INT32_MAX;
-  htmlDocPtr doc = htmlReadMemory(body, (int)len, url, cs, opts);
+  htmlDocPtr doc = read_html(body, (int)len, url, cs, opts);
   if (doc == NULL) /* an encoding libxml2 does not know: let it guess */
-    doc = htmlReadMemory(body, (int)len, url, NULL, opts);
+    doc = read_html(body, (int)len, url, NULL, opts);
   if (doc == NULL) return -1;
   walk w;
   memset(&w, 0, sizeof w);
@@ -401,11 +464,68 @@ int ws_extract(const char *body, size_t len, const char *content_type,
   return rc;
 }
 
+/* Inflates a gzip body (one or more members) into *out (malloc'ed, *out_len
+ * bytes), at most max bytes. 0, or -1 when it is not valid gzip or larger. */
+static int gunzip(const char *body, size_t len, size_t max, char **out,
+                  size_t *out_len) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return -1;
+  size_t cap = len * 4 < 65536 ? 65536 : len * 4, n = 0;
+  if (cap > max) cap = max;
+  char *buf = malloc(cap + 1);
+  int rc = buf != NULL ? Z_OK : Z_MEM_ERROR;
+  z.next_in = (Bytef *)body;
+  z.avail_in = (uInt)(len > UINT32_MAX ? UINT32_MAX : len);
+  while (rc == Z_OK) {
+    if (n == cap) {
+      if (cap >= max) {
+        rc = Z_BUF_ERROR; /* larger than allowed */
+        break;
+      }
+      cap = cap * 2 > max ? max : cap * 2;
+      char *g = realloc(buf, cap + 1);
+      if (g == NULL) {
+        rc = Z_MEM_ERROR;
+        break;
+      }
+      buf = g;
+    }
+    z.next_out = (Bytef *)buf + n;
+    z.avail_out = (uInt)(cap - n);
+    rc = inflate(&z, Z_NO_FLUSH);
+    n = cap - z.avail_out;
+    /* Concatenated members: go on with the next one. */
+    if (rc == Z_STREAM_END && z.avail_in > 0) rc = inflateReset(&z);
+    if (rc == Z_BUF_ERROR && z.avail_in == 0) break; /* truncated */
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) {
+    free(buf);
+    return -1;
+  }
+  buf[n] = '\0';
+  *out = buf;
+  *out_len = n;
+  return 0;
+}
+
 int ws_sitemap_urls(const char *body, size_t len, const char *url,
                     char ***urls, size_t *n, int *is_index) {
   *urls = NULL;
   *n = 0;
   *is_index = 0;
+  if (len >= 2 && (unsigned char)body[0] == 0x1f && (unsigned char)body[1] == 0x8b) {
+    char *plain;
+    size_t plain_len;
+    if (gunzip(body, len, WS_SITEMAP_MAX, &plain, &plain_len) != 0) return -1;
+    int rc = plain_len >= 2 && (unsigned char)plain[0] == 0x1f &&
+                     (unsigned char)plain[1] == 0x8b
+                 ? -1 /* no gzip in gzip */
+                 : ws_sitemap_urls(plain, plain_len, url, urls, n, is_index);
+    free(plain);
+    return rc;
+  }
   xmlSetGenericErrorFunc(NULL, silent);
   xmlSetStructuredErrorFunc(NULL, NULL);
   if (len > (size_t)INT32_MAX) len = INT32_MAX;

@@ -76,8 +76,12 @@ int ws_extract(const char *body, size_t len, const char *content_type,
  * Reads a sitemap (XML: a <urlset> of <url><loc>, or a <sitemapindex> of
  * <sitemap><loc>) fetched from url. The <loc> URLs, absolute and
  * normalised, go to *urls (n of them, malloc'ed); *is_index says it was an
- * index (the URLs are sitemaps). Returns 0, or -1 when it is not XML.
+ * index (the URLs are sitemaps). A body in gzip (sitemap.xml.gz, served
+ * as a file, so that libcurl does not inflate it) is inflated first, up to
+ * WS_SITEMAP_MAX bytes as the sitemaps protocol allows. Returns 0, or -1
+ * when it is not XML (or not valid gzip).
  */
+#define WS_SITEMAP_MAX (50u * 1024 * 1024)
 int ws_sitemap_urls(const char *body, size_t len, const char *url,
                     char ***urls, size_t *n, int *is_index);
 

@@ -77,6 +77,17 @@ static int mem_mark_seen(ws_frontier *f, const char *url) {
   return 1;
 }
 
+static int mem_contains(ws_frontier *f, const char *url) {
+  mem_frontier *m = (mem_frontier *)f;
+  uint64_t h = ws_hash64(url, strlen(url));
+  size_t mask = m->seen_cap - 1, i = (size_t)h & mask;
+  while (m->seen[i] != 0) {
+    if (m->seen[i] == h) return 1;
+    i = (i + 1) & mask;
+  }
+  return 0;
+}
+
 static int mem_add(ws_frontier *f, const char *host, const ws_item *it) {
   mem_frontier *m = (mem_frontier *)f;
   int fresh = mem_mark_seen(f, it->url);
@@ -191,6 +202,7 @@ static void mem_close(ws_frontier *f) {
 
 static const ws_frontier_ops mem_ops = {
     .mark_seen = mem_mark_seen,
+    .contains = mem_contains,
     .add = mem_add,
     .head_depth = mem_head_depth,
     .pop = mem_pop,

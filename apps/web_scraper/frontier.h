@@ -32,6 +32,7 @@ typedef struct ws_item {
   char *referrer; /**< the page that linked it; NULL for a seed */
   int depth;      /**< link distance from a seed */
   unsigned flags; /**< WS_ITEM_* */
+  int recorded;   /**< recording() said yes: its record is being written */
 } ws_item;
 
 /** Frees the strings of it and zeroes it. */
@@ -43,14 +44,26 @@ typedef struct ws_frontier ws_frontier;
 typedef struct ws_frontier_ops {
   /** Adds url to the seen set: 1 when it was new, 0 when already seen. */
   int (*mark_seen)(ws_frontier *f, const char *url);
+  /** 1 when url is in the seen set, else 0; NULL when asking costs a
+   * round trip (the crawler then goes straight to add()). A fast path only:
+   * the answer may be stale by the time add() runs. */
+  int (*contains)(ws_frontier *f, const char *url);
   /** Adds it->url to the seen set and, when it was new, appends the item
    * (copied) to the queue of host: 1 when queued, 0 when already seen. */
   int (*add)(ws_frontier *f, const char *host, const ws_item *it);
   /** The depth of the head of host's queue, or -1 when it is empty. */
   int (*head_depth)(ws_frontier *f, const char *host);
-  /** Takes the head of host's queue into *out: 0, or 1 when empty. */
+  /** Takes the head of host's queue into *out: 0, or 1 when empty, or 2
+   * when its head is deeper than the level the crawl serves (a shared
+   * frontier, which serves the levels across all its processes). */
   int (*pop)(ws_frontier *f, const char *host, ws_item *out);
-  /** Says that a popped item is finished and recorded. */
+  /** Durable frontiers (NULL in the memory one): says, before a popped
+   * item's record is written, that it is being recorded, so that a run
+   * resumed after the process was killed looks for the record in the
+   * output rather than fetch the page again. 1: write the record; 0: do
+   * not (another process took the item meanwhile); or an error. */
+  int (*recording)(ws_frontier *f, ws_item *it);
+  /** Says that a popped item is finished (and recorded, when it->recorded). */
   int (*done)(ws_frontier *f, const ws_item *it);
   /** Calls fn for every host and depth with items queued when the
    * frontier was opened (a resumed crawl), with their number. */
@@ -60,9 +73,11 @@ typedef struct ws_frontier_ops {
                      void *ctx);
   /* ---- Shared frontiers only (Redis); NULL in the others ---- */
   /** Calls fn for every host with items queued by any process, with their
-   * number, and queues again the items whose claim has expired. */
+   * number, and queues again the items whose claim has expired; *level is
+   * set to the depth served (-1: nothing pending). */
   int (*refresh)(ws_frontier *f,
-                 int (*fn)(void *ctx, const char *host, int64_t n), void *ctx);
+                 int (*fn)(void *ctx, const char *host, int64_t n), void *ctx,
+                 int *level);
   /** 1 when nothing is queued or claimed by any process, else 0. */
   int (*finished)(ws_frontier *f);
   /** Takes one of the limit shared slots of host, keeping delay_ms after
@@ -88,12 +103,20 @@ struct ws_frontier {
 /** An in-memory frontier. NULL when out of memory. */
 ws_frontier *ws_frontier_memory(void);
 
+/** Where the records go, for finding them again after a kill (output.h). */
+typedef struct ws_output_info {
+  const char *path; /**< the output's absolute path; NULL: not a file */
+  int64_t size;     /**< its size when this run starts writing */
+} ws_output_info;
+
 /**
  * A frontier in the SQLite database DIR/frontier.db (DIR made when
  * missing), for --state: items in flight when a crawl stopped are queued
- * again. Call from a task. Returns 0 and *out, or an error (logged).
+ * again, except those whose record the output already holds. Call from a
+ * task. Returns 0 and *out, or an error (logged).
  */
-int ws_frontier_sqlite(const char *dir, ws_frontier **out);
+int ws_frontier_sqlite(const char *dir, const ws_output_info *oi,
+                       ws_frontier **out);
 
 /**
  * A frontier shared through Redis at host:port by every process of job
@@ -103,6 +126,7 @@ int ws_frontier_sqlite(const char *dir, ws_frontier **out);
  * --per-host and the delay across processes. Call from a task.
  */
 int ws_frontier_redis(const char *host, int port, const char *job,
-                      int64_t claim_ms, ws_frontier **out);
+                      int64_t claim_ms, const ws_output_info *oi,
+                      ws_frontier **out);
 
 #endif /* WS_FRONTIER_H */

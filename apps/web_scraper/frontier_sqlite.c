@@ -3,7 +3,10 @@
  * One table holds every URL seen, in the order it was first seen:
  *
  *   urls(seq INTEGER PRIMARY KEY, url TEXT UNIQUE, host, depth, referrer,
- *        flags, state)        state: 0 queued, 1 done, 3 seen only
+ *        flags, state)        state: 0 queued, 1 done, 2 being recorded,
+ *                             3 seen only
+ *   meta(key, value)          out_start: the output's size when the last
+ *                             run started writing
  *
  * The UNIQUE index is the seen set, and a partial index on (host, depth,
  * seq) of the queued rows gives each host's queue in order of depth, then
@@ -11,7 +14,11 @@
  * whatever the size of the crawl: SQLite's page cache, and up to HEAD_BATCH
  * items read ahead per host. An item popped stays queued in the database
  * until done() marks it, after its record is written, so a crawl stopped
- * at any point queues again whatever it had not finished. Every statement
+ * at any point queues again whatever it had not finished. Just before its
+ * record is written an item is marked 2: a run that finds such items (the
+ * process was killed in between) looks for their records in the output
+ * written since out_start and marks each done or queued again, so that no
+ * page is fetched or recorded twice. Every statement
  * runs on the database's own thread (weft_sqlite); the calling task waits.
  */
 #include <errno.h>
@@ -24,6 +31,7 @@
 #include <weft_sqlite.h>
 
 #include "frontier.h"
+#include "output.h"
 #include "strmap.h"
 
 /* Items read ahead from one host's queue. */
@@ -37,7 +45,7 @@ typedef struct head_buf {
   int64_t last_seq; /* next read starts after it */
 } head_buf;
 
-enum { ST_ADD, ST_SEEN, ST_NEXT, ST_DONE, ST_COUNT };
+enum { ST_ADD, ST_SEEN, ST_NEXT, ST_DONE, ST_RECORDING, ST_COUNT };
 
 static const char *const sql_text[ST_COUNT] = {
     "INSERT OR IGNORE INTO urls(url, host, depth, referrer, flags, state) "
@@ -47,7 +55,8 @@ static const char *const sql_text[ST_COUNT] = {
     "SELECT seq, url, depth, referrer, flags FROM urls "
     "WHERE host = ?1 AND state = 0 AND (depth, seq) > (?2, ?3) "
     "ORDER BY depth, seq LIMIT ?4",
-    "UPDATE urls SET state = 1 WHERE url = ?1 AND state = 0",
+    "UPDATE urls SET state = 1 WHERE url = ?1 AND state IN (0, 2)",
+    "UPDATE urls SET state = 2 WHERE url = ?1 AND state = 0",
 };
 
 typedef struct sql_frontier {
@@ -69,7 +78,8 @@ static const char schema[] =
     "  flags INTEGER NOT NULL,"
     "  state INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS urls_queued ON urls(host, depth, seq) "
-    "WHERE state = 0;";
+    "WHERE state = 0;"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER);";
 
 /* The statement i, prepared on first use (on the database's thread). */
 static sqlite3_stmt *stmt(sql_frontier *s, sqlite3 *db, int i) {
@@ -150,11 +160,12 @@ static int next_fn(sqlite3 *db, void *arg) {
 typedef struct done_call {
   sql_frontier *s;
   const char *url;
+  int which; /* ST_DONE or ST_RECORDING */
 } done_call;
 
 static int done_fn(sqlite3 *db, void *arg) {
   done_call *c = arg;
-  sqlite3_stmt *q = stmt(c->s, db, ST_DONE);
+  sqlite3_stmt *q = stmt(c->s, db, c->which);
   if (q == NULL) return weft_sqlite_error(sqlite3_errcode(db));
   sqlite3_bind_text(q, 1, c->url, -1, SQLITE_STATIC);
   int rc = sqlite3_step(q);
@@ -300,8 +311,120 @@ static int sql_pop(ws_frontier *f, const char *host, ws_item *out) {
 
 static int sql_done(ws_frontier *f, const ws_item *it) {
   sql_frontier *s = (sql_frontier *)f;
-  done_call c = {.s = s, .url = it->url};
+  done_call c = {.s = s, .url = it->url, .which = ST_DONE};
   return weft_sqlite_write(s->db, done_fn, &c);
+}
+
+static int sql_recording(ws_frontier *f, ws_item *it) {
+  sql_frontier *s = (sql_frontier *)f;
+  done_call c = {.s = s, .url = it->url, .which = ST_RECORDING};
+  int rc = weft_sqlite_write(s->db, done_fn, &c);
+  return rc == 0 ? 1 : rc;
+}
+
+/* ---- Items being recorded when the last run was killed ------------------ */
+
+typedef struct unsure_call {
+  char **urls;
+  size_t n, cap;
+  int64_t out_start; /* -1: not known */
+  int *found;        /* for the write */
+  int64_t new_start; /* -1: leave it */
+} unsure_call;
+
+static int unsure_read_fn(sqlite3 *db, void *arg) {
+  unsure_call *c = arg;
+  sqlite3_stmt *q;
+  int rc = sqlite3_prepare_v2(db, "SELECT url FROM urls WHERE state = 2", -1, &q, NULL);
+  if (rc != SQLITE_OK) return weft_sqlite_error(rc);
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    if (c->n == c->cap) {
+      size_t cap = c->cap ? c->cap * 2 : 16;
+      char **g = realloc(c->urls, cap * sizeof *g);
+      if (g == NULL) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      c->urls = g;
+      c->cap = cap;
+    }
+    c->urls[c->n] = strdup((const char *)sqlite3_column_text(q, 0));
+    if (c->urls[c->n] == NULL) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    c->n++;
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_DONE) return weft_sqlite_error(rc);
+  c->out_start = -1;
+  rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'out_start'", -1,
+                          &q, NULL);
+  if (rc != SQLITE_OK) return weft_sqlite_error(rc);
+  if (sqlite3_step(q) == SQLITE_ROW) c->out_start = sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  return 0;
+}
+
+static int unsure_write_fn(sqlite3 *db, void *arg) {
+  unsure_call *c = arg;
+  sqlite3_stmt *q;
+  int rc = sqlite3_prepare_v2(db, "UPDATE urls SET state = ?2 WHERE url = ?1", -1, &q,
+                              NULL);
+  if (rc != SQLITE_OK) return weft_sqlite_error(rc);
+  for (size_t i = 0; i < c->n && rc == SQLITE_OK; i++) {
+    sqlite3_bind_text(q, 1, c->urls[i], -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, c->found[i] ? 1 : 0);
+    rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    sqlite3_reset(q);
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_OK) return weft_sqlite_error(rc);
+  if (c->new_start < 0) return 0;
+  rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('out_start', ?1)",
+                          -1, &q, NULL);
+  if (rc != SQLITE_OK) return weft_sqlite_error(rc);
+  sqlite3_bind_int64(q, 1, c->new_start);
+  rc = sqlite3_step(q);
+  sqlite3_finalize(q);
+  return rc == SQLITE_DONE ? 0 : weft_sqlite_error(rc);
+}
+
+/* Settles the items the last run was recording when it was killed: done
+ * when the output holds their record, queued again when not. Then notes
+ * where this run starts writing. */
+static int settle_unsure(sql_frontier *s, const ws_output_info *oi) {
+  unsure_call c = {0};
+  int rc = weft_sqlite_read(s->db, unsure_read_fn, &c);
+  if (rc == 0 && c.n > 0) {
+    c.found = calloc(c.n, sizeof *c.found);
+    if (c.found == NULL) rc = UV_ENOMEM;
+  }
+  if (rc == 0 && c.n > 0) {
+    if (oi->path != NULL) {
+      int e = ws_output_find(oi->path, c.out_start > 0 ? c.out_start : 0, c.urls, c.n,
+                             c.found);
+      if (e != 0)
+        weft_log(WEFT_LOG_WARN, "cannot read the output to resume: pages fetched again",
+                 "path=%s error=\"%s\"", oi->path, weft_strerror(e));
+    } else {
+      weft_log(WEFT_LOG_WARN,
+               "the last run was killed while recording pages and the output is "
+               "not a file to look in: those pages are fetched again",
+               "pages=%zu", c.n);
+    }
+    size_t hit = 0;
+    for (size_t i = 0; i < c.n; i++) hit += c.found[i] != 0;
+    weft_log(WEFT_LOG_INFO, "pages being recorded when the last run stopped",
+             "pages=%zu recorded=%zu queued_again=%zu", c.n, hit, c.n - hit);
+  }
+  c.new_start = oi->path != NULL ? oi->size : -1;
+  if (rc == 0 && (c.n > 0 || c.new_start >= 0))
+    rc = weft_sqlite_write(s->db, unsure_write_fn, &c);
+  for (size_t i = 0; i < c.n; i++) free(c.urls[i]);
+  free(c.urls);
+  free(c.found);
+  return rc;
 }
 
 static int sql_each_queued(ws_frontier *f,
@@ -354,6 +477,7 @@ static const ws_frontier_ops sql_ops = {
     .add = sql_add,
     .head_depth = sql_head_depth,
     .pop = sql_pop,
+    .recording = sql_recording,
     .done = sql_done,
     .each_queued = sql_each_queued,
     .seen_count = sql_seen_count,
@@ -361,7 +485,8 @@ static const ws_frontier_ops sql_ops = {
     .close = sql_close,
 };
 
-int ws_frontier_sqlite(const char *dir, ws_frontier **out) {
+int ws_frontier_sqlite(const char *dir, const ws_output_info *oi,
+                       ws_frontier **out) {
   *out = NULL;
   if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
     int err = -errno;
@@ -388,6 +513,7 @@ int ws_frontier_sqlite(const char *dir, ws_frontier **out) {
   int rc = weft_sqlite_open(path, &o, &s->db);
   free(path);
   if (rc == 0) rc = weft_sqlite_exec(s->db, schema);
+  if (rc == 0) rc = settle_unsure(s, oi);
   if (rc != 0) {
     sql_close(&s->base);
     return rc;

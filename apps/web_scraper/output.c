@@ -1,10 +1,15 @@
 /* output.c: JSON lines, always valid UTF-8. */
 #include "output.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void ws_buf_put(ws_buf *b, const char *s, size_t n) {
   if (b->len + n + 1 > b->cap) {
@@ -165,4 +170,90 @@ void ws_record_json(ws_buf *b, const ws_record *r) {
   ws_buf_puts(b, ",\"error\":");
   ws_json_string(b, r->error);
   ws_buf_puts(b, "}\n");
+}
+
+/* ---- Finding records again ---------------------------------------------- */
+
+char *ws_output_path(FILE *out, const char *given) {
+  struct stat st;
+  if (fstat(fileno(out), &st) != 0 || !S_ISREG(st.st_mode)) return NULL;
+  char buf[PATH_MAX];
+  if (given != NULL && strcmp(given, "-") != 0)
+    return realpath(given, buf) != NULL ? strdup(buf) : NULL;
+  /* Standard output redirected to a file. */
+  char link[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fileno(out));
+  ssize_t n = readlink(link, buf, sizeof buf - 1);
+  if (n <= 0 || buf[0] != '/') return NULL;
+  buf[n] = '\0';
+  return strdup(buf);
+}
+
+int64_t ws_output_repair(FILE *out, const char *path) {
+  if (fflush(out) != 0) return -errno;
+  /* out is write-only (append): read through a descriptor of our own. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  off_t end = st.st_size, cut = end;
+  char buf[4096];
+  int64_t rc = 0;
+  /* Back to the last newline. */
+  while (cut > 0) {
+    off_t from = cut > (off_t)sizeof buf ? cut - (off_t)sizeof buf : 0;
+    ssize_t n = pread(fd, buf, (size_t)(cut - from), from);
+    if (n != (ssize_t)(cut - from)) {
+      rc = n < 0 ? -errno : -EIO;
+      break;
+    }
+    ssize_t i = n;
+    while (i > 0 && buf[i - 1] != '\n') i--;
+    if (i > 0) {
+      cut = from + i;
+      break;
+    }
+    cut = from;
+  }
+  close(fd);
+  if (rc != 0) return rc;
+  if (cut != end && ftruncate(fileno(out), cut) != 0) return -errno;
+  return (int64_t)cut;
+}
+
+int ws_output_find(const char *path, int64_t offset, char *const *urls,
+                   size_t n, int *found) {
+  if (n == 0) return 0;
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -errno;
+  int rc = 0;
+  if (offset > 0 && fseeko(f, (off_t)offset, SEEK_SET) != 0) rc = -errno;
+  /* Each record begins {"url":"...", as ws_record_json() writes it. */
+  ws_buf *want = calloc(n, sizeof *want);
+  if (want == NULL) rc = -ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    ws_buf_puts(&want[i], "{\"url\":");
+    ws_json_string(&want[i], urls[i]);
+    ws_buf_puts(&want[i], ",");
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
+    if (line[len - 1] != '\n') break; /* not complete */
+    for (size_t i = 0; i < n; i++)
+      if (!found[i] && (size_t)len > want[i].len &&
+          memcmp(line, want[i].p, want[i].len) == 0)
+        found[i] = 1;
+  }
+  if (rc == 0 && ferror(f)) rc = -EIO;
+  free(line);
+  for (size_t i = 0; want != NULL && i < n; i++) ws_buf_free(&want[i]);
+  free(want);
+  fclose(f);
+  return rc;
 }

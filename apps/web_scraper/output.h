@@ -48,4 +48,27 @@ typedef struct ws_record {
 /** Appends r as one JSON line (with its newline) to b. */
 void ws_record_json(ws_buf *b, const ws_record *r);
 
+/* ---- Finding records again (resume after a SIGKILL) ----------------------
+ * A durable crawl (--state, --redis) marks a page "being recorded" in its
+ * frontier, writes the record, then marks it done. A process killed in
+ * between leaves pages whose record may or may not be in the output: the
+ * next run looks for them in the file, from where the killed run started
+ * writing. This works when the output is a regular file. */
+
+/** The absolute path of the regular file out writes to (given: --output,
+ * or NULL for standard output), malloc'ed; NULL when out is not a regular
+ * file (a pipe, a terminal). */
+char *ws_output_path(FILE *out, const char *given);
+
+/** Flushes out (the file at path) and cuts off a last line without its
+ * newline (a record the killed process was writing): the size of the file
+ * after, or a negative error. */
+int64_t ws_output_repair(FILE *out, const char *path);
+
+/** Looks in the file at path, from offset, for a complete record of each
+ * of the n urls: found[i] is set to 1 for each one found. 0, or a
+ * negative error. */
+int ws_output_find(const char *path, int64_t offset, char *const *urls,
+                   size_t n, int *found);
+
 #endif /* WS_OUTPUT_H */

@@ -593,7 +593,9 @@ static int do_join(chat_conn *c, const cJSON *doc) {
   const char *room = need_string(c, doc, "room");
   if (room == NULL) return CONN_GO_ON;
   int64_t since = 0;
-  if (!chat_room_name_valid(room) || get_count(doc, "since", &since) < 0) {
+  int has_since = get_count(doc, "since", &since);
+  if (has_since == 0) since = -1; /* the recent history */
+  if (!chat_room_name_valid(room) || has_since < 0) {
     chat_conn_error(c, "bad_request",
                     "a room is 1 to 64 bytes without control characters; "
                     "\"since\" is a seq");

@@ -139,9 +139,45 @@ static void room_presence(room_state *st, const char *nick, const char *event) {
   chat_buf_unref(b);
 }
 
-/* Appends the history messages with seq > since, oldest first, as a JSON
- * array. */
-static void room_history_array(room_state *st, chat_sb *sb, int64_t since) {
+/* Messages in one answer read from the store, at most, and their bytes
+ * (past the first message). */
+#define ROOM_HISTORY_PAGE 1000
+#define ROOM_HISTORY_BYTES (1024 * 1024)
+
+/* Appends the messages with seq > since, oldest first, as a JSON array:
+ * from the room's window (the last --history messages), or, with a store,
+ * from SQLite when since is older than the window: at most a page, and
+ * *more is set when more follow (the client asks again from the last seq
+ * it got). A since below 0 (a join without one) means the window. Only
+ * messages the members were sent are read (seq <= st->seq): one that is
+ * committed but not yet delivered comes live, not in history. The room
+ * waits for the read, which takes a read transaction of SQLite's thread:
+ * only clients catching up on older messages cost that. */
+static void room_history_array(room_state *st, chat_sb *sb, int64_t since,
+                               int *more) {
+  *more = 0;
+  int64_t oldest = st->hist_len > 0 ? st->hist[st->hist_start]->seq : st->seq + 1;
+  if (chat_srv->store != NULL && !st->clustered && since >= 0 &&
+      since + 1 < oldest && since < st->seq) {
+    chat_buf **msgs = NULL;
+    size_t n = 0;
+    int r = chat_store_range(chat_srv->store, st->entry->name, since, st->seq,
+                             ROOM_HISTORY_PAGE, ROOM_HISTORY_BYTES, &msgs, &n,
+                             more);
+    if (r == 0) {
+      chat_sb_str(sb, "[");
+      for (size_t i = 0; i < n; i++) {
+        if (i > 0) chat_sb_str(sb, ",");
+        chat_sb_add(sb, msgs[i]->data, msgs[i]->len - 1);
+        chat_buf_unref(msgs[i]);
+      }
+      free(msgs);
+      chat_sb_str(sb, "]");
+      return;
+    }
+    weft_log(WEFT_LOG_ERROR, "cannot read history", "room=\"%s\" error=%s",
+             st->entry->name, weft_strerror(r));
+  }
   chat_sb_str(sb, "[");
   int first = 1;
   for (size_t i = 0; i < st->hist_len; i++) {
@@ -202,7 +238,9 @@ static void room_join(room_state *st, chat_conn *c, int64_t since) {
     }
   }
   chat_sb_str(&sb, "],\"history\":");
-  room_history_array(st, &sb, since);
+  int more;
+  room_history_array(st, &sb, since, &more);
+  if (more) chat_sb_str(&sb, ",\"more\":true");
   chat_sb_str(&sb, "}");
   chat_buf *b = chat_sb_finish(&sb);
   if (b != NULL) {
@@ -457,7 +495,9 @@ static void room_history(room_state *st, chat_conn *c, int64_t since) {
   chat_sb_str(&sb, "{\"type\":\"history\",\"room\":");
   chat_sb_jstr(&sb, st->entry->name);
   chat_sb_str(&sb, ",\"messages\":");
-  room_history_array(st, &sb, since);
+  int more;
+  room_history_array(st, &sb, since, &more);
+  if (more) chat_sb_str(&sb, ",\"more\":true");
   chat_sb_str(&sb, "}");
   chat_buf *b = chat_sb_finish(&sb);
   if (b != NULL) {

@@ -205,7 +205,7 @@ static int append_fn(sqlite3 *db, void *arg) {
   append_args *a = arg;
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(
-      db, "INSERT INTO messages (room, seq, body) VALUES (?1, ?2, ?3)", -1,
+      db, "INSERT OR IGNORE INTO messages (room, seq, body) VALUES (?1, ?2, ?3)", -1,
       &st, NULL);
   if (rc != SQLITE_OK) return weft_sqlite_error(rc);
   sqlite3_bind_text(st, 1, a->room, -1, SQLITE_STATIC);

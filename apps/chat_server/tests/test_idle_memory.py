@@ -1,5 +1,5 @@
-"""Idle connections are cheap: 2,000 WebSocket clients that said hello
-(and 200 of them joined a room) add well under 16 KB of resident memory
+"""Idle connections are cheap: 1,000 WebSocket clients that said hello
+(and 100 of them joined a room) add well under 16 KB of resident memory
 each once they have been quiet for a second (one reader task, its stack
 trimmed, no writer, no HTTP buffers: about 8 KB; it was about 30 KB with a
 writer task and the request's buffers per connection). After the quiet
@@ -13,8 +13,8 @@ import time
 from chat_harness import SCALE, Chat, check, raise_fd_limit, run, seconds, server_log_on_failure
 import chat_harness
 
-N = 2000
-MEMBERS = 200
+N = 1000
+MEMBERS = 100
 
 
 def test(binary):

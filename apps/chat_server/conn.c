@@ -38,6 +38,9 @@
  * client still sends, so that the client reads the last message rather
  * than a reset. */
 #define CHAT_LINGER_MS 2000
+/* How long a writer task whose queue is empty waits for more before it
+ * ends: a member of a busy room keeps its writer, an idle one has none. */
+#define CHAT_WRITER_LINGER_MS 1000
 /* Messages written at once. */
 #define CHAT_WRITE_BATCH 64
 /* A reader that has been quiet this long after a request gives back the
@@ -67,7 +70,8 @@ struct chat_conn {
   int closing;    /* the writer ends once the queue is written */
   int cut;        /* cut off as a slow consumer (atomic reads) */
   int close_code; /* the WebSocket close code of the end */
-  int writer_on;  /* WRITER_NONE, WRITER_TASK or WRITER_READER */
+  int writer_on;  /* WRITER_NONE, WRITER_TASK, WRITER_PARKED or
+                     WRITER_READER */
   int abort;      /* write nothing more (the reader gave up on the client) */
   chat_conn *start_next; /* in its executor's start list */
 
@@ -81,6 +85,8 @@ struct chat_conn {
   int write_inline;        /* the reader writes what its request queued */
   int trim_due;            /* a request ran since the stack was trimmed */
   weft_parked *end_waiter; /* the reader, waiting for the writer to end */
+  int writer_alive;        /* a writer task exists (started or running) */
+  weft_parked *writer_parked; /* it waits for more (WRITER_PARKED) */
   chat_conn *prev, *next; /* the executor's connections */
 
   /* The reader only. */
@@ -122,6 +128,7 @@ const char *chat_conn_nick(const chat_conn *c) { return c->nick; }
 enum {
   WRITER_NONE,   /* nobody: the next message queued starts a writer */
   WRITER_TASK,   /* a writer task runs, or its start is asked for */
+  WRITER_PARKED, /* a writer task waits for more: the starter wakes it */
   WRITER_READER  /* the reader writes (after its request, or at the end) */
 };
 
@@ -160,6 +167,10 @@ static void conn_start_writer(chat_conn *c) {
  * Call with the lock held; returns non-zero when the caller is to call
  * conn_start_writer() once it has let go of the lock. */
 static int conn_take_writer(chat_conn *c) {
+  if (c->writer_on == WRITER_PARKED) {
+    c->writer_on = WRITER_TASK;
+    return 1;
+  }
   if (c->writer_on != WRITER_NONE) return 0;
   /* c->reader is set before c is seen by anyone else. */
   if (weft_park_self() == c->reader && c->in_request) {
@@ -274,9 +285,16 @@ static int conn_finish_queue(chat_conn *c) {
   c->q_closed = 1;
   c->closing = 1;
   if (c->close_code == 0) c->close_code = WEFT_WS_CLOSE_NORMAL;
-  int mine = c->writer_on != WRITER_TASK;
+  int wake = c->writer_on == WRITER_PARKED;
+  int mine = c->writer_on != WRITER_TASK && !wake;
   c->writer_on = mine ? WRITER_READER : WRITER_TASK;
   pthread_mutex_unlock(&c->lock);
+  /* A waiting writer writes the end (the reader runs on its executor). */
+  if (wake && c->writer_parked != NULL) {
+    weft_parked *t = c->writer_parked;
+    c->writer_parked = NULL;
+    weft_unpark(t, 0);
+  }
   return mine;
 }
 
@@ -337,14 +355,19 @@ static int conn_write(chat_conn *c, chat_buf **batch, size_t n) {
   return r;
 }
 
+/* What conn_drain() returns when its writer task is to wait for more. */
+#define CHAT_DRAIN_PARKED 1
+
 /* Writes what is queued, batch by batch, for at most max_batches batches
  * (0: until the queue is empty). The caller holds the writer's part
- * (writer_on). Once the queue is empty the part is given back; when the
+ * (writer_on). Once the queue is empty the part is given back (a writer
+ * task with linger set keeps it as WRITER_PARKED and returns
+ * CHAT_DRAIN_PARKED, the caller waits); when the
  * connection is closing, its sending side is ended first (bounded), and
  * the reader is told. After max_batches with more queued, the part goes
  * to a writer task. Returns 0, or -1 when a write failed (the reader is
  * told). */
-static int conn_drain(chat_conn *c, int max_batches) {
+static int conn_drain(chat_conn *c, int max_batches, int linger) {
   chat_buf *batch[CHAT_WRITE_BATCH];
   int failed = 0, batches = 0;
   for (;;) {
@@ -369,6 +392,11 @@ static int conn_drain(chat_conn *c, int max_batches) {
       }
     }
     int closing = c->closing, code = c->close_code;
+    if (n == 0 && linger && !closing && !c->abort && !failed) {
+      c->writer_on = WRITER_PARKED;
+      pthread_mutex_unlock(&c->lock);
+      return CHAT_DRAIN_PARKED;
+    }
     if (n == 0 && (!closing || c->abort || failed)) {
       c->writer_on = WRITER_NONE;
       pthread_mutex_unlock(&c->lock);
@@ -411,11 +439,31 @@ static int conn_drain(chat_conn *c, int max_batches) {
   return failed ? -1 : 0;
 }
 
-/* A writer task: writes c's queue until it is empty, then ends. */
+static void writer_linger_cancel(weft_parked *t, void *data) {
+  chat_conn *c = data;
+  if (c->writer_parked == t) c->writer_parked = NULL;
+  weft_unpark(t, 0);
+}
+
+/* A writer task: writes c's queue until it is empty, waits up to
+ * CHAT_WRITER_LINGER_MS for more (woken by the starter), then ends. */
 static int conn_writer(void *arg) {
   chat_conn *c = arg;
   weft_task_set_name("writer");
-  conn_drain(c, 0);
+  while (conn_drain(c, 0, 1) == CHAT_DRAIN_PARKED) {
+    weft_scope s;
+    weft_scope_enter(&s, CHAT_WRITER_LINGER_MS);
+    c->writer_parked = weft_park_self();
+    weft_park(writer_linger_cancel, c);
+    c->writer_parked = NULL;
+    weft_scope_leave(&s);
+    pthread_mutex_lock(&c->lock);
+    int quiet = c->writer_on == WRITER_PARKED;
+    if (quiet) c->writer_on = WRITER_NONE; /* nothing came: end */
+    pthread_mutex_unlock(&c->lock);
+    if (quiet) break;
+  }
+  c->writer_alive = 0;
   chat_conn_unref(c); /* conn_start_writer()'s */
   return 0;
 }
@@ -437,7 +485,22 @@ int chat_writer_starter_task(void *arg) {
       chat_conn *c = list;
       list = c->start_next;
       c->start_next = NULL;
-      if (!open || weft_spawn(writers, conn_writer, c) != 0) {
+      if (c->writer_alive) {
+        /* Its writer is there: woken when it waits (when it does not, it
+         * is on its way to look at the queue again). */
+        if (c->writer_parked != NULL) {
+          weft_parked *t = c->writer_parked;
+          c->writer_parked = NULL;
+          weft_unpark(t, 0);
+        }
+        chat_conn_unref(c);
+        continue;
+      }
+      if (open && weft_spawn(writers, conn_writer, c) == 0) {
+        c->writer_alive = 1;
+        continue;
+      }
+      {
         /* No writer: the connection cannot go on. */
         pthread_mutex_lock(&c->lock);
         c->q_closed = 1;
@@ -803,7 +866,7 @@ static int conn_request(chat_conn *c, const char *line, size_t len) {
   c->trim_due = 1;
   if (c->write_inline) {
     c->write_inline = 0;
-    conn_drain(c, 1);
+    conn_drain(c, 1, 0);
   }
   return r;
 }
@@ -1086,7 +1149,7 @@ static int conn_serve(weft_tcp *tcp, weft_ws *ws) {
   int64_t limit = end == END_STOP ? WEFT_NO_DEADLINE : CHAT_LINGER_MS;
   if (mine) {
     weft_scope_enter(&s, limit);
-    conn_drain(c, 0);
+    conn_drain(c, 0, 0);
     weft_scope_leave(&s);
     if (end == END_CLOSE) conn_linger(c);
   } else {

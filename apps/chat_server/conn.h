@@ -3,8 +3,8 @@
  * Each connection is a task on the executor that accepted it, the reader,
  * which reads requests and answers them; a writer task drains the
  * connection's outbound queue onto the socket while there is something to
- * write, and ends when the queue is empty, so that an idle connection is
- * one task (what the reader queues in answer to its own request it writes
+ * write, and ends once the queue has been empty for a second, so that an
+ * idle connection is one task (what the reader queues in answer to its own request it writes
  * itself when nothing else is being written). Every byte the client gets
  * goes through that queue, in the order it was queued: replies, room
  * messages, presence, direct messages.

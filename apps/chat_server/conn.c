@@ -38,8 +38,15 @@
  * client still sends, so that the client reads the last message rather
  * than a reset. */
 #define CHAT_LINGER_MS 2000
+/* How long a writer task whose queue is empty waits for more before it
+ * ends: a member of a busy room keeps its writer, an idle one has none. */
+#define CHAT_WRITER_LINGER_MS 1000
 /* Messages written at once. */
 #define CHAT_WRITE_BATCH 64
+/* A reader that has been quiet this long after a request gives back the
+ * stack pages the request touched (weft_task_trim_stack()): an idle
+ * connection then keeps about one page of stack. */
+#define CHAT_TRIM_AFTER_MS 1000
 /* Nesting accepted in a client's message. */
 #define CHAT_JSON_DEPTH 16
 
@@ -63,13 +70,23 @@ struct chat_conn {
   int closing;    /* the writer ends once the queue is written */
   int cut;        /* cut off as a slow consumer (atomic reads) */
   int close_code; /* the WebSocket close code of the end */
-  weft_chan *bell; /* rung when the queue stops being empty */
+  int writer_on;  /* WRITER_NONE, WRITER_TASK, WRITER_PARKED or
+                     WRITER_READER */
+  int abort;      /* write nothing more (the reader gave up on the client) */
+  chat_conn *start_next; /* in its executor's start list */
 
   /* The connection's executor only. */
   weft_scope *read_scope;  /* while the reader waits for requests */
   weft_scope *write_scope; /* while the writer writes */
   int stopping;            /* the server is stopping */
-  int writer_done;
+  int writer_done;         /* a write failed, or the last message is out */
+  weft_parked *reader;     /* the reader's task */
+  int in_request;          /* the reader handles a request */
+  int write_inline;        /* the reader writes what its request queued */
+  int trim_due;            /* a request ran since the stack was trimmed */
+  weft_parked *end_waiter; /* the reader, waiting for the writer to end */
+  int writer_alive;        /* a writer task exists (started or running) */
+  weft_parked *writer_parked; /* it waits for more (WRITER_PARKED) */
   chat_conn *prev, *next; /* the executor's connections */
 
   /* The reader only. */
@@ -95,7 +112,6 @@ void chat_conn_unref(chat_conn *c) {
     chat_buf_unref(c->q[(c->q_head + i) % c->q_cap]);
   free(c->q);
   pthread_mutex_destroy(&c->lock);
-  weft_chan_free(c->bell);
   free(c);
 }
 
@@ -103,10 +119,70 @@ const char *chat_conn_nick(const chat_conn *c) { return c->nick; }
 
 /* ---- The outbound queue ------------------------------------------------------ */
 
-static void conn_ring(chat_conn *c) {
-  char bit = 1;
-  weft_chan_try_send(c->bell, &bit); /* UV_EAGAIN: already rung */
+/* Who writes a connection's queue (writer_on, under the lock). An idle
+ * connection has no writer task: the first message queued for it starts
+ * one, through the starter task of the connection's executor, and the
+ * writer ends once the queue is empty. What the reader queues in answer
+ * to its own request it writes itself, right after the request, when
+ * nothing else is being written. */
+enum {
+  WRITER_NONE,   /* nobody: the next message queued starts a writer */
+  WRITER_TASK,   /* a writer task runs, or its start is asked for */
+  WRITER_PARKED, /* a writer task waits for more: the starter wakes it */
+  WRITER_READER  /* the reader writes (after its request, or at the end) */
+};
+
+/* The connections of one executor waiting for a writer task. */
+typedef struct conn_starter {
+  pthread_mutex_t lock;
+  chat_conn *head, *tail;
+  weft_chan *bell; /* rung when the list stops being empty */
+} conn_starter;
+
+static conn_starter *starters;
+static int n_starters;
+
+/* Has c's executor start a writer for it (writer_on was just set to
+ * WRITER_TASK by the caller). */
+static void conn_start_writer(chat_conn *c) {
+  conn_starter *s = &starters[c->executor - 1];
+  chat_conn_ref(c);
+  pthread_mutex_lock(&s->lock);
+  int was_empty = s->head == NULL;
+  c->start_next = NULL;
+  if (s->tail != NULL)
+    s->tail->start_next = c;
+  else
+    s->head = c;
+  s->tail = c;
+  pthread_mutex_unlock(&s->lock);
+  if (was_empty) {
+    char bit = 1;
+    weft_chan_try_send(s->bell, &bit); /* UV_EAGAIN: already rung */
+  }
 }
+
+/* After a message was queued: when nobody writes, the reader writes it
+ * after its request (when it queued it), or a writer task is started.
+ * Call with the lock held; returns non-zero when the caller is to call
+ * conn_start_writer() once it has let go of the lock. */
+static int conn_take_writer(chat_conn *c) {
+  if (c->writer_on == WRITER_PARKED) {
+    c->writer_on = WRITER_TASK;
+    return 1;
+  }
+  if (c->writer_on != WRITER_NONE) return 0;
+  /* c->reader is set before c is seen by anyone else. */
+  if (weft_park_self() == c->reader && c->in_request) {
+    c->writer_on = WRITER_READER;
+    c->write_inline = 1;
+    return 0;
+  }
+  c->writer_on = WRITER_TASK;
+  return 1;
+}
+
+static void conn_ring(chat_conn *c) { conn_start_writer(c); }
 
 /* Appends b under the lock. Returns 0, or -1 out of memory. */
 static int queue_append(chat_conn *c, chat_buf *b) {
@@ -153,10 +229,10 @@ void chat_conn_push(chat_conn *c, chat_buf *b) {
     return;
   }
   if (c->q_len < max) {
-    int was_empty = c->q_len == 0;
     int r = queue_append(c, b);
+    int ring = r == 0 && conn_take_writer(c);
     pthread_mutex_unlock(&c->lock);
-    if (r == 0 && was_empty) conn_ring(c);
+    if (ring) conn_ring(c);
     return;
   }
   /* Cut off: drop the queue, leave the error as the last message. */
@@ -167,6 +243,7 @@ void chat_conn_push(chat_conn *c, chat_buf *b) {
   c->closing = 1;
   c->close_code = WEFT_WS_CLOSE_POLICY;
   __atomic_store_n(&c->cut, 1, __ATOMIC_RELEASE);
+  int ring = conn_take_writer(c);
   pthread_mutex_unlock(&c->lock);
   for (size_t i = 0; i < n; i++) chat_buf_unref(dropped[i]);
   free(dropped);
@@ -177,7 +254,7 @@ void chat_conn_push(chat_conn *c, chat_buf *b) {
   chat_conn_ref(c);
   if (weft_chan_try_send(chat_srv->janitors[c->executor - 1], &c) != 0)
     chat_conn_unref(c);
-  conn_ring(c);
+  if (ring) conn_ring(c);
 }
 
 /* Queues b as the connection's last message: nothing is queued after it,
@@ -195,19 +272,30 @@ static void conn_push_last(chat_conn *c, chat_buf *b, int close_code) {
   c->q_closed = 1;
   c->closing = 1;
   c->close_code = close_code;
+  int ring = conn_take_writer(c);
   pthread_mutex_unlock(&c->lock);
   chat_buf_unref(b);
-  conn_ring(c);
+  if (ring) conn_ring(c);
 }
 
-/* Queues nothing more; the writer writes what is queued and ends. */
-static void conn_finish_queue(chat_conn *c) {
+/* Queues nothing more. Returns non-zero when the reader is to write what
+ * is queued itself (no writer task runs). */
+static int conn_finish_queue(chat_conn *c) {
   pthread_mutex_lock(&c->lock);
   c->q_closed = 1;
   c->closing = 1;
   if (c->close_code == 0) c->close_code = WEFT_WS_CLOSE_NORMAL;
+  int wake = c->writer_on == WRITER_PARKED;
+  int mine = c->writer_on != WRITER_TASK && !wake;
+  c->writer_on = mine ? WRITER_READER : WRITER_TASK;
   pthread_mutex_unlock(&c->lock);
-  conn_ring(c);
+  /* A waiting writer writes the end (the reader runs on its executor). */
+  if (wake && c->writer_parked != NULL) {
+    weft_parked *t = c->writer_parked;
+    c->writer_parked = NULL;
+    weft_unpark(t, 0);
+  }
+  return mine;
 }
 
 static void conn_reply(chat_conn *c, chat_buf *b) {
@@ -267,54 +355,170 @@ static int conn_write(chat_conn *c, chat_buf **batch, size_t n) {
   return r;
 }
 
-static int conn_writer(void *arg) {
-  chat_conn *c = arg;
-  weft_task_set_name("writer");
+/* What conn_drain() returns when its writer task is to wait for more. */
+#define CHAT_DRAIN_PARKED 1
+
+/* Writes what is queued, batch by batch, for at most max_batches batches
+ * (0: until the queue is empty). The caller holds the writer's part
+ * (writer_on). Once the queue is empty the part is given back (a writer
+ * task with linger set keeps it as WRITER_PARKED and returns
+ * CHAT_DRAIN_PARKED, the caller waits); when the
+ * connection is closing, its sending side is ended first (bounded), and
+ * the reader is told. After max_batches with more queued, the part goes
+ * to a writer task. Returns 0, or -1 when a write failed (the reader is
+ * told). */
+static int conn_drain(chat_conn *c, int max_batches, int linger) {
   chat_buf *batch[CHAT_WRITE_BATCH];
-  int failed = 0;
+  int failed = 0, batches = 0;
   for (;;) {
     size_t n = 0;
     pthread_mutex_lock(&c->lock);
-    while (n < CHAT_WRITE_BATCH && c->q_len > 0) {
-      batch[n++] = c->q[c->q_head];
-      c->q_head = (c->q_head + 1) % c->q_cap;
-      c->q_len--;
-    }
-    int done = c->closing && c->q_len == 0 && n == 0;
-    pthread_mutex_unlock(&c->lock);
-    if (done) break;
-    if (n == 0) {
-      char bit;
-      if (weft_chan_recv(c->bell, &bit) != 0) {
-        failed = 1;
-        break;
+    if (c->abort || failed) {
+      c->q_closed = 1;
+    } else if (max_batches > 0 &&
+               (c->closing || (batches == max_batches && c->q_len > 0))) {
+      /* The rest (or the end, which a task writes while the reader reads
+       * what the client still sends) goes to a writer task; the reader
+       * goes back to reading. */
+      c->writer_on = WRITER_TASK;
+      pthread_mutex_unlock(&c->lock);
+      conn_start_writer(c);
+      return 0;
+    } else {
+      while (n < CHAT_WRITE_BATCH && c->q_len > 0) {
+        batch[n++] = c->q[c->q_head];
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_len--;
       }
-      continue;
     }
-    int r = conn_write(c, batch, n);
-    for (size_t i = 0; i < n; i++) chat_buf_unref(batch[i]);
-    if (r != 0) {
-      failed = 1;
+    int closing = c->closing, code = c->close_code;
+    if (n == 0 && linger && !closing && !c->abort && !failed) {
+      c->writer_on = WRITER_PARKED;
+      pthread_mutex_unlock(&c->lock);
+      return CHAT_DRAIN_PARKED;
+    }
+    if (n == 0 && (!closing || c->abort || failed)) {
+      c->writer_on = WRITER_NONE;
+      pthread_mutex_unlock(&c->lock);
       break;
     }
+    if (n == 0) {
+      /* The last message is out: end the sending side, bounded. */
+      c->q_closed = 1;
+      pthread_mutex_unlock(&c->lock);
+      if (weft_cancelled() == 0) {
+        weft_scope ls;
+        weft_scope_enter(&ls, CHAT_LINGER_MS);
+        if (c->tcp != NULL)
+          weft_tcp_shutdown(c->tcp);
+        else
+          weft_ws_close(c->ws, code ? code : WEFT_WS_CLOSE_NORMAL, NULL);
+        weft_scope_leave(&ls);
+      }
+      pthread_mutex_lock(&c->lock);
+      c->writer_on = WRITER_NONE;
+      pthread_mutex_unlock(&c->lock);
+      c->writer_done = 1;
+      break;
+    }
+    pthread_mutex_unlock(&c->lock);
+    int r = conn_write(c, batch, n);
+    for (size_t i = 0; i < n; i++) chat_buf_unref(batch[i]);
+    batches++;
+    if (r != 0) {
+      failed = 1;
+      c->writer_done = 1;
+    }
   }
-  pthread_mutex_lock(&c->lock);
-  c->q_closed = 1;
-  int code = c->close_code;
-  pthread_mutex_unlock(&c->lock);
-  if (!failed && weft_cancelled() == 0) {
-    /* The last message is out: end the sending side, bounded. */
+  if (c->writer_done && c->read_scope != NULL) weft_scope_cancel(c->read_scope);
+  if (c->end_waiter != NULL) {
+    weft_parked *t = c->end_waiter;
+    c->end_waiter = NULL;
+    weft_unpark(t, 0);
+  }
+  return failed ? -1 : 0;
+}
+
+static void writer_linger_cancel(weft_parked *t, void *data) {
+  chat_conn *c = data;
+  if (c->writer_parked == t) c->writer_parked = NULL;
+  weft_unpark(t, 0);
+}
+
+/* A writer task: writes c's queue until it is empty, waits up to
+ * CHAT_WRITER_LINGER_MS for more (woken by the starter), then ends. */
+static int conn_writer(void *arg) {
+  chat_conn *c = arg;
+  weft_task_set_name("writer");
+  while (conn_drain(c, 0, 1) == CHAT_DRAIN_PARKED) {
     weft_scope s;
-    weft_scope_enter(&s, CHAT_LINGER_MS);
-    if (c->tcp != NULL)
-      weft_tcp_shutdown(c->tcp);
-    else
-      weft_ws_close(c->ws, code ? code : WEFT_WS_CLOSE_NORMAL, NULL);
+    weft_scope_enter(&s, CHAT_WRITER_LINGER_MS);
+    c->writer_parked = weft_park_self();
+    weft_park(writer_linger_cancel, c);
+    c->writer_parked = NULL;
     weft_scope_leave(&s);
+    pthread_mutex_lock(&c->lock);
+    int quiet = c->writer_on == WRITER_PARKED;
+    if (quiet) c->writer_on = WRITER_NONE; /* nothing came: end */
+    pthread_mutex_unlock(&c->lock);
+    if (quiet) break;
   }
-  c->writer_done = 1;
-  if (c->read_scope != NULL) weft_scope_cancel(c->read_scope);
+  c->writer_alive = 0;
+  chat_conn_unref(c); /* conn_start_writer()'s */
   return 0;
+}
+
+int chat_writer_starter_task(void *arg) {
+  conn_starter *s = &starters[(intptr_t)arg - 1];
+  weft_task_set_name("starter");
+  weft_group *writers = weft_group_open(WEFT_COLLECT);
+  if (writers == NULL) return UV_ENOMEM;
+  char bit;
+  int open = 1;
+  while (open) {
+    open = weft_chan_recv(s->bell, &bit) == 0;
+    pthread_mutex_lock(&s->lock);
+    chat_conn *list = s->head;
+    s->head = s->tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+    while (list != NULL) {
+      chat_conn *c = list;
+      list = c->start_next;
+      c->start_next = NULL;
+      if (c->writer_alive) {
+        /* Its writer is there: woken when it waits (when it does not, it
+         * is on its way to look at the queue again). */
+        if (c->writer_parked != NULL) {
+          weft_parked *t = c->writer_parked;
+          c->writer_parked = NULL;
+          weft_unpark(t, 0);
+        }
+        chat_conn_unref(c);
+        continue;
+      }
+      if (open && weft_spawn(writers, conn_writer, c) == 0) {
+        c->writer_alive = 1;
+        continue;
+      }
+      {
+        /* No writer: the connection cannot go on. */
+        pthread_mutex_lock(&c->lock);
+        c->q_closed = 1;
+        c->abort = 1;
+        c->writer_on = WRITER_NONE;
+        pthread_mutex_unlock(&c->lock);
+        c->writer_done = 1;
+        if (c->read_scope != NULL) weft_scope_cancel(c->read_scope);
+        if (c->end_waiter != NULL) {
+          weft_parked *t = c->end_waiter;
+          c->end_waiter = NULL;
+          weft_unpark(t, 0);
+        }
+        chat_conn_unref(c);
+      }
+    }
+  }
+  return weft_group_join(writers);
 }
 
 int chat_janitor_task(void *arg) {
@@ -452,7 +656,9 @@ static int do_join(chat_conn *c, const cJSON *doc) {
   const char *room = need_string(c, doc, "room");
   if (room == NULL) return CONN_GO_ON;
   int64_t since = 0;
-  if (!chat_room_name_valid(room) || get_count(doc, "since", &since) < 0) {
+  int has_since = get_count(doc, "since", &since);
+  if (has_since == 0) since = -1; /* the recent history */
+  if (!chat_room_name_valid(room) || has_since < 0) {
     chat_conn_error(c, "bad_request",
                     "a room is 1 to 64 bytes without control characters; "
                     "\"since\" is a seq");
@@ -650,6 +856,21 @@ static int conn_handle(chat_conn *c, const char *line, size_t len) {
 
 /* ---- The reader -------------------------------------------------------------- */
 
+/* conn_handle(), then what the request queued for nobody else to write:
+ * the reader writes it itself (one batch; more goes to a writer task). A
+ * failed write cancels the read scope. */
+static int conn_request(chat_conn *c, const char *line, size_t len) {
+  c->in_request = 1;
+  int r = conn_handle(c, line, len);
+  c->in_request = 0;
+  c->trim_due = 1;
+  if (c->write_inline) {
+    c->write_inline = 0;
+    conn_drain(c, 1, 0);
+  }
+  return r;
+}
+
 /* Why the reader's loop ended. */
 enum {
   END_EOF,     /* end of stream or a broken connection */
@@ -666,6 +887,30 @@ static int conn_why_cancelled(chat_conn *c) {
   if (c->stopping) return END_STOP;
   if (c->writer_done) return END_WRITER;
   return END_IDLE;
+}
+
+/* What conn_read_some() returns after it trimmed the stack (a wait of its
+ * own ended; nothing was read). Outside every error range. */
+#define CHAT_TRIMMED (-50001)
+
+/* One weft_tcp_read() into buf (len bytes) of a line connection, or one
+ * weft_ws_recv() into the weft_ws_msg at buf of a WebSocket. After a
+ * request it first waits CHAT_TRIM_AFTER_MS only; if nothing came by then
+ * it trims the stack and returns CHAT_TRIMMED, and the caller reads
+ * again. */
+static ssize_t conn_read_some(chat_conn *c, void *buf, size_t len) {
+  weft_scope ts;
+  int trim = c->trim_due;
+  if (trim) weft_scope_enter(&ts, CHAT_TRIM_AFTER_MS);
+  ssize_t n = c->tcp != NULL ? weft_tcp_read(c->tcp, buf, len)
+                             : weft_ws_recv(c->ws, buf);
+  if (!trim) return n;
+  int quiet = weft_scope_leave(&ts) != 0 && n < 0 && weft_cancelled() == 0;
+  if (!quiet) return n;
+  c->trim_due = 0;
+  if (c->ws != NULL) weft_ws_trim(c->ws);
+  weft_task_trim_stack();
+  return CHAT_TRIMMED;
 }
 
 static int conn_read_tcp(chat_conn *c) {
@@ -691,7 +936,7 @@ static int conn_read_tcp(chat_conn *c) {
                    WEFT_WS_CLOSE_TOO_BIG);
         r = CONN_CLOSE;
       } else if (line_len > 0) {
-        r = conn_handle(c, buf, line_len);
+        r = conn_request(c, buf, line_len);
       }
       memmove(buf, nl + 1, have - len - 1);
       have -= len + 1;
@@ -716,7 +961,8 @@ static int conn_read_tcp(chat_conn *c) {
       buf = grown;
       cap = ncap;
     }
-    ssize_t n = weft_tcp_read(c->tcp, buf + have, cap - have);
+    ssize_t n = conn_read_some(c, buf + have, cap - have);
+    if (n == CHAT_TRIMMED) continue;
     if (n > 0) {
       have += (size_t)n;
       if (idle > 0) weft_scope_set_timeout(&rs, idle);
@@ -738,7 +984,8 @@ static int conn_read_ws(chat_conn *c) {
   c->read_scope = &rs;
   for (;;) {
     weft_ws_msg msg;
-    int r = weft_ws_recv(c->ws, &msg);
+    int r = conn_read_some(c, &msg, 0);
+    if (r == CHAT_TRIMMED) continue;
     if (r == 0) {
       if (msg.len > max_line) {
         conn_fatal(c, "too_large", "the message is longer than --max-line",
@@ -746,7 +993,7 @@ static int conn_read_ws(chat_conn *c) {
         end = END_CLOSE;
         break;
       }
-      if (conn_handle(c, msg.data, msg.len) == CONN_CLOSE) {
+      if (conn_request(c, msg.data, msg.len) == CONN_CLOSE) {
         end = END_CLOSE;
         break;
       }
@@ -804,6 +1051,52 @@ void chat_conns_stop_executor(void) {
   }
 }
 
+static void writer_wait_cancel(weft_parked *t, void *data) {
+  chat_conn *c = data;
+  if (c->end_waiter == t) {
+    c->end_waiter = NULL;
+    weft_unpark(t, 0);
+  }
+}
+
+static int conn_writer_state(chat_conn *c) {
+  pthread_mutex_lock(&c->lock);
+  int w = c->writer_on;
+  pthread_mutex_unlock(&c->lock);
+  return w;
+}
+
+/* Stops what is still to be written: the write in progress too. */
+static void conn_abort(chat_conn *c) {
+  pthread_mutex_lock(&c->lock);
+  c->abort = 1;
+  pthread_mutex_unlock(&c->lock);
+  if (c->write_scope != NULL) weft_scope_cancel(c->write_scope);
+}
+
+/* Waits for c's writer task to end: timeout_ms, then it is stopped. */
+static void conn_wait_writer(chat_conn *c, int64_t timeout_ms) {
+  weft_scope s;
+  weft_scope_enter(&s, timeout_ms);
+  while (conn_writer_state(c) == WRITER_TASK && weft_cancelled() == 0) {
+    c->end_waiter = weft_park_self();
+    weft_park(writer_wait_cancel, c);
+    c->end_waiter = NULL;
+  }
+  weft_scope_leave(&s);
+  if (conn_writer_state(c) != WRITER_TASK) return;
+  /* Too late, or the server is past its grace period: the writer stops
+   * writing and ends at once. */
+  conn_abort(c);
+  weft_scope_enter_shielded(&s, WEFT_NO_DEADLINE);
+  while (conn_writer_state(c) == WRITER_TASK) {
+    c->end_waiter = weft_park_self();
+    weft_park(NULL, NULL);
+    c->end_waiter = NULL;
+  }
+  weft_scope_leave(&s);
+}
+
 static int conn_serve(weft_tcp *tcp, weft_ws *ws) {
   chat_conn *c = calloc(1, sizeof *c);
   if (c == NULL) return UV_ENOMEM;
@@ -811,15 +1104,8 @@ static int conn_serve(weft_tcp *tcp, weft_ws *ws) {
   c->executor = weft_executor_id();
   c->tcp = tcp;
   c->ws = ws;
+  c->reader = weft_park_self();
   pthread_mutex_init(&c->lock, NULL);
-  c->bell = weft_chan_new(1, 1, WEFT_CHAN_MPMC);
-  weft_group *writer = weft_group_open(WEFT_COLLECT);
-  if (c->bell == NULL || writer == NULL ||
-      weft_spawn(writer, conn_writer, c) != 0) {
-    if (writer != NULL) weft_group_join(writer);
-    chat_conn_unref(c);
-    return UV_ENOMEM;
-  }
   conn_list_add(c);
 
   int end;
@@ -852,16 +1138,24 @@ static int conn_serve(weft_tcp *tcp, weft_ws *ws) {
     weft_gauge_add(chat_srv->m_sessions, -1);
   }
 
-  if (end == END_CLOSE) conn_linger(c);
-  if (end == END_WRITER || end == END_CANCEL) weft_group_cancel(writer);
-  /* The writer writes what is queued (the replies to a client that closed
-   * its sending side, bye, an error) and ends: within the linger time
-   * after the end of the stream, within the server's grace period at a
-   * shutdown. */
-  conn_finish_queue(c);
-  weft_scope_enter(&s, end == END_STOP ? WEFT_NO_DEADLINE : CHAT_LINGER_MS);
-  weft_group_join(writer);
-  weft_scope_leave(&s);
+  /* What is queued (the replies to a client that closed its sending side,
+   * bye, an error) is written and the connection's sending side ended:
+   * within the linger time after the end of the stream, within the
+   * server's grace period at a shutdown. By the writer task when one
+   * runs (while the reader reads what the client still sends after a
+   * last message), else by the reader. */
+  int mine = conn_finish_queue(c);
+  if (end == END_WRITER || end == END_CANCEL) conn_abort(c);
+  int64_t limit = end == END_STOP ? WEFT_NO_DEADLINE : CHAT_LINGER_MS;
+  if (mine) {
+    weft_scope_enter(&s, limit);
+    conn_drain(c, 0, 0);
+    weft_scope_leave(&s);
+    if (end == END_CLOSE) conn_linger(c);
+  } else {
+    if (end == END_CLOSE) conn_linger(c);
+    conn_wait_writer(c, limit);
+  }
   conn_list_remove(c);
   if (c->limiter != NULL) weft_limiter_free(c->limiter);
   if (c->has_claims) chat_claims_free(&c->claims);
@@ -876,13 +1170,32 @@ int chat_conn_serve_tcp(weft_tcp *tcp, void *ctx) {
 
 int chat_conn_serve_ws(weft_ws *ws) { return conn_serve(NULL, ws); }
 
-int chat_conns_init(void) {
+int chat_conns_init(int n_exec) {
   slow_consumer_buf = chat_error_buf(
       "slow_consumer", "you did not read fast enough; messages were dropped");
-  return slow_consumer_buf != NULL ? 0 : UV_ENOMEM;
+  starters = calloc((size_t)n_exec, sizeof *starters);
+  if (slow_consumer_buf == NULL || starters == NULL) return UV_ENOMEM;
+  for (int k = 0; k < n_exec; k++) {
+    pthread_mutex_init(&starters[k].lock, NULL);
+    starters[k].bell = weft_chan_new(1, 1, WEFT_CHAN_MPMC);
+    n_starters = k + 1;
+    if (starters[k].bell == NULL) return UV_ENOMEM;
+  }
+  return 0;
+}
+
+void chat_conns_stop_starters(void) {
+  for (int k = 0; k < n_starters; k++) weft_chan_close(starters[k].bell);
 }
 
 void chat_conns_free(void) {
   chat_buf_unref(slow_consumer_buf);
   slow_consumer_buf = NULL;
+  for (int k = 0; k < n_starters; k++) {
+    weft_chan_free(starters[k].bell);
+    pthread_mutex_destroy(&starters[k].lock);
+  }
+  free(starters);
+  starters = NULL;
+  n_starters = 0;
 }

@@ -1,10 +1,13 @@
 /* conn.h: one client connection, over TCP or WebSocket.
  *
- * Each connection is two tasks on the executor that accepted it: the
- * reader (the connection's own task) reads requests and answers them, and
- * the writer drains the connection's outbound queue onto the socket. Every
- * byte the client gets goes through that queue, in the order it was
- * queued: replies, room messages, presence, direct messages.
+ * Each connection is a task on the executor that accepted it, the reader,
+ * which reads requests and answers them; a writer task drains the
+ * connection's outbound queue onto the socket while there is something to
+ * write, and ends once the queue has been empty for a second, so that an
+ * idle connection is one task (what the reader queues in answer to its own request it writes
+ * itself when nothing else is being written). Every byte the client gets
+ * goes through that queue, in the order it was queued: replies, room
+ * messages, presence, direct messages.
  *
  * The queue is bounded by --max-queue messages. A producer that finds it
  * full does not wait: the connection is cut off as a slow consumer (the
@@ -48,9 +51,18 @@ void chat_conn_ref(chat_conn *c);
 void chat_conn_unref(chat_conn *c);
 
 /** Makes and frees what every connection shares (before the first one,
- * after the last). */
-int chat_conns_init(void);
+ * after the last), for n_exec executors. */
+int chat_conns_init(int n_exec);
 void chat_conns_free(void);
+
+/** The body of the writer starter of each executor (arg: the executor's
+ * number, 1..n_exec, as an intptr_t): starts a writer task for each of
+ * its connections that has something queued and no writer. Ends after
+ * chat_conns_stop_starters(), once its writers have ended. */
+int chat_writer_starter_task(void *executor);
+
+/** Ends the starters; call once no connection is left. */
+void chat_conns_stop_starters(void);
 
 /** Says bye to every connection of the calling executor and stops reading
  * them (the server's on_stop hook). */

@@ -92,12 +92,6 @@ int main(int argc, char **argv) {
     app_config_free(&chat_spec, &cfg);
     return 2;
   }
-  if (cfg.redis != NULL && cfg.store != NULL) {
-    fprintf(stderr, "chat_server: --store and --redis: use one of them (a "
-                    "cluster's history lives in Redis)\n");
-    app_config_free(&chat_spec, &cfg);
-    return 2;
-  }
   chat_start start = {.cfg = &cfg};
   if (cfg.auth_secret_file != NULL) {
     char why[512];

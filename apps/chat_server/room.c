@@ -80,6 +80,8 @@ typedef struct room_state {
   chat_conn **members;
   size_t n_members, cap_members;
   int64_t seq;     /* the last seq given (with a store: committed) */
+  int64_t seq_queued; /* with a store: the last seq given or read, not
+                         yet committed, or seq */
   chat_buf **hist; /* a ring of the last cfg->history messages */
   size_t hist_cap, hist_start, hist_len;
   /* With a store: says waiting for the commit in progress to end, and the
@@ -139,9 +141,61 @@ static void room_presence(room_state *st, const char *nick, const char *event) {
   chat_buf_unref(b);
 }
 
-/* Appends the history messages with seq > since, oldest first, as a JSON
- * array. */
-static void room_history_array(room_state *st, chat_sb *sb, int64_t since) {
+/* Messages in one answer read from the store, at most, and their bytes
+ * (past the first message). */
+#define ROOM_HISTORY_PAGE 1000
+#define ROOM_HISTORY_BYTES (1024 * 1024)
+
+/* Appends the messages with seq > since, oldest first, as a JSON array:
+ * from the room's window (the last --history messages), or, with a store,
+ * from SQLite when since is older than the window: at most a page, and
+ * *more is set when more follow (the client asks again from the last seq
+ * it got). A since below 0 (a join without one) means the window. Only
+ * messages the members were sent are read (seq <= st->seq): one that is
+ * committed but not yet delivered comes live, not in history. The room
+ * waits for the read, which takes a read transaction of SQLite's thread:
+ * only clients catching up on older messages cost that. */
+static void room_history_array(room_state *st, chat_sb *sb, int64_t since,
+                               int *more) {
+  *more = 0;
+  int64_t oldest = st->hist_len > 0 ? st->hist[st->hist_start]->seq : st->seq + 1;
+  if (chat_srv->store != NULL && since >= 0 && since + 1 < oldest &&
+      since < st->seq) {
+    chat_buf **msgs = NULL;
+    size_t n = 0;
+    int r = chat_store_range(chat_srv->store, st->entry->name, since, st->seq,
+                             ROOM_HISTORY_PAGE, ROOM_HISTORY_BYTES, &msgs, &n,
+                             more);
+    /* A cluster node's store holds what it archived, which may have gaps
+     * (the times it was down): only a run without one is answered, and
+     * the rest comes from the window. */
+    size_t run = 0;
+    while (r == 0 && run < n && msgs[run]->seq == since + 1 + (int64_t)run) run++;
+    if (r == 0 && run < n) {
+      for (size_t i = run; i < n; i++) chat_buf_unref(msgs[i]);
+      n = run;
+      *more = 1;
+    }
+    if (r == 0 && n == 0) {
+      free(msgs);
+      *more = 0;
+      r = UV_ENOENT; /* not archived here: the window */
+    }
+    if (r == 0) {
+      chat_sb_str(sb, "[");
+      for (size_t i = 0; i < n; i++) {
+        if (i > 0) chat_sb_str(sb, ",");
+        chat_sb_add(sb, msgs[i]->data, msgs[i]->len - 1);
+        chat_buf_unref(msgs[i]);
+      }
+      free(msgs);
+      chat_sb_str(sb, "]");
+      return;
+    }
+    if (r != UV_ENOENT)
+      weft_log(WEFT_LOG_ERROR, "cannot read history", "room=\"%s\" error=%s",
+               st->entry->name, weft_strerror(r));
+  }
   chat_sb_str(sb, "[");
   int first = 1;
   for (size_t i = 0; i < st->hist_len; i++) {
@@ -202,7 +256,9 @@ static void room_join(room_state *st, chat_conn *c, int64_t since) {
     }
   }
   chat_sb_str(&sb, "],\"history\":");
-  room_history_array(st, &sb, since);
+  int more;
+  room_history_array(st, &sb, since, &more);
+  if (more) chat_sb_str(&sb, ",\"more\":true");
   chat_sb_str(&sb, "}");
   chat_buf *b = chat_sb_finish(&sb);
   if (b != NULL) {
@@ -285,6 +341,26 @@ static void room_deliver(room_state *st, chat_conn *sender, const char *id,
   if (sender != NULL) room_ack(sender, id, b->seq);
 }
 
+static void room_commit_start(room_state *st);
+
+/* Queues a say (text: encoded at the commit) or a message read from the
+ * cluster (b, with its seq: a reference is taken) for the next commit;
+ * sender's reference and id go with it. Returns 0, or -1 out of memory. */
+static int room_pending_add(room_state *st, chat_conn *sender, char *text,
+                            char *id, chat_buf *b) {
+  if (st->n_pending == st->cap_pending) {
+    size_t cap = st->cap_pending ? st->cap_pending * 2 : 64;
+    room_item *grown = realloc(st->pending, cap * sizeof *grown);
+    if (grown == NULL) return -1;
+    st->pending = grown;
+    st->cap_pending = cap;
+  }
+  if (b != NULL) chat_buf_ref(b);
+  st->pending[st->n_pending++] =
+      (room_item){.conn = sender, .text = text, .id = id, .buf = b};
+  return 0;
+}
+
 /* A message read from the cluster's stream (every node's, this one's
  * included), in stream order: delivered once, and acked to its sender when
  * the sender is here. */
@@ -299,7 +375,15 @@ static void room_remote(room_state *st, chat_buf *b) {
       break;
     }
   }
-  if (b->seq > st->seq) {
+  if (chat_srv->store != NULL && b->seq > st->seq_queued) {
+    /* With a store, this node commits the message before its members (and
+     * its sender) get it. */
+    if (room_pending_add(st, sender, NULL, id, b) == 0) {
+      st->seq_queued = b->seq;
+      if (!st->committing) room_commit_start(st);
+      return; /* the item holds sender and id now */
+    }
+  } else if (chat_srv->store == NULL && b->seq > st->seq) {
     st->seq = b->seq;
     room_deliver(st, sender, id, b);
   } else if (sender != NULL) {
@@ -313,7 +397,7 @@ static void room_remote(room_state *st, chat_buf *b) {
 static void room_batch_free(room_batch *batch) {
   for (size_t i = 0; i < batch->n; i++) {
     chat_buf_unref(batch->items[i].buf);
-    chat_conn_unref(batch->items[i].conn);
+    if (batch->items[i].conn != NULL) chat_conn_unref(batch->items[i].conn);
     free(batch->items[i].id);
   }
   free(batch->items);
@@ -321,7 +405,8 @@ static void room_batch_free(room_batch *batch) {
 }
 
 /* Starts a commit of the pending says (the store's path): gives them the
- * next seqs, encodes them and hands them to the committer. */
+ * next seqs, encodes them and hands them to the committer. Messages read
+ * from the cluster come encoded, with their seqs. */
 static void room_commit_start(room_state *st) {
   size_t n = st->n_pending < ROOM_BATCH_MAX ? st->n_pending : ROOM_BATCH_MAX;
   room_batch *batch = calloc(1, sizeof *batch);
@@ -336,8 +421,11 @@ static void room_commit_start(room_state *st) {
   batch->items = items;
   for (size_t i = 0; i < n; i++) {
     room_item *it = &items[i];
-    it->buf = room_encode(st, chat_conn_nick(it->conn), it->text,
-                          st->seq + 1 + (int64_t)batch->n);
+    if (it->buf == NULL) {
+      it->buf = room_encode(st, chat_conn_nick(it->conn), it->text,
+                            st->seq_queued + 1);
+      if (it->buf != NULL) st->seq_queued++;
+    }
     free(it->text);
     it->text = NULL;
     if (it->buf == NULL) {
@@ -364,14 +452,24 @@ static void room_committed(room_state *st, room_batch *batch) {
     if (batch->result == 0) {
       st->seq = it->buf->seq;
       room_deliver(st, it->conn, it->id, it->buf);
-    } else {
+    } else if (st->clustered && it->buf->seq > st->seq) {
+      /* The cluster has it: members get it; its sender gets no ack. */
+      st->seq = it->buf->seq;
+      room_deliver(st, NULL, NULL, it->buf);
+      if (it->conn != NULL)
+        chat_conn_error(it->conn, "bad_request",
+                        "the message could not be stored here; it was sent");
+    } else if (it->conn != NULL) {
       chat_conn_error(it->conn, "bad_request",
                       "the message could not be stored; it was not sent");
     }
     chat_buf_unref(it->buf);
-    chat_conn_unref(it->conn);
+    if (it->conn != NULL) chat_conn_unref(it->conn);
     free(it->id);
   }
+  /* The seqs of messages that were not stored are given again. */
+  if (batch->result != 0 && st->seq_queued > st->seq && st->n_pending == 0)
+    st->seq_queued = st->seq;
   if (batch->result != 0)
     weft_log(WEFT_LOG_ERROR, "cannot store messages", "room=\"%s\" n=%zu error=%s",
              st->entry->name, batch->n, weft_strerror(batch->result));
@@ -433,19 +531,11 @@ static void room_say(room_state *st, chat_conn *c, room_msg *m) {
     chat_buf_unref(b);
     return;
   }
-  if (st->n_pending == st->cap_pending) {
-    size_t cap = st->cap_pending ? st->cap_pending * 2 : 64;
-    room_item *grown = realloc(st->pending, cap * sizeof *grown);
-    if (grown == NULL) {
-      chat_conn_error(c, "bad_request", "the server is out of memory");
-      return;
-    }
-    st->pending = grown;
-    st->cap_pending = cap;
+  if (room_pending_add(st, c, m->text, m->id, NULL) != 0) {
+    chat_conn_error(c, "bad_request", "the server is out of memory");
+    return;
   }
   chat_conn_ref(c);
-  st->pending[st->n_pending++] =
-      (room_item){.conn = c, .text = m->text, .id = m->id};
   m->text = NULL;
   m->id = NULL;
   if (!st->committing) room_commit_start(st);
@@ -457,7 +547,9 @@ static void room_history(room_state *st, chat_conn *c, int64_t since) {
   chat_sb_str(&sb, "{\"type\":\"history\",\"room\":");
   chat_sb_jstr(&sb, st->entry->name);
   chat_sb_str(&sb, ",\"messages\":");
-  room_history_array(st, &sb, since);
+  int more;
+  room_history_array(st, &sb, since, &more);
+  if (more) chat_sb_str(&sb, ",\"more\":true");
   chat_sb_str(&sb, "}");
   chat_buf *b = chat_sb_finish(&sb);
   if (b != NULL) {
@@ -515,37 +607,44 @@ static int room_start(weft_actor *self, void *state, void *arg) {
     st->hist = calloc(st->hist_cap, sizeof *st->hist);
     if (st->hist == NULL) return UV_ENOMEM;
   }
-  if (chat_srv->cluster) {
-    st->clustered = 1;
-    chat_buf **msgs = NULL;
-    size_t n = 0;
-    if (chat_cluster_room_open(st->entry->name, st->hist_cap, &st->seq, &msgs,
-                               &n) == 0) {
-      for (size_t i = 0; i < n; i++) {
-        room_remember(st, msgs[i]);
-        chat_buf_unref(msgs[i]);
-      }
-    }
-    free(msgs);
-    __atomic_store_n(&st->entry->seq, st->seq, __ATOMIC_RELAXED);
-    return 0;
-  }
-  if (chat_srv->store == NULL) return 0;
-  /* The room goes on from its last stored seq, with its stored history. */
   chat_buf **msgs = NULL;
   size_t n = 0;
-  int r = chat_store_load(chat_srv->store, st->entry->name, st->hist_cap,
-                          &st->seq, &msgs, &n);
-  if (r != 0) {
-    weft_log(WEFT_LOG_ERROR, "cannot load a room", "room=\"%s\" error=%s",
-             st->entry->name, weft_strerror(r));
-    return r;
+  int r = UV_ENOTCONN;
+  if (chat_srv->cluster) {
+    st->clustered = 1;
+    r = chat_cluster_room_open(st->entry->name, st->hist_cap, &st->seq, &msgs,
+                               &n);
+    /* With a store too: what the stream still holds goes into this node's
+     * store (rows it has already are kept), so that its archive of the
+     * room runs on without a gap from here. */
+    if (r == 0 && n > 0 && chat_srv->store != NULL &&
+        chat_store_append(chat_srv->store, st->entry->name, msgs, n) != 0)
+      weft_log(WEFT_LOG_WARN, "cannot store a room's recent messages",
+               "room=\"%s\"", st->entry->name);
+  }
+  if (r != 0 && chat_srv->store != NULL) {
+    /* The room goes on from its last stored seq, with its stored history
+     * (a cluster node that cannot reach Redis: from what it archived). */
+    for (size_t i = 0; i < n; i++) chat_buf_unref(msgs[i]);
+    free(msgs);
+    msgs = NULL;
+    n = 0;
+    r = chat_store_load(chat_srv->store, st->entry->name, st->hist_cap,
+                        &st->seq, &msgs, &n);
+    if (r != 0) {
+      weft_log(WEFT_LOG_ERROR, "cannot load a room", "room=\"%s\" error=%s",
+               st->entry->name, weft_strerror(r));
+      return r;
+    }
   }
   for (size_t i = 0; i < n; i++) {
     room_remember(st, msgs[i]);
     chat_buf_unref(msgs[i]);
   }
   free(msgs);
+  st->seq_queued = st->seq;
+  __atomic_store_n(&st->entry->seq, st->seq, __ATOMIC_RELAXED);
+  if (chat_srv->store == NULL) return 0;
   st->to_committer = weft_chan_new(sizeof(room_batch *), 1, WEFT_CHAN_LOCAL);
   st->committer = weft_group_open(WEFT_COLLECT);
   if (st->to_committer == NULL || st->committer == NULL ||
@@ -580,7 +679,8 @@ static void room_stop(weft_actor *self, void *state, int why) {
   }
   free(st->acks);
   for (size_t i = 0; i < st->n_pending; i++) {
-    chat_conn_unref(st->pending[i].conn);
+    if (st->pending[i].conn != NULL) chat_conn_unref(st->pending[i].conn);
+    chat_buf_unref(st->pending[i].buf);
     free(st->pending[i].text);
     free(st->pending[i].id);
   }

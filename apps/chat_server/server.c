@@ -35,6 +35,9 @@ static int serve_ws(const weft_http_request *req, weft_http_response *res) {
    * the too_large error rather than a bare close. */
   limits.max_message_bytes = (size_t)cfg->max_line * 2 + 4096;
   limits.max_frame_bytes = limits.max_message_bytes;
+  /* Requests are small, and a connection keeps its read buffer for life:
+   * a large message is read straight into its own buffer anyway. */
+  limits.read_buffer_bytes = 1024;
   if (cfg->idle_timeout > 0) {
     limits.idle_timeout_ms = cfg->idle_timeout;
     limits.ping_interval_ms = cfg->idle_timeout / 2 > 0 ? cfg->idle_timeout / 2 : 1;
@@ -141,7 +144,11 @@ int chat_server_run(void *arg) {
   srv.auth = start->auth;
   srv.n_exec = weft_executor_count();
   srv.stats = app_stats_new("chat_server");
-  if (srv.stats == NULL || chat_conns_init() != 0) return UV_ENOMEM;
+  if (srv.stats == NULL || chat_conns_init(srv.n_exec) != 0) {
+    chat_conns_free();
+    app_stats_free(srv.stats);
+    return UV_ENOMEM;
+  }
   register_counters(&srv);
   chat_srv = &srv;
 
@@ -169,6 +176,10 @@ int chat_server_run(void *arg) {
     weft_task_opts topts = {.name = "janitor", .executor = k + 1};
     if (srv.janitors[k] == NULL ||
         weft_spawn_opts(helpers, &topts, chat_janitor_task, srv.janitors[k]) != 0)
+      err = UV_ENOMEM;
+    weft_task_opts sopts = {.name = "starter", .executor = k + 1};
+    if (err == 0 && weft_spawn_opts(helpers, &sopts, chat_writer_starter_task,
+                                    (void *)(intptr_t)(k + 1)) != 0)
       err = UV_ENOMEM;
   }
   if (err == 0 && cfg->store != NULL) {
@@ -215,6 +226,7 @@ int chat_server_run(void *arg) {
   chat_cluster_stop();
   for (int k = 0; k < srv.n_exec && srv.janitors != NULL; k++)
     if (srv.janitors[k] != NULL) weft_chan_close(srv.janitors[k]);
+  chat_conns_stop_starters();
   if (helpers != NULL) weft_group_join(helpers);
   chat_rooms_free();
   chat_cluster_free();

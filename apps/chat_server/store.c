@@ -126,6 +126,75 @@ int chat_store_load(chat_store *s, const char *room, size_t max,
   return 0;
 }
 
+typedef struct range_args {
+  const char *room;
+  int64_t after, upto;
+  size_t max, max_bytes;
+  chat_buf **msgs;
+  size_t n;
+  int more;
+} range_args;
+
+static int range_fn(sqlite3 *db, void *arg) {
+  range_args *a = arg;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(
+      db, "SELECT seq, body FROM messages WHERE room = ?1 AND seq > ?2 "
+          "AND seq <= ?3 ORDER BY seq LIMIT ?4",
+      -1, &st, NULL);
+  if (rc != SQLITE_OK) return weft_sqlite_error(rc);
+  sqlite3_bind_text(st, 1, a->room, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, a->after);
+  sqlite3_bind_int64(st, 3, a->upto);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)a->max + 1);
+  a->msgs = calloc(a->max + 1, sizeof *a->msgs);
+  if (a->msgs == NULL) {
+    sqlite3_finalize(st);
+    return UV_ENOMEM;
+  }
+  size_t bytes = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    size_t len = (size_t)sqlite3_column_bytes(st, 1);
+    /* One row past the page, or past its bytes (but never none): more. */
+    if (a->n == a->max || (a->n > 0 && bytes + len > a->max_bytes)) {
+      a->more = 1;
+      break;
+    }
+    const char *body = (const char *)sqlite3_column_text(st, 1);
+    chat_sb sb;
+    chat_sb_init(&sb);
+    chat_sb_add(&sb, body, len);
+    chat_buf *b = chat_sb_finish(&sb);
+    if (b == NULL) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    b->seq = sqlite3_column_int64(st, 0);
+    a->msgs[a->n++] = b;
+    bytes += len;
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return weft_sqlite_error(rc);
+  return 0;
+}
+
+int chat_store_range(chat_store *s, const char *room, int64_t after,
+                     int64_t upto, size_t max, size_t max_bytes,
+                     chat_buf ***msgs, size_t *n, int *more) {
+  range_args a = {.room = room, .after = after, .upto = upto, .max = max,
+                  .max_bytes = max_bytes};
+  int r = weft_sqlite_read(s->db, range_fn, &a);
+  if (r != 0) {
+    for (size_t i = 0; i < a.n; i++) chat_buf_unref(a.msgs[i]);
+    free(a.msgs);
+    return r;
+  }
+  *msgs = a.msgs;
+  *n = a.n;
+  *more = a.more;
+  return 0;
+}
+
 typedef struct append_args {
   const char *room;
   chat_buf *const *msgs;
@@ -136,7 +205,7 @@ static int append_fn(sqlite3 *db, void *arg) {
   append_args *a = arg;
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(
-      db, "INSERT INTO messages (room, seq, body) VALUES (?1, ?2, ?3)", -1,
+      db, "INSERT OR IGNORE INTO messages (room, seq, body) VALUES (?1, ?2, ?3)", -1,
       &st, NULL);
   if (rc != SQLITE_OK) return weft_sqlite_error(rc);
   sqlite3_bind_text(st, 1, a->room, -1, SQLITE_STATIC);
@@ -181,6 +250,14 @@ int chat_store_load(chat_store *s, const char *room, size_t max,
 int chat_store_append(chat_store *s, const char *room, chat_buf *const *msgs,
                       size_t n) {
   (void)s, (void)room, (void)msgs, (void)n;
+  return UV_ENOTSUP;
+}
+
+int chat_store_range(chat_store *s, const char *room, int64_t after,
+                     int64_t upto, size_t max, size_t max_bytes,
+                     chat_buf ***msgs, size_t *n, int *more) {
+  (void)s, (void)room, (void)after, (void)upto, (void)max, (void)max_bytes;
+  (void)msgs, (void)n, (void)more;
   return UV_ENOTSUP;
 }
 #endif

@@ -31,6 +31,14 @@ void chat_store_close(chat_store *s);
 int chat_store_load(chat_store *s, const char *room, size_t max,
                     int64_t *last_seq, chat_buf ***msgs, size_t *n);
 
+/** Reads room's messages with after < seq <= upto, oldest first, at most
+ * max of them and, past the first, at most max_bytes of text, into *msgs
+ * (n of them in *n; unreference each and free the array); *more is 1 when
+ * the page was full and more rows follow. Returns 0 or an error. */
+int chat_store_range(chat_store *s, const char *room, int64_t after,
+                     int64_t upto, size_t max, size_t max_bytes,
+                     chat_buf ***msgs, size_t *n, int *more);
+
 /** Writes n messages of room (each with its seq) and returns once they
  * are committed: 0, or the error (then none of them is stored). */
 int chat_store_append(chat_store *s, const char *room, chat_buf *const *msgs,

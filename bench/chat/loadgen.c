@@ -23,6 +23,17 @@
  * With --rate 0 nobody sends (chat clients only say hello): the idle
  * scenario, for the server's memory per connection.
  *
+ * Chat scenarios: --rooms N spreads the clients over N rooms (sender s in
+ * room s mod N; each say carries an id, and the acks the senders get per
+ * second are reported: with one client per room and --store, the server's
+ * acked, committed messages per second). --slow N: the last N receivers
+ * stop reading once they joined (slow consumers; they are left out of the
+ * latency). --drop F: F of the receivers close their connection --drop-at
+ * seconds into the measured window and come back --drop-ms later as a new
+ * session that joins with since its last room seq; the messages in the
+ * joined history count as delivered (not in the latency), and "gaps" says
+ * whether any was missed.
+ *
  * libuv only, one thread: it measures the server, not weft.
  */
 #define _GNU_SOURCE
@@ -50,6 +61,11 @@ typedef struct opts {
   int size;
   int server_pid;
   const char *room;
+  int rooms;      /* clients spread over this many rooms (chat) */
+  int slow;       /* receivers that stop reading once ready */
+  double drop;    /* this fraction of receivers drop and resume */
+  double drop_at; /* seconds into the measured window */
+  double drop_ms; /* how long they stay away */
 } opts;
 
 typedef struct client {
@@ -62,10 +78,17 @@ typedef struct client {
   size_t len, cap;
   int64_t *last_seq; /* per sender, -1 before the first */
   uint64_t sent;
+  int64_t room_seq;  /* the last room seq seen (chat) */
+  int slow;          /* stopped reading */
+  int dropped;       /* closed for a drop; reconnects */
+  int resumes;       /* times it came back */
 } client;
 
 static opts o = {.host = "127.0.0.1", .clients = 100, .senders = 1, .rate = 100,
-                 .duration = 5, .warmup = 1, .size = 64, .room = "bench"};
+                 .duration = 5, .warmup = 1, .size = 64, .room = "bench", .rooms = 1,
+                 .drop_at = 1, .drop_ms = 200};
+static uint64_t acks, resumed, n_dropping;
+static struct sockaddr_in server_addr;
 static uv_loop_t *loop;
 static client *clients;
 static int n_ready, n_failed, n_closed;
@@ -187,6 +210,14 @@ static void client_ready(client *c) {
   if (c->ready) return;
   c->ready = 1;
   n_ready++;
+  if (c->slow) uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+/* The room of client i (chat: clients spread over --rooms rooms). */
+static const char *room_of(int i, char *buf, size_t len) {
+  if (o.rooms <= 1) return o.room;
+  snprintf(buf, len, "%s%d", o.room, i % o.rooms);
+  return buf;
 }
 
 /* Searches one received text for markers. */
@@ -196,7 +227,23 @@ static void on_text(client *c, const char *p, size_t n) {
     if (memmem(p, n, o.rate > 0 ? "\"joined\"" : "\"welcome\"", o.rate > 0 ? 8 : 9) != NULL)
       client_ready(c);
   }
+  if (!o.raw) {
+    if (n > 12 && memcmp(p, "{\"type\":\"ack\"", 13) == 0) {
+      if (measuring) acks++;
+      return;
+    }
+    /* The room seq of a message, or the last one of a joined's history. */
+    const char *q = p, *e = p + n, *last = NULL;
+    while ((q = memmem(q, (size_t)(e - q), "\"seq\":", 6)) != NULL) last = q += 6;
+    if (last != NULL) {
+      long long v = strtoll(last, NULL, 10);
+      if (v > c->room_seq) c->room_seq = v;
+    }
+  }
   uint64_t now = uv_hrtime();
+  /* Messages caught up through a joined's history are counted, but their
+   * latency is the drop's, not the server's. */
+  int history = n > 15 && memcmp(p, "{\"type\":\"joined\"", 16) == 0;
   const char *end = p + n;
   while ((p = memmem(p, (size_t)(end - p), "#L", 2)) != NULL) {
     p += 2;
@@ -213,7 +260,7 @@ static void on_text(client *c, const char *p, size_t n) {
     delivered_total++;
     if (measuring && t >= t_start_ns) {
       delivered++;
-      hist_add(now > t ? now - t : 0);
+      if (!history) hist_add(now > t ? now - t : 0);
     }
     p = q;
   }
@@ -222,6 +269,7 @@ static void on_text(client *c, const char *p, size_t n) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   client *c = s->data;
   (void)b;
+  if (c->dropped) return;
   if (nread < 0) {
     if (!finished) n_closed++;
     uv_read_stop(s);
@@ -242,10 +290,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     if (o.raw) {
       client_ready(c);
     } else {
-      send_json(c, "{\"type\":\"hello\",\"nick\":\"u%d\"}", c->index);
-      /* Idle clients (rate 0) say hello only: a room of thousands that
-       * join at once is a storm of presence, not an idle server. */
-      if (o.rate > 0) send_json(c, "{\"type\":\"join\",\"room\":\"%s\"}", o.room);
+      char rb[96];
+      const char *room = room_of(c->index, rb, sizeof rb);
+      if (c->resumes == 0) {
+        send_json(c, "{\"type\":\"hello\",\"nick\":\"u%d\"}", c->index);
+        /* Idle clients (rate 0) say hello only: a room of thousands that
+         * join at once is a storm of presence, not an idle server. */
+        if (o.rate > 0) send_json(c, "{\"type\":\"join\",\"room\":\"%s\"}", room);
+      } else {
+        /* Back after a drop: a new nick (the old one may not be free
+         * yet), and the room since the last seq seen. */
+        send_json(c, "{\"type\":\"hello\",\"nick\":\"u%d_%d\"}", c->index, c->resumes);
+        send_json(c, "{\"type\":\"join\",\"room\":\"%s\",\"since\":%lld}", room,
+                  (long long)c->room_seq);
+        resumed++;
+      }
     }
   }
   for (;;) {
@@ -303,6 +362,52 @@ static void on_connect(uv_connect_t *req, int status) {
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
+/* Drop and resume: a dropped client closes its connection and, drop_ms
+ * later, connects again as a new session that joins with since. */
+static uv_timer_t drop_timer;
+
+static void client_connect(client *c) {
+  uv_tcp_init(loop, &c->tcp);
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->tcp.data = c;
+  c->connect.data = c;
+  c->upgraded = 0;
+  c->len = 0;
+  uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&server_addr, on_connect);
+}
+
+static void on_dropped_closed(uv_handle_t *h) {
+  client *c = h->data;
+  (void)c;
+}
+
+static void on_resume(uv_timer_t *t) {
+  (void)t;
+  if (finished) return;
+  for (int i = o.senders; i < o.clients; i++) {
+    client *c = &clients[i];
+    if (!c->dropped) continue;
+    c->dropped = 0;
+    c->resumes++;
+    client_connect(c);
+  }
+}
+
+static void on_drop(uv_timer_t *t) {
+  if (finished) return;
+  /* Receivers only (the senders keep the load steady), every k-th. */
+  int k = o.drop > 0 ? (int)(1.0 / o.drop + 0.5) : 0;
+  for (int i = o.senders; k > 0 && i < o.clients; i++) {
+    if ((i - o.senders) % k != 0) continue;
+    client *c = &clients[i];
+    c->dropped = 1;
+    n_dropping++;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_dropped_closed);
+  }
+  uv_timer_start(t, on_resume, (uint64_t)o.drop_ms, 0);
+}
+
 /* Sends what is due since the origin, round-robin over the senders. */
 static void on_tick(uv_timer_t *t) {
   (void)t;
@@ -323,8 +428,10 @@ static void on_tick(uv_timer_t *t) {
     if (o.raw)
       send_text(c, text, (size_t)(n + pad));
     else {
-      int m = snprintf(payload, sizeof payload, "{\"type\":\"say\",\"room\":\"%s\",\"text\":\"%s\"}",
-                       o.room, text);
+      char rb[96];
+      int m = snprintf(payload, sizeof payload,
+                       "{\"type\":\"say\",\"room\":\"%s\",\"text\":\"%s\",\"id\":\"%d\"}",
+                       room_of(s, rb, sizeof rb), text, s);
       send_text(c, payload, (size_t)m);
     }
     sends_due++;
@@ -342,6 +449,7 @@ static void stop_all(void) {
     if (!uv_is_closing((uv_handle_t *)&clients[i].tcp))
       uv_close((uv_handle_t *)&clients[i].tcp, NULL);
   uv_close((uv_handle_t *)&tick, NULL);
+  uv_close((uv_handle_t *)&drop_timer, NULL);
   uv_close((uv_handle_t *)&phase, NULL);
 }
 
@@ -360,6 +468,7 @@ static void on_phase(uv_timer_t *t) {
   if (phase_no == 1) {
     phase_no = 2;
     measuring = 1;
+    if (o.drop > 0) uv_timer_start(&drop_timer, on_drop, (uint64_t)(o.drop_at * 1000), 0);
     t_start_ns = uv_hrtime();
     cpu_before = o.server_pid ? proc_cpu_ticks(o.server_pid) : 0;
     getrusage(RUSAGE_SELF, &ru_before);
@@ -390,10 +499,17 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--size") == 0) o.size = atoi(v);
     else if (strcmp(a, "--server-pid") == 0) o.server_pid = atoi(v);
     else if (strcmp(a, "--room") == 0) o.room = v;
+    else if (strcmp(a, "--rooms") == 0) o.rooms = atoi(v);
+    else if (strcmp(a, "--slow") == 0) o.slow = atoi(v);
+    else if (strcmp(a, "--drop") == 0) o.drop = atof(v);
+    else if (strcmp(a, "--drop-at") == 0) o.drop_at = atof(v);
+    else if (strcmp(a, "--drop-ms") == 0) o.drop_ms = atof(v);
     else goto usage;
     i++;
   }
-  if (o.port <= 0 || o.clients < 1 || o.senders < 1 || o.senders > o.clients) goto usage;
+  if (o.port <= 0 || o.clients < 1 || o.senders < 1 || o.senders > o.clients || o.rooms < 1 ||
+      o.slow < 0 || o.slow > o.clients - o.senders || o.drop < 0 || o.drop > 1)
+    goto usage;
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
@@ -401,20 +517,18 @@ int main(int argc, char **argv) {
 
   loop = uv_default_loop();
   clients = calloc((size_t)o.clients, sizeof *clients);
-  struct sockaddr_in addr;
-  uv_ip4_addr(o.host, o.port, &addr);
+  uv_ip4_addr(o.host, o.port, &server_addr);
   for (int i = 0; i < o.clients; i++) {
     client *c = &clients[i];
     c->index = i;
     c->last_seq = malloc((size_t)o.senders * sizeof *c->last_seq);
     for (int s = 0; s < o.senders; s++) c->last_seq[s] = -1;
-    uv_tcp_init(loop, &c->tcp);
-    uv_tcp_nodelay(&c->tcp, 1);
-    c->tcp.data = c;
-    c->connect.data = c;
-    uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&addr, on_connect);
+    /* The slow consumers are the last receivers. */
+    c->slow = i >= o.clients - o.slow;
+    client_connect(c);
   }
   uv_timer_init(loop, &tick);
+  uv_timer_init(loop, &drop_timer);
   uv_timer_init(loop, &phase);
   ready_deadline = uv_hrtime() + 30ull * 1000000000ull;
   uv_timer_start(&phase, on_phase, 10, 10);
@@ -433,18 +547,22 @@ int main(int argc, char **argv) {
          "\"delivered_per_s\":%.1f,\"server_cpu_s\":%.3f,\"delivered_per_cpu_s\":%.1f,"
          "\"expected_per_s\":%.1f,\"gaps\":%" PRIu64 ",\"p50_us\":%.1f,\"p99_us\":%.1f,"
          "\"p999_us\":%.1f,\"server_rss_kib\":%ld,\"rss_per_conn_bytes\":%.0f,"
-         "\"loadgen_cpu_pct\":%.1f,\"loadgen_saturated\":%s}\n",
+         "\"loadgen_cpu_pct\":%.1f,\"loadgen_saturated\":%s,\"rooms\":%d,"
+         "\"acks\":%" PRIu64 ",\"acks_per_s\":%.1f,\"slow\":%d,\"dropped\":%" PRIu64 ","
+         "\"resumed\":%" PRIu64 "}\n",
          o.raw ? "raw" : "chat", o.clients, n_ready, n_failed, n_closed, o.senders, o.rate,
          o.size, secs, sent_measured, delivered, secs > 0 ? (double)delivered / secs : 0,
          server_cpu, server_cpu > 0 ? (double)delivered / server_cpu : 0,
-         o.rate * o.clients, gaps, hist_pct(0.50), hist_pct(0.99), hist_pct(0.999), rss,
+         o.rate * o.clients / o.rooms, gaps, hist_pct(0.50), hist_pct(0.99), hist_pct(0.999), rss,
          rss > 0 ? (double)rss * 1024.0 / o.clients : 0, lg_pct,
-         lg_pct > 70 ? "true" : "false");
-  return n_ready == o.clients ? 0 : 1;
+         lg_pct > 70 ? "true" : "false", o.rooms, acks, secs > 0 ? (double)acks / secs : 0,
+         o.slow, n_dropping, resumed);
+  return n_ready >= o.clients ? 0 : 1;
 usage:
   fprintf(stderr,
           "usage: chat_loadgen --port N [--host H] [--proto chat|raw] [--clients N] "
           "[--senders N] [--rate MSGS_PER_S] [--size BYTES] [--duration S] "
-          "[--warmup S] [--server-pid PID] [--room NAME]\n");
+          "[--warmup S] [--server-pid PID] [--room NAME] [--rooms N] [--slow N] "
+          "[--drop FRACTION] [--drop-at S] [--drop-ms MS]\n");
   return 2;
 }

@@ -23,7 +23,24 @@
 # The machine is shared and noisy: read the load average printed with the
 # figures.
 #
-# Usage: bench/chat/run.sh [--quick]
+# More scenarios, named on the command line (each prints its own table and
+# appends its rows to BUILD/results/chat.scenarios.jsonl):
+#
+#   sweep: the fan-out room raised step by step (open loop: CHAT_SWEEP
+#     messages per second, each to CLIENTS members) until p99 passes
+#     250 ms, for chat_server and each peer; the peak is the last rate
+#     under it, and the p99 at half that rate is measured again;
+#   slow: chat_server's fan-out with and without CHAT_SLOW receivers that
+#     never read (--max-queue 1024 cuts them off): the others' p99;
+#   drop: 10 % of the receivers close their connection in the middle of
+#     the run and come back 200 ms later, joining with since their last
+#     seq: gaps must be 0;
+#   store: chat_server with --store on a file in a temporary directory,
+#     CHAT_STORE_CLIENTS clients each alone in its room sending at
+#     CHAT_STORE_RATE messages per second in total: acked (committed)
+#     messages per second, next to the same load without --store.
+#
+# Usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [store]
 # Environment: WEFT_BENCH_BUILD (default build-bench), WEFT_BENCH_RUNS (3),
 #   WEFT_BENCH_DURATION (5), CHAT_CLIENTS (1000), CHAT_SENDERS (10),
 #   CHAT_RATE (20), CHAT_SIZE (64), CHAT_IDLE (10000), CHAT_BASELINE (the
@@ -42,12 +59,16 @@ rate=${CHAT_RATE:-20}
 size=${CHAT_SIZE:-64}
 idle=${CHAT_IDLE:-10000}
 warmup=1
-if [[ ${1:-} == --quick ]]; then
-  runs=1; duration=2; warmup=0.5; clients=${CHAT_CLIENTS:-200}; idle=${CHAT_IDLE:-2000}
-elif [[ $# -gt 0 ]]; then
-  echo "usage: bench/chat/run.sh [--quick]" >&2
-  exit 2
-fi
+scenarios=()
+for a in "$@"; do
+  case $a in
+    --quick) runs=1; duration=2; warmup=0.5; clients=${CHAT_CLIENTS:-200}; idle=${CHAT_IDLE:-2000} ;;
+    fanout|sweep|slow|drop|store) scenarios+=("$a") ;;
+    *) echo "usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [store]" >&2
+       exit 2 ;;
+  esac
+done
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanout)
 ulimit -n "$(ulimit -Hn)"
 # Debian's interpreter, which has python3-websockets.
 py=/usr/bin/python3
@@ -102,24 +123,146 @@ measure() {
   [[ -n $out ]] && printf '%s\n' "$out" | sed "s/^{/{\"impl\":\"$name\",\"scenario\":\"$scenario\",\"run\":$run,/" >>"$raw"
 }
 
-# launch NAME: starts the server NAME (see start).
+# launch NAME [ARGS...]: starts the server NAME (see start); ARGS go to
+# chat_server.
 launch() {
-  case $1 in
+  local name=$1
+  shift
+  case $name in
     chat_server|chat_server_base)
                  bin=$chat
-                 [[ $1 == chat_server_base ]] && bin=$CHAT_BASELINE
-                 start "$1" "$bin" --executors 1 --listen 127.0.0.1:0 \
+                 [[ $name == chat_server_base ]] && bin=$CHAT_BASELINE
+                 start "$name" "$bin" --executors 1 --listen 127.0.0.1:0 \
                    --http-listen 127.0.0.1:0 --rate 0 --max-queue 4096 \
-                   --max-connections $((idle + 1000)) ;;
-    node_ws) start "$1" env NODE_PATH=/usr/share/nodejs node "$here/peers/node_ws.js" 0 ;;
-    go_gorilla) start "$1" env GOMAXPROCS=1 "$gohub" 0 ;;
-    python_websockets) start "$1" "$py" "$here/peers/py_websockets.py" 0 ;;
+                   --max-connections $((idle + 1000)) "$@" ;;
+    node_ws) start "$name" env NODE_PATH=/usr/share/nodejs node "$here/peers/node_ws.js" 0 ;;
+    go_gorilla) start "$name" env GOMAXPROCS=1 "$gohub" 0 ;;
+    python_websockets) start "$name" "$py" "$here/peers/py_websockets.py" 0 ;;
   esac
 }
 
 servers=(chat_server node_ws go_gorilla python_websockets)
 [[ -n $gohub ]] || servers=(chat_server node_ws python_websockets)
 [[ -n ${CHAT_BASELINE:-} ]] && servers=(chat_server chat_server_base "${servers[@]:1}")
+
+scen=$results/chat.scenarios.jsonl
+: >"$scen"
+# one NAME SCENARIO PROTO LOADGEN_ARGS... -- SERVER_ARGS...: launches NAME
+# with SERVER_ARGS, runs the load generator once, records the row (with
+# "label": $label) in $scen and prints it.
+one() {
+  local name=$1 scenario=$2 proto=$3
+  shift 3
+  local lg=()
+  while [[ $# -gt 0 && $1 != -- ]]; do lg+=("$1"); shift; done
+  [[ ${1:-} == -- ]] && shift
+  launch "$name" "$@" || return 0
+  local out
+  out=$(taskset -c 1 "$loadgen" --port "$port" --proto "$proto" --server-pid "$pid" \
+          --warmup "$warmup" --duration "$duration" "${lg[@]}" || true)
+  stop
+  [[ -n $out ]] || return 0
+  out=$(printf '%s\n' "$out" | sed "s|^{|{\"impl\":\"$name\",\"scenario\":\"$scenario\",\"label\":\"${label:-}\",|")
+  printf '%s\n' "$out" >>"$scen"
+  printf '%s\n' "$out"
+}
+
+# Prints the fields of each JSON row on stdin as a table row.
+row() {
+  python3 -c '
+import json, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    print("%-12s %-10s %-22s %10.0f %12.0f %10.1f %10.1f %6d %9.0f %8s %6.1f" % (
+        r["impl"], r["scenario"], r.get("label", ""), r.get("expected_per_s", 0),
+        r["delivered_per_s"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["gaps"],
+        r.get("acks_per_s", 0), "%d/%d" % (r.get("resumed", 0), r.get("dropped", 0)),
+        r["loadgen_cpu_pct"]))'
+}
+
+header() {
+  printf '%-12s %-10s %-22s %10s %12s %10s %10s %6s %9s %8s %6s\n' server scenario label \
+    offered/s delivered/s "p50 ms" "p99 ms" gaps acks/s resumed "lg %"
+}
+
+run_sweep() {
+  local rates=(${CHAT_SWEEP:-5 10 20 40 80 160 320})
+  header
+  for s in "${servers[@]}"; do
+    [[ $s == python_websockets || $s == chat_server_base ]] && continue
+    local proto=raw peak=""
+    [[ $s == chat_server* ]] && proto=chat
+    for r in "${rates[@]}"; do
+      label="rate $r" out=$(one "$s" sweep "$proto" --clients "$clients" --senders "$senders" \
+                               --rate "$r" --size "$size")
+      [[ -n $out ]] || break
+      printf '%s\n' "$out" | row
+      local ok
+      ok=$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+print(1 if r["p99_us"] < 250000 and r["delivered_per_s"] >= 0.9 * r["expected_per_s"] else 0)')
+      [[ $ok == 1 ]] || break
+      peak=$r
+    done
+    if [[ -n $peak ]]; then
+      local half
+      half=$(python3 -c "print($peak / 2)")
+      label="half of peak $peak" out=$(one "$s" sweep_half "$proto" --clients "$clients" \
+                                        --senders "$senders" --rate "$half" --size "$size")
+      [[ -n $out ]] && printf '%s\n' "$out" | row
+    fi
+  done
+}
+
+run_slow() {
+  local slow=${CHAT_SLOW:-10}
+  header
+  for run in $(seq "$runs"); do
+    for k in 0 "$slow"; do
+      label="$k slow, run $run" one chat_server slow chat --clients "$clients" \
+        --senders "$senders" --rate "$rate" --size "$size" --slow "$k" -- \
+        --max-queue 1024 | row
+    done
+  done
+}
+
+run_drop() {
+  header
+  for run in $(seq "$runs"); do
+    label="10% dropped, run $run" one chat_server drop chat --clients "$clients" \
+      --senders "$senders" --rate "$rate" --size "$size" --drop 0.1 --drop-at 1 \
+      --drop-ms 200 | row
+  done
+}
+
+run_store() {
+  local n=${CHAT_STORE_CLIENTS:-200} srate=${CHAT_STORE_RATE:-20000 50000 80000}
+  local tmp
+  tmp=$(mktemp -d)
+  header
+  for r in $srate; do
+    for mode in store memory; do
+      rm -f "$tmp"/chat.db*
+      local extra=()
+      [[ $mode == store ]] && extra=(--store "$tmp/chat.db")
+      label="$mode, $r msg/s" one chat_server store chat --clients "$n" --senders "$n" \
+        --rooms "$n" --rate "$r" --size "$size" -- "${extra[@]}" | row
+    done
+  done
+  rm -rf "$tmp"
+}
+
+for sc in "${scenarios[@]}"; do
+  case $sc in
+    sweep) echo "== sweep: $clients clients in one room, $senders senders" >&2; run_sweep ;;
+    slow) echo "== slow consumers: $clients clients, $rate msg/s" >&2; run_slow ;;
+    drop) echo "== drop and resume: $clients clients, $rate msg/s" >&2; run_drop ;;
+    store) echo "== store: acked messages per second" >&2; run_store ;;
+  esac
+done
+[[ " ${scenarios[*]} " == *" fanout "* ]] || exit 0
+
 for run in $(seq "$runs"); do
   for s in "${servers[@]}"; do
     proto=raw

@@ -2,11 +2,15 @@
 share rooms, seq, members, presence, history, direct messages and nicks;
 a node's nicks and members go when it dies; Redis killed and restarted
 under traffic: no crash, local delivery goes on (and /healthz says redis
-is down), and the cluster heals. Skipped without redis-server or a build
-with the Redis module."""
+is down), and the cluster heals; with --store too, each node commits
+every message to its own store before delivering it, and answers older
+history from there. Skipped without redis-server or a build with the
+Redis module."""
 
 import json
+import os
 import shutil
+import sqlite3
 import socket
 import subprocess
 import tempfile
@@ -41,8 +45,9 @@ def start_redis(port, tmp):
             time.sleep(0.05)
 
 
-def node(binary, port):
-    n = Chat(binary, "--redis", "127.0.0.1:%d" % port, "--redis-key-ttl", "2", "--rate", "0")
+def node(binary, port, *extra):
+    n = Chat(binary, "--redis", "127.0.0.1:%d" % port, "--redis-key-ttl", "2", "--rate", "0",
+             *extra)
     try:
         n.wait_for(lambda: n.proc.poll() is not None or "connected to redis" in n.log(), 10,
                    "the node to reach redis")
@@ -95,6 +100,51 @@ def shared(a, b):
     r = a1.wait_for(lambda m: m["type"] == "rooms", timeout=5)
     check({"room": "hall", "members": 2} in r["rooms"], "rooms %r" % r)
     return a1, b1
+
+
+def store_and_cluster(binary, tmp):
+    """--store with --redis: each node commits every message of its rooms
+    to its own SQLite file before its members (and the sender its ack) get
+    it, and answers history older than its window from there."""
+    port = free_port()
+    redis = start_redis(port, tmp)
+    try:
+        dbs = [os.path.join(tmp, "node%d.db" % k) for k in range(2)]
+        a = node(binary, port, "--store", dbs[0], "--history", "5")
+        b = node(binary, port, "--store", dbs[1], "--history", "5")
+        with server_log_on_failure(a), server_log_on_failure(b):
+            a1 = a.tcp("sam")
+            b1 = b.tcp("sue")
+            a1.join("arch")
+            b1.join("arch")
+            for i in range(30):
+                a1.send({"type": "say", "room": "arch", "text": "kept %d" % i, "id": str(i)})
+            for c in (a1, b1):
+                seqs = []
+                while len(seqs) < 30:
+                    m = c.next(timeout=10)
+                    if m["type"] == "message":
+                        seqs.append(m["seq"])
+                    if m["type"] == "ack":
+                        check(m["seq"] == int(m["id"]) + 1, "ack %r" % m)
+                check(seqs == list(range(1, 31)), "seqs %r" % seqs)
+            a1.wait_for(lambda m: m["type"] == "ack" and m["id"] == "29", timeout=5,
+                        what="the last ack")
+            for c in (a1, b1):
+                c.send({"type": "history", "room": "arch", "since": 0})
+                h = c.wait_for(lambda m: m["type"] == "history", timeout=5)
+                check([m["seq"] for m in h["messages"]] == list(range(1, 31)),
+                      "history since 0: %r" % [m["seq"] for m in h["messages"]])
+            check(a.stop() == 0, "node A exit code")
+            check(b.stop() == 0, "node B exit code")
+        for db in dbs:
+            con = sqlite3.connect(db)
+            rows = con.execute("SELECT seq FROM messages WHERE room = 'arch' ORDER BY seq").fetchall()
+            con.close()
+            check([r[0] for r in rows] == list(range(1, 31)), "%s holds %r" % (db, rows))
+    finally:
+        redis.kill()
+        redis.wait()
 
 
 def test(binary):
@@ -169,6 +219,7 @@ def test(binary):
         finally:
             redis.kill()
             redis.wait()
+        store_and_cluster(binary, tmp)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ def test(binary):
         (["--listen", "nowhere"], "--listen"),
         (["--no-such-flag"], "--no-such-flag"),
         (["--history"], "--history"),
-        (["--store", "x.db", "--redis", "127.0.0.1:1"], "--store and --redis"),
     ], program="chat_server")
     with tempfile.TemporaryDirectory() as tmp:
         check_config_errors(binary, CONFIG_CASES, tmp)

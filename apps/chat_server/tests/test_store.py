@@ -1,5 +1,6 @@
 """--store FILE: acked messages survive a restart (history, seq going on
-from the last one); a store whose directory cannot be written exits 2 with
+from the last one); history and join with a since older than the in-memory
+window are read from the store, a page at a time; a store whose directory cannot be written exits 2 with
 a clear message; SIGTERM in the middle of a flood from several clients
 loses no acked message (each is in the store after the restart, with its
 text, and the seqs have no gap)."""
@@ -39,6 +40,43 @@ def restart_keeps_history(binary, db):
         b.send({"type": "history", "room": "kept", "since": 28})
         h = b.expect("history")
         check([m["seq"] for m in h["messages"]] == [29, 30, 31], "since 28: %r" % h)
+        # Older than the window of 20: read from the store, before and
+        # after the restart alike.
+        b.send({"type": "history", "room": "kept", "since": 2})
+        h = b.expect("history")
+        check([m["seq"] for m in h["messages"]] == list(range(3, 32)), "since 2: %r" % h)
+        check(h["messages"][0]["text"] == "note 2" and "more" not in h, "since 2: %r" % h)
+        c = srv.tcp("cid")
+        j = c.join("kept", since=0)
+        check([m["seq"] for m in j["history"]] == list(range(1, 32)), "join since 0: %r" % j)
+        check(srv.stop() == 0, "exit code")
+
+
+def history_pages(binary, db):
+    """A history older than the window comes from the store a page (1000
+    messages) at a time, with "more" until the last page."""
+    srv = Chat(binary, "--store", db, "--rate", "0", "--history", "5", "--max-queue", "5000")
+    with server_log_on_failure(srv):
+        a = srv.tcp("pat")
+        a.join("long")
+        n = 1007
+        for i in range(n):
+            a.send({"type": "say", "room": "long", "text": "line %d" % i, "id": str(i)})
+        a.wait_for(lambda m: m["type"] == "ack" and m["id"] == str(n - 1), timeout=seconds(30),
+                   what="the last ack")
+        a.send({"type": "history", "room": "long", "since": 0})
+        h = a.expect("history", timeout=seconds(10))
+        check([m["seq"] for m in h["messages"]] == list(range(1, 1001)) and h.get("more") is True,
+              "first page: %d messages, more=%r" % (len(h["messages"]), h.get("more")))
+        a.send({"type": "history", "room": "long", "since": 1000})
+        h = a.expect("history")
+        check([m["seq"] for m in h["messages"]] == list(range(1001, n + 1)) and "more" not in h,
+              "last page: %r" % h)
+        check(h["messages"][-1]["text"] == "line %d" % (n - 1), "last: %r" % h["messages"][-1])
+        # Within the window: from memory, as before.
+        a.send({"type": "history", "room": "long", "since": n - 2})
+        h = a.expect("history")
+        check([m["seq"] for m in h["messages"]] == [n - 1, n], "window: %r" % h)
         check(srv.stop() == 0, "exit code")
 
 
@@ -141,6 +179,7 @@ def test(binary):
             print("this build has no weft_sqlite module")
             return SKIP
         restart_keeps_history(binary, os.path.join(tmp, "chat.db"))
+        history_pages(binary, os.path.join(tmp, "pages.db"))
         unwritable(binary, tmp)
         flood_then_sigterm(binary, os.path.join(tmp, "flood.db"))
 

@@ -1095,6 +1095,26 @@ const void *weft__http_request_rest(const weft_http_request *req, size_t *len) {
 
 void weft__http_hijack(weft_http_response *res) { res->hijacked = 1; }
 
+void weft__http_request_release(const weft_http_request *req) {
+  http_conn *c = conn_of_request(req);
+  /* The request's strings live in the workspace that goes back here: what
+   * is left of the request reads as empty rather than freed memory. */
+  static const char empty[] = "";
+  c->req.method = c->req.target = c->req.path = empty;
+  c->req.query = NULL;
+  c->req.arena = empty;
+  c->req.headers = NULL;
+  c->req.header_count = 0;
+  c->req.body = NULL;
+  c->req.body_len = 0;
+  c->rbuf = NULL;
+  c->rlen = c->roff = c->rcap_last = 0;
+  space_give_back(c);
+  weft__http_buf_free(&c->body);
+  weft__http_buf_free(&c->out);
+  weft__http_response_free(&c->res);
+}
+
 /* ---- Stopping ------------------------------------------------------------- */
 
 void weft_http_stop_idle(weft_event *stop) {

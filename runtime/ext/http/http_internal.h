@@ -21,4 +21,11 @@ const void *weft__http_request_rest(const weft_http_request *req, size_t *len);
  * still closed by weft_http_serve_conn()'s caller. */
 void weft__http_hijack(weft_http_response *res);
 
+/* Gives back every buffer of the request and its response once the
+ * connection is taken over (a WebSocket keeps none of them for its whole
+ * life): req's method, path and headers read as empty from here on, and
+ * nothing is written for res. Call after weft__http_hijack() and after the
+ * last use of weft__http_request_rest(). */
+void weft__http_request_release(const weft_http_request *req);
+
 #endif /* WEFT_HTTP_INTERNAL_H */

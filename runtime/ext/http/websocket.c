@@ -123,7 +123,7 @@ struct weft_ws {
   int write_err;          /* sticky error of the write side */
   int64_t close_deadline; /* for the peer's close after ours; -1: none */
   int close_code;         /* the peer's, or 1006; 0 while open */
-  char close_reason[124];
+  char *close_reason;     /* the peer's, malloc'd; NULL: none */
   weft_event *ended; /* set once state is WS_CLOSED */
 
   weft_mutex *wlock; /* one frame is written at a time */
@@ -140,8 +140,9 @@ struct weft_ws {
   int msg_deflated;             /* the open message came with RSV1 */
   char *zmsg;                   /* the last inflated message */
   size_t zmsg_cap;
-  char extensions[WS_EXT_MAX]; /* what we answered, or "" */
-  char protocol[];             /* the chosen subprotocol, or "" */
+  const char *extensions;      /* what we answered, or "" (in names) */
+  char protocol[];             /* the chosen subprotocol, or "", then the
+                                  extensions' text */
 };
 
 /* ---- Small helpers ------------------------------------------------------- */
@@ -781,10 +782,13 @@ static void ws_linger(weft_ws *ws) {
   wait_enter(ws, &w, total_ms);
   size_t total = 0;
   if (weft_tcp_shutdown(ws->tcp) != 0) total = WS_LINGER_BYTES;
+  char spare[WS_MIN_READ_BUFFER];
+  char *drop = ws->rbuf != NULL ? ws->rbuf : spare;
+  size_t drop_len = ws->rbuf != NULL ? ws->rsize : sizeof spare;
   while (total < WS_LINGER_BYTES) {
     weft_scope quiet;
     weft_scope_enter(&quiet, WS_LINGER_QUIET_MS);
-    ssize_t n = weft_tcp_read(ws->tcp, ws->rbuf, ws->rsize);
+    ssize_t n = weft_tcp_read(ws->tcp, drop, drop_len);
     weft_scope_leave(&quiet);
     if (n <= 0) break;
     total += (size_t)n;
@@ -935,6 +939,19 @@ static int ws_read_header(weft_ws *ws) {
         ws->rpos += hlen;
         return 0;
       }
+    }
+    if (ws->rbuf == NULL) {
+      /* Given back by weft_ws_trim(): the buffer is made again once the
+       * peer sends, not while the connection waits. */
+      char first[16];
+      ssize_t n = ws_read(ws, first, sizeof first);
+      if (n < 0) return ws_read_failed(ws, n);
+      ws->rbuf = malloc(ws->rsize);
+      if (ws->rbuf == NULL) return ws_end(ws, UV_ENOMEM);
+      memcpy(ws->rbuf, first, (size_t)n);
+      ws->rpos = 0;
+      ws->rlen = (size_t)n;
+      continue;
     }
     /* Keep the partial header at the start of the buffer, and read more. */
     if (ws->rpos > 0) {
@@ -1134,8 +1151,13 @@ static int ws_on_close(weft_ws *ws) {
       return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
     if (!utf8_valid(ws->ctrl + 2, len - 2))
       return ws_fail(ws, WEFT_WS_CLOSE_INVALID_DATA, UV_EILSEQ);
-    memcpy(ws->close_reason, ws->ctrl + 2, len - 2);
-    ws->close_reason[len - 2] = '\0';
+    if (len > 2 && ws->close_reason == NULL) {
+      ws->close_reason = malloc(len - 1);
+      if (ws->close_reason != NULL) {
+        memcpy(ws->close_reason, ws->ctrl + 2, len - 2);
+        ws->close_reason[len - 2] = '\0';
+      }
+    }
   }
   ws->close_code = code;
   if (ws->state == WS_OPEN) {
@@ -1228,6 +1250,26 @@ int weft_ws_recv(weft_ws *ws, weft_ws_msg *msg) {
   return ws_leave(ws, r);
 }
 
+void weft_ws_trim(weft_ws *ws) {
+  if (ws_enter(ws) != 0) return;
+  /* Only between messages: nothing of a frame or a message is held. */
+  if (!ws->reading && !ws->frame_open && ws->msg_type == 0) {
+    if (ws->rpos == ws->rlen) {
+      free(ws->rbuf);
+      ws->rbuf = NULL;
+      ws->rpos = ws->rlen = 0;
+    }
+    free(ws->msg);
+    ws->msg = NULL;
+    ws->msg_len = ws->msg_cap = 0;
+    free(ws->zmsg);
+    ws->zmsg = NULL;
+    ws->zmsg_cap = 0;
+    ws->delivered = 0;
+  }
+  ws_leave(ws, 0);
+}
+
 /* ---- Closing ------------------------------------------------------------- */
 
 int weft_ws_close(weft_ws *ws, int code, const char *reason) {
@@ -1274,7 +1316,7 @@ int weft_ws_close_code(const weft_ws *ws) {
 }
 
 const char *weft_ws_close_reason(const weft_ws *ws) {
-  return ws != NULL ? ws->close_reason : "";
+  return ws != NULL && ws->close_reason != NULL ? ws->close_reason : "";
 }
 
 const char *weft_ws_protocol(const weft_ws *ws) {
@@ -1315,6 +1357,7 @@ void weft_ws_free(weft_ws *ws) {
   free(ws->zmsg);
   free(ws->msg);
   free(ws->rbuf);
+  free(ws->close_reason);
   free(ws);
 }
 
@@ -1544,19 +1587,25 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
   size_t rest_len = 0;
   const void *rest = weft__http_request_rest(req, &rest_len);
   size_t plen = strlen(proto);
-  weft_ws *ws = calloc(1, sizeof *ws + plen + 1);
-  if (ws == NULL) return UV_ENOMEM;
-  memcpy(ws->protocol, proto, plen + 1);
-  limits_resolve(&ws->lim, limits);
+  weft_ws_limits lim;
+  limits_resolve(&lim, limits);
   pmd_pick pmd;
-  pmd_negotiate(req, &ws->lim, &pmd);
+  pmd_negotiate(req, &lim, &pmd);
+  const char *ext = pmd.accepted ? pmd.answer : "";
+  size_t elen = strlen(ext);
+  /* The names at the end of the struct: one block, as small as they. */
+  weft_ws *ws = calloc(1, sizeof *ws + plen + 1 + elen + 1);
+  if (ws == NULL) return UV_ENOMEM;
+  ws->lim = lim;
+  memcpy(ws->protocol, proto, plen + 1);
+  memcpy(ws->protocol + plen + 1, ext, elen + 1);
+  ws->extensions = ws->protocol + plen + 1;
   if (pmd.accepted) {
     ws->pmd = 1;
     ws->tx_bits = pmd.tx_bits;
     ws->rx_bits = pmd.rx_bits;
     ws->tx_takeover = pmd.tx_takeover;
     ws->rx_takeover = pmd.rx_takeover;
-    memcpy(ws->extensions, pmd.answer, sizeof ws->extensions);
   }
   ws->tcp = weft__http_request_tcp(req);
   ws->executor = weft_executor_id();
@@ -1601,6 +1650,9 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
   /* From here on the bytes on the connection are ours: the HTTP loop must
    * not answer this request, even if the 101 cannot be written. */
   weft__http_hijack(res);
+  /* The request's buffers are of no more use (its first frames are
+   * copied): a connection that lives for hours does not keep them. */
+  weft__http_request_release(req);
   weft_tcp_nodelay(ws->tcp, 1);
   ws_wait w;
   wait_enter(ws, &w, ws->lim.write_timeout_ms);

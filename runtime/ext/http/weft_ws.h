@@ -156,7 +156,10 @@ typedef struct weft_ws_msg {
  * connection over from the HTTP loop (which writes nothing for res and ends
  * once the handler returns), sets TCP_NODELAY, and returns 0 with the new
  * connection in *out, to be freed with weft_ws_free() before the handler
- * returns. limits may be NULL for the defaults.
+ * returns. limits may be NULL for the defaults. The request's buffers are
+ * given back at once (a WebSocket may live for hours): after a successful
+ * upgrade, req's method, path, query, headers and body read as empty, so a
+ * handler copies what it needs of them before the call.
  *
  * Otherwise sets res to the answer (400 Bad Request, or 426 Upgrade
  * Required with "Sec-WebSocket-Version: 13" for another version) and
@@ -242,6 +245,16 @@ int weft_ws_send(weft_ws *ws, int type, const void *data, size_t len);
  * error some of the messages may have been sent, and the connection ends.
  */
 int weft_ws_send_many(weft_ws *ws, int type, const uv_buf_t *msgs, size_t n);
+
+/**
+ * Gives back the buffers of a connection that waits between messages
+ * (its read buffer when it holds nothing unread, and the last message's),
+ * for a server that holds many idle connections; they are made again when
+ * the peer sends. The message of the last weft_ws_recv() is no longer
+ * valid. Does nothing while a receive is in progress or a message is
+ * half read. Call from the connection's executor.
+ */
+void weft_ws_trim(weft_ws *ws);
 
 /** weft_ws_send() of a text message of len bytes. */
 int weft_ws_send_text(weft_ws *ws, const char *text, size_t len);

@@ -48,6 +48,18 @@ int weft_in_task(void);
 /** Returns the stack size of the calling task in bytes, or 0 outside a task. */
 size_t weft_task_stack_size(void);
 
+/**
+ * Gives the memory of the calling task's stack below its current frame
+ * back to the system (a little is kept for the calls right below): pages
+ * that deep calls touched stay resident for the task's life otherwise.
+ * For a task that is about to wait long after deep work, such as one of
+ * thousands of idle connections. Costs a system call, and the next deep
+ * call faults its pages in again. Returns the bytes given back; 0 where
+ * this is not supported (outside Linux, the ucontext fallback, Valgrind
+ * builds) or outside a task.
+ */
+size_t weft_task_trim_stack(void);
+
 /* ---- Suspending on something of your own -------------------------------
  *
  * For code that waits on what weft does not wrap itself (a libuv handle of

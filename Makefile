@@ -46,7 +46,7 @@ define run_tests
 endef
 
 .PHONY: all help setup build demo test check asan tsan tsan-concurrency valgrind bench \
-        install clean format docs lint fuzz
+        install clean format docs lint fuzz coverage perf-check perf-baseline soak
 
 all: build
 
@@ -68,6 +68,13 @@ help:
 	@echo "  make format          clang-format the sources"
 	@echo "  make docs            the API reference (Doxygen; fails on an undocumented function)"
 	@echo "  make lint            clang-tidy and cppcheck (reports; LINT_STRICT=1 fails on findings)"
+	@echo "  make coverage        build-cov/ (gcov), its tests, then gcovr: HTML report and"
+	@echo "                       summary; fails under the floors of lines covered"
+	@echo "  make perf-check      instruction counts of the core and channel benchmarks"
+	@echo "                       (callgrind) against bench/baseline.json: +3 % fails"
+	@echo "  make perf-baseline   rewrite bench/baseline.json (commit it with the reason)"
+	@echo "  make soak            echo_server, web_framework, chat_server under load for"
+	@echo "                       SOAK_SECONDS each (default 600): RSS and fds must stay flat"
 	@echo "  make clean           remove every build tree"
 	@echo "  make setup           install what is missing (scripts/setup.sh)"
 	@echo "Each application is build/apps/NAME/NAME; NAME --help lists its options."
@@ -148,6 +155,7 @@ install: build
 
 clean:
 	rm -rf build build-asan build-fuzz build-tsan build-valgrind build-bench build-docs build-lint
+	rm -rf build-cov build-perf build-soak
 
 # The API reference of the public headers (Doxygen, Debian doxygen) in
 # build-docs/html/; a public function without a comment fails it
@@ -168,3 +176,13 @@ format:
 	  { echo "clang-format is missing (Debian/Ubuntu: apt-get install clang-format)"; exit 1; }
 	find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' \) \
 	  -print0 | xargs -0 -r clang-format -i
+
+# The instruction counts of bench/core_ops.c and bench/chan_ops.c under
+# callgrind against bench/baseline.json: a rise of more than 3 % in any case
+# fails (scripts/perf-check). The baseline moves only with make
+# perf-baseline, in a commit of its own that says why.
+perf-check: setup
+	JOBS=$(JOBS) bash scripts/perf-check build-perf
+
+perf-baseline: setup
+	JOBS=$(JOBS) bash scripts/perf-check --update build-perf

@@ -3,7 +3,8 @@
 # WEFT_TEST_PROPERTIES holds the properties every test gets: a hard timeout
 # (120 s, longer in the slow builds, yet short enough that a hung test does
 # not stall a run for long) and WEFT_TEST_TIMEOUT_SCALE, which tests multiply
-# their own waits by (1 normally, 5 under sanitizers, 20 under Valgrind).
+# their own waits by (1 normally, 3 with gcov counters, 5 under sanitizers,
+# 20 under Valgrind).
 # WEFT_TEST_EMULATOR is the command every test program runs under: empty
 # normally, Valgrind in a WEFT_VALGRIND build.
 
@@ -13,6 +14,10 @@ if(WEFT_VALGRIND)
 elseif(WEFT_SANITIZE)
   set(WEFT_TEST_TIMEOUT_SCALE 5)
   set(WEFT_TEST_TIMEOUT 240)
+elseif(WEFT_COVERAGE)
+  # gcov's counters, shared by every thread, slow the stress tests most.
+  set(WEFT_TEST_TIMEOUT_SCALE 3)
+  set(WEFT_TEST_TIMEOUT 180)
 else()
   set(WEFT_TEST_TIMEOUT_SCALE 1)
   set(WEFT_TEST_TIMEOUT 120)

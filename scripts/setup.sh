@@ -3,6 +3,8 @@
 #
 #   scripts/setup.sh           the build and test dependencies
 #   scripts/setup.sh --bench   also the peers the benchmarks compare against
+#   scripts/setup.sh --soak    also wrk and gnuplot (make soak)
+#   scripts/setup.sh --lint    also clang-tidy and cppcheck (make lint)
 #   scripts/setup.sh --check   only report what is missing (exit 1 if any)
 #
 # On Debian and Ubuntu it installs the missing packages with apt-get, without
@@ -26,6 +28,8 @@ packages+=(libxxhash-dev librust-blake3-dev libdeflate-dev libzstd-dev b3sum zst
 packages+=(libxml2-dev)
 # make docs: the API reference from the public headers.
 packages+=(doxygen)
+# make coverage: gcovr reads the gcov counters of the test run.
+packages+=(gcovr)
 # Tests that talk to Redis or WebSocket servers from Python, and the chat web
 # client's browser test in headless Chromium.
 packages+=(python3-redis python3-websockets chromium)
@@ -38,6 +42,8 @@ bench_packages=(golang-go libboost-context-dev libck-dev nginx-light h2o wrk hey
                 pigz hashdeep rhash xxhash libdeflate-tools isal
                 wget2 python3-scrapy
                 nodejs node-ws golang-github-gorilla-websocket-dev)
+# make soak: wrk loads web_framework, gnuplot draws the plot.
+soak_packages=(wrk gnuplot-nox)
 brew_packages=(libuv cmake pkg-config catch2 cjson)
 
 bench=0
@@ -45,9 +51,11 @@ check_only=0
 for arg in "$@"; do
   case $arg in
     --bench) bench=1 ;;
+    --soak) packages+=("${soak_packages[@]}") ;;
+    --lint) packages+=(clang-tidy cppcheck) ;;
     --check) check_only=1 ;;
     -h | --help)
-      sed -n '2,10s/^# \{0,1\}//p' "$0"
+      sed -n '2,12s/^# \{0,1\}//p' "$0"
       exit 0
       ;;
     *)

@@ -146,7 +146,7 @@ int app_duration_parse(const char *text, const cJSON *json, double max_seconds,
     double v = strtod(text, &end);
     double unit;
     if (end == text)
-      unit = -1;
+      unit = -1; /* NOLINT(bugprone-branch-clone): no number and an unknown unit fail alike */
     else if (strcmp(end, "ms") == 0)
       unit = 0.001;
     else if (strcmp(end, "s") == 0 || *end == '\0')
@@ -833,7 +833,7 @@ static const char *config_metavar(const app_option *o) {
     return NULL;
   case APP_OPT_INT:
     return "N";
-  case APP_OPT_STRING:
+  case APP_OPT_STRING: /* NOLINT(bugprone-branch-clone): one label per kind */
     return "TEXT";
   case APP_OPT_STRING_LIST:
     return "TEXT";
@@ -872,7 +872,7 @@ static void config_wrap(const char *text, int indent) {
 
 static void config_flag_name(const char *name, char *buf, size_t len) {
   size_t i = 0;
-  for (; name[i] && i + 1 < len; i++) buf[i] = name[i] == '_' ? '-' : name[i];
+  for (; name[i] && i + 1 < len; i++) buf[i] = name[i] == '_' ? '-' : name[i]; /* NOLINT(bugprone-narrowing-conversions): char in, char out */
   buf[i] = '\0';
 }
 

@@ -175,7 +175,7 @@ static void journal_write(fp_journal *j, const char *prefix, const char *path) {
   size_t plen = strlen(prefix), n = strlen(path);
   char *buf = malloc(plen + 2 * n + 2);
   if (buf == NULL) return;
-  memcpy(buf, prefix, plen);
+  memcpy(buf, prefix, plen); /* NOLINT(bugprone-not-null-terminated-result): terminated below */
   size_t o = plen;
   for (size_t i = 0; i < n; i++) {
     if (path[i] == '\n') {

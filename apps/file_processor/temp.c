@@ -76,7 +76,7 @@ char *fp_temp_create(fp_run *r, const char *final_path, int *fd) {
   for (int attempt = 0; attempt < 100; attempt++) {
     unsigned char rnd[6];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-      for (size_t i = 0; i < sizeof rnd; i++) rnd[i] = (unsigned char)rand();
+      for (size_t i = 0; i < sizeof rnd; i++) rnd[i] = (unsigned char)rand(); /* NOLINT(cert-msc30-c,cert-msc50-cpp): the name only avoids collisions; O_EXCL guards it */
     }
     char suffix[7];
     for (int i = 0; i < 6; i++) suffix[i] = letters[rnd[i] % 62];

@@ -184,7 +184,7 @@ static char *join_path(const char *dir, const char *name) {
   int slash = a > 0 && dir[a - 1] != '/';
   char *p = malloc(a + slash + b + 1);
   if (p == NULL) return NULL;
-  memcpy(p, dir, a);
+  memcpy(p, dir, a); /* NOLINT(bugprone-not-null-terminated-result): name's NUL copied below */
   if (slash) p[a] = '/';
   memcpy(p + a + slash, name, b + 1);
   return p;

@@ -237,7 +237,7 @@ static int item_parse(const char *s, size_t len, ws_item *it) {
       p = nl + 1;
     }
   }
-  it->depth = atoi(parts[1]);
+  it->depth = (int)strtol(parts[1], NULL, 10);
   it->flags = (unsigned)strtoul(parts[2], NULL, 10);
   it->url = strdup(parts[3]);
   it->referrer = parts[4][0] ? strdup(parts[4]) : NULL;

@@ -149,7 +149,7 @@ static int flag_takes_value(const char *arg) {
   char key[64];
   size_t len = strlen(name);
   if (len >= sizeof key) return 0;
-  for (size_t i = 0; i <= len; i++) key[i] = name[i] == '-' ? '_' : name[i];
+  for (size_t i = 0; i <= len; i++) key[i] = name[i] == '-' ? '_' : name[i]; /* NOLINT(bugprone-narrowing-conversions): char in, char out */
   for (size_t i = 0; i < spec.n_options; i++)
     if (strcmp(spec.options[i].name, key) == 0)
       return spec.options[i].type != APP_OPT_BOOL;

@@ -227,7 +227,7 @@ int weft_actor_tell(weft_actor *a, const void *msg) {
   unsigned char small[256];
   unsigned char *env = a->env_size <= sizeof small ? small : malloc(a->env_size);
   if (env == NULL) return UV_ENOMEM;
-  memset(env, 0, sizeof(weft__ask *));
+  memset(env, 0, sizeof(weft__ask *)); /* cppcheck-suppress pointerSize ; zeroes the envelope's reply pointer */
   memcpy(env + WEFT__ENV_HEADER, msg, a->def.msg_size);
   int r = weft__actor_post(a, env, 0);
   if (env != small) free(env);

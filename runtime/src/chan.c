@@ -989,7 +989,7 @@ weft_chan *weft_chan_new(size_t elem_size, size_t capacity, int mode) {
   if (mode == WEFT_CHAN_LOCAL)
     c->fast = WEFT__FAST_LOCAL;
   else if (cap == 0)
-    c->fast = WEFT__FAST_NONE;
+    c->fast = WEFT__FAST_NONE; /* NOLINT(bugprone-branch-clone): two reasons for no fast path */
 #if !defined(WEFT__TSAN)
   else if (!c->light)
     c->fast = WEFT__FAST_NONE; /* see WEFT__LIGHT */

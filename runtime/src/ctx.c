@@ -18,7 +18,7 @@ void weft__ctx_make(weft__ctx *ctx, void *base, size_t size,
   /* Slots from the new stack pointer up: MXCSR + x87 control word, r15, r14,
    * r13 (arg), r12 (entry), rbx, rbp, return address (the trampoline). After
    * the final ret the stack pointer is top - 16: 16-byte aligned. */
-  uint64_t *sp = (uint64_t *)(top - 16) - 8;
+  uint64_t *sp = (uint64_t *)(top - 16) - 8; /* NOLINT(performance-no-int-to-ptr): a new stack's top */
   uint32_t mxcsr = 0x1F80;
   uint16_t fpucw = 0x037F;
   memset(sp, 0, 8 * sizeof(uint64_t));

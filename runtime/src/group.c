@@ -112,7 +112,7 @@ void weft__task_exit_scopes(weft__task *t) {
   while (t->open_groups != NULL) {
     weft_group *g = t->open_groups;
     weft_log(WEFT_LOG_WARN, "task ended with a group still open",
-             "live=%zu action=cancel-and-join", g->live);
+             "live=%zu action=cancel-and-join", g->live); /* NOLINT(clang-analyzer-unix.Malloc): g->owner is t, so the join unlinked g */
     weft_group_cancel(g);
     weft_group_join(g);
   }

@@ -61,7 +61,7 @@ static int shard_claim(void) {
     uint64_t want = taken | ((uint64_t)1 << s);
     if (__atomic_compare_exchange_n(&shards_taken, &taken, want, 0,
                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-      if (pthread_setspecific(shard_key, (void *)(intptr_t)s) != 0) {
+      if (pthread_setspecific(shard_key, (void *)(intptr_t)s) != 0) { /* NOLINT(performance-no-int-to-ptr): a shard index as a key */
         __atomic_fetch_and(&shards_taken, ~((uint64_t)1 << s),
                            __ATOMIC_RELEASE);
         return 0;

@@ -1019,7 +1019,6 @@ static int weft__each_task(void *arg) {
   while ((r = weft_stream_read(e->st.in, item)) == 0) {
     r = e->fn(e->ctx, item);
     if (r < 0) break;
-    r = 0;
   }
   return weft__stage_finish(&e->st, weft__read_end(r));
 }

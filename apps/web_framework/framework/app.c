@@ -131,7 +131,7 @@ wf_group *wf_group_new(wf_group *parent, const char *prefix) {
   char *full = malloc(plen + len + 1);
   if (full == NULL) return NULL;
   memcpy(full, parent->prefix, plen);
-  memcpy(full + plen, prefix, len);
+  memcpy(full + plen, prefix, len); /* NOLINT(bugprone-not-null-terminated-result): the length is passed on */
   wf_group *g = group_make(parent->app, parent, full, plen + len);
   free(full);
   return g;

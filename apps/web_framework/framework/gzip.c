@@ -58,7 +58,7 @@ static double parse_q(const char *s, const char *end) {
   s++;
   if (s < end && *s == '.') {
     double scale = 0.1;
-    for (s++; s < end && *s >= '0' && *s <= '9'; s++, scale /= 10)
+    for (s++; s < end && *s >= '0' && *s <= '9'; s++, scale /= 10) /* NOLINT(cert-flp30-c): s is the induction variable */
       q += (*s - '0') * scale;
   }
   return q > 1.0 ? 1.0 : q;
@@ -118,7 +118,7 @@ static size_t deflate_body(wf_ctx *c, const void *body, size_t len, int level,
   *out = wf_alloc(c, bound);
   size_t produced = 0;
   if (*out != NULL) {
-    zs.next_in = (Bytef *)(uintptr_t)body;
+    zs.next_in = (Bytef *)(uintptr_t)body; /* NOLINT(performance-no-int-to-ptr): zlib's input is not const */
     zs.avail_in = (uInt)len;
     zs.next_out = *out;
     zs.avail_out = (uInt)bound;

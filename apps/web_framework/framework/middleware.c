@@ -32,7 +32,7 @@ static const char *logfmt_value(wf_ctx *c, const char *s) {
   *o++ = '"';
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
     if (*p == '"' || *p == '\\') *o++ = '\\';
-    *o++ = *p < ' ' || *p == 0x7f ? '?' : (char)*p;
+    *o++ = *p < ' ' || *p == 0x7f ? '?' : (char)*p; /* NOLINT(bugprone-narrowing-conversions): char in, char out */
   }
   *o++ = '"';
   *o = '\0';

@@ -115,7 +115,7 @@ size_t wf__decode(char *dst, const char *src, size_t len, int plus) {
         continue;
       }
     }
-    dst[o++] = (plus && ch == '+') ? ' ' : ch;
+    dst[o++] = (plus && ch == '+') ? ' ' : ch; /* NOLINT(bugprone-narrowing-conversions): char in, char out */
   }
   dst[o] = '\0';
   return o;

@@ -134,7 +134,7 @@ static void http_date(time_t t, char *buf) {
 static time_t parse_http_date(const char *s) {
   char wday[4], mon[4];
   int d, y, h, mi, sec;
-  if (sscanf(s, "%3s, %2d %3s %4d %2d:%2d:%2d GMT", wday, &d, mon, &y, &h, &mi,
+  if (sscanf(s, "%3s, %2d %3s %4d %2d:%2d:%2d GMT", wday, &d, mon, &y, &h, &mi, /* NOLINT(cert-err34-c): field widths bound every number */
              &sec) != 7)
     return -1;
   int m = -1;
@@ -400,7 +400,7 @@ int wf_static(wf_group *g, const char *prefix, const char *root,
   while (plen > 0 && prefix[plen - 1] == '/') plen--;
   char *pattern = malloc(plen + sizeof "/*path");
   if (pattern == NULL) return UV_ENOMEM;
-  memcpy(pattern, prefix, plen);
+  memcpy(pattern, prefix, plen); /* NOLINT(bugprone-not-null-terminated-result): length-counted */
   memcpy(pattern + plen, "/*path", sizeof "/*path");
   int rc = wf_route(g, "GET", pattern, static_handler, d);
   free(pattern);

@@ -501,7 +501,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   /* A value piece right after a line break is a folded line (obs-fold),
    * which llhttp 8 joins; RFC 9112 lets a server refuse it, which closes
    * a way to hide one header inside another. */
-  char before = at > c->chunk ? at[-1] : c->prev_byte;
+  char before = at > c->chunk ? at[-1] : c->prev_byte; /* NOLINT(bugprone-narrowing-conversions): char in, char out */
   if (before == '\n') return refuse(c, 400);
   return arena_put(c, at, len);
 }
@@ -905,7 +905,7 @@ static int fail_with(http_conn *c, int status) {
   char text[80];
   const char *phrase = weft_http_status_text(status);
   size_t n = strlen(phrase);
-  memcpy(text, phrase, n);
+  memcpy(text, phrase, n); /* NOLINT(bugprone-not-null-terminated-result): length-counted */
   text[n++] = '\n';
   int ours = 0;
   int r = weft_http_response_header(&c->res, "Content-Type", "text/plain; charset=utf-8");

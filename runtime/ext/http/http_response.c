@@ -235,10 +235,10 @@ int weft__http_head(http_buf *out, const weft_http_response *res, int framing,
     r = weft__http_buf_reserve(out, nlen + vlen + 4);
     if (r != 0) break;
     char *w = out->data + out->len;
-    memcpy(w, p, nlen);
+    memcpy(w, p, nlen); /* NOLINT(bugprone-not-null-terminated-result): length-counted */
     w[nlen] = ':';
     w[nlen + 1] = ' ';
-    memcpy(w + nlen + 2, value, vlen);
+    memcpy(w + nlen + 2, value, vlen); /* NOLINT(bugprone-not-null-terminated-result): length-counted */
     w[nlen + 2 + vlen] = '\r';
     w[nlen + 3 + vlen] = '\n';
     out->len += nlen + vlen + 4;

@@ -900,7 +900,7 @@ static int ws_read_header(weft_ws *ws) {
         /* Section 5.5: control frames are short and never fragmented. */
         if (!fin || len7 > 125)
           return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
-      } else if (op > WS_OP_BINARY) {
+      } else if (op > WS_OP_BINARY) { /* NOLINT(bugprone-branch-clone): each protocol error has its own rule */
         return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
       } else if ((op == WS_OP_CONT) != (ws->msg_type != 0)) {
         /* A continuation with no message open, or a new message while

@@ -254,14 +254,14 @@ static void deliver(weft_redis *r, const redisReply *ch, const redisReply *pl) {
     waiter_unlink(r, w);
     w->msg = m;
     weft_unpark(w->task, 0);
-    return;
+    return; /* cppcheck-suppress memleak ; channel and payload belong to m */
   }
   if (r->msg_tail != NULL)
     r->msg_tail->next = m;
   else
     r->msg_head = m;
   r->msg_tail = m;
-}
+} /* cppcheck-suppress memleak ; channel and payload belong to m */
 
 /* Everything the subscriptions receive: confirmations, messages, and NULL
  * when the connection goes. */

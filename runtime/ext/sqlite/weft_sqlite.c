@@ -117,7 +117,7 @@ const char *weft_sqlite_strerror(int err) {
 static const char *log_text(const char *msg, char *buf, size_t size) {
   size_t i = 0;
   for (; msg[i] != '\0' && i + 1 < size; i++)
-    buf[i] = msg[i] == '"' ? '\'' : msg[i] == '\\' ? '/' : msg[i];
+    buf[i] = msg[i] == '"' ? '\'' : msg[i] == '\\' ? '/' : msg[i]; /* NOLINT(bugprone-narrowing-conversions): char in, char out */
   buf[i] = '\0';
   return buf;
 }

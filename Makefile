@@ -202,7 +202,7 @@ define windows_build
 	@mkdir -p $(WINDOWS_BUILD)
 	@test -e $(WINDOWS_BUILD)/wineprefix/system.reg || \
 	  { echo "Wine prefix in $(WINDOWS_BUILD)/wineprefix"; $(WINE_ENV) $(WINE) wineboot --init >/dev/null 2>&1; }
-	$(WINE_ENV) $(dir $(WINE))wineserver -p 30
+	@$(WINE_ENV) $(dir $(WINE))wineserver -p 30 2>/dev/null || true # may run already
 	$(CMAKE) -S . -B $(WINDOWS_BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64-x86_64.cmake \
 	  -DWEFT_MINGW_PREFIX=$(CURDIR)/$(WINDOWS_BUILD)/deps $(CMAKE_ARGS) >/dev/null
@@ -212,7 +212,7 @@ endef
 # $(call windows_run_tests,PROGRAMS): their test cases under Wine; the Wine
 # server started for them is stopped afterwards, whatever the result.
 define windows_run_tests
-	$(WINE_ENV) $(dir $(WINE))wineserver -p 30
+	@$(WINE_ENV) $(dir $(WINE))wineserver -p 30 2>/dev/null || true # may run already
 	cd $(WINDOWS_BUILD) && $(WINE_ENV) $(CTEST) $(CTEST_FLAGS) \
 	  -R '^test_($(subst $(space),|,$(strip $(1)))):' -E '$(WINDOWS_TESTS_EXCLUDE)'; \
 	  r=$$?; $(WINE_ENV) $(dir $(WINE))wineserver -k; exit $$r

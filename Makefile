@@ -209,10 +209,15 @@ define windows_build
 	$(CMAKE) --build $(WINDOWS_BUILD) -j$(JOBS) $(foreach t,$(1),--target $(t))
 endef
 
-# $(call windows_run_tests,PROGRAMS): their test cases under Wine; the Wine
-# server started for them is stopped afterwards, whatever the result.
+# $(call windows_run_tests,PROGRAMS): their test cases under Wine, with a
+# Wine server of the prefix kept running meanwhile and stopped afterwards,
+# whatever the result.
 define windows_run_tests
-	@$(WINE_ENV) $(dir $(WINE))wineserver -p 30 2>/dev/null || true # may run already
+	@$(WINE_ENV) $(dir $(WINE))wineserver -k 2>/dev/null || true
+	$(WINE_ENV) $(dir $(WINE))wineserver -p 60
+	@# Wine's first program starts its services (seconds, more on a busy
+	@# machine): done once here, not inside the first test's time limit.
+	@$(WINE_ENV) $(WINE) cmd /c exit >/dev/null 2>&1 || true
 	cd $(WINDOWS_BUILD) && $(WINE_ENV) $(CTEST) $(CTEST_FLAGS) \
 	  -R '^test_($(subst $(space),|,$(strip $(1)))):' -E '$(WINDOWS_TESTS_EXCLUDE)'; \
 	  r=$$?; $(WINE_ENV) $(dir $(WINE))wineserver -k; exit $$r

@@ -192,6 +192,9 @@ WINDOWS_TESTS_EXCLUDE = a hundred thousand tasks in one group
 # The short form in `make test`: the build and the core tests.
 WINDOWS_CORE_TESTS = task chan
 WINDOWS_APPS = echo_server
+# Wine on a shared machine starts threads and wakes timers late: the tests'
+# time limits and spacings are scaled as for the sanitizer builds.
+WINDOWS_TIMEOUT_SCALE ?= 4
 
 # $(call windows_build,TARGETS): installs what is missing, builds the
 # dependencies once, makes the Wine prefix (the build lists the test cases
@@ -218,7 +221,7 @@ define windows_run_tests
 	@# Wine's first program starts its services (seconds, more on a busy
 	@# machine): done once here, not inside the first test's time limit.
 	@$(WINE_ENV) $(WINE) cmd /c exit >/dev/null 2>&1 || true
-	cd $(WINDOWS_BUILD) && $(WINE_ENV) $(CTEST) $(CTEST_FLAGS) \
+	cd $(WINDOWS_BUILD) && $(WINE_ENV) WEFT_TEST_TIMEOUT_SCALE=$(WINDOWS_TIMEOUT_SCALE) $(CTEST) $(CTEST_FLAGS) \
 	  -R '^test_($(subst $(space),|,$(strip $(1)))):' -E '$(WINDOWS_TESTS_EXCLUDE)'; \
 	  r=$$?; $(WINE_ENV) $(dir $(WINE))wineserver -k; exit $$r
 endef

@@ -50,7 +50,8 @@ define run_tests
 endef
 
 .PHONY: all help setup build demo test check asan tsan tsan-concurrency valgrind bench \
-        install clean format docs lint lint-quick fuzz coverage perf-check perf-baseline soak
+        install clean format docs lint lint-quick fuzz coverage perf-check perf-baseline soak \
+        test-windows test-windows-core
 
 all: build
 
@@ -66,6 +67,8 @@ help:
 	@echo "  make test            lint-quick, coverage (the check tests, instrumented), asan,"
 	@echo "                       tsan-concurrency and perf-check, as CI runs them"
 	@echo "  make valgrind        build-valgrind/ and its tests under Valgrind"
+	@echo "  make test-windows    cross build for Windows x86-64 (mingw-w64) in build-windows/,"
+	@echo "                       its tests under Wine (test-windows-core: the short form CI runs)"
 	@echo "  make fuzz            build-fuzz/ (clang, libFuzzer, ASan+UBSan): each fuzz"
 	@echo "                       target for FUZZ_SECONDS (default 60) from its seeds"
 	@echo "  make bench           the benchmarks against their peers (build-bench/)"
@@ -102,7 +105,7 @@ demo: build
 TSAN_TESTS = test_chan|test_select|test_executors|test_pool|test_sync|test_stream|test_actor|test_metrics|test_sqlite|test_redis
 # The normal run is make coverage: the check tests in one instrumented
 # build, with the coverage floors. Each phase prints how long it took.
-TEST_PHASES = lint-quick coverage asan tsan-concurrency perf-check
+TEST_PHASES = lint-quick coverage asan tsan-concurrency perf-check test-windows-core
 test:
 	@set -e; for t in $(TEST_PHASES); do \
 	  start=$$(date +%s); $(MAKE) --no-print-directory $$t; \
@@ -167,6 +170,7 @@ install: build
 clean:
 	rm -rf build build-asan build-fuzz build-tsan build-valgrind build-bench build-docs build-lint
 	rm -rf build-cov build-perf build-soak
+	rm -rf build-windows
 
 # The API reference of the public headers (Doxygen, Debian doxygen) in
 # build-docs/html/; a public function without a comment fails it
@@ -229,3 +233,65 @@ SOAK_SECONDS ?= 600
 soak:
 	@bash scripts/setup.sh --soak
 	SOAK_SECONDS=$(SOAK_SECONDS) JOBS=$(JOBS) bash scripts/soak
+
+# ---- Windows x86-64 ----------------------------------------------------------
+#
+# A cross build with mingw-w64 in build-windows/ (cmake/mingw-w64-x86_64.cmake),
+# libuv and cJSON built for it from Debian's source packages into
+# build-windows/deps/ (scripts/build-mingw-deps.sh, once), and the tests run
+# under Wine in a prefix of its own, build-windows/wineprefix/. What runs and
+# what Wine cannot run is in docs/PORTING.md.
+WINDOWS_BUILD := build-windows
+WINE := /usr/lib/wine/wine64
+WINE_ENV = WINEPREFIX=$(CURDIR)/$(WINDOWS_BUILD)/wineprefix WINEDEBUG=-all
+# The test programs of test-windows: the core, channels, executors, streams,
+# actors and I/O.
+WINDOWS_TESTS = task scope group chan chan_stress select sync pool park executors \
+                stream actor blocking fs dns tcp tcp_sendfile cancel_io
+# Test cases Wine cannot run (docs/PORTING.md says why).
+WINDOWS_TESTS_EXCLUDE = a hundred thousand tasks in one group
+# The short form in `make test`: the build and the core tests.
+WINDOWS_CORE_TESTS = task chan
+WINDOWS_APPS = echo_server
+# Wine on a shared machine starts threads and wakes timers late: the tests'
+# time limits and spacings are scaled as for the sanitizer builds.
+WINDOWS_TIMEOUT_SCALE ?= 4
+
+# $(call windows_build,TARGETS): installs what is missing, builds the
+# dependencies once, makes the Wine prefix (the build lists the test cases
+# under Wine), configures and builds TARGETS.
+define windows_build
+	@bash scripts/setup-windows.sh
+	bash scripts/build-mingw-deps.sh $(WINDOWS_BUILD)/deps
+	@mkdir -p $(WINDOWS_BUILD)
+	@test -e $(WINDOWS_BUILD)/wineprefix/system.reg || \
+	  { echo "Wine prefix in $(WINDOWS_BUILD)/wineprefix"; $(WINE_ENV) $(WINE) wineboot --init >/dev/null 2>&1; }
+	@$(WINE_ENV) $(dir $(WINE))wineserver -p 30 2>/dev/null || true # may run already
+	$(CMAKE) -S . -B $(WINDOWS_BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64-x86_64.cmake \
+	  -DWEFT_MINGW_PREFIX=$(CURDIR)/$(WINDOWS_BUILD)/deps $(CMAKE_ARGS) >/dev/null
+	$(CMAKE) --build $(WINDOWS_BUILD) -j$(JOBS) $(foreach t,$(1),--target $(t))
+endef
+
+# $(call windows_run_tests,PROGRAMS): their test cases under Wine, with a
+# Wine server of the prefix kept running meanwhile and stopped afterwards,
+# whatever the result.
+define windows_run_tests
+	@$(WINE_ENV) $(dir $(WINE))wineserver -k 2>/dev/null || true
+	$(WINE_ENV) $(dir $(WINE))wineserver -p 60
+	@# Wine's first program starts its services (seconds, more on a busy
+	@# machine): done once here, not inside the first test's time limit.
+	@$(WINE_ENV) $(WINE) cmd /c exit >/dev/null 2>&1 || true
+	cd $(WINDOWS_BUILD) && $(WINE_ENV) WEFT_TEST_TIMEOUT_SCALE=$(WINDOWS_TIMEOUT_SCALE) $(CTEST) $(CTEST_FLAGS) \
+	  -R '^test_($(subst $(space),|,$(strip $(1)))):' -E '$(WINDOWS_TESTS_EXCLUDE)'; \
+	  r=$$?; $(WINE_ENV) $(dir $(WINE))wineserver -k; exit $$r
+endef
+space := $(subst ,, )
+
+test-windows:
+	$(call windows_build,$(addprefix weft_test_,$(WINDOWS_TESTS)) $(WINDOWS_APPS))
+	$(call windows_run_tests,$(WINDOWS_TESTS))
+
+test-windows-core:
+	$(call windows_build,$(addprefix weft_test_,$(WINDOWS_CORE_TESTS)))
+	$(call windows_run_tests,$(WINDOWS_CORE_TESTS))

@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "win_support.h"
+
 namespace {
 
 struct TempDir {
@@ -17,7 +19,7 @@ struct TempDir {
   }
   ~TempDir() {
     if (!path.empty()) {
-      std::string cmd = "rm -rf '" + path + "'";
+      std::string cmd = weft_test_rm_rf_command(path);
       if (system(cmd.c_str()) != 0) {
       }
     }

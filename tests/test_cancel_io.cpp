@@ -18,7 +18,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
 #include <sys/socket.h>
+#endif
 #include <unistd.h>
 
 #include <atomic>
@@ -27,6 +29,7 @@
 
 #include "pool_saturation.h"
 #include "support.h"
+#include "win_support.h"
 #include "weft.h"
 
 namespace {
@@ -450,7 +453,11 @@ TEST_CASE("cancelling weft_signal_wait", "[cancel][io]") {
     INFO(mode_name(m));
     Case c;
     c.op = [](Case *) {
+#ifdef _WIN32
+      const int sigs[] = {SIGBREAK}; /* libuv emulates SIGINT, SIGBREAK, SIGHUP, SIGWINCH */
+#else
       const int sigs[] = {SIGUSR2};
+#endif
       return weft_signal_wait(sigs, 1);
     };
     run_case(&c, m);

@@ -5,12 +5,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <string.h>
+#ifndef _WIN32
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <string.h>
 #include <sys/socket.h>
+#endif
 
 #include "support.h"
+#include "win_support.h"
 #include "weft.h"
 
 namespace {

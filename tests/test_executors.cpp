@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "closures.h"
+#include "win_support.h"
 #include "support.h"
 #include "weft.h"
 

@@ -24,6 +24,7 @@
 
 #include "closures.h"
 #include "support.h"
+#include "win_support.h"
 #include "weft.h"
 #include "weft/stream.h"
 
@@ -54,7 +55,7 @@ struct TempDir {
   }
   ~TempDir() {
     if (!path.empty()) {
-      std::string cmd = "rm -rf '" + path + "'";
+      std::string cmd = weft_test_rm_rf_command(path);
       if (system(cmd.c_str()) != 0) {
       }
     }

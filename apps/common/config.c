@@ -28,8 +28,13 @@ static void *config_field(void *cfg, const app_option *o) {
   return (char *)cfg + o->offset;
 }
 
+#ifdef __MINGW32__
+#define CONFIG_PRINTF gnu_printf /* C99 formats (%zu), not msvcrt's */
+#else
+#define CONFIG_PRINTF printf
+#endif
 static void config_error(const app_spec *spec, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(CONFIG_PRINTF, 2, 3)));
 
 static void config_error(const app_spec *spec, const char *fmt, ...) {
   char msg[512];

@@ -355,11 +355,8 @@ static int server_probe_port(const app_addr *a, int port) {
 #define SERVER_FD_RESERVE 16
 
 /* The number of descriptors the process has open, or -1. */
+#ifndef _WIN32
 static int64_t server_open_fds(int64_t limit) {
-#ifdef _WIN32
-  (void)limit;
-  return -1;
-#else
   int64_t n = 0;
   DIR *d = opendir("/proc/self/fd");
   if (d != NULL) {
@@ -373,8 +370,8 @@ static int64_t server_open_fds(int64_t limit) {
   for (int fd = 0; fd < (int)limit; fd++)
     if (fcntl(fd, F_GETFD) != -1) n++;
   return n;
-#endif
 }
+#endif /* !_WIN32 */
 
 /* How many connections the open-file limit leaves room for, with every
  * listener opened (and the connection libuv accepts ahead of each, and its

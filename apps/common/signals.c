@@ -12,24 +12,40 @@ const char *app_signal_name(int signum) {
     return "SIGINT";
   case SIGTERM:
     return "SIGTERM";
+#ifdef _WIN32
+  case SIGBREAK:
+    return "SIGBREAK";
+  case SIGHUP:
+    return "SIGHUP";
+#else
   case SIGUSR1:
     return "SIGUSR1";
+#endif
   default:
     return "signal";
   }
 }
 
 void app_ignore_sigpipe(void) {
+#ifndef _WIN32 /* Winsock raises no SIGPIPE */
   struct sigaction sa;
   sa.sa_handler = SIG_IGN;
   sa.sa_flags = 0;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGPIPE, &sa, NULL);
+#endif
 }
 
 int app_shutdown_task(void *arg) {
   app_shutdown *sd = arg;
+#ifdef _WIN32
+  /* libuv emulates these three on Windows: Ctrl+C, Ctrl+Break and the
+   * console closing stop the application; there is no SIGTERM to catch and
+   * no SIGUSR1 for a dump (docs/PORTING.md). */
+  static const int sigs[] = {SIGINT, SIGBREAK, SIGHUP};
+#else
   static const int sigs[] = {SIGINT, SIGTERM, SIGUSR1};
+#endif
   int stops = 0;
   weft_task_set_name("signals");
   for (;;) {
@@ -51,10 +67,12 @@ int app_shutdown_task(void *arg) {
       }
       return 0;
     }
+#ifndef _WIN32
     if (sig == SIGUSR1) {
       if (sd->dump) sd->dump(sd->ctx);
       continue;
     }
+#endif
     stops++;
     if (stops == 1) {
       weft_log(WEFT_LOG_INFO, "shutting down", "signal=%s grace_ms=%lld",

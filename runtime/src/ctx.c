@@ -2,7 +2,7 @@
  * The frame matches what weft__ctx_switch() pops on its way out, so the first
  * switch to a new context "returns" into weft__ctx_trampoline.
  */
-#if !defined(WEFT_CTX_UCONTEXT)
+#if !defined(WEFT_CTX_UCONTEXT) && !defined(WEFT_CTX_FIBER)
 
 #include <stdint.h>
 #include <string.h>
@@ -43,4 +43,4 @@ void weft__ctx_make(weft__ctx *ctx, void *base, size_t size,
 
 void weft__ctx_free(weft__ctx *ctx) { (void)ctx; }
 
-#endif /* !WEFT_CTX_UCONTEXT */
+#endif /* !WEFT_CTX_UCONTEXT && !WEFT_CTX_FIBER */

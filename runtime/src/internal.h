@@ -11,6 +11,20 @@
 
 #include "weft.h"
 
+#if defined(_WIN32)
+#include <errno.h>
+#include <stdlib.h>
+/* Windows has no posix_memalign, and what _aligned_malloc returns cannot go
+ * to free(). The cache-line aligned allocations are plain malloc there
+ * (16-byte aligned): more false sharing between threads, same results. */
+static inline int weft__posix_memalign(void **p, size_t align, size_t size) {
+  (void)align;
+  *p = malloc(size);
+  return *p != NULL ? 0 : ENOMEM;
+}
+#define posix_memalign weft__posix_memalign
+#endif
+
 #if defined(__GNUC__)
 #define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -35,6 +49,15 @@ typedef struct weft__runtime weft__runtime;
 typedef struct weft__ctx {
 #if defined(WEFT_CTX_UCONTEXT)
   void *uctx;                 /* ucontext_t *, allocated with the stack */
+#elif defined(WEFT_CTX_FIBER)
+  /* Windows: a fiber, which owns its stack (arch/ctx_win64_fiber.c). */
+  void *fiber;                /* CreateFiberEx's handle; NULL before the first use */
+  void (*entry)(void *);      /* what the fiber runs next */
+  void *arg;
+  size_t size;                /* the fiber's stack reserve */
+  int restart;                /* set by weft__ctx_make on a used fiber */
+  int converted;              /* an executor's context: we made the thread a fiber */
+  void *top[5];               /* __builtin_setjmp buffer at the fiber's first frame */
 #else
   void *sp;
 #endif
@@ -45,8 +68,14 @@ void weft__ctx_make(weft__ctx *ctx, void *base, size_t size,
                     void (*entry)(void *), void *arg);
 /* Saves the current context in from and resumes to. */
 void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
-/* Releases what weft__ctx_make() allocated (ucontext only). */
+/* Releases what weft__ctx_make() allocated (ucontext and fibers). */
 void weft__ctx_free(weft__ctx *ctx);
+#if defined(WEFT_CTX_FIBER)
+/* Creates ctx's fiber with a stack of size bytes, or keeps the one it has
+ * of that size (a pooled task's), before weft__ctx_make(). Returns 0, or
+ * UV_ENOMEM when Windows cannot make another fiber. */
+int weft__ctx_reserve(weft__ctx *ctx, size_t size);
+#endif
 
 /* ---- Stacks (stack.c) --------------------------------------------------- */
 

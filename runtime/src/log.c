@@ -78,7 +78,12 @@ void weft_log(weft_log_level level, const char *msg, const char *kv_fmt, ...) {
   struct timespec ts;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
+#if defined(_WIN32)
+  time_t secs = ts.tv_sec;
+  gmtime_s(&tm, &secs);
+#else
   gmtime_r(&ts.tv_sec, &tm);
+#endif
   len += strftime(buf, cap, "ts=%Y-%m-%dT%H:%M:%S", &tm);
   len += (size_t)snprintf(buf + len, cap - len, ".%03ldZ level=%s msg=",
                           ts.tv_nsec / 1000000, weft__level_names[level]);

@@ -27,10 +27,12 @@
  * atomic keeps concurrent readers (and ThreadSanitizer) content. */
 #define SHARDS 64
 
+#ifndef _WIN32
 /* Bit s set: shard s is owned. Bit 0 stands for the shared shard and is
  * always set. A thread that frees its shard releases the bit, and the next
  * owner acquires it, so the new owner sees every store of the old one. */
 static uint64_t shards_taken = 1;
+#endif
 /* The calling thread's shard, or -1 before its first update. */
 static WEFT__TLS int my_shard = -1;
 

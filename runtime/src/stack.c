@@ -1,19 +1,25 @@
 /* Task stacks: mmap'ed with a guard page below, pooled per executor, and a
  * SIGSEGV handler that turns a hit on a guard page into a clear report.
+ * On Windows a task's stack is its fiber's, and an exception handler makes
+ * the report (the end of this file).
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if !defined(_WIN32)
 #include <sys/mman.h>
 #include <unistd.h>
+#endif
 
 #if defined(WEFT_VALGRIND)
 #include <valgrind/valgrind.h>
 #endif
 
 #include "internal.h"
+
+#if !defined(_WIN32)
 
 #ifndef MAP_STACK
 #define MAP_STACK 0
@@ -82,6 +88,23 @@ static void weft__stack_unmap(weft__stack *s) {
   free(s);
 }
 
+#else /* _WIN32 */
+
+/* Windows: the stack is the fiber's own (arch/ctx_win64_fiber.c), reserved
+ * by CreateFiberEx with the system's guard page below its committed part; a
+ * weft__stack only records the size, and the pool keeps the records. */
+static int weft__stack_map(size_t size, weft__stack **out) {
+  weft__stack *s = calloc(1, sizeof *s);
+  if (s == NULL) return UV_ENOMEM;
+  s->size = size;
+  *out = s;
+  return 0;
+}
+
+static void weft__stack_unmap(weft__stack *s) { free(s); }
+
+#endif /* _WIN32 */
+
 int weft__stack_get(weft__exec *e, size_t size, weft__stack **out) {
   if (size == e->stack_default && e->stack_pool != NULL) {
     weft__stack *s = e->stack_pool;
@@ -113,6 +136,8 @@ void weft__stack_pool_drain(weft__exec *e) {
 }
 
 /* ---- Overflow reports --------------------------------------------------- */
+
+#if !defined(_WIN32)
 
 static WEFT__TLS void *weft__altstack;
 static struct sigaction weft__old_segv, weft__old_bus;
@@ -210,3 +235,37 @@ void weft__stack_guard_fini(void) {
   free(weft__altstack);
   weft__altstack = NULL;
 }
+
+#else /* _WIN32 */
+
+#include <windows.h>
+
+static uv_once_t weft__guard_once = UV_ONCE_INIT;
+
+/* A stack overflow in a task: the report Linux gives, then abort(). Runs on
+ * what is left of the fiber's stack past its guard page, so it only formats
+ * into a small buffer. */
+static LONG CALLBACK weft__overflow_handler(EXCEPTION_POINTERS *info) {
+  weft__task *t = weft__current_task;
+  if (info->ExceptionRecord->ExceptionCode != EXCEPTION_STACK_OVERFLOW ||
+      t == NULL || t->stack == NULL)
+    return EXCEPTION_CONTINUE_SEARCH;
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "weft: stack overflow in task '%s' (stack size %lu bytes); give it "
+           "a larger stack with weft_spawn_opts()\n",
+           t->name[0] ? t->name : "(unnamed)", (unsigned long)t->stack->size);
+  DWORD written;
+  WriteFile(GetStdHandle(STD_ERROR_HANDLE), msg, (DWORD)strlen(msg), &written, NULL);
+  abort();
+}
+
+static void weft__guard_install_handler(void) {
+  AddVectoredExceptionHandler(1, weft__overflow_handler);
+}
+
+void weft__stack_guard_init(void) { uv_once(&weft__guard_once, weft__guard_install_handler); }
+
+void weft__stack_guard_fini(void) {}
+
+#endif /* _WIN32 */

@@ -252,6 +252,15 @@ int weft__task_new(weft__exec *e, const weft_task_opts *opts, weft_fn fn,
     free(t);
     return err;
   }
+#if defined(WEFT_CTX_FIBER)
+  err = weft__ctx_reserve(&t->ctx, t->stack->size);
+  if (err != 0) {
+    weft__stack_put(e, t->stack);
+    weft__ctx_free(&t->ctx);
+    free(t);
+    return err;
+  }
+#endif
   t->exec = e;
   t->origin = e;
   t->refs = 1;

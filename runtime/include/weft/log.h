@@ -45,7 +45,9 @@ int weft_log_enabled(weft_log_level level);
  * line, so lines from several threads never interleave.
  */
 void weft_log(weft_log_level level, const char *msg, const char *kv_fmt, ...)
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+    __attribute__((format(gnu_printf, 3, 4))) /* C99 formats, not msvcrt's */
+#elif defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;

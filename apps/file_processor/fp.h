@@ -86,6 +86,7 @@ typedef struct fp_config {
   char *progress;
   char *journal;
   int resume;
+  int64_t journal_memory;
   char *on_error;
   char *summary_json;
   int fsync;
@@ -251,9 +252,13 @@ void fp_write_escaped(FILE *out, const char *path);
 
 typedef struct fp_journal fp_journal;
 /* Opens the journal at path; with resume, loads it first and removes the
- * temporary files it records as left over. Returns NULL after an error. */
-fp_journal *fp_journal_open(const char *path, int resume, int do_fsync);
-/* The recorded result of path if it finished with this size and mtime. */
+ * temporary files it records as left over; memory bounds the bytes of its
+ * records held in memory (a longer journal is sorted into runs on disk;
+ * 0: 8 MiB). Returns NULL after an error. */
+fp_journal *fp_journal_open(const char *path, int resume, int do_fsync,
+                            uint64_t memory);
+/* The recorded result of path if it finished with this size and mtime,
+ * valid until the next lookup. Cheapest when paths come in byte order. */
 const char *fp_journal_lookup(fp_journal *j, const char *path, uint64_t size,
                               int64_t mtime_ns);
 /* Records a temporary file about to be written (any thread). */

@@ -474,7 +474,8 @@ static int run_root(void *arg) {
   out_file of;
   if (r->cfg->journal != NULL) {
     r->journal =
-        fp_journal_open(r->cfg->journal, r->cfg->resume, r->cfg->fsync);
+        fp_journal_open(r->cfg->journal, r->cfg->resume, r->cfg->fsync,
+                        (uint64_t)r->cfg->journal_memory);
     if (r->journal == NULL) err = UV_EINVAL;
   }
   if (err == 0 && open_output(r, &of) != 0) {

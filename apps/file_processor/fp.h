@@ -315,8 +315,6 @@ struct fp_run {
   uint64_t block_size;
   fp_counts counts;
   fp_journal *journal;
-  weft_sem *credits;       /* MiB of blocks in memory at once */
-  weft_mutex *credit_lock; /* taken to acquire several credits at once */
   fp_hasher **hashers;     /* idle hashers, one per worker at most */
   int n_hashers;
   void **codec_states; /* idle compressors (compress.c) */

@@ -128,7 +128,7 @@ typedef struct fp_job {
 
 #define FP_BATCH_FILES 64
 #define FP_BATCH_BYTES ((uint64_t)1 << 20)
-#define FP_READ_BUF ((size_t)1 << 20)
+#define FP_READ_BUF ((size_t)256 << 10)
 
 /* The counters the progress display and the summary read. Written by the
  * sink and the walker on the main executor only. */

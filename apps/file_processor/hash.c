@@ -2,24 +2,15 @@
  * (which uses the CPU's SHA extensions where it has them), XXH128 from
  * libxxhash, BLAKE3 from its official C implementation.
  *
- * A small file is read in one read(2) into the worker's own buffer
- * (FP_READ_BUF); a bigger one is mapped a window of FP_MAP_WINDOW bytes at
- * a time (MAP_POPULATE, so no fault per page), hashed where the page cache
- * holds it and unmapped, which saves copying every byte into the buffer.
- * Memory per worker is one buffer, one window and the contexts, whatever
- * the file's size. A file truncated while it is mapped raises SIGBUS on
- * the next page: the worker's handler jumps back, and the file is read
- * with read(2) from where it stood, as if it had never been mapped. These
- * functions run on libuv's thread pool (weft_blocking), never on the loop.
+ * A file is read in FP_READ_BUF blocks into the worker's own buffer and
+ * every selected digest is updated from it, so memory per worker is one
+ * buffer and the contexts, whatever the file's size. These functions run
+ * on libuv's thread pool (weft_blocking), never on the loop.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -204,67 +195,6 @@ static void hasher_final(fp_hasher *h, fp_entry *e) {
   }
 }
 
-#define FP_MAP_WINDOW ((size_t)8 << 20)
-#define FP_MAP_MIN ((uint64_t)1 << 20) /* smaller files are read */
-
-/* SIGBUS while a window is hashed: back to the worker that mapped it. */
-static __thread sigjmp_buf *bus_jump;
-static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
-static int bus_ready;
-
-static void on_bus(int sig, siginfo_t *info, void *uctx) {
-  (void)info;
-  (void)uctx;
-  if (bus_jump != NULL) siglongjmp(*bus_jump, 1);
-  signal(sig, SIG_DFL); /* not ours: the default action */
-  raise(sig);
-}
-
-static void bus_install(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = on_bus;
-  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-  sigemptyset(&sa.sa_mask);
-  bus_ready = sigaction(SIGBUS, &sa, NULL) == 0;
-}
-
-/* Hashes the file from *done on through mapped windows. Returns 0 when it
- * reached the size fstat gave, 1 to go on with read(2) from *done (a
- * mapping failed, or the file shrank under it). */
-static int hash_mapped(fp_hasher *h, int fd, uint64_t size, uint64_t *done) {
-  pthread_once(&bus_once, bus_install);
-  if (!bus_ready) return 1;
-  sigjmp_buf jb;
-  void *volatile map = MAP_FAILED;
-  volatile size_t map_len = 0;
-  if (sigsetjmp(jb, 1) != 0) {
-    /* The file shrank: this window's hash is lost, the digest is redone
-     * from the start with read(2). */
-    bus_jump = NULL;
-    munmap(map, map_len);
-    *done = UINT64_MAX;
-    return 1;
-  }
-  while (*done < size) {
-    size_t len = size - *done < FP_MAP_WINDOW ? (size_t)(size - *done)
-                                              : FP_MAP_WINDOW;
-    map = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
-               (off_t)*done);
-    if (map == MAP_FAILED) return 1;
-    map_len = len;
-    madvise(map, len, MADV_SEQUENTIAL);
-    bus_jump = &jb;
-    hasher_update(h, map, len);
-    bus_jump = NULL;
-    munmap(map, len);
-    map = MAP_FAILED;
-    fp_progress_read(len);
-    *done += len;
-  }
-  return 0;
-}
-
 int fp_hash_file(fp_hasher *h, fp_entry *e, int follow) {
   int fd = e->is_stdin ? dup(STDIN_FILENO)
                        : open(e->path,
@@ -279,16 +209,6 @@ int fp_hash_file(fp_hasher *h, fp_entry *e, int follow) {
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   int err = hasher_reset(h);
   uint64_t total = 0;
-  if (err == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= FP_MAP_MIN &&
-      hash_mapped(h, fd, (uint64_t)st.st_size, &total) != 0) {
-    if (total == UINT64_MAX) { /* shrank while mapped: from the start */
-      total = 0;
-      err = hasher_reset(h);
-    }
-  }
-  /* What the windows did not cover (the file may have grown) is read. */
-  if (err == 0 && total > 0 && lseek(fd, (off_t)total, SEEK_SET) < 0)
-    err = -errno;
   while (err == 0) {
     ssize_t n = read(fd, h->buf, FP_READ_BUF);
     if (n < 0) {

@@ -204,7 +204,7 @@ static int rec_add(fp_journal *j, const char *journal_path, const char *path,
  * -1 when the run ends first. */
 static int cursor_fill(fp_journal *j, run_cursor *c, size_t need) {
   if (c->len - c->off >= need) return 0;
-  memmove(c->buf, c->buf + c->off, c->len - c->off);
+  if (c->len > c->off) memmove(c->buf, c->buf + c->off, c->len - c->off);
   c->len -= c->off;
   c->off = 0;
   if (c->cap < need) {

@@ -310,6 +310,7 @@ struct fp_run {
   int format;
   int codec;
   int jobs;
+  int map_workers; /* the jobs' map: -j, or twice that for hashing */
   int ordered;
   int stop_on_error;
   uint64_t block_size;

@@ -336,7 +336,7 @@ int fp_pipeline_finish(fp_run *r, weft_pipeline *p, weft_stream *entries,
        * time (a big file's blocks are still compressed in parallel). */
       int to_stdout = r->cfg->to_stdout &&
                       (r->cmd == FP_COMPRESS || r->cmd == FP_DECOMPRESS);
-      weft_stage_opts mo = {.workers = to_stdout ? 1 : r->jobs,
+      weft_stage_opts mo = {.workers = to_stdout ? 1 : r->map_workers,
                             .order = r->ordered ? WEFT_MAP_ORDERED
                                                 : WEFT_MAP_AS_COMPLETED,
                             .capacity = (size_t)r->jobs * 2,
@@ -578,11 +578,17 @@ int fp_run_command(fp_command cmd, const fp_config *cfg) {
     free(r);
     return 2;
   }
-  r->hashers = calloc((size_t)r->jobs, sizeof *r->hashers);
+  /* Hashing: two jobs per worker in the thread pool, so that a thread that
+   * finishes one starts the next at once instead of waiting for the loop
+   * to hand it over (a wait as long as the loop thread waits for a CPU on
+   * a busy machine). Compression's big files have engines of -j workers. */
+  r->map_workers = cmd == FP_HASH || cmd == FP_VERIFY ? 2 * r->jobs : r->jobs;
+  r->hashers = calloc((size_t)r->map_workers, sizeof *r->hashers);
   /* The thread pool runs every read, hash and compression: one thread per
    * worker, and two for the walker and the writers. */
   char n[16];
-  snprintf(n, sizeof n, "%d", r->jobs + 2 < 4 ? 4 : r->jobs + 2);
+  snprintf(n, sizeof n, "%d",
+           r->map_workers + 2 < 4 ? 4 : r->map_workers + 2);
   setenv("UV_THREADPOOL_SIZE", n, 1);
   if (r->hashers == NULL || fp_hash_init() != 0) {
     free(r->hashers);

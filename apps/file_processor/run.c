@@ -581,14 +581,15 @@ int fp_run_command(fp_command cmd, const fp_config *cfg) {
   /* Hashing: two jobs per worker in the thread pool, so that a thread that
    * finishes one starts the next at once instead of waiting for the loop
    * to hand it over (a wait as long as the loop thread waits for a CPU on
-   * a busy machine). Compression's big files have engines of -j workers. */
+   * a busy machine). A big file's engine (compress.c) has two workers per
+   * -j for the same reason. */
   r->map_workers = cmd == FP_HASH || cmd == FP_VERIFY ? 2 * r->jobs : r->jobs;
   r->hashers = calloc((size_t)r->map_workers, sizeof *r->hashers);
   /* The thread pool runs every read, hash and compression: one thread per
    * worker, and two for the walker and the writers. */
   char n[16];
-  snprintf(n, sizeof n, "%d",
-           r->map_workers + 2 < 4 ? 4 : r->map_workers + 2);
+  int threads = r->map_workers > 2 * r->jobs ? r->map_workers : 2 * r->jobs;
+  snprintf(n, sizeof n, "%d", threads + 2 < 4 ? 4 : threads + 2);
   setenv("UV_THREADPOOL_SIZE", n, 1);
   if (r->hashers == NULL || fp_hash_init() != 0) {
     free(r->hashers);

@@ -30,7 +30,7 @@
 
 #include "fp.h"
 
-#define GZ_HEADER 24           /* 10 bytes, XLEN, and the 12-byte "WF" field */
+#define GZ_HEADER 24 /* 10 bytes, XLEN, and the 12-byte "WF" field */
 
 /* A worker's codec state: contexts and buffers reused between jobs. */
 typedef struct codec_state {
@@ -419,13 +419,13 @@ typedef struct engine {
   fp_run *r;
   fp_entry *e;
   int in_fd, out_fd;
-  int sequential;        /* read in turn under the lock (stdin, decompress) */
-  uint64_t n_blocks;     /* compress from a file: blocks of its size */
-  uint64_t next_claim;   /* the next block to claim */
-  uint64_t read_offset;  /* sequential: where the next unit starts */
-  int eof;               /* sequential: nothing more to claim */
-  uint64_t next_write;   /* the next block the output takes */
-  int writing;           /* a worker holds the writer role */
+  int sequential;       /* read in turn under the lock (stdin, decompress) */
+  uint64_t n_blocks;    /* compress from a file: blocks of its size */
+  uint64_t next_claim;  /* the next block to claim */
+  uint64_t read_offset; /* sequential: where the next unit starts */
+  int eof;              /* sequential: nothing more to claim */
+  uint64_t next_write;  /* the next block the output takes */
+  int writing;          /* a worker holds the writer role */
   slot *slots;
   int n_slots;
   int err;
@@ -529,9 +529,8 @@ static slot *claim(engine *g) {
     if (r->cmd == FP_COMPRESS) { /* standard input */
       rc = buf_get(&s->in, (size_t)r->block_size);
       s->in_cap = s->in.len;
-      ssize_t n = rc == 0 ? read_full(g->in_fd, s->in.data,
-                                      (size_t)r->block_size)
-                          : rc;
+      ssize_t n =
+          rc == 0 ? read_full(g->in_fd, s->in.data, (size_t)r->block_size) : rc;
       rc = n < 0 ? (int)n : 1;
       if (n >= 0) {
         s->in.len = (size_t)n;
@@ -565,9 +564,9 @@ static void write_ready(engine *g) {
     if (s == NULL) return;
     g->writing = 1;
     pthread_mutex_unlock(&g->mu);
-    int err = g->err != 0 ? 0
-                          : fp_write_all(g->r, g->out_fd, s->out.data,
-                                         s->out.len);
+    int err = g->err != 0
+                  ? 0
+                  : fp_write_all(g->r, g->out_fd, s->out.data, s->out.len);
     pthread_mutex_lock(&g->mu);
     if (err != 0 && g->err == 0) g->err = err;
     g->out_size += s->out.len;

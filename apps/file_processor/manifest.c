@@ -314,8 +314,7 @@ static int parse_jsonl(const char *line, size_t len, int want, fp_record *r) {
       int a = -1;
       for (int i = 0; i < FP_ALG_COUNT && a < 0; i++)
         if (strcmp(key, fp_alg_name((fp_alg)i)) == 0) a = i;
-      if (j.p < j.end && *j.p == '"' &&
-          (strcmp(key, "path") == 0 || a >= 0)) {
+      if (j.p < j.end && *j.p == '"' && (strcmp(key, "path") == 0 || a >= 0)) {
         char **slot = a >= 0 ? &hex[a] : &path;
         free(*slot);
         *slot = NULL;

@@ -48,7 +48,7 @@ static const app_option fp_options[] = {
                    "-l: compression level (-1: 6 for gzip, 3 for zstd)"),
     APP_OPTION_CUSTOM(fp_config, block_size, "0", "SIZE",
                       "compress: files larger than this are cut into blocks "
-                      "compressed in parallel (0: 1M for gzip, 4M for zstd)",
+                      "compressed in parallel (0: 1M)",
                       app_parse_size, NULL, app_format_size),
     APP_OPTION_BOOL(fp_config, rm, "false",
                     "compress, decompress: remove each input once its "

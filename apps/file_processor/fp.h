@@ -86,6 +86,7 @@ typedef struct fp_config {
   char *progress;
   char *journal;
   int resume;
+  int64_t journal_memory;
   char *on_error;
   char *summary_json;
   int fsync;
@@ -251,9 +252,13 @@ void fp_write_escaped(FILE *out, const char *path);
 
 typedef struct fp_journal fp_journal;
 /* Opens the journal at path; with resume, loads it first and removes the
- * temporary files it records as left over. Returns NULL after an error. */
-fp_journal *fp_journal_open(const char *path, int resume, int do_fsync);
-/* The recorded result of path if it finished with this size and mtime. */
+ * temporary files it records as left over; memory bounds the bytes of its
+ * records held in memory (a longer journal is sorted into runs on disk;
+ * 0: 8 MiB). Returns NULL after an error. */
+fp_journal *fp_journal_open(const char *path, int resume, int do_fsync,
+                            uint64_t memory);
+/* The recorded result of path if it finished with this size and mtime,
+ * valid until the next lookup. Cheapest when paths come in byte order. */
 const char *fp_journal_lookup(fp_journal *j, const char *path, uint64_t size,
                               int64_t mtime_ns);
 /* Records a temporary file about to be written (any thread). */
@@ -305,13 +310,12 @@ struct fp_run {
   int format;
   int codec;
   int jobs;
+  int map_workers; /* the jobs' map: -j, or twice that for hashing */
   int ordered;
   int stop_on_error;
   uint64_t block_size;
   fp_counts counts;
   fp_journal *journal;
-  weft_sem *credits;       /* MiB of blocks in memory at once */
-  weft_mutex *credit_lock; /* taken to acquire several credits at once */
   fp_hasher **hashers;     /* idle hashers, one per worker at most */
   int n_hashers;
   void **codec_states; /* idle compressors (compress.c) */

@@ -8,12 +8,12 @@
  * bsd:   "SHA256 (PATH) = HEX", as sha256sum --tag, one line per algorithm.
  * jsonl: {"path":...,"size":N,"sha256":"..."}, one key per algorithm. JSON
  *        is UTF-8: a byte of a name that is not UTF-8 is written as
- *        \udcXX (Python's surrogateescape, which os.fsencode() undoes).
+ *        \udcXX (Python's surrogateescape, which os.fsencode() undoes),
+ *        and read back as that byte (parse_jsonl below), so any byte name
+ *        makes the round trip through hash and verify.
  */
 #include <stdlib.h>
 #include <string.h>
-
-#include <cjson/cJSON.h>
 
 #include "fp.h"
 
@@ -160,27 +160,208 @@ static int take_hex(const char *s, size_t len, fp_record *r) {
   return 0;
 }
 
-static int parse_jsonl(const char *line, size_t len, int want, fp_record *r) {
-  cJSON *j = cJSON_ParseWithLength(line, len);
-  if (j == NULL) return -1;
-  int rc = -1;
-  const cJSON *path = cJSON_GetObjectItemCaseSensitive(j, "path");
-  const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "size");
-  if (!cJSON_IsString(path)) goto out;
-  r->size = cJSON_IsNumber(size) ? (int64_t)size->valuedouble : -1;
-  for (int a = 0; a < FP_ALG_COUNT; a++) {
-    if (want >= 0 && a != want) continue;
-    const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, fp_alg_name(a));
-    if (!cJSON_IsString(h)) continue;
-    if (take_hex(h->valuestring, strlen(h->valuestring), r) != 0) goto out;
-    r->alg = a;
-    r->path = strdup(path->valuestring);
-    rc = r->path ? 1 : -1;
-    goto out;
+/* ---- jsonl ---------------------------------------------------------------
+ *
+ * A jsonl line is read by the small scanner below rather than a general
+ * JSON library: a name that is not UTF-8 is written with each such byte as
+ * the lone low surrogate \udcXX (XX = 80..ff, Python's surrogateescape),
+ * which JSON's grammar allows but strict decoders (cJSON, ...) refuse or
+ * turn into U+FFFD. Read back here, \udcXX is the byte XX again, so any
+ * byte name goes through a jsonl manifest and back unchanged. The mapping
+ * is one to one: a name's valid UTF-8 never encodes a surrogate, so a
+ * \udcXX always stands for a raw byte. Lines are flat objects, as hash
+ * writes them; nested values are skipped. */
+
+typedef struct json_in {
+  const char *p, *end;
+} json_in;
+
+static void json_ws(json_in *j) {
+  while (j->p < j->end &&
+         (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+    j->p++;
+}
+
+static int hex4(const char *s, uint32_t *v) {
+  *v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = s[i];
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
+    if (d < 0) return -1;
+    *v = *v << 4 | (uint32_t)d;
   }
+  return 0;
+}
+
+static size_t put_utf8(char *o, uint32_t cp) {
+  if (cp < 0x80) {
+    o[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | cp >> 6);
+    o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | cp >> 12);
+    o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+    o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | cp >> 18);
+  o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+  o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+  o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* Decodes the JSON string at j->p (its opening quote) into a malloc'd,
+ * NUL-terminated buffer (*out, or NULL to skip it). Returns 0, or -1 when
+ * malformed or when it would hold a NUL. */
+static int json_string(json_in *j, char **out) {
+  if (j->p >= j->end || *j->p != '"') return -1;
+  j->p++;
+  /* Every escape decodes to no more bytes than it takes. */
+  char *buf = out ? malloc((size_t)(j->end - j->p) + 1) : NULL;
+  if (out && buf == NULL) return -1;
+  size_t o = 0;
+  while (j->p < j->end && *j->p != '"') {
+    char c = *j->p++;
+    if (c != '\\') {
+      if (buf) buf[o++] = c;
+      continue;
+    }
+    if (j->p >= j->end) goto bad;
+    c = *j->p++;
+    const char *simple = strchr("\"\\/bfnrt", c);
+    if (c != '\0' && simple != NULL) {
+      if (buf) buf[o++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+      continue;
+    }
+    uint32_t cp, lo;
+    if (c != 'u' || j->end - j->p < 4 || hex4(j->p, &cp) != 0) goto bad;
+    j->p += 4;
+    if (cp >= 0xD800 && cp <= 0xDBFF) { /* a pair for one code point */
+      if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' ||
+          hex4(j->p + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
+        goto bad;
+      j->p += 6;
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+    } else if (cp >= 0xDC80 && cp <= 0xDCFF) { /* a byte that is not UTF-8 */
+      if (buf) buf[o++] = (char)(cp & 0xFF);
+      continue;
+    } else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0) {
+      goto bad;
+    }
+    if (buf) o += put_utf8(buf + o, cp);
+  }
+  if (j->p >= j->end) goto bad;
+  j->p++; /* the closing quote */
+  if (buf) {
+    buf[o] = '\0';
+    *out = buf;
+  }
+  return 0;
+bad:
+  free(buf);
+  return -1;
+}
+
+/* Skips a value that is not a string: a number, true, false, null, or a
+ * nested object or array (strings inside it included). */
+static int json_skip(json_in *j) {
+  int depth = 0;
+  while (j->p < j->end) {
+    char c = *j->p;
+    if (c == '"') {
+      if (json_string(j, NULL) != 0) return -1;
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      depth++;
+    } else if (c == '}' || c == ']') {
+      if (depth == 0) return 0;
+      depth--;
+    } else if (c == ',' && depth == 0) {
+      return 0;
+    }
+    j->p++;
+  }
+  return depth == 0 ? 0 : -1;
+}
+
+static int parse_jsonl(const char *line, size_t len, int want, fp_record *r) {
+  json_in j = {line, line + len};
+  char *path = NULL, *key = NULL;
+  char *hex[FP_ALG_COUNT] = {0};
+  int rc = -1;
+  json_ws(&j);
+  if (j.p >= j.end || *j.p++ != '{') return -1;
+  json_ws(&j);
+  if (j.p < j.end && *j.p == '}') {
+    j.p++;
+  } else {
+    for (;;) {
+      json_ws(&j);
+      if (json_string(&j, &key) != 0) goto out;
+      json_ws(&j);
+      if (j.p >= j.end || *j.p++ != ':') goto out;
+      json_ws(&j);
+      int a = -1;
+      for (int i = 0; i < FP_ALG_COUNT && a < 0; i++)
+        if (strcmp(key, fp_alg_name((fp_alg)i)) == 0) a = i;
+      if (j.p < j.end && *j.p == '"' && (strcmp(key, "path") == 0 || a >= 0)) {
+        char **slot = a >= 0 ? &hex[a] : &path;
+        free(*slot);
+        *slot = NULL;
+        if (json_string(&j, slot) != 0) goto out;
+      } else if (strcmp(key, "size") == 0 && j.p < j.end && *j.p != '"') {
+        char *endp;
+        long long v = strtoll(j.p, &endp, 10);
+        if (endp == j.p || v < 0) goto out;
+        r->size = v;
+        j.p = endp;
+        if (json_skip(&j) != 0) goto out; /* a fraction or exponent */
+      } else if (json_skip(&j) != 0) {
+        goto out;
+      }
+      free(key);
+      key = NULL;
+      json_ws(&j);
+      if (j.p < j.end && *j.p == ',') {
+        j.p++;
+        continue;
+      }
+      if (j.p < j.end && *j.p == '}') {
+        j.p++;
+        break;
+      }
+      goto out;
+    }
+  }
+  json_ws(&j);
+  if (j.p != j.end || path == NULL) goto out;
   rc = 0; /* no digest of the algorithm asked for */
+  for (int a = 0; a < FP_ALG_COUNT; a++) {
+    if ((want >= 0 && a != want) || hex[a] == NULL) continue;
+    if (take_hex(hex[a], strlen(hex[a]), r) != 0) {
+      rc = -1;
+      break;
+    }
+    r->alg = a;
+    r->path = path;
+    path = NULL;
+    rc = 1;
+    break;
+  }
 out:
-  cJSON_Delete(j);
+  free(key);
+  free(path);
+  for (int a = 0; a < FP_ALG_COUNT; a++) free(hex[a]);
   return rc;
 }
 

@@ -48,7 +48,7 @@ static const app_option fp_options[] = {
                    "-l: compression level (-1: 6 for gzip, 3 for zstd)"),
     APP_OPTION_CUSTOM(fp_config, block_size, "0", "SIZE",
                       "compress: files larger than this are cut into blocks "
-                      "compressed in parallel (0: 1M for gzip, 4M for zstd)",
+                      "compressed in parallel (0: 1M)",
                       app_parse_size, NULL, app_format_size),
     APP_OPTION_BOOL(fp_config, rm, "false",
                     "compress, decompress: remove each input once its "
@@ -97,6 +97,11 @@ static const app_option fp_options[] = {
     APP_OPTION_BOOL(fp_config, resume, "false",
                     "skip what --journal shows done and unchanged, and remove "
                     "the temporary files a crash left"),
+    APP_OPTION_CUSTOM(fp_config, journal_memory, "8M", "SIZE",
+                      "--resume: memory for the journal's finished items; "
+                      "a longer journal is sorted into runs in a temporary "
+                      "file beside it",
+                      app_parse_size, NULL, app_format_size),
     APP_OPTION_STRING(fp_config, on_error, "skip",
                       "skip (name the path, go on, exit 2) or stop"),
     APP_OPTION_STRING(fp_config, summary_json, NULL,

@@ -984,7 +984,7 @@ static int conn_read_ws(chat_conn *c) {
   c->read_scope = &rs;
   for (;;) {
     weft_ws_msg msg;
-    int r = conn_read_some(c, &msg, 0);
+    ssize_t r = conn_read_some(c, &msg, 0);
     if (r == CHAT_TRIMMED) continue;
     if (r == 0) {
       if (msg.len > max_line) {

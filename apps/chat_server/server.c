@@ -179,7 +179,7 @@ int chat_server_run(void *arg) {
       err = UV_ENOMEM;
     weft_task_opts sopts = {.name = "starter", .executor = k + 1};
     if (err == 0 && weft_spawn_opts(helpers, &sopts, chat_writer_starter_task,
-                                    (void *)(intptr_t)(k + 1)) != 0)
+                                    (void *)(intptr_t)(k + 1)) != 0) /* NOLINT(performance-no-int-to-ptr): an executor number as the argument */
       err = UV_ENOMEM;
   }
   if (err == 0 && cfg->store != NULL) {

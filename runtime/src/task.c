@@ -374,7 +374,7 @@ size_t weft_task_trim_stack(void) {
   if (top - base <= WEFT__TRIM_KEEP + page) return 0;
   uintptr_t end = (top - WEFT__TRIM_KEEP) & ~(page - 1);
   if (end <= base) return 0;
-  if (madvise((void *)base, end - base, MADV_DONTNEED) != 0) return 0;
+  if (madvise(t->stack->base, end - base, MADV_DONTNEED) != 0) return 0;
   return end - base;
 #else
   return 0;

@@ -7,6 +7,8 @@
 #   build-tsan/      ThreadSanitizer
 #   build-valgrind/  task stacks registered with Valgrind, tests run under it
 #   build-bench/     optimised, with the benchmarks
+#   build-aarch64/   cross-built for AArch64, tests run under qemu-aarch64
+#   build-aarch64-core/  the same, the runtime and its core tests only
 #
 # `make test` runs the suite in build/ and then in build-asan/, as CI does.
 
@@ -46,7 +48,7 @@ define run_tests
 endef
 
 .PHONY: all help setup build demo test check asan tsan tsan-concurrency valgrind bench \
-        install clean format docs lint fuzz
+        install clean format docs lint fuzz test-aarch64 test-aarch64-core
 
 all: build
 
@@ -61,6 +63,9 @@ help:
 	@echo "                       tests of what crosses executors"
 	@echo "  make test            check, asan and tsan-concurrency, as CI runs them"
 	@echo "  make valgrind        build-valgrind/ and its tests under Valgrind"
+	@echo "  make test-aarch64    build-aarch64/: everything cross-built for AArch64, the"
+	@echo "                       whole suite under qemu-aarch64 (docs/PORTING.md)"
+	@echo "  make test-aarch64-core  the runtime and its core tests under qemu (CI)"
 	@echo "  make fuzz            build-fuzz/ (clang, libFuzzer, ASan+UBSan): each fuzz"
 	@echo "                       target for FUZZ_SECONDS (default 60) from its seeds"
 	@echo "  make bench           the benchmarks against their peers (build-bench/)"
@@ -90,6 +95,7 @@ test:
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory asan
 	$(MAKE) --no-print-directory tsan-concurrency
+	$(MAKE) --no-print-directory test-aarch64-core
 
 check: build
 	$(call run_tests,build)
@@ -147,7 +153,8 @@ install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-fuzz build-tsan build-valgrind build-bench build-docs build-lint
+	rm -rf build build-asan build-fuzz build-tsan build-valgrind build-bench build-docs build-lint \
+	  build-aarch64 build-aarch64-core
 
 # The API reference of the public headers (Doxygen, Debian doxygen) in
 # build-docs/html/; a public function without a comment fails it
@@ -168,3 +175,25 @@ format:
 	  { echo "clang-format is missing (Debian/Ubuntu: apt-get install clang-format)"; exit 1; }
 	find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' \) \
 	  -print0 | xargs -0 -r clang-format -i
+
+# AArch64: cross-built with Debian's gcc-aarch64-linux-gnu against the arm64
+# packages of multiarch (cmake/aarch64-linux-gnu.cmake), every test program
+# run under qemu-aarch64, the applications' integration tests starting the
+# AArch64 binaries through it (docs/PORTING.md). scripts/setup-aarch64.sh
+# installs what is missing. test-aarch64 runs the whole suite; CI runs
+# test-aarch64-core, the runtime with the tests of its core (tasks and the
+# context switch, groups, scopes, channels, select, executors, stacks),
+# which builds in a minute or two.
+AARCH64_TOOLCHAIN = -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/aarch64-linux-gnu.cmake
+AARCH64_CORE_TESTS = test_task test_group test_scope test_chan test_select test_executors test_stack
+test-aarch64: setup
+	bash scripts/setup-aarch64.sh --all
+	$(call build_tree,build-aarch64,$(AARCH64_TOOLCHAIN))
+	$(call run_tests,build-aarch64)
+
+test-aarch64-core: setup
+	bash scripts/setup-aarch64.sh
+	$(CMAKE) -S . -B build-aarch64-core -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(AARCH64_TOOLCHAIN) \
+	  -DWEFT_BUILD_APPS=OFF -DWEFT_BUILD_EXAMPLES=OFF $(CMAKE_ARGS)
+	$(CMAKE) --build build-aarch64-core -j$(JOBS) --target $(addprefix weft_,$(AARCH64_CORE_TESTS))
+	cd build-aarch64-core && $(CTEST) $(CTEST_FLAGS) -R '^($(subst $(eval) ,|,$(AARCH64_CORE_TESTS)))[.:]'

@@ -271,7 +271,7 @@ static int one_file(fp_run *r, codec_state *s, fp_entry *e) {
   int in =
       e->is_stdin ? dup(STDIN_FILENO) : open(e->path, O_RDONLY | O_CLOEXEC);
   if (in < 0) return -errno;
-  posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+  fp_read_sequential(in);
   char *dst = e->is_stdin ? NULL : fp_output_path(r, e), *tmp = NULL;
   int fd = -1;
   int err = dst || e->is_stdin ? open_out(r, dst, &tmp, &fd) : UV_ENOMEM;
@@ -615,7 +615,7 @@ static int open_blocking(void *arg) {
   c->in = c->e->is_stdin ? dup(STDIN_FILENO)
                          : open(c->e->path, O_RDONLY | O_CLOEXEC);
   if (c->in < 0) return -errno;
-  posix_fadvise(c->in, 0, 0, POSIX_FADV_SEQUENTIAL);
+  fp_read_sequential(c->in);
   c->splittable = 1;
   if (c->r->cmd == FP_DECOMPRESS) {
     /* Ours (the "WF" field) or zstd frames with sizes: in blocks. */

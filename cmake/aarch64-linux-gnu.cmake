@@ -7,8 +7,8 @@
 # The compilers are Debian's gcc-aarch64-linux-gnu and g++-aarch64-linux-gnu;
 # the libraries are the arm64 packages of multiarch (libuv1-dev:arm64, ...)
 # in /usr/lib/aarch64-linux-gnu, with their headers in /usr/include. ctest
-# runs every test program under qemu-aarch64 (Debian qemu-user), which
-# finds the AArch64 C library in /usr/aarch64-linux-gnu; the applications'
+# runs every test program under qemu-aarch64 (Debian qemu-user), with the
+# AArch64 loader and C library of multiarch (below); the applications'
 # integration tests start the binaries through the same emulator
 # (WEFT_TEST_EMULATOR, see cmake/weftTesting.cmake).
 set(CMAKE_SYSTEM_NAME Linux)
@@ -27,11 +27,14 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(ENV{PKG_CONFIG_LIBDIR} "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig")
 set(ENV{PKG_CONFIG_PATH} "")
 
-# -L: where qemu finds the dynamic loader and libraries the program asks for
-# (/lib/ld-linux-aarch64.so.1 and the rest resolve inside this prefix first;
-# multiarch libraries in /usr/lib/aarch64-linux-gnu are found through the
-# loader's default path, which multiarch adds).
+# The emulator's sysroot (-L) is the machine's root: multiarch's libc6:arm64
+# puts the AArch64 loader at /lib/ld-linux-aarch64.so.1, next to the C
+# library in /lib/aarch64-linux-gnu that the programs load with libuv and
+# the rest. Not /usr/aarch64-linux-gnu: that is the cross compiler's own
+# copy of glibc, possibly another build of it (2.36-8cross1 against
+# 2.36-9+deb12u14 in Debian 12 today), and its loader with multiarch's
+# libc.so.6 hangs in the first pthread_create().
 find_program(WEFT_QEMU_AARCH64 qemu-aarch64)
 if(WEFT_QEMU_AARCH64)
-  set(CMAKE_CROSSCOMPILING_EMULATOR "${WEFT_QEMU_AARCH64};-L;/usr/aarch64-linux-gnu")
+  set(CMAKE_CROSSCOMPILING_EMULATOR "${WEFT_QEMU_AARCH64};-L;/")
 endif()

@@ -267,7 +267,7 @@ _emulated_dir = None
 
 def emulated(binary):
     """The path to start binary by. When WEFT_TEST_EMULATOR is set (ctest
-    sets it in a cross build: "qemu-aarch64 -L /usr/aarch64-linux-gnu"), a
+    sets it in a cross build: "qemu-aarch64 -L /"), a
     script in a temporary folder that execs the emulator with binary and
     the script's arguments; otherwise binary itself. The script execs, so
     the process a test starts, signals and waits for is the emulator

@@ -28,9 +28,12 @@ set(WEFT_TEST_PROPERTIES
 
 set(WEFT_TEST_EMULATOR "")
 set(WEFT_TEST_EMULATOR_ENV "")
-if(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR)
+if(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR AND NOT WEFT_VALGRIND)
   string(REPLACE ";" " " _weft_emulator "${CMAKE_CROSSCOMPILING_EMULATOR}")
   set(WEFT_TEST_EMULATOR_ENV "WEFT_TEST_EMULATOR=${_weft_emulator}")
+  # The test programs see it too: one that starts itself again
+  # (test_error_log) must go through the emulator.
+  set(WEFT_TEST_EMULATOR env "${WEFT_TEST_EMULATOR_ENV}" ${CMAKE_CROSSCOMPILING_EMULATOR})
 endif()
 if(WEFT_VALGRIND)
   # Any error Valgrind finds, or a definite leak, fails the test with exit

@@ -52,6 +52,18 @@ def seconds(s):
     return s * SCALE
 
 
+# A cross build run under an emulator (qemu): see emulated().
+EMULATED = bool(os.environ.get("WEFT_TEST_EMULATOR", "").strip())
+
+
+def jitter(s):
+    """A tolerance of s seconds on when things happen (arrival times, the
+    gaps between requests), scaled under emulation, where a program runs
+    several times slower and its timings spread by tens of milliseconds.
+    Sanitizer builds keep s: their timings stay close to native ones."""
+    return s * SCALE if EMULATED else s
+
+
 class TestFailure(Exception):
     pass
 

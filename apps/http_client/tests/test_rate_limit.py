@@ -3,13 +3,15 @@ measured from the server's arrival times, and lets no burst through beyond
 --burst; --host-rate R limits each host:port to R per second on its own."""
 
 from client_harness import Fixture, check, client, run
+from weft_app import jitter
 
 RATE = 40.0
 
 
 def arrivals_ok(times, rate, burst, what):
     """The rate over the run is within 5%, and no one-second window holds
-    more than rate + burst requests (with a little room for arrival jitter)."""
+    more than rate + burst requests (with a little room for arrival jitter:
+    two requests natively, more under emulation)."""
     times = sorted(times)
     # The slope of a least-squares line through (arrival, index): one late
     # arrival at either end (a busy machine) cannot skew it as it would the
@@ -28,7 +30,8 @@ def arrivals_ok(times, rate, burst, what):
         while times[i] - times[j] >= 1.0:
             j += 1
         most = max(most, i - j + 1)
-    check(most <= rate + burst + 2, "%s: %d requests in one second" % (what, most))
+    room = 2 + 2 * rate * (jitter(0.02) - 0.02)
+    check(most <= rate + burst + room, "%s: %d requests in one second" % (what, most))
     return measured
 
 

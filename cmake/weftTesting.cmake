@@ -3,7 +3,8 @@
 # WEFT_TEST_PROPERTIES holds the properties every test gets: a hard timeout
 # (120 s, longer in the slow builds, yet short enough that a hung test does
 # not stall a run for long) and WEFT_TEST_TIMEOUT_SCALE, which tests multiply
-# their own waits by (1 normally, 5 under sanitizers, 20 under Valgrind).
+# their own waits by (1 normally, 5 under sanitizers and emulation, 20 under
+# Valgrind).
 # WEFT_TEST_EMULATOR is the command every test program runs under: empty
 # normally, Valgrind in a WEFT_VALGRIND build. In a cross build whose
 # toolchain file names an emulator (cmake/aarch64-linux-gnu.cmake: qemu
@@ -14,7 +15,12 @@
 if(WEFT_VALGRIND)
   set(WEFT_TEST_TIMEOUT_SCALE 20)
   set(WEFT_TEST_TIMEOUT 300)
-elseif(WEFT_SANITIZE OR CMAKE_CROSSCOMPILING_EMULATOR)
+elseif(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR)
+  # Under emulation the scripts that cross-build programs of their own
+  # (test_install, test_new_app) take 3-4 minutes on a loaded machine.
+  set(WEFT_TEST_TIMEOUT_SCALE 5)
+  set(WEFT_TEST_TIMEOUT 600)
+elseif(WEFT_SANITIZE)
   set(WEFT_TEST_TIMEOUT_SCALE 5)
   set(WEFT_TEST_TIMEOUT 240)
 else()

@@ -9,10 +9,14 @@
 #   build-bench/     optimised, with the benchmarks
 #   build-cov/       the normal build with gcov counters (make coverage)
 #   build-perf/      optimised, the callgrind benchmarks (make perf-check)
+#   build-aarch64/   cross-built for AArch64, tests run under qemu-aarch64
+#   build-aarch64-core/  the same, the runtime and its core tests only
+#   build-windows/   cross-built for Windows x86-64 (mingw-w64), tests under Wine
 #
 # `make test` runs what CI runs: lint-quick, the suite in build-cov/ (with
 # the coverage floors), in build-asan/ and (the concurrency tests) in
-# build-tsan/, then perf-check.
+# build-tsan/, perf-check, then the core tests built for Windows (under
+# Wine) and for AArch64 (under qemu).
 
 SHELL := /bin/bash
 
@@ -51,7 +55,7 @@ endef
 
 .PHONY: all help setup build demo test check asan tsan tsan-concurrency valgrind bench \
         install clean format docs lint lint-quick fuzz coverage perf-check perf-baseline soak \
-        test-windows test-windows-core
+        test-windows test-windows-core test-aarch64 test-aarch64-core
 
 all: build
 
@@ -65,10 +69,14 @@ help:
 	@echo "  make tsan-concurrency  build-tsan/ without the applications; the"
 	@echo "                       tests of what crosses executors"
 	@echo "  make test            lint-quick, coverage (the check tests, instrumented), asan,"
-	@echo "                       tsan-concurrency and perf-check, as CI runs them"
+	@echo "                       tsan-concurrency, perf-check, test-windows-core and"
+	@echo "                       test-aarch64-core, as CI runs them"
 	@echo "  make valgrind        build-valgrind/ and its tests under Valgrind"
 	@echo "  make test-windows    cross build for Windows x86-64 (mingw-w64) in build-windows/,"
 	@echo "                       its tests under Wine (test-windows-core: the short form CI runs)"
+	@echo "  make test-aarch64    build-aarch64/: everything cross-built for AArch64, the"
+	@echo "                       whole suite under qemu-aarch64 (docs/PORTING.md)"
+	@echo "  make test-aarch64-core  the runtime and its core tests under qemu (CI)"
 	@echo "  make fuzz            build-fuzz/ (clang, libFuzzer, ASan+UBSan): each fuzz"
 	@echo "                       target for FUZZ_SECONDS (default 60) from its seeds"
 	@echo "  make bench           the benchmarks against their peers (build-bench/)"
@@ -105,7 +113,8 @@ demo: build
 TSAN_TESTS = test_chan|test_select|test_executors|test_pool|test_sync|test_stream|test_actor|test_metrics|test_sqlite|test_redis
 # The normal run is make coverage: the check tests in one instrumented
 # build, with the coverage floors. Each phase prints how long it took.
-TEST_PHASES = lint-quick coverage asan tsan-concurrency perf-check test-windows-core
+TEST_PHASES = lint-quick coverage asan tsan-concurrency perf-check test-windows-core \
+              test-aarch64-core
 test:
 	@set -e; for t in $(TEST_PHASES); do \
 	  start=$$(date +%s); $(MAKE) --no-print-directory $$t; \
@@ -171,6 +180,7 @@ clean:
 	rm -rf build build-asan build-fuzz build-tsan build-valgrind build-bench build-docs build-lint
 	rm -rf build-cov build-perf build-soak
 	rm -rf build-windows
+	rm -rf build-aarch64 build-aarch64-core
 
 # The API reference of the public headers (Doxygen, Debian doxygen) in
 # build-docs/html/; a public function without a comment fails it
@@ -295,3 +305,30 @@ test-windows:
 test-windows-core:
 	$(call windows_build,$(addprefix weft_test_,$(WINDOWS_CORE_TESTS)))
 	$(call windows_run_tests,$(WINDOWS_CORE_TESTS))
+
+# AArch64: cross-built with Debian's gcc-aarch64-linux-gnu against the arm64
+# packages of multiarch (cmake/aarch64-linux-gnu.cmake), every test program
+# run under qemu-aarch64, the applications' integration tests starting the
+# AArch64 binaries through it (docs/PORTING.md). scripts/setup-aarch64.sh
+# installs what is missing. test-aarch64 runs the whole suite; CI runs
+# test-aarch64-core, the runtime with the tests of its core (tasks and the
+# context switch, groups, scopes, channels, select, executors, stacks),
+# which builds in a minute or two.
+AARCH64_TOOLCHAIN = -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/aarch64-linux-gnu.cmake
+AARCH64_CORE_TESTS = test_task test_group test_scope test_chan test_select test_executors test_stack
+# Left out of CI's run until it is fixed, and still run by test-aarch64: under
+# qemu each guarded stack is two mappings (docs/PORTING.md), and 100,000 of
+# them pass vm.max_map_count.
+AARCH64_CORE_EXCLUDED = a hundred thousand tasks in one group
+test-aarch64: setup
+	bash scripts/setup-aarch64.sh --all
+	$(call build_tree,build-aarch64,$(AARCH64_TOOLCHAIN))
+	$(call run_tests,build-aarch64)
+
+test-aarch64-core: setup
+	bash scripts/setup-aarch64.sh
+	$(CMAKE) -S . -B build-aarch64-core -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(AARCH64_TOOLCHAIN) \
+	  -DWEFT_BUILD_APPS=OFF -DWEFT_BUILD_EXAMPLES=OFF $(CMAKE_ARGS)
+	$(CMAKE) --build build-aarch64-core -j$(JOBS) --target $(addprefix weft_,$(AARCH64_CORE_TESTS))
+	cd build-aarch64-core && $(CTEST) $(CTEST_FLAGS) -R '^($(subst $(eval) ,|,$(AARCH64_CORE_TESTS)))[.:]' \
+	  -E '$(AARCH64_CORE_EXCLUDED)'

@@ -3,14 +3,23 @@
 # WEFT_TEST_PROPERTIES holds the properties every test gets: a hard timeout
 # (120 s, longer in the slow builds, yet short enough that a hung test does
 # not stall a run for long) and WEFT_TEST_TIMEOUT_SCALE, which tests multiply
-# their own waits by (1 normally, 3 with gcov counters, 5 under sanitizers,
-# 20 under Valgrind).
+# their own waits by (1 normally, 3 with gcov counters, 5 under sanitizers
+# and emulation, 20 under Valgrind).
 # WEFT_TEST_EMULATOR is the command every test program runs under: empty
-# normally, Valgrind in a WEFT_VALGRIND build.
+# normally, Valgrind in a WEFT_VALGRIND build. In a cross build whose
+# toolchain file names an emulator (cmake/aarch64-linux-gnu.cmake: qemu
+# user mode), ctest runs every test program under it, the timeouts grow
+# as under sanitizers, and WEFT_TEST_EMULATOR_ENV hands the emulator to the
+# tests that start programs themselves (apps/common/testing/weft_app.py).
 
 if(WEFT_VALGRIND)
   set(WEFT_TEST_TIMEOUT_SCALE 20)
   set(WEFT_TEST_TIMEOUT 300)
+elseif(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR)
+  # Under emulation the scripts that cross-build programs of their own
+  # (test_install, test_new_app) take 3-4 minutes on a loaded machine.
+  set(WEFT_TEST_TIMEOUT_SCALE 5)
+  set(WEFT_TEST_TIMEOUT 600)
 elseif(WEFT_SANITIZE)
   set(WEFT_TEST_TIMEOUT_SCALE 5)
   set(WEFT_TEST_TIMEOUT 240)
@@ -28,6 +37,14 @@ set(WEFT_TEST_PROPERTIES
     ENVIRONMENT WEFT_TEST_TIMEOUT_SCALE=${WEFT_TEST_TIMEOUT_SCALE})
 
 set(WEFT_TEST_EMULATOR "")
+set(WEFT_TEST_EMULATOR_ENV "")
+if(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR AND NOT WEFT_VALGRIND)
+  string(REPLACE ";" " " _weft_emulator "${CMAKE_CROSSCOMPILING_EMULATOR}")
+  set(WEFT_TEST_EMULATOR_ENV "WEFT_TEST_EMULATOR=${_weft_emulator}")
+  # The test programs see it too: one that starts itself again
+  # (test_error_log) must go through the emulator.
+  set(WEFT_TEST_EMULATOR env "${WEFT_TEST_EMULATOR_ENV}" ${CMAKE_CROSSCOMPILING_EMULATOR})
+endif()
 if(WEFT_VALGRIND)
   # Any error Valgrind finds, or a definite leak, fails the test with exit
   # code 99, so that ctest reports it like any other failure.

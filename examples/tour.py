@@ -69,7 +69,7 @@ class Tour:
         path = os.path.join(self.build, "apps", app, app)
         if not os.access(path, os.X_OK):
             raise Skipped("%s is not built (no %s)" % (app, path))
-        return path
+        return weft_app.emulated(path)
 
     def start(self, name, *args, count=1):
         server = AppProcess(*args, log_level="info")
@@ -95,6 +95,7 @@ class Tour:
         demo = os.path.join(self.build, "examples", "demo")
         if not os.access(demo, os.X_OK):
             raise Skipped("the runtime demo is not built")
+        demo = weft_app.emulated(demo)
         start = time.monotonic()
         proc = subprocess.run([demo], stdin=subprocess.DEVNULL, timeout=seconds(60))
         check(proc.returncode == 0, "examples/demo exited %d" % proc.returncode)
@@ -130,6 +131,7 @@ class Tour:
         loadgen = os.path.join(self.build, "bench", "echo", "echo_loadgen")
         if not os.access(loadgen, os.X_OK):
             raise Skipped("the echo load tool is not built (%s)" % loadgen)
+        loadgen = weft_app.emulated(loadgen)
         server = self.start("echo_server", echo, "--listen", "127.0.0.1:0", "--executors", "1")
         secs = 1 if self.quick else 3
         out = self.run(loadgen, "--port", server.port(), "--connections", "200", "--size", "64",

@@ -317,6 +317,12 @@ int run_env_child(const char *value, int expected_level) {
       dup2(devnull, STDERR_FILENO);
     }
     // "--warn NoTests" turns a test spec that matches nothing into a failure.
+    // Under an emulator (a cross build run under qemu) the program is not
+    // one this machine runs by itself: the shell starts it through it.
+    const char *emulator = getenv("WEFT_TEST_EMULATOR");
+    if (emulator != nullptr && emulator[0] != '\0')
+      execl("/bin/sh", "sh", "-c", "exec $WEFT_TEST_EMULATOR \"$0\" \"$@\"", self,
+            "--warn", "NoTests", "[log-env-child]", static_cast<char *>(nullptr));
     execl(self, self, "--warn", "NoTests", "[log-env-child]",
           static_cast<char *>(nullptr));
     _exit(127);

@@ -9,13 +9,18 @@
 #
 # ctest passes WEFT_SOURCE_DIR, WEFT_BUILD_DIR (the build tree to install),
 # WEFT_CMAKE, WEFT_CC and WEFT_CFLAGS (sanitizer flags, which anything linked
-# against an instrumented libweft needs as well). No network is used.
+# against an instrumented libweft needs as well), and in a cross build
+# WEFT_CMAKE_TOOLCHAIN_FILE and WEFT_TEST_EMULATOR (the programs built here
+# run under it). No network is used.
 set -euo pipefail
 
 build_dir=${WEFT_BUILD_DIR:?set WEFT_BUILD_DIR to a weft build tree}
 cmake=${WEFT_CMAKE:-cmake}
 cc=${WEFT_CC:-cc}
 read -r -a cflags <<<"${WEFT_CFLAGS:-}"
+read -r -a emu <<<"${WEFT_TEST_EMULATOR:-}"
+toolchain=()
+[ -n "${WEFT_CMAKE_TOOLCHAIN_FILE:-}" ] && toolchain=(-DCMAKE_TOOLCHAIN_FILE="$WEFT_CMAKE_TOOLCHAIN_FILE")
 
 command -v pkg-config >/dev/null || { echo "pkg-config is missing" >&2; exit 1; }
 
@@ -72,7 +77,7 @@ echo "weft.pc version $version"
 "$cc" "${cflags[@]}" -o "$work/hello-pc" "$work/src/hello.c" \
   $(pkg-config --cflags --libs weft)
 LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
-  DYLD_LIBRARY_PATH=$libdir "$work/hello-pc"
+  DYLD_LIBRARY_PATH=$libdir "${emu[@]}" "$work/hello-pc"
 
 # Configures (with any further arguments) and builds the CMake project in
 # $1 against the installed package, in $1-build; shows the log and fails on
@@ -81,7 +86,7 @@ build_consumer() {
   local dir=$1
   shift
   "$cmake" -S "$dir" -B "$dir-build" \
-    -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_PREFIX_PATH="$prefix" "${toolchain[@]}" \
     -DCMAKE_C_COMPILER="$cc" \
     -DCMAKE_C_FLAGS="${WEFT_CFLAGS:-}" \
     -DCMAKE_EXE_LINKER_FLAGS="${WEFT_CFLAGS:-}" "$@" >"$dir-configure.log" ||
@@ -111,13 +116,19 @@ CM
   # also links weft::weft has one copy of it. (grep reads all of ldd's
   # output: with -q it could stop early, and under pipefail ldd's SIGPIPE
   # would read as a failure.)
-  if command -v ldd >/dev/null &&
+  # ldd cannot read a cross-built program: readelf names what it needs.
+  if [ ${#emu[@]} -gt 0 ]; then
+    if ! readelf -d "$work/$module-build/hello_$module" | grep 'NEEDED.*libweft\.so' >/dev/null; then
+      echo "hello_$module does not link the shared libweft" >&2
+      exit 1
+    fi
+  elif command -v ldd >/dev/null &&
      ! LD_LIBRARY_PATH=$libdir ldd "$work/$module-build/hello_$module" | grep 'libweft\.so' >/dev/null; then
     echo "hello_$module does not link the shared libweft" >&2
     exit 1
   fi
   LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
-    DYLD_LIBRARY_PATH=$libdir "$work/$module-build/hello_$module" "$@"
+    DYLD_LIBRARY_PATH=$libdir "${emu[@]}" "$work/$module-build/hello_$module" "$@"
 }
 
 echo "== find_package(weft)"
@@ -131,9 +142,9 @@ add_executable(hello_static hello.c)
 target_link_libraries(hello_static PRIVATE weft::weft_static)
 CM
 build_consumer "$work/src"
-"$work/src-build/hello_shared"
-"$work/src-build/hello_static"
-if command -v ldd >/dev/null && ldd "$work/src-build/hello_static" | grep libweft >/dev/null; then
+"${emu[@]}" "$work/src-build/hello_shared"
+"${emu[@]}" "$work/src-build/hello_static"
+if [ ${#emu[@]} -eq 0 ] && command -v ldd >/dev/null && ldd "$work/src-build/hello_static" | grep libweft >/dev/null; then
   echo "hello_static links libweft dynamically" >&2
   exit 1
 fi
@@ -350,7 +361,7 @@ if [ -d "$src_dir/apps/echo_server" ] && [ -x "$src_dir/scripts/fork-app" ]; the
   build_consumer "$work/fork" "${fork_args[@]}"
   grep -q "weft $version from $prefix" "$work/fork-configure.log" ||
     { echo "the fork did not find the installed weft" >&2; cat "$work/fork-configure.log"; exit 1; }
-  "$work/fork-build/apps/echo_server/echo_server" --help >/dev/null
+  "${emu[@]}" "$work/fork-build/apps/echo_server/echo_server" --help >/dev/null
   if [ -x /usr/bin/python3 ]; then
     ctest_bin=$(dirname "$cmake")/ctest
     [ -x "$ctest_bin" ] || ctest_bin=ctest
@@ -365,7 +376,7 @@ if [ -d "$src_dir/apps/echo_server" ] && [ -x "$src_dir/scripts/fork-app" ]; the
   grep -q "weft $version from pkg-config" "$work/fork-configure.log" ||
     { echo "the fork did not use pkg-config" >&2; cat "$work/fork-configure.log"; exit 1; }
   LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
-    "$work/fork-build/apps/echo_server/echo_server" --help >/dev/null
+    "${emu[@]}" "$work/fork-build/apps/echo_server/echo_server" --help >/dev/null
 fi
 
 echo "install test passed"

@@ -87,6 +87,7 @@ echo "== configure and build made_server and made_job (${build_type:-default}${s
 "$cmake" -S "$tree" -B "$tree/build" \
   -DCMAKE_BUILD_TYPE="${build_type:-RelWithDebInfo}" \
   ${cc:+-DCMAKE_C_COMPILER="$cc"} ${cxx:+-DCMAKE_CXX_COMPILER="$cxx"} \
+  ${WEFT_CMAKE_TOOLCHAIN_FILE:+-DCMAKE_TOOLCHAIN_FILE="$WEFT_CMAKE_TOOLCHAIN_FILE"} \
   -DWEFT_SANITIZE="$sanitize" \
   -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF >"$work/configure.log" ||
   { cat "$work/configure.log"; exit 1; }

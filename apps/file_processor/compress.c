@@ -272,7 +272,7 @@ static int one_file(fp_run *r, codec_state *s, fp_entry *e) {
   int in =
       e->is_stdin ? dup(STDIN_FILENO) : open(e->path, O_RDONLY | O_CLOEXEC);
   if (in < 0) return -errno;
-  posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+  fp_read_sequential(in);
   char *dst = e->is_stdin ? NULL : fp_output_path(r, e), *tmp = NULL;
   int fd = -1;
   int err = dst || e->is_stdin ? open_out(r, dst, &tmp, &fd) : UV_ENOMEM;
@@ -640,7 +640,7 @@ static int open_blocking(void *arg) {
   c->in = c->e->is_stdin ? dup(STDIN_FILENO)
                          : open(c->e->path, O_RDONLY | O_CLOEXEC);
   if (c->in < 0) return -errno;
-  posix_fadvise(c->in, 0, 0, POSIX_FADV_SEQUENTIAL);
+  fp_read_sequential(c->in);
   struct stat st;
   c->size = fstat(c->in, &st) == 0 ? (uint64_t)st.st_size : 0;
   c->splittable = 1;

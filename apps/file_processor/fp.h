@@ -15,14 +15,40 @@
 #ifndef FP_H
 #define FP_H
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include <weft.h>
 
 #include "config.h"
 
 #define FP_VERSION "1.0.0"
+
+/* ---- What only some systems have (cmake/weftPlatform.cmake) ---------- */
+
+/* A file's modification time in nanoseconds: st_mtim (POSIX 2008: Linux,
+ * the BSDs), st_mtimespec (macOS), whole seconds elsewhere. */
+static inline int64_t fp_stat_mtime_ns(const struct stat *st) {
+#if defined(WEFT_HAVE_STAT_ST_MTIM)
+  return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+#elif defined(WEFT_HAVE_STAT_ST_MTIMESPEC)
+  return (int64_t)st->st_mtimespec.tv_sec * 1000000000 + st->st_mtimespec.tv_nsec;
+#else
+  return (int64_t)st->st_mtime * 1000000000;
+#endif
+}
+
+/* Tells the system that fd will be read from start to end, where it takes
+ * such a hint (posix_fadvise: not on macOS). */
+static inline void fp_read_sequential(int fd) {
+#if defined(WEFT_HAVE_POSIX_FADVISE)
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#else
+  (void)fd;
+#endif
+}
 
 /* A compressed input that is corrupt, truncated or neither gzip nor zstd
  * (below libuv's and weft's error codes). */

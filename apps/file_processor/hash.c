@@ -206,7 +206,7 @@ int fp_hash_file(fp_hasher *h, fp_entry *e, int follow) {
     close(fd);
     return e->err = err;
   }
-  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  fp_read_sequential(fd);
   int err = hasher_reset(h);
   uint64_t total = 0;
   while (err == 0) {
@@ -225,7 +225,7 @@ int fp_hash_file(fp_hasher *h, fp_entry *e, int follow) {
   if (err != 0) return e->err = err;
   hasher_final(h, e);
   e->size = total;
-  e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  e->mtime_ns = fp_stat_mtime_ns(&st);
   e->state = FP_ST_DONE;
   return 0;
 }

@@ -417,7 +417,11 @@ static void journal_write(fp_journal *j, const char *prefix, const char *path) {
   buf[o++] = '\n';
   ssize_t w = write(j->fd, buf, o);
   (void)w; /* a journal that cannot be written costs a redo, not data */
+#ifdef WEFT_HAVE_FDATASYNC /* not declared on macOS */
   if (j->do_fsync) fdatasync(j->fd);
+#else
+  if (j->do_fsync) fsync(j->fd);
+#endif
   free(buf);
 }
 

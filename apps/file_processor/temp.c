@@ -13,7 +13,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(WEFT_HAVE_GETRANDOM) || defined(WEFT_HAVE_GETENTROPY)
 #include <sys/random.h>
+#endif
 #include <unistd.h>
 
 #include "fp.h"
@@ -75,7 +77,16 @@ char *fp_temp_create(fp_run *r, const char *final_path, int *fd) {
       "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   for (int attempt = 0; attempt < 100; attempt++) {
     unsigned char rnd[6];
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+    /* getrandom (Linux, FreeBSD), getentropy (macOS), or rand(): O_EXCL
+     * below makes a guessed name harmless, only a retry. */
+#if defined(WEFT_HAVE_GETRANDOM)
+    int got = getrandom(rnd, sizeof rnd, 0) == (ssize_t)sizeof rnd;
+#elif defined(WEFT_HAVE_GETENTROPY)
+    int got = getentropy(rnd, sizeof rnd) == 0;
+#else
+    int got = 0;
+#endif
+    if (!got) {
       for (size_t i = 0; i < sizeof rnd; i++) rnd[i] = (unsigned char)rand(); /* NOLINT(cert-msc30-c,cert-msc50-cpp): the name only avoids collisions; O_EXCL guards it */
     }
     char suffix[7];

@@ -208,8 +208,7 @@ int fp_verify(fp_run *r) {
   m->p = p;
   m->manifest = manifest;
   m->out = out;
-  m->manifest_mtime_ns =
-      (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  m->manifest_mtime_ns = fp_stat_mtime_ns(&st);
   m->want = -1;
   if (cfg->algorithms != NULL || update) {
     m->want = r->algs[0];

@@ -92,7 +92,7 @@ static int name_cmp(const child *a, const child *b) {
 static int child_cmp(const void *a, const void *b) { return name_cmp(a, b); }
 
 static int64_t stat_mtime(const struct stat *st) {
-  return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+  return fp_stat_mtime_ns(st);
 }
 
 static void fill_child(child *c, const struct stat *st) {

@@ -130,7 +130,7 @@ static void weft__async_cb(uv_async_t *h) { weft__inbox_run(h->data); }
 /* ---- Life of an executor ------------------------------------------------ */
 
 static void weft__exec_stack_bounds(weft__exec *e) {
-#if defined(__linux__) || defined(__FreeBSD__)
+#if defined(WEFT_HAVE_PTHREAD_GETATTR_NP) /* cmake/weftPlatform.cmake */
   pthread_attr_t attr;
   void *addr;
   size_t size;

@@ -33,8 +33,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #endif
-#ifdef __linux__
+/* The calls only some systems have are found by cmake/weftPlatform.cmake
+ * (docs/PORTING.md): sendfile(2) with Linux's signature, and the option
+ * that spreads a port's connections over the listeners of several
+ * executors, SO_REUSEPORT_LB (FreeBSD) or SO_REUSEPORT where it balances
+ * (Linux, DragonFly). Elsewhere (macOS, OpenBSD, NetBSD, where
+ * SO_REUSEPORT only shares the port) WEFT_TCP_REUSEPORT is UV_ENOTSUP and
+ * a file is sent by reading and writing it. */
+#ifdef WEFT_HAVE_SENDFILE_LINUX
 #include <sys/sendfile.h>
+#endif
+#if defined(_WIN32)
+#elif defined(WEFT_HAVE_SO_REUSEPORT_LB)
+#define WEFT__SO_REUSEPORT SO_REUSEPORT_LB
+#elif defined(WEFT_REUSEPORT_BALANCES)
+#define WEFT__SO_REUSEPORT SO_REUSEPORT
 #endif
 
 #include "internal.h"
@@ -197,9 +210,9 @@ static void tcp_on_connection(uv_stream_t *server, int status) {
   }
 }
 
-#if !defined(_WIN32) && defined(SO_REUSEPORT)
-/* Gives c a socket of its own with SO_REUSEPORT set, before the bind (libuv
- * 1.44 has no flag for it). */
+#ifdef WEFT__SO_REUSEPORT
+/* Gives c a socket of its own with SO_REUSEPORT (or SO_REUSEPORT_LB) set,
+ * before the bind (libuv 1.44 has no flag for it). */
 static int tcp_open_reuseport(weft_tcp *c, int family) {
   int type = SOCK_STREAM;
 #ifdef SOCK_CLOEXEC
@@ -212,7 +225,7 @@ static int tcp_open_reuseport(weft_tcp *c, int family) {
 #endif
   int on = 1;
   int r = 0;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+  if (setsockopt(fd, SOL_SOCKET, WEFT__SO_REUSEPORT, &on, sizeof(on)) != 0)
     r = uv_translate_sys_error(errno);
   if (r == 0) r = uv_tcp_open(&c->handle, fd);
   if (r < 0) close(fd);
@@ -235,7 +248,7 @@ int weft_tcp_listen(const char *host, int port, int backlog, int flags,
   r = tcp_new(&c);
   if (r < 0) return r;
   if (flags & WEFT_TCP_REUSEPORT) {
-#if !defined(_WIN32) && defined(SO_REUSEPORT)
+#ifdef WEFT__SO_REUSEPORT
     r = tcp_open_reuseport(c, addr.ss_family);
 #else
     r = UV_ENOTSUP;
@@ -668,7 +681,7 @@ static int tcp_send_file_piece(weft_tcp *c, int fd, int64_t *offset,
   return 0;
 }
 
-#ifdef __linux__
+#ifdef WEFT_HAVE_SENDFILE_LINUX
 
 static void tcp_on_writable(uv_poll_t *h, int status, int events) {
   tcp_writable *w = h->data;
@@ -804,7 +817,7 @@ static int weft__tcp_sendfile_impl(weft_tcp *c, int fd, int64_t offset,
   if (c->closing) return UV_ECANCELED;
   c->ops++;
   c->sending_file = 1;
-#ifdef __linux__
+#ifdef WEFT_HAVE_SENDFILE_LINUX
   r = tcp_sendfile_linux(c, fd, offset, len, sent);
 #else
   char *piece = NULL;

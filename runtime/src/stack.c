@@ -39,12 +39,25 @@ static size_t weft__page_size(void) {
   return page;
 }
 
+/* An advice no kernel has: Linux refuses it with EINVAL. */
+#define WEFT__MADV_NONE_SUCH 0x7fffffff
+
 static int weft__guard_install(void *addr, size_t len) {
 #if defined(__linux__)
-  static int no_madv_guard;
-  if (!no_madv_guard) {
+  /* 0: not known yet, 1: MADV_GUARD_INSTALL works, -1: use mprotect. */
+  static int madv_guard;
+  int state = __atomic_load_n(&madv_guard, __ATOMIC_RELAXED);
+  if (state == 0) {
+    /* qemu's user mode answers 0 to every advice it does not pass on, an
+     * advice that does not exist included, and installs nothing: there
+     * its 0 to MADV_GUARD_INSTALL would leave the stack unguarded. */
+    state = madvise(addr, len, WEFT__MADV_NONE_SUCH) == 0 ? -1 : 1;
+    __atomic_store_n(&madv_guard, state, __ATOMIC_RELAXED);
+  }
+  if (state == 1) {
     if (madvise(addr, len, MADV_GUARD_INSTALL) == 0) return 0;
-    no_madv_guard = 1; /* an older kernel: fall back to mprotect */
+    /* an older kernel: fall back to mprotect */
+    __atomic_store_n(&madv_guard, -1, __ATOMIC_RELAXED);
   }
 #endif
   return mprotect(addr, len, PROT_NONE);

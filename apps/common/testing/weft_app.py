@@ -12,7 +12,9 @@ This module holds the parts that do not depend on the application:
     threads, with its "listening on HOST:PORT" ports, its stats JSON
     (SIGUSR1 and at exit) and a bounded stop;
   - run(), which turns a test function into the exit code ctest expects
-    (0, 1, or SKIP = 77 for a missing capability);
+    (0, 1, or SKIP = 77 for a missing capability), and hands the test a
+    binary that runs under WEFT_TEST_EMULATOR when the build sets it
+    (a cross build run under qemu: see emulated());
   - the checks of --help, of refused flags and of faulty configuration
     files, which every application built on apps/common/config makes alike.
 
@@ -22,13 +24,17 @@ apps/common/testing on sys.path) and adds only what is its own.
 Standard library only.
 """
 
+import atexit
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -44,6 +50,18 @@ LISTENING = re.compile(r"listening on (\[[0-9a-fA-F:.]+\]|[0-9.]+|[\w.-]+):(\d+)
 def seconds(s):
     """A timeout of s seconds, scaled for slow (sanitizer) builds."""
     return s * SCALE
+
+
+# A cross build run under an emulator (qemu): see emulated().
+EMULATED = bool(os.environ.get("WEFT_TEST_EMULATOR", "").strip())
+
+
+def jitter(s):
+    """A tolerance of s seconds on when things happen (arrival times, the
+    gaps between requests), scaled under emulation, where a program runs
+    several times slower and its timings spread by tens of milliseconds.
+    Sanitizer builds keep s: their timings stay close to native ones."""
+    return s * SCALE if EMULATED else s
 
 
 class TestFailure(Exception):
@@ -256,6 +274,34 @@ def server_log_on_failure(server):
     return Guard()
 
 
+_emulated_dir = None
+
+
+def emulated(binary):
+    """The path to start binary by. When WEFT_TEST_EMULATOR is set (ctest
+    sets it in a cross build: "qemu-aarch64 -L /"), a
+    script in a temporary folder that execs the emulator with binary and
+    the script's arguments; otherwise binary itself. The script execs, so
+    the process a test starts, signals and waits for is the emulator
+    running the program, under the same pid; a test that passes the path
+    on to a helper or a second process needs nothing else."""
+    global _emulated_dir
+    emulator = shlex.split(os.environ.get("WEFT_TEST_EMULATOR", ""))
+    if not emulator:
+        return binary
+    if _emulated_dir is None:
+        _emulated_dir = tempfile.mkdtemp(prefix="weft-emulated-")
+        atexit.register(shutil.rmtree, _emulated_dir, True)
+    target = os.path.abspath(binary)
+    wrapper = os.path.join(_emulated_dir, os.path.basename(target))
+    if not os.path.exists(wrapper):
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec %s %s \"$@\"\n" % (
+                " ".join(shlex.quote(a) for a in emulator), shlex.quote(target)))
+        os.chmod(wrapper, 0o755)
+    return wrapper
+
+
 def run(test, program):
     """Runs test(binary), binary being the only argument of the script, and
     exits 0, SKIP or 1 with the reason. program names the binary in the
@@ -263,7 +309,7 @@ def run(test, program):
     if len(sys.argv) != 2:
         print("usage: %s PATH_TO_%s" % (sys.argv[0], program.upper()), file=sys.stderr)
         sys.exit(2)
-    binary = sys.argv[1]
+    binary = emulated(sys.argv[1])
     started = time.monotonic()
     try:
         result = test(binary)

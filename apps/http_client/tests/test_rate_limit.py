@@ -3,9 +3,13 @@ measured from the server's arrival times, and lets no burst through beyond
 --burst; --host-rate R limits each host:port to R per second on its own."""
 
 from client_harness import Fixture, check, client, run
+from weft_app import jitter
 
 RATE = 40.0
-JITTER = 0.1  # seconds of arrival jitter tolerated in the window check
+# Seconds of arrival jitter tolerated in the window check: a loaded machine
+# delays the server's thread by a few hundred milliseconds at times, more
+# under emulation.
+JITTER = min(jitter(0.25), 0.5)
 
 
 def arrivals_ok(times, rate, burst, what):

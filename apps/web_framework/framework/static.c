@@ -264,7 +264,7 @@ int wf__serve_path(wf_ctx *c, const char *path, const char *content_type,
   }
 
   int64_t size = (int64_t)j.st.st_size;
-#if defined(__APPLE__)
+#if defined(WEFT_HAVE_STAT_ST_MTIMESPEC) && !defined(WEFT_HAVE_STAT_ST_MTIM)
   long long mtime_ns = (long long)j.st.st_mtimespec.tv_sec * 1000000000LL +
                        j.st.st_mtimespec.tv_nsec;
 #else

@@ -3,20 +3,23 @@ to /api/echo over eight executors leave the server's resident memory close
 to where it started, instead of holding on to the bodies' memory (glibc
 kept it in the executors' heaps: about 20 MB more after the same load).
 
-Skipped under sanitizers, whose allocator keeps freed memory on purpose."""
+Skipped under sanitizers, whose allocator keeps freed memory on purpose.
+Under qemu the emulator's own memory grows with the code it translates, so
+a few requests of each kind go first, before the measure starts."""
 
 import http.client
 import threading
 import time
 
 from web_harness import SCALE, SKIP, Server, check, run, seconds, server_log_on_failure
+from weft_app import EMULATED
 
 BURST = 64
 BODY = b"x" * (1 << 20)
 
 
 def test(binary):
-    if SCALE > 1:
+    if SCALE > 1 and not EMULATED:
         print("a sanitizer build: its allocator keeps freed memory")
         return SKIP
     server = Server(binary, "--executors", "8", "--access-log=false",
@@ -24,7 +27,6 @@ def test(binary):
     with server_log_on_failure(server):
         port = server.port()
         server.get("/plaintext")
-        start = server.rss_kib()
         statuses = []
 
         def post():
@@ -33,6 +35,11 @@ def test(binary):
             r = c.getresponse()
             statuses.append((r.status, len(r.read())))
             c.close()
+        if EMULATED:
+            for _ in range(8):
+                post()
+            statuses.clear()
+        start = server.rss_kib()
         for _ in range(2):
             threads = [threading.Thread(target=post) for _ in range(BURST)]
             for t in threads:

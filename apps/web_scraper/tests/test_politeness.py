@@ -5,6 +5,7 @@ robots.txt's Crawl-delay and --delay space the requests to one host; the
 over all hosts; every request counts toward the limits."""
 
 from scraper_harness import Site, check, crawl, html, run
+from weft_app import jitter
 
 
 def slow_host(n, delay, extra_robots=""):
@@ -58,7 +59,8 @@ def test(binary):
             agents = {a for _, _, _, a in site.log}
         check(agents == {"testbot/1.0 (+http://x)"}, "user agents sent: %r" % agents)
         g = gaps(site, 0, "/")[1:]  # after robots.txt
-        check(len(g) >= 3 and min(g) >= 0.27, "Crawl-delay 0.3 s not kept: %r" % g)
+        check(len(g) >= 3 and min(g) >= 0.3 - jitter(0.05) and sum(g) / len(g) >= 0.29,
+              "Crawl-delay 0.3 s not kept: %r" % g)
 
     # --delay without robots.txt: every request to the host spaced.
     with Site([slow_host(4, 0)]) as site:
@@ -68,7 +70,11 @@ def test(binary):
         check(site.hit_count("/robots.txt") == 0, "--ignore-robots fetched robots.txt")
         check(site.hit_count("/never") == 1, "--ignore-robots still obeyed it")
         g = gaps(site, 0, "/")
-        check(len(g) == 5 and min(g) >= 0.18, "--delay 200ms not kept: %r" % g)
+        # Arrivals at the server spread by tens of milliseconds on a busy
+        # machine (more under emulation): one late arrival shortens the gap
+        # after it, but the mean gap cannot fall short of the delay.
+        check(len(g) == 5 and min(g) >= 0.2 - jitter(0.04) and sum(g) / len(g) >= 0.19,
+              "--delay 200ms not kept: %r" % g)
 
     # --rate over all hosts: 10 requests a second in all, robots.txt too.
     with Site([slow_host(3, 0), slow_host(3, 0)]) as site:
@@ -79,7 +85,7 @@ def test(binary):
             times = sorted(t for _, _, t, _ in site.log)
         check(len(times) == 10, "requests: %d" % len(times))
         # A bucket of one token: 10 requests take at least 0.9 s.
-        check(times[-1] - times[0] >= 0.85, "--rate 10: %.2f s" % (times[-1] - times[0]))
+        check(times[-1] - times[0] >= 0.9 - jitter(0.05), "--rate 10: %.2f s" % (times[-1] - times[0]))
 
 
 if __name__ == "__main__":

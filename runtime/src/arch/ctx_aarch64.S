@@ -6,6 +6,10 @@
  *   void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
  *   void weft__ctx_trampoline(void);  entry in x19, its argument in x20
  */
+/* Mach-O (macOS, iOS): symbols take a leading underscore, visibility is
+ * .private_extern, and there is no .type, .size or .note.GNU-stack. ELF
+ * (Linux, the BSDs): plain names, .hidden. tests/test_ctx_targets.sh
+ * assembles this file for both with clang. */
 #if defined(__APPLE__)
 #define SYM(x) _##x
 #else
@@ -15,7 +19,9 @@
         .text
         .p2align 4
         .globl SYM(weft__ctx_switch)
-#if !defined(__APPLE__)
+#if defined(__APPLE__)
+        .private_extern SYM(weft__ctx_switch)
+#else
         .hidden weft__ctx_switch
         .type weft__ctx_switch, %function
 #endif
@@ -53,7 +59,9 @@ SYM(weft__ctx_switch):
 
         .p2align 4
         .globl SYM(weft__ctx_trampoline)
-#if !defined(__APPLE__)
+#if defined(__APPLE__)
+        .private_extern SYM(weft__ctx_trampoline)
+#else
         .hidden weft__ctx_trampoline
         .type weft__ctx_trampoline, %function
 #endif

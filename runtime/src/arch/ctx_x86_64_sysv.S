@@ -15,7 +15,9 @@
         .text
         .p2align 4
         .globl SYM(weft__ctx_switch)
-#if !defined(__APPLE__)
+#if defined(__APPLE__)
+        .private_extern SYM(weft__ctx_switch)
+#else
         .hidden weft__ctx_switch
         .type weft__ctx_switch, @function
 #endif
@@ -47,7 +49,9 @@ SYM(weft__ctx_switch):
 
         .p2align 4
         .globl SYM(weft__ctx_trampoline)
-#if !defined(__APPLE__)
+#if defined(__APPLE__)
+        .private_extern SYM(weft__ctx_trampoline)
+#else
         .hidden weft__ctx_trampoline
         .type weft__ctx_trampoline, @function
 #endif

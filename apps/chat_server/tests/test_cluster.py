@@ -11,38 +11,14 @@ import json
 import os
 import shutil
 import sqlite3
-import socket
-import subprocess
 import tempfile
 import time
 
 from chat_harness import (SKIP, Chat, TestFailure, check, run, seconds,
                           server_log_on_failure)
+from weft_app import free_port, start_redis
 
 REDIS = shutil.which("redis-server")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_redis(port, tmp):
-    p = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", tmp],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + seconds(10)
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return p
-        except OSError:
-            check(p.poll() is None, "redis-server exited")
-            check(time.monotonic() < deadline, "redis-server does not listen")
-            time.sleep(0.05)
 
 
 def node(binary, port, *extra):

@@ -83,6 +83,36 @@ def wait_until(predicate, timeout, what):
         time.sleep(0.01)
 
 
+def free_port():
+    """A loopback port with nothing listening on it now (bound, then
+    released): for a server the test starts by port number, or a refused
+    connection."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_redis(port, tmp):
+    """Starts redis-server on 127.0.0.1:port without persistence, its files
+    in tmp, and returns its Popen once it accepts connections (TestFailure
+    if it exits or does not listen within 10 s, scaled). Restarting it on
+    the same port is another call."""
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--dir", tmp],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + seconds(10)
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return p
+        except OSError:
+            check(p.poll() is None, "redis-server exited")
+            check(time.monotonic() < deadline, "redis-server does not listen")
+            time.sleep(0.05)
+
+
 def app_env(log_level, env=None):
     """The environment of a child process: ours, WEFT_LOG_LEVEL defaulting to
     log_level unless that is None (a value set by whoever runs the tests

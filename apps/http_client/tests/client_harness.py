@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "common", "testing"))
 
 import weft_app  # noqa: E402
-from weft_app import (SCALE, SKIP, TestFailure, app_env, check,  # noqa: E402,F401
+from weft_app import (SCALE, SKIP, TestFailure, app_env, check, free_port,  # noqa: E402,F401
                       check_bad_flags, check_config_errors, check_help, run_binary,
                       seconds, wait_until)
 
@@ -270,14 +270,6 @@ def read_request(conn, timeout=10):
     return data
 
 
-def free_port():
-    """A loopback port with nothing listening on it (connections refused)."""
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def client(binary, *args, timeout=30, stdin=None, env=None):

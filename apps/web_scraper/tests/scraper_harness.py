@@ -35,8 +35,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 import weft_app  # noqa: E402
 from weft_app import (SCALE, SKIP, TestFailure, app_env, check,  # noqa: E402,F401
-                      check_bad_flags, check_config_errors, check_help, run_binary,
-                      seconds, wait_until)
+                      check_bad_flags, check_config_errors, check_help, free_port,
+                      run_binary, seconds, start_redis, wait_until)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -232,6 +232,31 @@ def crawl(binary, *args, timeout=30, log_level="warn", input=None):
             check(f in r, "record without %s: %r" % (f, r))
     return Crawl(p, records, p.stderr.decode("utf-8", "replace"),
                  time.monotonic() - started)
+
+
+def redis_missing(binary):
+    """Why --redis cannot be tested here (no redis-server, or a build
+    without the Redis module), or None."""
+    import shutil
+    if shutil.which("redis-server") is None:
+        return "no redis-server"
+    probe = subprocess.run([binary, "--redis", "127.0.0.1:1", "--job", "x", "http://127.0.0.1:1/"],
+                           capture_output=True, env=app_env("warn"))
+    if probe.returncode == 2 and b"no Redis" in probe.stderr:
+        return "this build has no Redis module"
+    return None
+
+
+class Redis:
+    """A redis-server on a free port for the length of a test; close()."""
+
+    def __init__(self, tmp):
+        self.port = free_port()
+        self.proc = start_redis(self.port, tmp)
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def run(test):

@@ -12,14 +12,13 @@ valid JSON (a record cut short by the kill is cut off the file)."""
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import tempfile
 import time
 
-from scraper_harness import Site, app_env, check, html, parse_records, run, seconds
-from test_redis_shared import Redis
+from scraper_harness import (Redis, Site, app_env, check, html, parse_records, redis_missing,
+                             run, seconds)
 
 N = 60
 KILLS = 8
@@ -129,8 +128,9 @@ def test(binary):
             print("--state: %d kills" % kills)
             check(kills >= 2, "the crawl was too quick to be killed: %d kills" % kills)
             check_output(s, [out])
-        if shutil.which("redis-server") is None:
-            print("no redis-server: --redis part skipped")
+        why = redis_missing(binary)
+        if why is not None:
+            print("%s: --redis part skipped" % why)
             return
         with Site([site()]) as s:
             redis = Redis(tmp)

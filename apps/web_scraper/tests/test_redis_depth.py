@@ -11,12 +11,11 @@ be those a breadth-first search of the site gives."""
 
 import collections
 import os
-import shutil
 import subprocess
 import tempfile
 
-from scraper_harness import SKIP, Site, app_env, check, html, parse_records, run, seconds
-from test_redis_shared import Redis
+from scraper_harness import (SKIP, Redis, Site, app_env, check, html, parse_records,
+                             redis_missing, run, seconds)
 
 K = 5
 CHAIN = 4
@@ -64,13 +63,9 @@ def bfs_depths(site):
 
 
 def test(binary):
-    if shutil.which("redis-server") is None:
-        print("no redis-server")
-        return SKIP
-    probe = subprocess.run([binary, "--redis", "127.0.0.1:1", "--job", "x", "http://127.0.0.1:1/"],
-                           capture_output=True, env=app_env("warn"))
-    if probe.returncode == 2 and b"no Redis" in probe.stderr:
-        print("this build has no Redis module")
+    why = redis_missing(binary)
+    if why is not None:
+        print(why)
         return SKIP
     with tempfile.TemporaryDirectory() as tmp, Site(sites()) as s:
         want = bfs_depths(s)

@@ -7,15 +7,12 @@ others after --claim-timeout, those it was recording settled from its
 output, so that even then each URL is recorded once."""
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 
-from scraper_harness import (SKIP, Site, app_env, check, html, parse_records, run, seconds,
-                             wait_until)
+from scraper_harness import (SKIP, Redis, Site, app_env, check, html, parse_records,
+                             redis_missing, run, seconds, wait_until)
 
 N = 30
 
@@ -27,35 +24,6 @@ def site(other):
         links = ["/p%d" % ((i + 1) % N), "http://127.0.0.%d:{port:%d}/p%d" % (other + 1, other, i)]
         pages["/p%d" % i] = {"body": html("p%d" % i, links), "delay": 0.03}
     return pages
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Redis:
-    def __init__(self, tmp):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_until(up, 10, "redis-server")
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def crawl_together(binary, s, redis, tmp, job, n, extra=(), kill_first_after=None):
@@ -96,13 +64,9 @@ def crawl_together(binary, s, redis, tmp, job, n, extra=(), kill_first_after=Non
 
 
 def test(binary):
-    if shutil.which("redis-server") is None:
-        print("no redis-server")
-        return SKIP
-    probe = subprocess.run([binary, "--redis", "127.0.0.1:1", "--job", "x", "http://127.0.0.1:1/"],
-                           capture_output=True, env=app_env("warn"))
-    if probe.returncode == 2 and b"no Redis" in probe.stderr:
-        print("this build has no Redis module")
+    why = redis_missing(binary)
+    if why is not None:
+        print(why)
         return SKIP
     with tempfile.TemporaryDirectory() as tmp, Site([site(1), site(0)]) as s:
         redis = Redis(tmp)

@@ -59,6 +59,25 @@ void chat_store_close(chat_store *s) {
   free(s);
 }
 
+/* The message of the current row of a "SELECT seq, body" statement, as a
+ * buffer with its seq, or NULL without memory. */
+static chat_buf *row_message(sqlite3_stmt *st) {
+  const char *body = (const char *)sqlite3_column_text(st, 1);
+  size_t len = (size_t)sqlite3_column_bytes(st, 1); /* after the text */
+  chat_sb sb;
+  chat_sb_init(&sb);
+  chat_sb_add(&sb, body, len);
+  chat_buf *b = chat_sb_finish(&sb);
+  if (b != NULL) b->seq = sqlite3_column_int64(st, 0);
+  return b;
+}
+
+/* Frees the n messages read so far and their array (a failed read). */
+static void free_messages(chat_buf **msgs, size_t n) {
+  for (size_t i = 0; i < n; i++) chat_buf_unref(msgs[i]);
+  free(msgs);
+}
+
 typedef struct load_args {
   const char *room;
   size_t max;
@@ -87,17 +106,11 @@ static int load_fn(sqlite3 *db, void *arg) {
     int64_t seq = sqlite3_column_int64(st, 0);
     if (a->n == 0 && a->last_seq == 0) a->last_seq = seq;
     if (a->max == 0) break;
-    const char *body = (const char *)sqlite3_column_text(st, 1);
-    size_t len = (size_t)sqlite3_column_bytes(st, 1);
-    chat_sb sb;
-    chat_sb_init(&sb);
-    chat_sb_add(&sb, body, len);
-    chat_buf *b = chat_sb_finish(&sb);
+    chat_buf *b = row_message(st);
     if (b == NULL) {
       rc = SQLITE_NOMEM;
       break;
     }
-    b->seq = seq;
     a->msgs[a->n++] = b;
   }
   sqlite3_finalize(st);
@@ -116,8 +129,7 @@ int chat_store_load(chat_store *s, const char *room, size_t max,
   load_args a = {.room = room, .max = max};
   int r = weft_sqlite_read(s->db, load_fn, &a);
   if (r != 0) {
-    for (size_t i = 0; i < a.n; i++) chat_buf_unref(a.msgs[i]);
-    free(a.msgs);
+    free_messages(a.msgs, a.n);
     return r;
   }
   *last_seq = a.last_seq;
@@ -160,16 +172,11 @@ static int range_fn(sqlite3 *db, void *arg) {
       a->more = 1;
       break;
     }
-    const char *body = (const char *)sqlite3_column_text(st, 1);
-    chat_sb sb;
-    chat_sb_init(&sb);
-    chat_sb_add(&sb, body, len);
-    chat_buf *b = chat_sb_finish(&sb);
+    chat_buf *b = row_message(st);
     if (b == NULL) {
       rc = SQLITE_NOMEM;
       break;
     }
-    b->seq = sqlite3_column_int64(st, 0);
     a->msgs[a->n++] = b;
     bytes += len;
   }
@@ -185,8 +192,7 @@ int chat_store_range(chat_store *s, const char *room, int64_t after,
                   .max_bytes = max_bytes};
   int r = weft_sqlite_read(s->db, range_fn, &a);
   if (r != 0) {
-    for (size_t i = 0; i < a.n; i++) chat_buf_unref(a.msgs[i]);
-    free(a.msgs);
+    free_messages(a.msgs, a.n);
     return r;
   }
   *msgs = a.msgs;

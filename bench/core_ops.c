@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "weft.h"
+#include "bench_core.h"
 #include "bench_util.h"
 
 #if defined(__has_include)
@@ -58,35 +59,13 @@ static void stop(void) {
   t_end = bench_now_ns();
 }
 
-static int return_zero(void *arg) {
-  (void)arg;
-  return 0;
-}
-
-/* Opens `rounds` groups of `batch` tasks each and joins them. */
-static int spawn_rounds(long batch, long rounds) {
-  for (long r = 0; r < rounds; r++) {
-    weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-    if (g == NULL) return UV_ENOMEM;
-    for (long i = 0; i < batch; i++) {
-      int err = weft_spawn(g, return_zero, NULL);
-      if (err != 0) {
-        weft_group_join(g);
-        return err;
-      }
-    }
-    int err = weft_group_join(g);
-    if (err != 0) return err;
-  }
-  return 0;
-}
 
 static int spawn_case(long batch) {
   long rounds = n_iter / batch > 0 ? n_iter / batch : 1;
-  int err = spawn_rounds(batch, rounds / 10 + 1);
+  int err = bench_spawn_rounds(batch, rounds / 10 + 1);
   if (err != 0) return err;
   start();
-  err = spawn_rounds(batch, rounds);
+  err = bench_spawn_rounds(batch, rounds);
   stop();
   return err;
 }

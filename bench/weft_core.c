@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "weft.h"
+#include "bench_core.h"
 #include "bench_util.h"
 
 /* Returns the resident set size in KiB from /proc/self/status, or -1 where
@@ -48,36 +49,15 @@ struct spawn_bench {
   int err;
 };
 
-static int return_zero(void *arg) {
-  (void)arg;
-  return 0;
-}
-
-static int spawn_rounds(long batch, long rounds) {
-  for (long r = 0; r < rounds; r++) {
-    weft_group *g = weft_group_open(WEFT_FAIL_FAST);
-    if (g == NULL) return UV_ENOMEM;
-    for (long i = 0; i < batch; i++) {
-      int err = weft_spawn(g, return_zero, NULL);
-      if (err != 0) {
-        weft_group_join(g);
-        return err;
-      }
-    }
-    int err = weft_group_join(g);
-    if (err != 0) return err;
-  }
-  return 0;
-}
 
 static int spawn_main(void *arg) {
   struct spawn_bench *b = arg;
   /* The warm-up fills the executor's task and stack pools, as a server's
    * first requests would. */
-  b->err = spawn_rounds(b->batch, b->rounds / 10 + 1);
+  b->err = bench_spawn_rounds(b->batch, b->rounds / 10 + 1);
   if (b->err != 0) return b->err;
   double t0 = bench_now_ns();
-  b->err = spawn_rounds(b->batch, b->rounds);
+  b->err = bench_spawn_rounds(b->batch, b->rounds);
   b->ns = bench_now_ns() - t0;
   return b->err;
 }

@@ -38,6 +38,22 @@ uvsrc=${uvsrc%/}
 [ -d "$uvsrc" ] || uvsrc=$(ls -d "$src"/libuv-* | head -n1)
 cjsrc=$(ls -d "$src"/cJSON-* | head -n1)
 
+# write_pc NAME VERSION LIBS: the pkg-config file of a static library built
+# into $prefix.
+write_pc() {
+  cat >"$prefix/lib/pkgconfig/$1.pc" <<PC
+prefix=$prefix
+libdir=\${prefix}/lib
+includedir=\${prefix}/include
+
+Name: $1
+Version: $2
+Description: $1 built statically for Windows with mingw-w64
+Libs: -L\${libdir} $3
+Cflags: -I\${includedir}
+PC
+}
+
 # ---- libuv: the static library only, with libuv's own CMake build ----------
 cmake -S "$uvsrc" -B "$src/uv-build" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_TOOLCHAIN_FILE="$root/cmake/mingw-w64-x86_64.cmake" \
@@ -47,17 +63,8 @@ cp "$src/uv-build/libuv_a.a" "$prefix/lib/"
 cp -r "$uvsrc/include/." "$prefix/include/"
 uv_version=$(sed -n 's/^#define UV_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)/\2/p' \
                "$uvsrc/include/uv/version.h" | paste -sd.)
-cat >"$prefix/lib/pkgconfig/libuv.pc" <<PC
-prefix=$prefix
-libdir=\${prefix}/lib
-includedir=\${prefix}/include
-
-Name: libuv
-Version: $uv_version
-Description: libuv built statically for Windows with mingw-w64
-Libs: -L\${libdir} -luv_a -lpsapi -luser32 -ladvapi32 -liphlpapi -luserenv -lws2_32 -ldbghelp -lole32 -lshell32
-Cflags: -I\${includedir}
-PC
+write_pc libuv "$uv_version" \
+  "-luv_a -lpsapi -luser32 -ladvapi32 -liphlpapi -luserenv -lws2_32 -ldbghelp -lole32 -lshell32"
 
 # ---- cJSON: its two files, cJSON.c and cJSON.h ------------------------------
 $cc -O2 -std=c89 -c "$cjsrc/cJSON.c" -o "$src/cJSON.o"
@@ -65,17 +72,7 @@ $ar rcs "$prefix/lib/libcjson.a" "$src/cJSON.o"
 cp "$cjsrc/cJSON.h" "$prefix/include/cjson/"
 cj_version=$(sed -n 's/^#define CJSON_VERSION_\(MAJOR\|MINOR\|PATCH\) *\([0-9]*\)/\2/p' \
                "$cjsrc/cJSON.h" | paste -sd.)
-cat >"$prefix/lib/pkgconfig/libcjson.pc" <<PC
-prefix=$prefix
-libdir=\${prefix}/lib
-includedir=\${prefix}/include
-
-Name: libcjson
-Version: $cj_version
-Description: cJSON built statically for Windows with mingw-w64
-Libs: -L\${libdir} -lcjson
-Cflags: -I\${includedir}
-PC
+write_pc libcjson "$cj_version" "-lcjson"
 
 # ---- Catch2 v2 is header-only: its package, with the include directory here
 mkdir -p "$prefix/include"

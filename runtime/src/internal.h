@@ -91,6 +91,10 @@ typedef struct weft__stack {
 int weft__stack_get(weft__exec *e, size_t size, weft__stack **out);
 void weft__stack_put(weft__exec *e, weft__stack *s);
 void weft__stack_pool_drain(weft__exec *e);
+/* Gives the pages of s below frame (less a little kept for the calls right
+ * below it) back to the system; returns the bytes given back, 0 where this
+ * is not supported (outside Linux, Windows) or frame is not on s. */
+size_t weft__stack_trim(weft__stack *s, const void *frame);
 /* Installs the per-thread alternate signal stack and the SIGSEGV/SIGBUS
  * handler that reports a stack overflow with the task's name. */
 void weft__stack_guard_init(void);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,28 @@ static void weft__stack_unmap(weft__stack *s) {
   free(s);
 }
 
+/* The bytes just below the frame that a trim leaves alone: the frames of
+ * the wait that usually follows. */
+#define WEFT__TRIM_KEEP 256
+
+size_t weft__stack_trim(weft__stack *s, const void *frame) {
+#if defined(__linux__)
+  uintptr_t page = (uintptr_t)weft__page_size();
+  uintptr_t base = (uintptr_t)s->base;
+  uintptr_t top = (uintptr_t)frame;
+  /* Not on this stack (a sanitizer's fake frame, say): leave it. */
+  if (top <= base || top > base + s->size) return 0;
+  if (top - base <= WEFT__TRIM_KEEP + page) return 0;
+  uintptr_t end = (top - WEFT__TRIM_KEEP) & ~(page - 1);
+  if (end <= base) return 0;
+  if (madvise(s->base, end - base, MADV_DONTNEED) != 0) return 0;
+  return end - base;
+#else
+  (void)s, (void)frame;
+  return 0;
+#endif
+}
+
 #else /* _WIN32 */
 
 /* Windows: the stack is the fiber's own (arch/ctx_win64_fiber.c), reserved
@@ -115,6 +138,11 @@ static int weft__stack_map(size_t size, weft__stack **out) {
 }
 
 static void weft__stack_unmap(weft__stack *s) { free(s); }
+
+size_t weft__stack_trim(weft__stack *s, const void *frame) {
+  (void)s, (void)frame;
+  return 0;
+}
 
 #endif /* _WIN32 */
 

@@ -4,14 +4,8 @@
  * never starved by tasks that keep yielding.
  */
 #include <assert.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
 
 #include "internal.h"
 
@@ -356,26 +350,12 @@ size_t weft_task_stack_size(void) {
   return t ? t->stack->size : 0;
 }
 
-/* The bytes just below the caller's frame that a trim leaves alone: the
- * frames of the wait that usually follows. */
-#define WEFT__TRIM_KEEP 256
-
 size_t weft_task_trim_stack(void) {
-#if defined(__linux__) && !defined(WEFT_CTX_UCONTEXT) && \
-    !defined(WEFT_VALGRIND)
+#if !defined(WEFT_CTX_UCONTEXT) && !defined(WEFT_VALGRIND)
   weft__task *t = weft__current_task;
   if (t == NULL || t->stack == NULL) return 0;
-  char here;
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t base = (uintptr_t)t->stack->base;
-  uintptr_t top = (uintptr_t)&here;
-  /* Not on this stack (a sanitizer's fake frame, say): leave it. */
-  if (top <= base || top > base + t->stack->size) return 0;
-  if (top - base <= WEFT__TRIM_KEEP + page) return 0;
-  uintptr_t end = (top - WEFT__TRIM_KEEP) & ~(page - 1);
-  if (end <= base) return 0;
-  if (madvise(t->stack->base, end - base, MADV_DONTNEED) != 0) return 0;
-  return end - base;
+  char here = 0; /* its address: where the frame is */
+  return weft__stack_trim(t->stack, &here);
 #else
   return 0;
 #endif

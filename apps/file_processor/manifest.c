@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fp.h"
+#include "json.h" /* app_utf8_sequence */
 
 int fp_path_needs_escape(const char *path, int cr) {
   return strpbrk(path, cr ? "\\\n\r" : "\\\n") != NULL;
@@ -38,33 +39,10 @@ void fp_write_escaped(FILE *out, const char *path) {
   write_escaped(out, path, 1);
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
-static int utf8_len(const unsigned char *s) {
-  if (s[0] < 0x80) return 1;
-  int n;
-  uint32_t cp;
-  if ((s[0] & 0xE0) == 0xC0)
-    n = 2, cp = s[0] & 0x1F;
-  else if ((s[0] & 0xF0) == 0xE0)
-    n = 3, cp = s[0] & 0x0F;
-  else if ((s[0] & 0xF8) == 0xF0)
-    n = 4, cp = s[0] & 0x07;
-  else
-    return 0;
-  for (int i = 1; i < n; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
-      (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return n;
-}
-
 void fp_json_string(FILE *out, const char *s) {
   fputc('"', out);
   const unsigned char *p = (const unsigned char *)s;
+  const unsigned char *end = p + strlen(s);
   while (*p) {
     if (*p == '"' || *p == '\\') {
       fputc('\\', out);
@@ -72,11 +50,11 @@ void fp_json_string(FILE *out, const char *s) {
     } else if (*p < 0x20) {
       fprintf(out, "\\u%04x", *p++);
     } else {
-      int n = utf8_len(p);
+      size_t n = app_utf8_sequence(p, (size_t)(end - p));
       if (n == 0) {
         fprintf(out, "\\udc%02x", *p++);
       } else {
-        fwrite(p, 1, (size_t)n, out);
+        fwrite(p, 1, n, out);
         p += n;
       }
     }

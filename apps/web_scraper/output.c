@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h" /* app_utf8_sequence */
+
 void ws_buf_put(ws_buf *b, const char *s, size_t n) {
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
@@ -30,31 +32,6 @@ void ws_buf_puts(ws_buf *b, const char *s) { ws_buf_put(b, s, strlen(s)); }
 void ws_buf_free(ws_buf *b) {
   free(b->p);
   memset(b, 0, sizeof *b);
-}
-
-/* The length of the valid UTF-8 sequence at s (at most left bytes), or 0
- * when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t left) {
-  unsigned char c = s[0];
-  size_t n;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF)
-    n = 2;
-  else if (c >= 0xE0 && c <= 0xEF)
-    n = 3;
-  else if (c >= 0xF0 && c <= 0xF4)
-    n = 4;
-  else
-    return 0;
-  if (left < n) return 0;
-  for (size_t i = 1; i < n; i++)
-    if ((s[i] & 0xC0) != 0x80) return 0;
-  /* Overlong forms, surrogates and code points past U+10FFFF. */
-  if (c == 0xE0 && s[1] < 0xA0) return 0;
-  if (c == 0xED && s[1] > 0x9F) return 0;
-  if (c == 0xF0 && s[1] < 0x90) return 0;
-  if (c == 0xF4 && s[1] > 0x8F) return 0;
-  return n;
 }
 
 void ws_json_string(ws_buf *b, const char *s) {
@@ -87,7 +64,7 @@ void ws_json_string(ws_buf *b, const char *s) {
       ctl[4] = hex[c >> 4], ctl[5] = hex[c & 15], ctl[6] = '\0';
       esc = ctl;
     } else if (c >= 0x80) {
-      n = utf8_seq(u + i, len - i);
+      n = app_utf8_sequence(u + i, len - i);
       if (n == 0) {
         esc = "\xEF\xBF\xBD"; /* U+FFFD for a byte that is not UTF-8 */
         n = 1;

@@ -182,8 +182,6 @@ static int conn_take_writer(chat_conn *c) {
   return 1;
 }
 
-static void conn_ring(chat_conn *c) { conn_start_writer(c); }
-
 /* Appends b under the lock. Returns 0, or -1 out of memory. */
 static int queue_append(chat_conn *c, chat_buf *b) {
   if (c->q_len == c->q_cap) {
@@ -232,7 +230,7 @@ void chat_conn_push(chat_conn *c, chat_buf *b) {
     int r = queue_append(c, b);
     int ring = r == 0 && conn_take_writer(c);
     pthread_mutex_unlock(&c->lock);
-    if (ring) conn_ring(c);
+    if (ring) conn_start_writer(c);
     return;
   }
   /* Cut off: drop the queue, leave the error as the last message. */
@@ -254,7 +252,7 @@ void chat_conn_push(chat_conn *c, chat_buf *b) {
   chat_conn_ref(c);
   if (weft_chan_try_send(chat_srv->janitors[c->executor - 1], &c) != 0)
     chat_conn_unref(c);
-  if (ring) conn_ring(c);
+  if (ring) conn_start_writer(c);
 }
 
 /* Queues b as the connection's last message: nothing is queued after it,
@@ -275,7 +273,7 @@ static void conn_push_last(chat_conn *c, chat_buf *b, int close_code) {
   int ring = conn_take_writer(c);
   pthread_mutex_unlock(&c->lock);
   chat_buf_unref(b);
-  if (ring) conn_ring(c);
+  if (ring) conn_start_writer(c);
 }
 
 /* Queues nothing more. Returns non-zero when the reader is to write what

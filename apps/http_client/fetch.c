@@ -328,7 +328,7 @@ static int64_t wall_ms(void) {
  * wait for that), unless HTTP/2 is known beforehand (prior knowledge). */
 static long pipewait(const hc_fetcher *f, const char *url) {
   if (f->pipewait == HC_PIPEWAIT_HTTPS)
-    return strncasecmp(url, "https:", 6) == 0 ? 1L : 0L;
+    return url != NULL && strncasecmp(url, "https:", 6) == 0 ? 1L : 0L;
   return f->pipewait == HC_PIPEWAIT_ALWAYS ? 1L : 0L;
 }
 

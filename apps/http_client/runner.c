@@ -418,7 +418,7 @@ int hc_run(const hc_run_input *in, hc_tally *total, hc_run_facts *facts) {
 
   memset(total, 0, sizeof *total);
   int started = 0;
-  for (int k = 0; k < run.n_exec; k++) {
+  for (int k = 0; run.execs != NULL && k < run.n_exec; k++) {
     started += run.execs[k].started;
     if (run.execs[k].tally != NULL) hc_tally_merge(total, run.execs[k].tally);
     free(run.execs[k].tally);

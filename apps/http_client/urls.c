@@ -26,6 +26,7 @@ static int check_url(hc_target *target, int keep) {
   CURLUcode rc = curl_url_set(u, CURLUPART_URL, target->url, 0);
   if (rc != CURLUE_OK) {
     why = curl_url_strerror(rc);
+    if (why == NULL) why = "bad URL";
   } else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
              (strcasecmp(scheme, "http") != 0 &&
               strcasecmp(scheme, "https") != 0)) {

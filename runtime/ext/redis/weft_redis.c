@@ -271,9 +271,12 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *privdata) 
   redisReply *rep = reply;
   if (rep == NULL) {
     /* Once per subscription: wake the unconfirmed ones once. */
-    while (r->subs.head != NULL) {
-      redis_req *q = r->subs.head;
-      req_unlink(&r->subs, q);
+    redis_req *next = r->subs.head;
+    r->subs.head = r->subs.tail = NULL;
+    while (next != NULL) {
+      redis_req *q = next;
+      next = q->next;
+      q->prev = q->next = NULL;
       if (q->task != NULL)
         weft_unpark(q->task, UV_ECONNRESET);
       else

@@ -89,11 +89,19 @@ def test(binary):
             f.write(whole[:len(whole) // 2])
         with open(os.path.join(bad_dir, b"junk.zst"), "wb") as f:
             f.write(b"this is not zstd at all")
-        bad = fp(binary, "decompress", "bad", cwd=tmp)
+        # Whole members, one with a byte of its deflate data changed (past
+        # the 24-byte header): the inflate or the CRC must refuse it.
+        flipped = bytearray(whole)
+        flipped[len(whole) // 2] ^= 0x55
+        with open(os.path.join(bad_dir, b"flip.gz"), "wb") as f:
+            f.write(flipped)
+        # A small --block-size sends the .gz files through the block engine
+        # (their members decompressed in parallel), not the one-piece path.
+        bad = fp(binary, "decompress", "--block-size", "4K", "bad", cwd=tmp)
         expect(bad, 2, "corrupt inputs")
-        check(b"bad/cut.gz: corrupt" in bad.stderr and b"bad/junk.zst: corrupt" in bad.stderr,
-              "both named: %r" % bad.stderr)
-        check(sorted(os.listdir(bad_dir)) == [b"cut.gz", b"junk.zst"],
+        check(all(b"bad/%s: corrupt" % n in bad.stderr for n in (b"cut.gz", b"flip.gz", b"junk.zst")),
+              "all three named: %r" % bad.stderr)
+        check(sorted(os.listdir(bad_dir)) == [b"cut.gz", b"flip.gz", b"junk.zst"],
               "no output and no temporary file: %r" % os.listdir(bad_dir))
 
         # Beside the files, with --rm; then decompress --rm brings them back.

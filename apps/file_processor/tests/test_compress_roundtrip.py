@@ -104,6 +104,19 @@ def test(binary):
         check(sorted(os.listdir(bad_dir)) == [b"cut.gz", b"flip.gz", b"junk.zst"],
               "no output and no temporary file: %r" % os.listdir(bad_dir))
 
+        # zstd frames of very different sizes (zeros, then random bytes):
+        # decompress reads about the last frame's size at a time, and a
+        # frame longer than that is still read whole.
+        mixed = bytes(300000) + os.urandom(300000) + bytes(200000) + os.urandom(100000)
+        os.makedirs(os.path.join(tmp, b"mixed"))
+        with open(os.path.join(tmp, b"mixed/m"), "wb") as f:
+            f.write(mixed)
+        expect(fp(binary, "compress", "--codec", "zstd", "--block-size", "64K", "mixed/m",
+                  cwd=tmp), 0, "compress mixed")
+        back = fp(binary, "decompress", "--block-size", "4K", "-c", "mixed/m.zst", cwd=tmp)
+        expect(back, 0, "decompress mixed")
+        check(back.stdout == mixed, "zstd frames of mixed sizes: round trip differs")
+
         # Beside the files, with --rm; then decompress --rm brings them back.
         expect(fp(binary, "compress", "--codec", "zstd", "--rm", "t/odd", cwd=tmp), 0,
                "compress --rm")

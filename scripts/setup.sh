@@ -21,9 +21,10 @@ packages=(build-essential cmake pkg-config libuv1-dev catch2 libcjson-dev valgri
 # (hiredis on the loop; redis-server is started by the tests). OpenSSL signs
 # chat tokens and hashes files.
 packages+=(libsqlite3-dev sqlite3 libhiredis-dev redis-server libssl-dev)
-# file_processor: xxHash, BLAKE3's C sources, libdeflate and zstd; the
-# integration tests check its output with b3sum, gzip and zstd.
-packages+=(libxxhash-dev librust-blake3-dev libdeflate-dev libzstd-dev b3sum zstd gzip)
+# file_processor: xxHash, BLAKE3's C sources, libdeflate and zstd (ISA-L,
+# optional, inflates its own .gz faster); the integration tests check its
+# output with b3sum, gzip and zstd.
+packages+=(libxxhash-dev librust-blake3-dev libdeflate-dev libzstd-dev libisal-dev b3sum zstd gzip)
 # web_scraper: libxml2 parses HTML and evaluates XPath.
 packages+=(libxml2-dev)
 # make docs: the API reference from the public headers.

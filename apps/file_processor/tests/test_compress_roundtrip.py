@@ -89,12 +89,33 @@ def test(binary):
             f.write(whole[:len(whole) // 2])
         with open(os.path.join(bad_dir, b"junk.zst"), "wb") as f:
             f.write(b"this is not zstd at all")
-        bad = fp(binary, "decompress", "bad", cwd=tmp)
+        # Whole members, one with a byte of its deflate data changed (past
+        # the 24-byte header): the inflate or the CRC must refuse it.
+        flipped = bytearray(whole)
+        flipped[len(whole) // 2] ^= 0x55
+        with open(os.path.join(bad_dir, b"flip.gz"), "wb") as f:
+            f.write(flipped)
+        # A small --block-size sends the .gz files through the block engine
+        # (their members decompressed in parallel), not the one-piece path.
+        bad = fp(binary, "decompress", "--block-size", "4K", "bad", cwd=tmp)
         expect(bad, 2, "corrupt inputs")
-        check(b"bad/cut.gz: corrupt" in bad.stderr and b"bad/junk.zst: corrupt" in bad.stderr,
-              "both named: %r" % bad.stderr)
-        check(sorted(os.listdir(bad_dir)) == [b"cut.gz", b"junk.zst"],
+        check(all(b"bad/%s: corrupt" % n in bad.stderr for n in (b"cut.gz", b"flip.gz", b"junk.zst")),
+              "all three named: %r" % bad.stderr)
+        check(sorted(os.listdir(bad_dir)) == [b"cut.gz", b"flip.gz", b"junk.zst"],
               "no output and no temporary file: %r" % os.listdir(bad_dir))
+
+        # zstd frames of very different sizes (zeros, then random bytes):
+        # decompress reads about the last frame's size at a time, and a
+        # frame longer than that is still read whole.
+        mixed = bytes(300000) + os.urandom(300000) + bytes(200000) + os.urandom(100000)
+        os.makedirs(os.path.join(tmp, b"mixed"))
+        with open(os.path.join(tmp, b"mixed/m"), "wb") as f:
+            f.write(mixed)
+        expect(fp(binary, "compress", "--codec", "zstd", "--block-size", "64K", "mixed/m",
+                  cwd=tmp), 0, "compress mixed")
+        back = fp(binary, "decompress", "--block-size", "4K", "-c", "mixed/m.zst", cwd=tmp)
+        expect(back, 0, "decompress mixed")
+        check(back.stdout == mixed, "zstd frames of mixed sizes: round trip differs")
 
         # Beside the files, with --rm; then decompress --rm brings them back.
         expect(fp(binary, "compress", "--codec", "zstd", "--rm", "t/odd", cwd=tmp), 0,

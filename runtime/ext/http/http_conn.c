@@ -1129,6 +1129,89 @@ void weft_http_stop_idle(weft_event *stop) {
 
 /* ---- The connection loop -------------------------------------------------- */
 
+/* conn_loop()'s phases each return 1 when the loop goes on, or what
+ * the connection ends with (0 or an error). */
+
+/* Parses the bytes buffered and answers each request they complete. */
+static int conn_parse(http_conn *c) {
+  while (c->roff < c->rlen) {
+    if (space_take(c) != 0) return UV_ENOMEM;
+    c->chunk = c->rbuf + c->roff;
+    llhttp_errno_t e = llhttp_execute(&c->parser, c->chunk, c->rlen - c->roff);
+    if (e == HPE_OK) {
+      c->prev_byte = c->rbuf[c->rlen - 1];
+      c->roff = c->rlen;
+      return 1;
+    }
+    if (e == HPE_PAUSED) {
+      const char *pos = llhttp_get_error_pos(&c->parser);
+      c->roff = (size_t)(pos - c->rbuf);
+      if (c->roff > 0) c->prev_byte = c->rbuf[c->roff - 1];
+      llhttp_resume(&c->parser);
+      int r = serve_request(c);
+      if (r <= 0) return r;
+      phase_enter(c, PHASE_IDLE, c->lim.idle_timeout_ms);
+      continue;
+    }
+    if (e == HPE_PAUSED_UPGRADE) {
+      /* The bytes after an upgrade request belong to another protocol,
+       * which this connection does not speak: answer and close. */
+      if (c->phase != PHASE_DONE) return close_after(c);
+      c->roff = (size_t)(llhttp_get_error_pos(&c->parser) - c->rbuf);
+      c->req.keep_alive = 0;
+      int r = serve_request(c);
+      return r < 0 ? r : 0;
+    }
+    return fail_with(c, c->err_status ? c->err_status : 400);
+  }
+  return 1;
+}
+
+/* Everything buffered is answered: what is pending goes out before the
+ * connection waits for more. */
+static int conn_before_wait(http_conn *c) {
+  int ours = 0;
+  if (c->send_continue && c->phase == PHASE_BODY) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->send_continue = 0;
+    if (weft__http_buf_append(&c->out, cont, sizeof cont - 1) != 0) return UV_ENOMEM;
+  }
+  int r = conn_flush(c, &ours);
+  if (r < 0) return ours ? 0 : r;
+  if (c->phase == PHASE_IDLE) {
+    /* Between requests a stopped connection just closes. */
+    if (stopping(c)) return 0;
+    /* A connection that waits holds no buffer, unless its client is
+     * sending more than the last read could take. */
+    if (c->rcap_last == 0) space_give_back(c);
+  }
+  return 1;
+}
+
+/* Reads the next bytes, into idle_buf (of conn_loop()'s frame) while the
+ * connection waits for a request. */
+static int conn_read_next(http_conn *c, char *idle_buf) {
+  int ours = 0;
+  size_t cap = read_buffer(c, idle_buf);
+  if (cap == 0) return UV_ENOMEM;
+  ssize_t n = conn_read(c, cap, &ours);
+  if (n > 0) {
+    c->rlen = (size_t)n;
+    c->roff = 0;
+    c->rcap_last = (size_t)n == cap ? cap : 0;
+    return 1;
+  }
+  /* Bytes a handler may still look at (weft__http_request_rest()) are
+   * gone: the buffer may be the stack's, which conn_loop()'s frame owns. */
+  c->rlen = c->roff = 0;
+  if (n == 0) return 0;
+  if (!ours) return (int)n;
+  /* The connection's own deadline passed: an idle connection just
+   * closes, a request that is late gets 408 first. */
+  if (c->phase == PHASE_IDLE) return 0;
+  return fail_with(c, 408);
+}
+
 static int conn_loop(http_conn *c) {
   /* What a connection waiting for its next request reads into. */
   char idle_buf[HTTP_IDLE_READ];
@@ -1137,74 +1220,13 @@ static int conn_loop(http_conn *c) {
   /* A new connection gets the header timeout for its first byte: a client
    * that connects and sends nothing is a slow client too. */
   phase_enter(c, PHASE_IDLE, c->lim.header_timeout_ms);
-  for (;;) {
-    while (c->roff < c->rlen) {
-      if (space_take(c) != 0) return UV_ENOMEM;
-      c->chunk = c->rbuf + c->roff;
-      llhttp_errno_t e = llhttp_execute(&c->parser, c->chunk, c->rlen - c->roff);
-      if (e == HPE_OK) {
-        c->prev_byte = c->rbuf[c->rlen - 1];
-        c->roff = c->rlen;
-        break;
-      }
-      if (e == HPE_PAUSED) {
-        const char *pos = llhttp_get_error_pos(&c->parser);
-        c->roff = (size_t)(pos - c->rbuf);
-        if (c->roff > 0) c->prev_byte = c->rbuf[c->roff - 1];
-        llhttp_resume(&c->parser);
-        int r = serve_request(c);
-        if (r <= 0) return r;
-        phase_enter(c, PHASE_IDLE, c->lim.idle_timeout_ms);
-        continue;
-      }
-      if (e == HPE_PAUSED_UPGRADE) {
-        /* The bytes after an upgrade request belong to another protocol,
-         * which this connection does not speak: answer and close. */
-        if (c->phase != PHASE_DONE) return close_after(c);
-        c->roff = (size_t)(llhttp_get_error_pos(&c->parser) - c->rbuf);
-        c->req.keep_alive = 0;
-        int r = serve_request(c);
-        return r < 0 ? r : 0;
-      }
-      return fail_with(c, c->err_status ? c->err_status : 400);
-    }
-
-    /* Everything buffered is answered: what is pending goes out before
-     * the connection waits for more. */
-    int ours = 0;
-    if (c->send_continue && c->phase == PHASE_BODY) {
-      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      c->send_continue = 0;
-      if (weft__http_buf_append(&c->out, cont, sizeof cont - 1) != 0) return UV_ENOMEM;
-    }
-    int r = conn_flush(c, &ours);
-    if (r < 0) return ours ? 0 : r;
-    if (c->phase == PHASE_IDLE) {
-      /* Between requests a stopped connection just closes. */
-      if (stopping(c)) return 0;
-      /* A connection that waits holds no buffer, unless its client is
-       * sending more than the last read could take. */
-      if (c->rcap_last == 0) space_give_back(c);
-    }
-    size_t cap = read_buffer(c, idle_buf);
-    if (cap == 0) return UV_ENOMEM;
-    ssize_t n = conn_read(c, cap, &ours);
-    if (n > 0) {
-      c->rlen = (size_t)n;
-      c->roff = 0;
-      c->rcap_last = (size_t)n == cap ? cap : 0;
-      continue;
-    }
-    /* Bytes a handler may still look at (weft__http_request_rest()) are
-     * gone: the buffer may be the stack's, which this frame owns. */
-    c->rlen = c->roff = 0;
-    if (n == 0) return 0;
-    if (!ours) return (int)n;
-    /* The connection's own deadline passed: an idle connection just
-     * closes, a request that is late gets 408 first. */
-    if (c->phase == PHASE_IDLE) return 0;
-    return fail_with(c, 408);
-  }
+  int r;
+  do {
+    r = conn_parse(c);
+    if (r > 0) r = conn_before_wait(c);
+    if (r > 0) r = conn_read_next(c, idle_buf);
+  } while (r > 0);
+  return r;
 }
 
 /* Serves a socket (tcp) or a buffer (mem_out not NULL). */

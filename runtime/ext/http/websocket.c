@@ -480,6 +480,24 @@ static void ws_tx_drop(weft_ws *ws) {
   ws->tx = NULL;
 }
 
+/* Makes the compressor when the message is the first since it was
+ * dropped. Returns 0 or UV_ENOMEM. */
+static int ws_tx_open(weft_ws *ws) {
+  if (ws->tx != NULL) return 0;
+  z_stream *z = calloc(1, sizeof *z);
+  /* zlib's memory is (1 << (bits + 2)) + (1 << (memLevel + 9)): the
+   * hash table shrinks with the window. */
+  int mem_level = ws->tx_bits - 7 > 8 ? 8 : ws->tx_bits - 7;
+  if (z == NULL ||
+      deflateInit2(z, ws->lim.deflate_level, Z_DEFLATED, -ws->tx_bits,
+                   mem_level, Z_DEFAULT_STRATEGY) != Z_OK) {
+    free(z);
+    return UV_ENOMEM;
+  }
+  ws->tx = z;
+  return 0;
+}
+
 /* Compresses the len bytes at data as one message (RFC 7692 section
  * 7.2.1): a sync flush, whose 00 00 ff ff tail is left off. Returns 0 with
  * the bytes at *out + WS_ZHEAD (malloc'd at *out, the room before them
@@ -490,19 +508,7 @@ static void ws_tx_drop(weft_ws *ws) {
 static int ws_deflate(weft_ws *ws, const void *data, size_t len, uint8_t **out,
                       size_t *out_len) {
   *out = NULL;
-  if (ws->tx == NULL) {
-    z_stream *z = calloc(1, sizeof *z);
-    /* zlib's memory is (1 << (bits + 2)) + (1 << (memLevel + 9)): the
-     * hash table shrinks with the window. */
-    int mem_level = ws->tx_bits - 7 > 8 ? 8 : ws->tx_bits - 7;
-    if (z == NULL ||
-        deflateInit2(z, ws->lim.deflate_level, Z_DEFLATED, -ws->tx_bits,
-                     mem_level, Z_DEFAULT_STRATEGY) != Z_OK) {
-      free(z);
-      return UV_ENOMEM;
-    }
-    ws->tx = z;
-  }
+  if (ws_tx_open(ws) != 0) return UV_ENOMEM;
   z_stream *z = ws->tx;
   size_t cap = WS_ZHEAD + len + len / 64 + 64, got = WS_ZHEAD;
   uint8_t *buf = malloc(cap);
@@ -521,11 +527,7 @@ static int ws_deflate(weft_ws *ws, const void *data, size_t len, uint8_t **out,
     }
     if (got == cap) {
       uint8_t *b = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-      if (b == NULL) {
-        free(buf);
-        ws_tx_drop(ws);
-        return UV_ENOMEM;
-      }
+      if (b == NULL) goto fail_nomem;
       buf = b;
       cap *= 2;
     }
@@ -534,11 +536,7 @@ static int ws_deflate(weft_ws *ws, const void *data, size_t len, uint8_t **out,
     z->avail_out = (uInt)room;
     int zr = deflate(z, left == 0 ? Z_SYNC_FLUSH : Z_NO_FLUSH);
     got += room - z->avail_out;
-    if (zr != Z_OK && zr != Z_BUF_ERROR) {
-      free(buf);
-      ws_tx_drop(ws);
-      return UV_ENOMEM;
-    }
+    if (zr != Z_OK && zr != Z_BUF_ERROR) goto fail_nomem;
     if (left == 0 && z->avail_in == 0 && z->avail_out > 0) break;
   }
   /* A sync flush ends with an empty stored block: 00 00 ff ff. */
@@ -557,6 +555,10 @@ static int ws_deflate(weft_ws *ws, const void *data, size_t len, uint8_t **out,
   *out = buf;
   *out_len = got;
   return 0;
+fail_nomem:
+  free(buf);
+  ws_tx_drop(ws);
+  return UV_ENOMEM;
 }
 
 /* Writes one frame whole, under the write lock and write_timeout_ms (both
@@ -877,6 +879,95 @@ static int ws_read_failed(weft_ws *ws, ssize_t n) {
   return ws_end(ws, (int)n);
 }
 
+/* Whether the first two bytes of a frame header, at p, break a rule of the
+ * protocol. */
+static int ws_header_bad(const weft_ws *ws, const uint8_t *p) {
+  int fin = p[0] >> 7, rsv = p[0] & 0x70, op = p[0] & 0x0f;
+  int masked = p[1] >> 7, len7 = p[1] & 0x7f;
+  /* Section 5.2: a reserved bit is 0 unless an extension gives it a
+   * meaning; section 5.1: a client masks every frame. */
+  if ((rsv & 0x30) != 0 || !masked) return 1;
+  /* RFC 7692 section 6: RSV1 marks the first frame of a compressed
+   * message, once permessage-deflate was agreed, and nothing else. */
+  if (rsv != 0 && (!ws->pmd || op == WS_OP_CONT || op >= 8)) return 1;
+  /* Section 5.5: control frames are short and never fragmented. */
+  if (op >= 8) return op > WS_OP_PONG || !fin || len7 > 125;
+  if (op > WS_OP_BINARY) return 1;
+  /* A continuation with no message open, or a new message while one is
+   * still open (section 5.4). */
+  return (op == WS_OP_CONT) != (ws->msg_type != 0);
+}
+
+/* The length of the frame header that starts with p[0], p[1]. */
+static size_t ws_header_len(const uint8_t *p) {
+  int len7 = p[1] & 0x7f;
+  return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
+}
+
+/* Opens the frame whose whole header (hlen bytes, checked by
+ * ws_header_bad()) is at p, the next unread bytes. Returns 0, or the error
+ * the connection failed with. */
+static int ws_header_open(weft_ws *ws, const uint8_t *p, size_t hlen) {
+  int fin = p[0] >> 7, rsv = p[0] & 0x70, op = p[0] & 0x0f;
+  int len7 = p[1] & 0x7f;
+  uint64_t len = (uint64_t)len7;
+  if (len7 == 126) {
+    len = (uint64_t)p[2] << 8 | p[3];
+  } else if (len7 == 127) {
+    len = 0;
+    for (int i = 0; i < 8; i++) len = len << 8 | p[2 + i];
+    if (len >> 63) return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
+  }
+  if (op < 8) {
+    /* Checked before a byte of payload is stored. The buffer grows
+     * only as bytes arrive: a header alone costs no memory. */
+    if (len > ws->lim.max_frame_bytes ||
+        len > ws->lim.max_message_bytes - ws->msg_len)
+      return ws_fail(ws, WEFT_WS_CLOSE_TOO_BIG, UV_EMSGSIZE);
+    if (op != WS_OP_CONT) {
+      ws->msg_type = op;
+      ws->utf8 = 0;
+      ws->msg_deflated = rsv != 0;
+    }
+  }
+  memcpy(ws->f_mask, p + hlen - 4, 4);
+  ws->f_fin = fin;
+  ws->f_op = op;
+  ws->f_len = len;
+  ws->f_got = 0;
+  ws->frame_open = 1;
+  ws->rpos += hlen;
+  return 0;
+}
+
+/* Reads more of a frame header of which avail bytes are buffered.
+ * Returns 0, or the receive's error. */
+static int ws_header_more(weft_ws *ws, size_t avail) {
+  if (ws->rbuf == NULL) {
+    /* Given back by weft_ws_trim(): the buffer is made again once the
+     * peer sends, not while the connection waits. */
+    char first[16];
+    ssize_t n = ws_read(ws, first, sizeof first);
+    if (n < 0) return ws_read_failed(ws, n);
+    ws->rbuf = malloc(ws->rsize);
+    if (ws->rbuf == NULL) return ws_end(ws, UV_ENOMEM);
+    memcpy(ws->rbuf, first, (size_t)n);
+    ws->rpos = 0;
+    ws->rlen = (size_t)n;
+    return 0;
+  }
+  /* Keep the partial header at the start of the buffer, and read more. */
+  if (ws->rpos > 0) {
+    memmove(ws->rbuf, ws->rbuf + ws->rpos, avail);
+    ws->rpos = 0;
+    ws->rlen = avail;
+  }
+  ssize_t n = ws_read(ws, ws->rbuf + ws->rlen, ws->rsize - ws->rlen);
+  if (n < 0) return ws_read_failed(ws, n);
+  ws->rlen += (size_t)n;
+  return 0;
+}
+
 /* Reads and checks the next frame header. Returns 0 with the frame open,
  * or the receive's error. */
 static int ws_read_header(weft_ws *ws) {
@@ -884,84 +975,13 @@ static int ws_read_header(weft_ws *ws) {
     size_t avail = ws->rlen - ws->rpos;
     const uint8_t *p = (const uint8_t *)ws->rbuf + ws->rpos;
     if (avail >= 2) {
-      int fin = p[0] >> 7, rsv = p[0] & 0x70, op = p[0] & 0x0f;
-      int masked = p[1] >> 7, len7 = p[1] & 0x7f;
-      /* Section 5.2: a reserved bit is 0 unless an extension gives it a
-       * meaning; section 5.1: a client masks every frame. */
-      if ((rsv & 0x30) != 0 || !masked)
+      if (ws_header_bad(ws, p))
         return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
-      /* RFC 7692 section 6: RSV1 marks the first frame of a compressed
-       * message, once permessage-deflate was agreed, and nothing else. */
-      if (rsv != 0 && (!ws->pmd || op == WS_OP_CONT || op >= 8))
-        return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
-      if (op >= 8) {
-        if (op > WS_OP_PONG)
-          return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
-        /* Section 5.5: control frames are short and never fragmented. */
-        if (!fin || len7 > 125)
-          return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
-      } else if (op > WS_OP_BINARY) { /* NOLINT(bugprone-branch-clone): each protocol error has its own rule */
-        return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
-      } else if ((op == WS_OP_CONT) != (ws->msg_type != 0)) {
-        /* A continuation with no message open, or a new message while
-         * one is still open (section 5.4). */
-        return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
-      }
-      size_t hlen = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
-      if (avail >= hlen) {
-        uint64_t len = (uint64_t)len7;
-        if (len7 == 126) {
-          len = (uint64_t)p[2] << 8 | p[3];
-        } else if (len7 == 127) {
-          len = 0;
-          for (int i = 0; i < 8; i++) len = len << 8 | p[2 + i];
-          if (len >> 63)
-            return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
-        }
-        if (op < 8) {
-          /* Checked before a byte of payload is stored. The buffer grows
-           * only as bytes arrive: a header alone costs no memory. */
-          if (len > ws->lim.max_frame_bytes ||
-              len > ws->lim.max_message_bytes - ws->msg_len)
-            return ws_fail(ws, WEFT_WS_CLOSE_TOO_BIG, UV_EMSGSIZE);
-          if (op != WS_OP_CONT) {
-            ws->msg_type = op;
-            ws->utf8 = 0;
-            ws->msg_deflated = rsv != 0;
-          }
-        }
-        memcpy(ws->f_mask, p + hlen - 4, 4);
-        ws->f_fin = fin;
-        ws->f_op = op;
-        ws->f_len = len;
-        ws->f_got = 0;
-        ws->frame_open = 1;
-        ws->rpos += hlen;
-        return 0;
-      }
+      size_t hlen = ws_header_len(p);
+      if (avail >= hlen) return ws_header_open(ws, p, hlen);
     }
-    if (ws->rbuf == NULL) {
-      /* Given back by weft_ws_trim(): the buffer is made again once the
-       * peer sends, not while the connection waits. */
-      char first[16];
-      ssize_t n = ws_read(ws, first, sizeof first);
-      if (n < 0) return ws_read_failed(ws, n);
-      ws->rbuf = malloc(ws->rsize);
-      if (ws->rbuf == NULL) return ws_end(ws, UV_ENOMEM);
-      memcpy(ws->rbuf, first, (size_t)n);
-      ws->rpos = 0;
-      ws->rlen = (size_t)n;
-      continue;
-    }
-    /* Keep the partial header at the start of the buffer, and read more. */
-    if (ws->rpos > 0) {
-      memmove(ws->rbuf, ws->rbuf + ws->rpos, avail);
-      ws->rpos = 0;
-      ws->rlen = avail;
-    }
-    ssize_t n = ws_read(ws, ws->rbuf + ws->rlen, ws->rsize - ws->rlen);
-    if (n < 0) return ws_read_failed(ws, n);
-    ws->rlen += (size_t)n;
+    int r = ws_header_more(ws, avail);
+    if (r < 0) return r;
   }
 }
 
@@ -1052,6 +1072,62 @@ static void ws_rx_drop(weft_ws *ws) {
   ws->rx = NULL;
 }
 
+/* Makes the decompressor when the message is the first since it was
+ * dropped. Returns 0 or UV_ENOMEM. */
+static int ws_rx_open(weft_ws *ws) {
+  if (ws->rx != NULL) return 0;
+  z_stream *z = calloc(1, sizeof *z);
+  /* zlib's own deflate writes for a window of 9 when asked for 8. */
+  int bits = ws->rx_bits < 9 ? 9 : ws->rx_bits;
+  if (z == NULL || inflateInit2(z, -bits) != Z_OK) {
+    free(z);
+    return UV_ENOMEM;
+  }
+  ws->rx = z;
+  return 0;
+}
+
+/* What ws_inflate() has still to feed zlib: the message, then the tail. */
+typedef struct ws_zin {
+  const uint8_t *in;
+  size_t left;
+  int tail_fed;
+} ws_zin;
+
+/* Gives z its next input once it has used up the last: the message in
+ * pieces zlib's counters can hold, then the 00 00 ff ff tail that the
+ * sender left off (RFC 7692 section 7.2.2). */
+static void ws_inflate_feed(z_stream *z, ws_zin *src) {
+  static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+  if (z->avail_in == 0 && src->left > 0) {
+    size_t chunk = src->left > ((size_t)1 << 30) ? (size_t)1 << 30 : src->left;
+    z->next_in = (Bytef *)src->in;
+    z->avail_in = (uInt)chunk;
+    src->in += chunk;
+    src->left -= chunk;
+  } else if (z->avail_in == 0 && !src->tail_fed) {
+    z->next_in = (Bytef *)tail;
+    z->avail_in = sizeof tail;
+    src->tail_fed = 1;
+  }
+}
+
+/* Grows zmsg, which is full, by doubling, up to max_message_bytes + 2 (one
+ * byte past the limit, to see it passed, and the NUL). Returns 0,
+ * UV_EMSGSIZE when it is that large already, or UV_ENOMEM. */
+static int ws_zmsg_grow(weft_ws *ws) {
+  size_t max = ws->lim.max_message_bytes;
+  if (ws->zmsg_cap >= max + 2) return UV_EMSGSIZE;
+  size_t cap = ws->zmsg_cap ? ws->zmsg_cap * 2 : 4096;
+  if (cap < ws->msg_len * 2) cap = ws->msg_len * 2;
+  if (cap > max + 2) cap = max + 2;
+  char *b = realloc(ws->zmsg, cap);
+  if (b == NULL) return UV_ENOMEM;
+  ws->zmsg = b;
+  ws->zmsg_cap = cap;
+  return 0;
+}
+
 /* Inflates the compressed message in msg, with the 00 00 ff ff tail that
  * the sender left off (RFC 7692 section 7.2.2), into zmsg, NUL-terminated;
  * its length in *out_len. The output never grows past max_message_bytes +
@@ -1059,77 +1135,36 @@ static void ws_rx_drop(weft_ws *ws) {
  * (1009) past the limit, UV_EILSEQ (1007) for a stream that does not
  * inflate. */
 static int ws_inflate(weft_ws *ws, size_t *out_len) {
-  static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
-  if (ws->rx == NULL) {
-    z_stream *z = calloc(1, sizeof *z);
-    /* zlib's own deflate writes for a window of 9 when asked for 8. */
-    int bits = ws->rx_bits < 9 ? 9 : ws->rx_bits;
-    if (z == NULL || inflateInit2(z, -bits) != Z_OK) {
-      free(z);
-      return ws_fail(ws, WEFT_WS_CLOSE_INTERNAL_ERROR, UV_ENOMEM);
-    }
-    ws->rx = z;
-  }
+  if (ws_rx_open(ws) != 0) goto fail_nomem;
   z_stream *z = ws->rx;
   size_t max = ws->lim.max_message_bytes, got = 0;
-  const uint8_t *in = (const uint8_t *)ws->msg;
-  size_t left = ws->msg_len;
-  int tail_fed = 0, zr;
+  ws_zin src = {(const uint8_t *)ws->msg, ws->msg_len, 0};
   z->avail_in = 0;
   for (;;) {
-    if (z->avail_in == 0 && left > 0) {
-      size_t chunk = left > ((size_t)1 << 30) ? (size_t)1 << 30 : left;
-      z->next_in = (Bytef *)in;
-      z->avail_in = (uInt)chunk;
-      in += chunk;
-      left -= chunk;
-    } else if (z->avail_in == 0 && !tail_fed) {
-      z->next_in = (Bytef *)tail;
-      z->avail_in = sizeof tail;
-      tail_fed = 1;
-    }
+    ws_inflate_feed(z, &src);
     /* Room for one byte past the limit (to see it passed) and the NUL. */
     if (got + 1 >= ws->zmsg_cap) {
-      if (ws->zmsg_cap >= max + 2) {
-        ws_rx_drop(ws);
-        return ws_fail(ws, WEFT_WS_CLOSE_TOO_BIG, UV_EMSGSIZE);
-      }
-      size_t cap = ws->zmsg_cap ? ws->zmsg_cap * 2 : 4096;
-      if (cap < ws->msg_len * 2) cap = ws->msg_len * 2;
-      if (cap > max + 2) cap = max + 2;
-      char *b = realloc(ws->zmsg, cap);
-      if (b == NULL) {
-        ws_rx_drop(ws);
-        return ws_fail(ws, WEFT_WS_CLOSE_INTERNAL_ERROR, UV_ENOMEM);
-      }
-      ws->zmsg = b;
-      ws->zmsg_cap = cap;
+      int r = ws_zmsg_grow(ws);
+      if (r == UV_EMSGSIZE) goto fail_too_big;
+      if (r < 0) goto fail_nomem;
     }
     size_t room = ws->zmsg_cap - 1 - got;
     if (room > ((size_t)1 << 30)) room = (size_t)1 << 30;
     z->next_out = (Bytef *)ws->zmsg + got;
     z->avail_out = (uInt)room;
-    zr = inflate(z, Z_SYNC_FLUSH);
+    int zr = inflate(z, Z_SYNC_FLUSH);
     got += room - z->avail_out;
-    if (got > max) {
-      ws_rx_drop(ws);
-      return ws_fail(ws, WEFT_WS_CLOSE_TOO_BIG, UV_EMSGSIZE);
-    }
+    if (got > max) goto fail_too_big;
     if (zr == Z_STREAM_END) {
       /* The sender ended the stream (BFINAL): the next message starts a
        * new one, and whatever is left here (our tail) is dropped. */
       inflateReset(z);
       break;
     }
-    if (zr == Z_MEM_ERROR) {
-      ws_rx_drop(ws);
-      return ws_fail(ws, WEFT_WS_CLOSE_INTERNAL_ERROR, UV_ENOMEM);
-    }
-    if (zr != Z_OK && zr != Z_BUF_ERROR) {
-      ws_rx_drop(ws);
-      return ws_fail(ws, WEFT_WS_CLOSE_INVALID_DATA, UV_EILSEQ);
-    }
-    if (left == 0 && tail_fed && z->avail_in == 0 && z->avail_out > 0) break;
+    if (zr == Z_MEM_ERROR) goto fail_nomem;
+    if (zr != Z_OK && zr != Z_BUF_ERROR) goto fail_invalid;
+    if (src.left == 0 && src.tail_fed && z->avail_in == 0 && z->avail_out > 0)
+      break;
   }
   /* Without context takeover the client starts each message afresh: the
    * window's memory is not needed between messages. */
@@ -1137,6 +1172,15 @@ static int ws_inflate(weft_ws *ws, size_t *out_len) {
   ws->zmsg[got] = '\0';
   *out_len = got;
   return 0;
+fail_too_big:
+  ws_rx_drop(ws);
+  return ws_fail(ws, WEFT_WS_CLOSE_TOO_BIG, UV_EMSGSIZE);
+fail_nomem:
+  ws_rx_drop(ws);
+  return ws_fail(ws, WEFT_WS_CLOSE_INTERNAL_ERROR, UV_ENOMEM);
+fail_invalid:
+  ws_rx_drop(ws);
+  return ws_fail(ws, WEFT_WS_CLOSE_INVALID_DATA, UV_EILSEQ);
 }
 
 /* Acts on a whole close frame from the peer. Returns WEFT_ECLOSED or the
@@ -1558,18 +1602,9 @@ static int check_handshake(const weft_http_request *req,
   return 0;
 }
 
-int weft_ws_upgrade_protocols(const weft_http_request *req,
-                              weft_http_response *res,
-                              const weft_ws_limits *limits,
-                              const char *const *protocols, weft_ws **out) {
-  if (out != NULL) *out = NULL;
-  if (req == NULL || res == NULL || out == NULL || !weft_in_task())
-    return UV_EINVAL;
-  const char *key = NULL;
-  int r = check_handshake(req, res, &key);
-  if (r != 0) return r;
-
-  /* The first of the client's subprotocols that the server speaks. */
+/* The first of the client's subprotocols that the server speaks, or "". */
+static const char *pick_protocol(const weft_http_request *req,
+                                 const char *const *protocols) {
   proto_pick pick = {protocols, NULL};
   if (protocols != NULL) {
     size_t n = weft_http_request_header_count(req);
@@ -1580,10 +1615,14 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
         list_each(hv, proto_match, &pick);
     }
   }
-  const char *proto = pick.chosen ? pick.chosen : "";
-  /* A subprotocol goes into a header line: refuse one that would break it. */
-  if (strpbrk(proto, "\r\n") != NULL) return UV_EINVAL;
+  return pick.chosen ? pick.chosen : "";
+}
 
+/* Makes the weft_ws of the connection req arrived on, with subprotocol
+ * proto, the extensions negotiated, and the client's first frames if they
+ * came in with the request. Returns 0 with it in *out, or UV_ENOMEM. */
+static int ws_new(const weft_http_request *req, const weft_ws_limits *limits,
+                  const char *proto, weft_ws **out) {
   size_t rest_len = 0;
   const void *rest = weft__http_request_rest(req, &rest_len);
   size_t plen = strlen(proto);
@@ -1626,15 +1665,21 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
   }
   if (rest_len > 0) memcpy(ws->rbuf, rest, rest_len);
   ws->rlen = rest_len;
+  *out = ws;
+  return 0;
+}
 
+/* Takes the connection over from the HTTP loop and writes the 101 that
+ * accepts the client's key. Returns 0, UV_ENOMEM (the connection is then
+ * not taken over), or the write's error. */
+static int send_switching(weft_ws *ws, const weft_http_request *req,
+                          weft_http_response *res, const char *key) {
+  size_t plen = strlen(ws->protocol);
   char accept[29];
   weft_ws_accept_key(key, accept);
   size_t cap = 200 + plen + WS_EXT_MAX + 40;
   char *head = malloc(cap);
-  if (head == NULL) {
-    weft_ws_free(ws);
-    return UV_ENOMEM;
-  }
+  if (head == NULL) return UV_ENOMEM;
   int hlen =
       snprintf(head, cap,
                "HTTP/1.1 101 Switching Protocols\r\n"
@@ -1644,7 +1689,7 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
                "%s%s%s"
                "%s%s%s"
                "\r\n",
-               accept, plen ? "Sec-WebSocket-Protocol: " : "", proto,
+               accept, plen ? "Sec-WebSocket-Protocol: " : "", ws->protocol,
                plen ? "\r\n" : "", ws->pmd ? "Sec-WebSocket-Extensions: " : "",
                ws->extensions, ws->pmd ? "\r\n" : "");
   /* From here on the bytes on the connection are ours: the HTTP loop must
@@ -1656,16 +1701,36 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
   weft_tcp_nodelay(ws->tcp, 1);
   ws_wait w;
   wait_enter(ws, &w, ws->lim.write_timeout_ms);
-  r = weft_tcp_write(ws->tcp, head, (size_t)hlen);
+  int r = weft_tcp_write(ws->tcp, head, (size_t)hlen);
   int left = wait_leave(ws, &w);
   free(head);
-  if (r != 0) {
-    if (wait_was_ours(ws, left)) r = UV_ETIMEDOUT;
-    weft_ws_free(ws);
-    return r;
-  }
+  if (r != 0 && wait_was_ours(ws, left)) r = UV_ETIMEDOUT;
+  return r;
+}
+
+int weft_ws_upgrade_protocols(const weft_http_request *req,
+                              weft_http_response *res,
+                              const weft_ws_limits *limits,
+                              const char *const *protocols, weft_ws **out) {
+  if (out != NULL) *out = NULL;
+  if (req == NULL || res == NULL || out == NULL || !weft_in_task())
+    return UV_EINVAL;
+  const char *key = NULL;
+  int r = check_handshake(req, res, &key);
+  if (r != 0) return r;
+  const char *proto = pick_protocol(req, protocols);
+  /* A subprotocol goes into a header line: refuse one that would break it. */
+  if (strpbrk(proto, "\r\n") != NULL) return UV_EINVAL;
+  weft_ws *ws;
+  r = ws_new(req, limits, proto, &ws);
+  if (r != 0) return r;
+  r = send_switching(ws, req, res, key);
+  if (r != 0) goto fail_free;
   *out = ws;
   return 0;
+fail_free:
+  weft_ws_free(ws);
+  return r;
 }
 
 int weft_ws_upgrade(const weft_http_request *req, weft_http_response *res,

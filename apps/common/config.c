@@ -1,4 +1,11 @@
-/* config.c: options from the table's defaults, a JSON file and the flags. */
+/* config.c: options from the table's defaults, a JSON file and the flags.
+ *
+ * app_config_load() walks the application's option table (config.h) three
+ * times: the defaults, the --config file, then the flags, each value set
+ * through config_set_text() or config_set_json(). Addresses are parsed in
+ * config_addr.c, the values of custom options in config_value.c, and
+ * --help, --version and the configuration log line are in config_help.c.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -16,16 +23,21 @@
 /* A configuration file is a few lines; anything larger is a mistake. */
 #define CONFIG_MAX_FILE ((size_t)1 << 20)
 
+/* The room for the reason a value is refused; the message that carries it
+ * adds the file, line and column or the flag. */
 #define WHY_LEN 160
 
 /* The built-in flag that is not an option of the table (--help is the
  * other, handled before anything else). */
 static const char CONFIG_FLAG_CONFIG[] = "config";
 
+/* Where option o's value lives in the configuration struct cfg. */
 static void *config_field(void *cfg, const app_option *o) {
   return (char *)cfg + o->offset;
 }
 
+/* Prints "NAME: message" to stderr, where every refusal of a file or a flag
+ * goes before the program exits with APP_EXIT_USAGE. */
 #ifdef __MINGW32__
 #define CONFIG_PRINTF gnu_printf /* C99 formats (%zu), not msvcrt's */
 #else
@@ -46,7 +58,10 @@ static void config_error(const app_spec *spec, const char *fmt, ...) {
 
 /* ---- Setting one value -------------------------------------------------- */
 
-static void config_clear(const app_option *o, void *field) {
+/* Zeroes option o's field without freeing what it holds: the field may
+ * hold anything before the defaults are set. A custom field is left to its
+ * parser and free function. */
+static void config_zero(const app_option *o, void *field) {
   switch (o->type) {
   case APP_OPT_BOOL:
   case APP_OPT_LOG_LEVEL:
@@ -56,30 +71,46 @@ static void config_clear(const app_option *o, void *field) {
     *(int64_t *)field = 0;
     break;
   case APP_OPT_STRING:
-    free(*(char **)field);
     *(char **)field = NULL;
+    break;
+  case APP_OPT_STRING_LIST:
+    memset(field, 0, sizeof(app_string_list));
+    break;
+  case APP_OPT_LISTEN:
+    memset(field, 0, sizeof(app_listen_list));
+    break;
+  case APP_OPT_CUSTOM:
+    break;
+  }
+}
+
+/* Frees what option o's field holds and leaves it empty: before a value
+ * replaces a list, and when the configuration is freed. */
+static void config_clear(const app_option *o, void *field) {
+  switch (o->type) {
+  case APP_OPT_STRING:
+    free(*(char **)field);
     break;
   case APP_OPT_STRING_LIST: {
     app_string_list *l = field;
     for (size_t i = 0; i < l->n; i++) free(l->items[i]);
     free(l->items);
-    l->items = NULL;
-    l->n = 0;
     break;
   }
-  case APP_OPT_LISTEN: {
-    app_listen_list *l = field;
-    free(l->addrs);
-    l->addrs = NULL;
-    l->n = 0;
+  case APP_OPT_LISTEN:
+    free(((app_listen_list *)field)->addrs);
     break;
-  }
   case APP_OPT_CUSTOM:
     if (o->free != NULL) o->free(field);
     break;
+  default:
+    break;
   }
+  config_zero(o, field);
 }
 
+/* Parses a flag's boolean: true, 1, yes, on or their opposites, in any
+ * case. Returns 0 with the value in *out, or -1. */
 static int config_parse_bool(const char *text, int *out) {
   static const char *const yes[] = {"true", "1", "yes", "on"};
   static const char *const no[] = {"false", "0", "no", "off"};
@@ -90,6 +121,8 @@ static int config_parse_bool(const char *text, int *out) {
   return -1;
 }
 
+/* Checks v against an integer option's range. Returns 0, or -1 with the
+ * reason in why. */
 static int config_int_check(const app_option *o, int64_t v, char *why) {
   if (v < o->min || v > o->max) {
     snprintf(why, WHY_LEN,
@@ -100,6 +133,9 @@ static int config_int_check(const app_option *o, int64_t v, char *why) {
   return 0;
 }
 
+/* Appends one entry, text, to a list option's field: an address for
+ * APP_OPT_LISTEN (parsed here), a copy of the string for
+ * APP_OPT_STRING_LIST. Returns 0, or -1 with the reason in why. */
 static int config_list_append(const app_option *o, void *field,
                               const char *text, char *why) {
   if (o->type == APP_OPT_LISTEN) {
@@ -174,6 +210,7 @@ static int config_set_text(const app_option *o, void *field, const char *text,
   return -1;
 }
 
+/* The kind of a JSON value, for "expected X, not Y" messages. */
 static const char *config_json_type(const cJSON *v) {
   if (cJSON_IsBool(v)) return "a boolean";
   if (cJSON_IsNumber(v)) return "a number";
@@ -184,7 +221,9 @@ static const char *config_json_type(const cJSON *v) {
   return "an invalid value";
 }
 
-/* Sets field from a value of the configuration file. */
+/* Sets field from a value of the configuration file: a value of the type
+ * the option takes (a list also from one string), checked as a flag's
+ * text would be. Returns 0, or -1 with the reason in why. */
 static int config_set_json(const app_option *o, void *field, const cJSON *v,
                            char *why) {
   switch (o->type) {
@@ -234,6 +273,7 @@ static int config_set_json(const app_option *o, void *field, const cJSON *v,
   case APP_OPT_CUSTOM:
     return o->parse(field, NULL, v, why, WHY_LEN);
   }
+  /* A value of the wrong JSON type: say what the option takes. */
   static const char *const wanted[] = {
       [APP_OPT_BOOL] = "true or false",
       [APP_OPT_INT] = "an integer",
@@ -250,6 +290,8 @@ static int config_set_json(const app_option *o, void *field, const cJSON *v,
 
 /* ---- The configuration file --------------------------------------------- */
 
+/* The option called name (len bytes, not NUL-terminated), or NULL. A
+ * flag's name has dashes where the key has underscores (dashes != 0). */
 static const app_option *config_find(const app_spec *spec, const char *name,
                                      size_t len, int dashes) {
   for (size_t i = 0; i < spec->n_options; i++) {
@@ -266,6 +308,9 @@ static const app_option *config_find(const app_spec *spec, const char *name,
   return NULL;
 }
 
+/* Reads the configuration file at path, whole and NUL-terminated, its
+ * length in *len. Returns it (malloc'ed), or NULL after reporting why: it
+ * cannot be read, or it is larger than CONFIG_MAX_FILE. */
 static char *config_read_file(const app_spec *spec, const char *path,
                               size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -298,6 +343,8 @@ static char *config_read_file(const app_spec *spec, const char *path,
   return buf;
 }
 
+/* Reports msg as "PATH:LINE:COLUMN: msg", the position that of byte
+ * offset of text (-1: 1:1). */
 static void config_file_error(const app_spec *spec, const char *path,
                               const char *text, long offset, const char *msg) {
   int line = 1, column = 1;
@@ -305,6 +352,9 @@ static void config_file_error(const app_spec *spec, const char *path,
   config_error(spec, "%s:%d:%d: %s", path, line, column, msg);
 }
 
+/* Sets the options the file at path names: a JSON object whose keys are
+ * option names, each given once. Returns 0, or -1 after reporting the
+ * first fault with its position. */
 static int config_load_file(const app_spec *spec, void *cfg, const char *path) {
   size_t len;
   char *text = config_read_file(spec, path, &len);
@@ -372,10 +422,12 @@ typedef struct config_flag {
   const char *arg;       /* the flag as written, for messages */
 } config_flag;
 
+/* Whether arg asks for --help (which wins over everything else). */
 static int config_is_help(const char *arg) {
   return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+/* Whether arg asks for --version. */
 static int config_is_version(const char *arg) {
   return strcmp(arg, "--version") == 0;
 }
@@ -406,6 +458,7 @@ static int config_scan_flags(const app_spec *spec, int argc, char **argv,
     } else {
       f->opt = config_find(spec, name, name_len, 1);
       if (f->opt == NULL && name_len > 3 && strncmp(name, "no-", 3) == 0) {
+        /* --no-NAME sets a boolean false; it takes no value. */
         const app_option *o = config_find(spec, name + 3, name_len - 3, 1);
         if (o != NULL && o->type == APP_OPT_BOOL) {
           if (eq != NULL) {
@@ -424,6 +477,7 @@ static int config_scan_flags(const app_spec *spec, int argc, char **argv,
         return -1;
       }
     }
+    /* The value: after '=', or the next argument (a boolean takes none). */
     if (eq != NULL) {
       f->value = eq + 1;
     } else if (f->opt == NULL || f->opt->type != APP_OPT_BOOL) {
@@ -471,32 +525,13 @@ static int config_apply_flags(const app_spec *spec, void *cfg,
 
 /* ---- Loading ------------------------------------------------------------ */
 
+/* Sets every option to its default from the table (the log level to
+ * $WEFT_LOG_LEVEL when that is valid). cfg may hold anything before.
+ * Returns 0, or -1 after reporting a bad default, which is a bug of the
+ * table. */
 static int config_defaults(const app_spec *spec, void *cfg) {
-  for (size_t i = 0; i < spec->n_options; i++) {
-    const app_option *o = &spec->options[i];
-    void *field = config_field(cfg, o);
-    /* The field may hold anything: zero it without freeing. */
-    switch (o->type) {
-    case APP_OPT_BOOL:
-    case APP_OPT_LOG_LEVEL:
-      *(int *)field = 0;
-      break;
-    case APP_OPT_INT:
-      *(int64_t *)field = 0;
-      break;
-    case APP_OPT_STRING:
-      *(char **)field = NULL;
-      break;
-    case APP_OPT_STRING_LIST:
-      memset(field, 0, sizeof(app_string_list));
-      break;
-    case APP_OPT_LISTEN:
-      memset(field, 0, sizeof(app_listen_list));
-      break;
-    case APP_OPT_CUSTOM:
-      break;
-    }
-  }
+  for (size_t i = 0; i < spec->n_options; i++)
+    config_zero(&spec->options[i], config_field(cfg, &spec->options[i]));
   for (size_t i = 0; i < spec->n_options; i++) {
     const app_option *o = &spec->options[i];
     const char *def = o->default_value;
@@ -522,6 +557,7 @@ static int config_defaults(const app_spec *spec, void *cfg) {
 }
 
 int app_config_load(const app_spec *spec, void *cfg, int argc, char **argv) {
+  /* --help, then --version, whatever else the command line holds. */
   for (int i = 1; i < argc; i++) {
     if (config_is_help(argv[i])) {
       app_config_help(spec);
@@ -538,6 +574,8 @@ int app_config_load(const app_spec *spec, void *cfg, int argc, char **argv) {
     app_config_free(spec, cfg);
     return APP_EXIT_USAGE;
   }
+  /* The flags are recognised first, so that --config FILE is read before
+   * any flag is applied, wherever it stands: the flags override the file. */
   config_flag *flags = calloc((size_t)(argc > 0 ? argc : 1), sizeof *flags);
   int n = flags ? config_scan_flags(spec, argc, argv, flags) : -1;
   int rc = n < 0 ? -1 : 0;
@@ -551,6 +589,7 @@ int app_config_load(const app_spec *spec, void *cfg, int argc, char **argv) {
     app_config_free(spec, cfg);
     return APP_EXIT_USAGE;
   }
+  /* The log level applies at once: what follows logs at it. */
   for (size_t i = 0; i < spec->n_options; i++) {
     const app_option *o = &spec->options[i];
     if (o->type == APP_OPT_LOG_LEVEL)

@@ -9,8 +9,8 @@
 
 #include <weft.h>
 
-/* ---- Addresses ---------------------------------------------------------- */
-
+/* Whether c may stand in a host name or an IPv4 address (letters, digits,
+ * '.', '-', '_'): what is not is a typo, refused before any lookup. */
 static int addr_host_char_ok(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
          (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
@@ -18,6 +18,8 @@ static int addr_host_char_ok(char c) {
 
 int app_addr_parse(const char *text, app_addr *out, char *why, size_t why_len) {
   memset(out, 0, sizeof *out);
+  /* Where the host starts and ends, and the colon before the port: an IPv6
+   * address is in brackets, anything else has no colon before the port's. */
   const char *host = text, *host_end, *colon;
   if (text[0] == '[') {
     host = text + 1;
@@ -47,6 +49,8 @@ int app_addr_parse(const char *text, app_addr *out, char *why, size_t why_len) {
       return -1;
     }
   }
+  /* The host, copied out and checked: a bracketed one must be an IPv6
+   * address, any other a name or an IPv4 address. */
   size_t host_len = (size_t)(host_end - host);
   if (host_len == 0 || host_len >= sizeof out->host) {
     snprintf(why, why_len, "bad host in \"%s\"", text);
@@ -70,6 +74,7 @@ int app_addr_parse(const char *text, app_addr *out, char *why, size_t why_len) {
     }
   }
 
+  /* The port: decimal digits only, 0 to 65535. */
   const char *p = colon + 1;
   char *end;
   errno = 0;
@@ -84,6 +89,7 @@ int app_addr_parse(const char *text, app_addr *out, char *why, size_t why_len) {
   return 0;
 }
 
+/* An IPv6 host (the only kind with a colon) goes back in brackets. */
 void app_addr_format(const char *host, int port, char *buf, size_t len) {
   if (strchr(host, ':') != NULL)
     snprintf(buf, len, "[%s]:%d", host, port);

@@ -8,8 +8,8 @@
 
 #include <weft.h>
 
-/* ---- --help and the configuration log ------------------------------------ */
-
+/* The name of o's value in --help: the table's, or one from its type;
+ * NULL for a boolean, which takes none. */
 static const char *config_metavar(const app_option *o) {
   if (o->metavar != NULL) return o->metavar;
   switch (o->type) {
@@ -54,12 +54,15 @@ static void config_wrap(const char *text, int indent) {
   if (col > 0) printf("\n");
 }
 
+/* Writes the flag of option name (its key, with '-' for '_') into buf. */
 static void config_flag_name(const char *name, char *buf, size_t len) {
   size_t i = 0;
   for (; name[i] && i + 1 < len; i++) buf[i] = name[i] == '_' ? '-' : name[i]; /* NOLINT(bugprone-narrowing-conversions): char in, char out */
   buf[i] = '\0';
 }
 
+/* The build gives the project's version (apps/common/CMakeLists.txt); a
+ * build without it says the runtime's, which is the same release. */
 #ifndef APP_VERSION
 #define APP_VERSION WEFT_VERSION_STRING
 #endif
@@ -72,6 +75,8 @@ void app_config_version(const app_spec *spec) {
   fflush(stdout);
 }
 
+/* Usage, the summary, how the sources of options combine, then each option
+ * with its flag, help, key, default and range, wrapped for a terminal. */
 void app_config_help(const app_spec *spec) {
   printf("Usage: %s [--config FILE] [OPTIONS]%s%s\n\n", spec->name,
          spec->operands != NULL ? " " : "",
@@ -97,6 +102,7 @@ void app_config_help(const app_spec *spec) {
       printf("  --%s, --no-%s\n", flag, flag);
     else
       printf("  --%s %s\n", flag, meta);
+    /* One paragraph: the help, then what a reader needs to set it. */
     char text[1024];
     char range[96] = "";
     if (o->type == APP_OPT_INT)
@@ -117,6 +123,8 @@ void app_config_help(const app_spec *spec) {
   fflush(stdout);
 }
 
+/* One logfmt line of NAME=VALUE pairs, each value as a flag would give it
+ * (strings quoted, lists comma-separated); an empty value shows as "". */
 void app_config_log(const app_spec *spec, const void *cfg) {
   char line[1536];
   size_t len = 0;

@@ -10,10 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Values for APP_OPT_CUSTOM options ----------------------------------- */
+/* ---- Durations ----------------------------------------------------------- */
 
 int app_duration_parse(const char *text, const cJSON *json, double max_seconds,
                        int64_t *ms, char *why, size_t why_len) {
+  /* JSON gives a number of seconds, or a string as a flag would. */
   double seconds;
   if (json != NULL && cJSON_IsNumber(json)) {
     seconds = json->valuedouble;
@@ -27,6 +28,7 @@ int app_duration_parse(const char *text, const cJSON *json, double max_seconds,
       }
       text = json->valuestring;
     }
+    /* A number, then a unit or none (seconds). */
     char *end;
     double v = strtod(text, &end);
     double unit;
@@ -65,6 +67,7 @@ int app_duration_parse(const char *text, const cJSON *json, double max_seconds,
   return 0;
 }
 
+/* The table callbacks: the same parser, each with its bound. */
 int app_parse_duration_ms(void *field, const char *text, const cJSON *json,
                           char *why, size_t why_len) {
   return app_duration_parse(text, json, APP_DURATION_MAX_S, field, why,
@@ -83,6 +86,8 @@ int app_parse_duration_ms_2e6(void *field, const char *text, const cJSON *json,
                             why_len);
 }
 
+/* Whole seconds print as such, anything else in milliseconds, so that the
+ * log line gives back what a flag would have said. */
 void app_format_duration_ms(const void *field, char *out, size_t len) {
   int64_t ms = *(const int64_t *)field;
   if (ms % 1000 == 0)
@@ -90,6 +95,8 @@ void app_format_duration_ms(const void *field, char *out, size_t len) {
   else
     snprintf(out, len, "%" PRId64 "ms", ms);
 }
+
+/* ---- Rates --------------------------------------------------------------- */
 
 int app_rate_parse(const char *text, const cJSON *json, double max,
                    double *out, char *why, size_t why_len) {
@@ -108,6 +115,7 @@ int app_rate_parse(const char *text, const cJSON *json, double max,
       return -1;
     }
   }
+  /* NaN fails both comparisons, so it is refused here too. */
   if (!(v >= 0 && v <= max)) {
     snprintf(why, why_len, "a rate must be between 0 (no limit) and %.10g", max);
     return -1;
@@ -116,6 +124,7 @@ int app_rate_parse(const char *text, const cJSON *json, double max,
   return 0;
 }
 
+/* The table callbacks: the same parser, each with its bound. */
 int app_parse_rate(void *field, const char *text, const cJSON *json,
                    char *why, size_t why_len) {
   return app_rate_parse(text, json, APP_RATE_MAX, field, why, why_len);
@@ -130,8 +139,11 @@ void app_format_rate(const void *field, char *out, size_t len) {
   snprintf(out, len, "%g", *(const double *)field);
 }
 
+/* ---- Sizes --------------------------------------------------------------- */
+
 int app_size_parse(const char *text, const cJSON *json, int64_t *out,
                    char *why, size_t why_len) {
+  /* JSON gives a number of bytes, or a string as a flag would. */
   if (json != NULL) {
     if (cJSON_IsNumber(json)) {
       double v = json->valuedouble;
@@ -153,6 +165,8 @@ int app_size_parse(const char *text, const cJSON *json, int64_t *out,
     }
     text = json->valuestring;
   }
+  /* A number, then K, M or G (powers of 1024), then "i" and "B", each
+   * optional: 64K, 64KiB, 64kb and 64k are the same. */
   char *end;
   double v = strtod(text, &end);
   int64_t mult = 1;
@@ -182,6 +196,7 @@ int app_size_parse(const char *text, const cJSON *json, int64_t *out,
   return 0;
 }
 
+/* The table callback of a size. */
 int app_parse_size(void *field, const char *text, const cJSON *json,
                    char *why, size_t why_len) {
   return app_size_parse(text, json, field, why, why_len);

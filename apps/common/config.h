@@ -140,29 +140,38 @@ typedef struct app_spec {
 /** A boolean option: --NAME, --no-NAME, --NAME=false; def "true" or
  * "false" (NULL: false). */
 #define APP_OPTION_BOOL(conf, field, def, text)                                \
-  {APP_OPTION_ENTRY_(conf, field, APP_OPT_BOOL), .default_value = (def),       \
-   .help = (text)}
+  {                                                                            \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_BOOL), .default_value = (def),      \
+                                                  .help = (text)               \
+  }
 
 /** An integer option, within [lo, hi]. */
 #define APP_OPTION_INT(conf, field, def, lo, hi, text)                         \
-  {APP_OPTION_ENTRY_(conf, field, APP_OPT_INT), .default_value = (def),        \
-   .help = (text), .min = (lo), .max = (hi)}
+  {                                                                            \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_INT),                               \
+        .default_value = (def), .help = (text), .min = (lo), .max = (hi)       \
+  }
 
 /** A string option (NULL def: none). */
 #define APP_OPTION_STRING(conf, field, def, text)                              \
-  {APP_OPTION_ENTRY_(conf, field, APP_OPT_STRING), .default_value = (def),     \
-   .help = (text)}
+  {                                                                            \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_STRING), .default_value = (def),    \
+                                                    .help = (text)             \
+  }
 
 /** A list of strings, the flag repeatable; empty by default. */
 #define APP_OPTION_STRING_LIST(conf, field, text)                              \
-  {APP_OPTION_ENTRY_(conf, field, APP_OPT_STRING_LIST), .help = (text)}
+  { APP_OPTION_ENTRY_(conf, field, APP_OPT_STRING_LIST), .help = (text) }
 
 /** --listen HOST:PORT, repeatable; def is one address. */
 #define APP_OPTION_LISTEN(conf, field, def)                                    \
-  {APP_OPTION_ENTRY_(conf, field, APP_OPT_LISTEN), .default_value = (def),     \
-   .help =                                                                     \
-       "address to listen on; repeat the flag (or give a JSON array) for "     \
-       "several; IPv6 in brackets, as [::1]:PORT; port 0 picks a free port"}
+  {                                                                            \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_LISTEN),                            \
+        .default_value = (def),                                                \
+        .help = "address to listen on; repeat the flag (or give a JSON "       \
+                "array) for several; IPv6 in brackets, as [::1]:PORT; port "   \
+                "0 picks a free port"                                          \
+  }
 
 /** --executors N: executor threads (0: one per core). */
 #define APP_OPTION_EXECUTORS(conf, field, def)                                 \
@@ -180,17 +189,21 @@ typedef struct app_spec {
 
 /** --log-level LEVEL; its default is $WEFT_LOG_LEVEL when set, else info. */
 #define APP_OPTION_LOG_LEVEL(conf, field)                                      \
-  {APP_OPTION_ENTRY_(conf, field, APP_OPT_LOG_LEVEL), .default_value = "info", \
-   .help = "debug, info, warn, error or off"}
+  {                                                                            \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_LOG_LEVEL),                         \
+        .default_value = "info", .help = "debug, info, warn, error or off"     \
+  }
 
 /** An option of any type: parse_fn reads it, free_fn (may be NULL) frees
  * what it stored, format_fn (may be NULL) writes it for the log line; meta
  * names its value in --help. */
-#define APP_OPTION_CUSTOM(conf, field, def, meta, text, parse_fn, free_fn,    \
+#define APP_OPTION_CUSTOM(conf, field, def, meta, text, parse_fn, free_fn,     \
                           format_fn)                                           \
-  {APP_OPTION_ENTRY_(conf, field, APP_OPT_CUSTOM), .default_value = (def),     \
-   .help = (text), .metavar = (meta), .parse = (parse_fn), .free = (free_fn),  \
-   .format = (format_fn)}
+  {                                                                            \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_CUSTOM),                            \
+        .default_value = (def), .help = (text), .metavar = (meta),             \
+        .parse = (parse_fn), .free = (free_fn), .format = (format_fn)          \
+  }
 
 /* ---- Values for APP_OPT_CUSTOM options -----------------------------------
  *

@@ -49,8 +49,8 @@ typedef struct server {
   worker *by_exec;  /* the worker of executor k at k - 1 */
   weft_tcp **listeners; /* every worker's, a row of addresses each */
   weft_group *workers;
-  weft_group *aux;  /* the signal task and the stats task */
-  app_shutdown sd;  /* what the signal task calls */
+  weft_group *aux; /* the signal task and the stats task */
+  app_shutdown sd; /* what the signal task calls */
   app_stats_periodic periodic;
   app_counter *accepted;
   app_counter *rejected;

@@ -15,8 +15,8 @@
 
 #include <weft.h>
 
-#include "config.h"
 #include "check.h"
+#include "config.h"
 #include "json.h"
 #include "server.h"
 #include "stats.h"

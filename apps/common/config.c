@@ -1,10 +1,15 @@
-/* config.c: options from the table's defaults, a JSON file and the flags. */
+/* config.c: options from the table's defaults, a JSON file and the flags.
+ *
+ * app_config_load() walks the application's option table (config.h) three
+ * times: the defaults, the --config file, then the flags, each value set
+ * through config_set_text() or config_set_json(). Addresses are parsed in
+ * config_addr.c, the values of custom options in config_value.c, and
+ * --help, --version and the configuration log line are in config_help.c.
+ */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,16 +23,21 @@
 /* A configuration file is a few lines; anything larger is a mistake. */
 #define CONFIG_MAX_FILE ((size_t)1 << 20)
 
+/* The room for the reason a value is refused; the message that carries it
+ * adds the file, line and column or the flag. */
 #define WHY_LEN 160
 
 /* The built-in flag that is not an option of the table (--help is the
  * other, handled before anything else). */
 static const char CONFIG_FLAG_CONFIG[] = "config";
 
+/* Where option o's value lives in the configuration struct cfg. */
 static void *config_field(void *cfg, const app_option *o) {
   return (char *)cfg + o->offset;
 }
 
+/* Prints "NAME: message" to stderr, where every refusal of a file or a flag
+ * goes before the program exits with APP_EXIT_USAGE. */
 #ifdef __MINGW32__
 #define CONFIG_PRINTF gnu_printf /* C99 formats (%zu), not msvcrt's */
 #else
@@ -46,272 +56,12 @@ static void config_error(const app_spec *spec, const char *fmt, ...) {
   fflush(stderr);
 }
 
-/* ---- Addresses ---------------------------------------------------------- */
-
-static int addr_host_char_ok(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
-}
-
-int app_addr_parse(const char *text, app_addr *out, char *why, size_t why_len) {
-  memset(out, 0, sizeof *out);
-  const char *host = text, *host_end, *colon;
-  if (text[0] == '[') {
-    host = text + 1;
-    host_end = strchr(host, ']');
-    if (host_end == NULL) {
-      snprintf(why, why_len, "missing ']' in \"%s\"", text);
-      return -1;
-    }
-    colon = host_end + 1;
-    if (*colon != ':') {
-      snprintf(why, why_len, "expected HOST:PORT, as [::1]:7007, not \"%s\"",
-               text);
-      return -1;
-    }
-  } else {
-    colon = strrchr(text, ':');
-    if (colon == NULL) {
-      snprintf(why, why_len,
-               "expected HOST:PORT, as 127.0.0.1:7007, not \"%s\"", text);
-      return -1;
-    }
-    host_end = colon;
-    if (memchr(text, ':', (size_t)(colon - text)) != NULL) {
-      snprintf(why, why_len,
-               "an IPv6 address goes in brackets, as [::1]:7007, not \"%s\"",
-               text);
-      return -1;
-    }
-  }
-  size_t host_len = (size_t)(host_end - host);
-  if (host_len == 0 || host_len >= sizeof out->host) {
-    snprintf(why, why_len, "bad host in \"%s\"", text);
-    return -1;
-  }
-  memcpy(out->host, host, host_len);
-  out->host[host_len] = '\0';
-
-  if (text[0] == '[') {
-    struct sockaddr_in6 sa6;
-    if (uv_ip6_addr(out->host, 0, &sa6) != 0) {
-      snprintf(why, why_len, "bad IPv6 address in \"%s\"", text);
-      return -1;
-    }
-  } else {
-    for (size_t i = 0; i < host_len; i++) {
-      if (!addr_host_char_ok(out->host[i])) {
-        snprintf(why, why_len, "bad host in \"%s\"", text);
-        return -1;
-      }
-    }
-  }
-
-  const char *p = colon + 1;
-  char *end;
-  errno = 0;
-  long port = strtol(p, &end, 10);
-  if (*p < '0' || *p > '9' || *end != '\0' || errno != 0 || port < 0 ||
-      port > 65535) {
-    snprintf(why, why_len,
-             "bad port in \"%s\" (0 to 65535; 0 picks a free port)", text);
-    return -1;
-  }
-  out->port = (int)port;
-  return 0;
-}
-
-void app_addr_format(const char *host, int port, char *buf, size_t len) {
-  if (strchr(host, ':') != NULL)
-    snprintf(buf, len, "[%s]:%d", host, port);
-  else
-    snprintf(buf, len, "%s:%d", host, port);
-}
-
 /* ---- Setting one value -------------------------------------------------- */
 
-/* ---- Values for APP_OPT_CUSTOM options ----------------------------------- */
-
-int app_duration_parse(const char *text, const cJSON *json, double max_seconds,
-                       int64_t *ms, char *why, size_t why_len) {
-  double seconds;
-  if (json != NULL && cJSON_IsNumber(json)) {
-    seconds = json->valuedouble;
-  } else {
-    if (json != NULL) {
-      if (!cJSON_IsString(json)) {
-        snprintf(why, why_len,
-                 "expected seconds or a duration such as \"250ms\", \"10s\", "
-                 "\"2m\"");
-        return -1;
-      }
-      text = json->valuestring;
-    }
-    char *end;
-    double v = strtod(text, &end);
-    double unit;
-    if (end == text)
-      unit = -1; /* NOLINT(bugprone-branch-clone): no number and an unknown unit fail alike */
-    else if (strcmp(end, "ms") == 0)
-      unit = 0.001;
-    else if (strcmp(end, "s") == 0 || *end == '\0')
-      unit = 1.0;
-    else if (strcmp(end, "m") == 0)
-      unit = 60.0;
-    else if (strcmp(end, "h") == 0)
-      unit = 3600.0;
-    else
-      unit = -1;
-    if (unit < 0) {
-      snprintf(why, why_len,
-               "expected seconds or a duration such as 250ms, 10s, 2m, not "
-               "\"%s\"",
-               text);
-      return -1;
-    }
-    seconds = v * unit;
-  }
-  /* NaN fails both comparisons, so it is refused here too. */
-  if (!(seconds >= 0 && seconds <= max_seconds)) {
-    snprintf(why, why_len, "a duration must be between 0 and %.10g seconds",
-             max_seconds);
-    return -1;
-  }
-  /* Whole milliseconds; a duration below one is one, not none (0 means no
-   * limit for the timeouts). */
-  int64_t v = (int64_t)llround(seconds * 1000.0);
-  if (v == 0 && seconds > 0) v = 1;
-  *ms = v;
-  return 0;
-}
-
-int app_parse_duration_ms(void *field, const char *text, const cJSON *json,
-                          char *why, size_t why_len) {
-  return app_duration_parse(text, json, APP_DURATION_MAX_S, field, why,
-                            why_len);
-}
-
-int app_parse_duration_ms_1e7(void *field, const char *text, const cJSON *json,
-                              char *why, size_t why_len) {
-  return app_duration_parse(text, json, APP_DURATION_MAX_S_1E7, field, why,
-                            why_len);
-}
-
-int app_parse_duration_ms_2e6(void *field, const char *text, const cJSON *json,
-                              char *why, size_t why_len) {
-  return app_duration_parse(text, json, APP_DURATION_MAX_S_2E6, field, why,
-                            why_len);
-}
-
-void app_format_duration_ms(const void *field, char *out, size_t len) {
-  int64_t ms = *(const int64_t *)field;
-  if (ms % 1000 == 0)
-    snprintf(out, len, "%" PRId64 "s", ms / 1000);
-  else
-    snprintf(out, len, "%" PRId64 "ms", ms);
-}
-
-int app_rate_parse(const char *text, const cJSON *json, double max,
-                   double *out, char *why, size_t why_len) {
-  double v;
-  if (json != NULL) {
-    if (!cJSON_IsNumber(json)) {
-      snprintf(why, why_len, "expected a number of requests per second");
-      return -1;
-    }
-    v = json->valuedouble;
-  } else {
-    char *end;
-    v = strtod(text, &end);
-    if (end == text || *end != '\0') {
-      snprintf(why, why_len, "expected requests per second, not \"%s\"", text);
-      return -1;
-    }
-  }
-  if (!(v >= 0 && v <= max)) {
-    snprintf(why, why_len, "a rate must be between 0 (no limit) and %.10g", max);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
-int app_parse_rate(void *field, const char *text, const cJSON *json,
-                   char *why, size_t why_len) {
-  return app_rate_parse(text, json, APP_RATE_MAX, field, why, why_len);
-}
-
-int app_parse_rate_1e7(void *field, const char *text, const cJSON *json,
-                       char *why, size_t why_len) {
-  return app_rate_parse(text, json, APP_RATE_MAX_1E7, field, why, why_len);
-}
-
-void app_format_rate(const void *field, char *out, size_t len) {
-  snprintf(out, len, "%g", *(const double *)field);
-}
-
-int app_size_parse(const char *text, const cJSON *json, int64_t *out,
-                   char *why, size_t why_len) {
-  if (json != NULL) {
-    if (cJSON_IsNumber(json)) {
-      double v = json->valuedouble;
-      if (v < 0) {
-        snprintf(why, why_len, "a size cannot be negative");
-        return -1;
-      }
-      if (!(v <= APP_SIZE_MAX)) {
-        snprintf(why, why_len, "a size must be at most %.10g bytes",
-                 APP_SIZE_MAX);
-        return -1;
-      }
-      *out = (int64_t)v;
-      return 0;
-    }
-    if (!cJSON_IsString(json)) {
-      snprintf(why, why_len, "expected a size (a number or \"4M\")");
-      return -1;
-    }
-    text = json->valuestring;
-  }
-  char *end;
-  double v = strtod(text, &end);
-  int64_t mult = 1;
-  switch (toupper((unsigned char)*end)) {
-  case 'K':
-    mult = (int64_t)1 << 10, end++;
-    break;
-  case 'M':
-    mult = (int64_t)1 << 20, end++;
-    break;
-  case 'G':
-    mult = (int64_t)1 << 30, end++;
-    break;
-  default:
-    break;
-  }
-  if (toupper((unsigned char)*end) == 'I' && mult > 1) end++;
-  if (toupper((unsigned char)*end) == 'B') end++;
-  /* NaN fails both comparisons, so "nan" is refused too. */
-  if (end == text || *end != '\0' ||
-      !(v >= 0 && v * (double)mult <= APP_SIZE_MAX)) {
-    snprintf(why, why_len, "\"%s\" is not a size (such as 4096, 64K, 1M)",
-             text);
-    return -1;
-  }
-  *out = (int64_t)(v * (double)mult);
-  return 0;
-}
-
-int app_parse_size(void *field, const char *text, const cJSON *json,
-                   char *why, size_t why_len) {
-  return app_size_parse(text, json, field, why, why_len);
-}
-
-void app_format_size(const void *field, char *out, size_t len) {
-  snprintf(out, len, "%" PRId64, *(const int64_t *)field);
-}
-
-static void config_clear(const app_option *o, void *field) {
+/* Zeroes option o's field without freeing what it holds: the field may
+ * hold anything before the defaults are set. A custom field is left to its
+ * parser and free function. */
+static void config_zero(const app_option *o, void *field) {
   switch (o->type) {
   case APP_OPT_BOOL:
   case APP_OPT_LOG_LEVEL:
@@ -321,30 +71,46 @@ static void config_clear(const app_option *o, void *field) {
     *(int64_t *)field = 0;
     break;
   case APP_OPT_STRING:
-    free(*(char **)field);
     *(char **)field = NULL;
+    break;
+  case APP_OPT_STRING_LIST:
+    memset(field, 0, sizeof(app_string_list));
+    break;
+  case APP_OPT_LISTEN:
+    memset(field, 0, sizeof(app_listen_list));
+    break;
+  case APP_OPT_CUSTOM:
+    break;
+  }
+}
+
+/* Frees what option o's field holds and leaves it empty: before a value
+ * replaces a list, and when the configuration is freed. */
+static void config_clear(const app_option *o, void *field) {
+  switch (o->type) {
+  case APP_OPT_STRING:
+    free(*(char **)field);
     break;
   case APP_OPT_STRING_LIST: {
     app_string_list *l = field;
     for (size_t i = 0; i < l->n; i++) free(l->items[i]);
     free(l->items);
-    l->items = NULL;
-    l->n = 0;
     break;
   }
-  case APP_OPT_LISTEN: {
-    app_listen_list *l = field;
-    free(l->addrs);
-    l->addrs = NULL;
-    l->n = 0;
+  case APP_OPT_LISTEN:
+    free(((app_listen_list *)field)->addrs);
     break;
-  }
   case APP_OPT_CUSTOM:
     if (o->free != NULL) o->free(field);
     break;
+  default:
+    break;
   }
+  config_zero(o, field);
 }
 
+/* Parses a flag's boolean: true, 1, yes, on or their opposites, in any
+ * case. Returns 0 with the value in *out, or -1. */
 static int config_parse_bool(const char *text, int *out) {
   static const char *const yes[] = {"true", "1", "yes", "on"};
   static const char *const no[] = {"false", "0", "no", "off"};
@@ -355,6 +121,8 @@ static int config_parse_bool(const char *text, int *out) {
   return -1;
 }
 
+/* Checks v against an integer option's range. Returns 0, or -1 with the
+ * reason in why. */
 static int config_int_check(const app_option *o, int64_t v, char *why) {
   if (v < o->min || v > o->max) {
     snprintf(why, WHY_LEN,
@@ -365,6 +133,9 @@ static int config_int_check(const app_option *o, int64_t v, char *why) {
   return 0;
 }
 
+/* Appends one entry, text, to a list option's field: an address for
+ * APP_OPT_LISTEN (parsed here), a copy of the string for
+ * APP_OPT_STRING_LIST. Returns 0, or -1 with the reason in why. */
 static int config_list_append(const app_option *o, void *field,
                               const char *text, char *why) {
   if (o->type == APP_OPT_LISTEN) {
@@ -439,6 +210,7 @@ static int config_set_text(const app_option *o, void *field, const char *text,
   return -1;
 }
 
+/* The kind of a JSON value, for "expected X, not Y" messages. */
 static const char *config_json_type(const cJSON *v) {
   if (cJSON_IsBool(v)) return "a boolean";
   if (cJSON_IsNumber(v)) return "a number";
@@ -449,7 +221,9 @@ static const char *config_json_type(const cJSON *v) {
   return "an invalid value";
 }
 
-/* Sets field from a value of the configuration file. */
+/* Sets field from a value of the configuration file: a value of the type
+ * the option takes (a list also from one string), checked as a flag's
+ * text would be. Returns 0, or -1 with the reason in why. */
 static int config_set_json(const app_option *o, void *field, const cJSON *v,
                            char *why) {
   switch (o->type) {
@@ -499,6 +273,7 @@ static int config_set_json(const app_option *o, void *field, const cJSON *v,
   case APP_OPT_CUSTOM:
     return o->parse(field, NULL, v, why, WHY_LEN);
   }
+  /* A value of the wrong JSON type: say what the option takes. */
   static const char *const wanted[] = {
       [APP_OPT_BOOL] = "true or false",
       [APP_OPT_INT] = "an integer",
@@ -515,6 +290,8 @@ static int config_set_json(const app_option *o, void *field, const cJSON *v,
 
 /* ---- The configuration file --------------------------------------------- */
 
+/* The option called name (len bytes, not NUL-terminated), or NULL. A
+ * flag's name has dashes where the key has underscores (dashes != 0). */
 static const app_option *config_find(const app_spec *spec, const char *name,
                                      size_t len, int dashes) {
   for (size_t i = 0; i < spec->n_options; i++) {
@@ -531,6 +308,9 @@ static const app_option *config_find(const app_spec *spec, const char *name,
   return NULL;
 }
 
+/* Reads the configuration file at path, whole and NUL-terminated, its
+ * length in *len. Returns it (malloc'ed), or NULL after reporting why: it
+ * cannot be read, or it is larger than CONFIG_MAX_FILE. */
 static char *config_read_file(const app_spec *spec, const char *path,
                               size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -563,6 +343,8 @@ static char *config_read_file(const app_spec *spec, const char *path,
   return buf;
 }
 
+/* Reports msg as "PATH:LINE:COLUMN: msg", the position that of byte
+ * offset of text (-1: 1:1). */
 static void config_file_error(const app_spec *spec, const char *path,
                               const char *text, long offset, const char *msg) {
   int line = 1, column = 1;
@@ -570,6 +352,9 @@ static void config_file_error(const app_spec *spec, const char *path,
   config_error(spec, "%s:%d:%d: %s", path, line, column, msg);
 }
 
+/* Sets the options the file at path names: a JSON object whose keys are
+ * option names, each given once. Returns 0, or -1 after reporting the
+ * first fault with its position. */
 static int config_load_file(const app_spec *spec, void *cfg, const char *path) {
   size_t len;
   char *text = config_read_file(spec, path, &len);
@@ -637,10 +422,12 @@ typedef struct config_flag {
   const char *arg;       /* the flag as written, for messages */
 } config_flag;
 
+/* Whether arg asks for --help (which wins over everything else). */
 static int config_is_help(const char *arg) {
   return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+/* Whether arg asks for --version. */
 static int config_is_version(const char *arg) {
   return strcmp(arg, "--version") == 0;
 }
@@ -671,6 +458,7 @@ static int config_scan_flags(const app_spec *spec, int argc, char **argv,
     } else {
       f->opt = config_find(spec, name, name_len, 1);
       if (f->opt == NULL && name_len > 3 && strncmp(name, "no-", 3) == 0) {
+        /* --no-NAME sets a boolean false; it takes no value. */
         const app_option *o = config_find(spec, name + 3, name_len - 3, 1);
         if (o != NULL && o->type == APP_OPT_BOOL) {
           if (eq != NULL) {
@@ -689,6 +477,7 @@ static int config_scan_flags(const app_spec *spec, int argc, char **argv,
         return -1;
       }
     }
+    /* The value: after '=', or the next argument (a boolean takes none). */
     if (eq != NULL) {
       f->value = eq + 1;
     } else if (f->opt == NULL || f->opt->type != APP_OPT_BOOL) {
@@ -736,32 +525,13 @@ static int config_apply_flags(const app_spec *spec, void *cfg,
 
 /* ---- Loading ------------------------------------------------------------ */
 
+/* Sets every option to its default from the table (the log level to
+ * $WEFT_LOG_LEVEL when that is valid). cfg may hold anything before.
+ * Returns 0, or -1 after reporting a bad default, which is a bug of the
+ * table. */
 static int config_defaults(const app_spec *spec, void *cfg) {
-  for (size_t i = 0; i < spec->n_options; i++) {
-    const app_option *o = &spec->options[i];
-    void *field = config_field(cfg, o);
-    /* The field may hold anything: zero it without freeing. */
-    switch (o->type) {
-    case APP_OPT_BOOL:
-    case APP_OPT_LOG_LEVEL:
-      *(int *)field = 0;
-      break;
-    case APP_OPT_INT:
-      *(int64_t *)field = 0;
-      break;
-    case APP_OPT_STRING:
-      *(char **)field = NULL;
-      break;
-    case APP_OPT_STRING_LIST:
-      memset(field, 0, sizeof(app_string_list));
-      break;
-    case APP_OPT_LISTEN:
-      memset(field, 0, sizeof(app_listen_list));
-      break;
-    case APP_OPT_CUSTOM:
-      break;
-    }
-  }
+  for (size_t i = 0; i < spec->n_options; i++)
+    config_zero(&spec->options[i], config_field(cfg, &spec->options[i]));
   for (size_t i = 0; i < spec->n_options; i++) {
     const app_option *o = &spec->options[i];
     const char *def = o->default_value;
@@ -787,6 +557,7 @@ static int config_defaults(const app_spec *spec, void *cfg) {
 }
 
 int app_config_load(const app_spec *spec, void *cfg, int argc, char **argv) {
+  /* --help, then --version, whatever else the command line holds. */
   for (int i = 1; i < argc; i++) {
     if (config_is_help(argv[i])) {
       app_config_help(spec);
@@ -803,6 +574,8 @@ int app_config_load(const app_spec *spec, void *cfg, int argc, char **argv) {
     app_config_free(spec, cfg);
     return APP_EXIT_USAGE;
   }
+  /* The flags are recognised first, so that --config FILE is read before
+   * any flag is applied, wherever it stands: the flags override the file. */
   config_flag *flags = calloc((size_t)(argc > 0 ? argc : 1), sizeof *flags);
   int n = flags ? config_scan_flags(spec, argc, argv, flags) : -1;
   int rc = n < 0 ? -1 : 0;
@@ -816,6 +589,7 @@ int app_config_load(const app_spec *spec, void *cfg, int argc, char **argv) {
     app_config_free(spec, cfg);
     return APP_EXIT_USAGE;
   }
+  /* The log level applies at once: what follows logs at it. */
   for (size_t i = 0; i < spec->n_options; i++) {
     const app_option *o = &spec->options[i];
     if (o->type == APP_OPT_LOG_LEVEL)
@@ -827,173 +601,4 @@ int app_config_load(const app_spec *spec, void *cfg, int argc, char **argv) {
 void app_config_free(const app_spec *spec, void *cfg) {
   for (size_t i = 0; i < spec->n_options; i++)
     config_clear(&spec->options[i], config_field(cfg, &spec->options[i]));
-}
-
-/* ---- --help and the configuration log ------------------------------------ */
-
-static const char *config_metavar(const app_option *o) {
-  if (o->metavar != NULL) return o->metavar;
-  switch (o->type) {
-  case APP_OPT_BOOL:
-    return NULL;
-  case APP_OPT_INT:
-    return "N";
-  case APP_OPT_STRING: /* NOLINT(bugprone-branch-clone): one label per kind */
-    return "TEXT";
-  case APP_OPT_STRING_LIST:
-    return "TEXT";
-  case APP_OPT_LISTEN:
-    return "HOST:PORT";
-  case APP_OPT_LOG_LEVEL:
-    return "LEVEL";
-  case APP_OPT_CUSTOM:
-    return "VALUE";
-  }
-  return "VALUE";
-}
-
-/* Prints text wrapped at about 78 columns, each line indented. */
-static void config_wrap(const char *text, int indent) {
-  const int width = 78;
-  int col = 0;
-  const char *p = text;
-  while (*p) {
-    while (*p == ' ') p++;
-    size_t word = strcspn(p, " ");
-    if (word == 0) break;
-    if (col == 0) {
-      col = printf("%*s", indent, "");
-    } else if (col + 1 + (int)word > width) {
-      printf("\n");
-      col = printf("%*s", indent, "");
-    } else {
-      col += printf(" ");
-    }
-    col += printf("%.*s", (int)word, p);
-    p += word;
-  }
-  if (col > 0) printf("\n");
-}
-
-static void config_flag_name(const char *name, char *buf, size_t len) {
-  size_t i = 0;
-  for (; name[i] && i + 1 < len; i++) buf[i] = name[i] == '_' ? '-' : name[i]; /* NOLINT(bugprone-narrowing-conversions): char in, char out */
-  buf[i] = '\0';
-}
-
-#ifndef APP_VERSION
-#define APP_VERSION WEFT_VERSION_STRING
-#endif
-
-const char *app_version(void) { return APP_VERSION; }
-
-void app_config_version(const app_spec *spec) {
-  printf("%s %s (weft %s, libuv %s)\n", spec->name, APP_VERSION,
-         WEFT_VERSION_STRING, uv_version_string());
-  fflush(stdout);
-}
-
-void app_config_help(const app_spec *spec) {
-  printf("Usage: %s [--config FILE] [OPTIONS]%s%s\n\n", spec->name,
-         spec->operands != NULL ? " " : "",
-         spec->operands != NULL ? spec->operands : "");
-  if (spec->summary != NULL) {
-    config_wrap(spec->summary, 0);
-    printf("\n");
-  }
-  printf("Options come from the defaults below, then the JSON file given with\n"
-         "--config (its keys are the option names with '_'), then the flags,\n"
-         "each overriding the one before. A bad file or flag exits with code "
-         "2.\n\n");
-  printf("  --config FILE\n");
-  config_wrap(
-      "read options from a JSON object in FILE, as {\"log_level\": \"debug\"}",
-      6);
-  for (size_t i = 0; i < spec->n_options; i++) {
-    const app_option *o = &spec->options[i];
-    char flag[64];
-    config_flag_name(o->name, flag, sizeof flag);
-    const char *meta = config_metavar(o);
-    if (o->type == APP_OPT_BOOL)
-      printf("  --%s, --no-%s\n", flag, flag);
-    else
-      printf("  --%s %s\n", flag, meta);
-    char text[1024];
-    char range[96] = "";
-    if (o->type == APP_OPT_INT)
-      snprintf(range, sizeof range, "; %" PRId64 " to %" PRId64, o->min,
-               o->max);
-    const char *def = o->default_value;
-    int repeat = o->type == APP_OPT_LISTEN || o->type == APP_OPT_STRING_LIST;
-    snprintf(text, sizeof text, "%s%s [key \"%s\"; default: %s%s%s]",
-             o->help ? o->help : "", repeat ? " (repeatable)" : "", o->name,
-             def && *def ? def : "none", range,
-             o->type == APP_OPT_LOG_LEVEL ? ", or $WEFT_LOG_LEVEL" : "");
-    config_wrap(text, 6);
-  }
-  printf("  -h, --help\n");
-  config_wrap("print this help and exit", 6);
-  printf("  --version\n");
-  config_wrap("print the version and exit", 6);
-  fflush(stdout);
-}
-
-void app_config_log(const app_spec *spec, const void *cfg) {
-  char line[1536];
-  size_t len = 0;
-  line[0] = '\0';
-  for (size_t i = 0; i < spec->n_options && len < sizeof line; i++) {
-    const app_option *o = &spec->options[i];
-    const void *field = (const char *)cfg + o->offset;
-    char value[512] = "";
-    switch (o->type) {
-    case APP_OPT_BOOL:
-      snprintf(value, sizeof value, "%s",
-               *(const int *)field ? "true" : "false");
-      break;
-    case APP_OPT_INT:
-      snprintf(value, sizeof value, "%" PRId64, *(const int64_t *)field);
-      break;
-    case APP_OPT_STRING: {
-      const char *s = *(char *const *)field;
-      snprintf(value, sizeof value, "\"%s\"", s ? s : "");
-      break;
-    }
-    case APP_OPT_STRING_LIST: {
-      const app_string_list *l = field;
-      size_t vl = 0;
-      for (size_t k = 0; k < l->n && vl < sizeof value; k++)
-        vl += (size_t)snprintf(value + vl, sizeof value - vl, "%s%s",
-                               k ? "," : "", l->items[k]);
-      break;
-    }
-    case APP_OPT_LISTEN: {
-      const app_listen_list *l = field;
-      size_t vl = 0;
-      for (size_t k = 0; k < l->n && vl < sizeof value; k++) {
-        char a[96];
-        app_addr_format(l->addrs[k].host, l->addrs[k].port, a, sizeof a);
-        vl += (size_t)snprintf(value + vl, sizeof value - vl, "%s%s",
-                               k ? "," : "", a);
-      }
-      break;
-    }
-    case APP_OPT_LOG_LEVEL: {
-      static const char *const names[] = {"debug", "info", "warn", "error",
-                                          "off"};
-      int lv = *(const int *)field;
-      snprintf(value, sizeof value, "%s", lv >= 0 && lv <= 4 ? names[lv] : "?");
-      break;
-    }
-    case APP_OPT_CUSTOM:
-      if (o->format != NULL)
-        o->format(field, value, sizeof value);
-      else
-        snprintf(value, sizeof value, "(custom)");
-      break;
-    }
-    len += (size_t)snprintf(line + len, sizeof line - len, "%s%s=%s",
-                            len ? " " : "", o->name, value[0] ? value : "\"\"");
-  }
-  weft_log(WEFT_LOG_INFO, "config", "%s", line);
 }

@@ -14,13 +14,13 @@
  *
  *   static const app_option my_options[] = {
  *     APP_OPTION_LISTEN(my_config, listen, "127.0.0.1:8080"),
- *     APP_OPTION_EXECUTORS(my_config, executors),
+ *     APP_OPTION_EXECUTORS(my_config, executors, "0"),
  *     APP_OPTION_INT(my_config, max_connections, "1000", 0, INT64_MAX,
  *                    "connections served at once (0: no limit)"),
  *     APP_OPTION_LOG_LEVEL(my_config, log_level),
  *   };
- *   static const app_spec my_spec = APP_SPEC("my_server", "What it does.",
- * my_options);
+ *   static const app_spec my_spec =
+ *       APP_SPEC("my_server", "What it does.", my_options);
  *
  *   int main(int argc, char **argv) {
  *     my_config cfg;
@@ -132,38 +132,45 @@ typedef struct app_spec {
     .n_options = sizeof(table) / sizeof((table)[0])                            \
   }
 
+/* What every entry of the table names: its key (the field's name), its
+ * kind and where its field lies. For the APP_OPTION_* macros below. */
+#define APP_OPTION_ENTRY_(conf, field, kind)                                   \
+  .name = #field, .type = (kind), .offset = offsetof(conf, field)
+
+/** A boolean option: --NAME, --no-NAME, --NAME=false; def "true" or
+ * "false" (NULL: false). */
 #define APP_OPTION_BOOL(conf, field, def, text)                                \
   {                                                                            \
-    .name = #field, .type = APP_OPT_BOOL, .offset = offsetof(conf, field),     \
-    .default_value = (def), .help = (text)                                     \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_BOOL), .default_value = (def),      \
+                                                  .help = (text)               \
   }
 
+/** An integer option, within [lo, hi]. */
 #define APP_OPTION_INT(conf, field, def, lo, hi, text)                         \
   {                                                                            \
-    .name = #field, .type = APP_OPT_INT, .offset = offsetof(conf, field),      \
-    .default_value = (def), .help = (text), .min = (lo), .max = (hi)           \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_INT),                               \
+        .default_value = (def), .help = (text), .min = (lo), .max = (hi)       \
   }
 
+/** A string option (NULL def: none). */
 #define APP_OPTION_STRING(conf, field, def, text)                              \
   {                                                                            \
-    .name = #field, .type = APP_OPT_STRING, .offset = offsetof(conf, field),   \
-    .default_value = (def), .help = (text)                                     \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_STRING), .default_value = (def),    \
+                                                    .help = (text)             \
   }
 
+/** A list of strings, the flag repeatable; empty by default. */
 #define APP_OPTION_STRING_LIST(conf, field, text)                              \
-  {                                                                            \
-    .name = #field, .type = APP_OPT_STRING_LIST,                               \
-    .offset = offsetof(conf, field), .help = (text)                            \
-  }
+  { APP_OPTION_ENTRY_(conf, field, APP_OPT_STRING_LIST), .help = (text) }
 
 /** --listen HOST:PORT, repeatable; def is one address. */
 #define APP_OPTION_LISTEN(conf, field, def)                                    \
   {                                                                            \
-    .name = #field, .type = APP_OPT_LISTEN, .offset = offsetof(conf, field),   \
-    .default_value = (def),                                                    \
-    .help =                                                                    \
-        "address to listen on; repeat the flag (or give a JSON array) for "    \
-        "several; IPv6 in brackets, as [::1]:PORT; port 0 picks a free port"   \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_LISTEN),                            \
+        .default_value = (def),                                                \
+        .help = "address to listen on; repeat the flag (or give a JSON "       \
+                "array) for several; IPv6 in brackets, as [::1]:PORT; port "   \
+                "0 picks a free port"                                          \
   }
 
 /** --executors N: executor threads (0: one per core). */
@@ -183,17 +190,19 @@ typedef struct app_spec {
 /** --log-level LEVEL; its default is $WEFT_LOG_LEVEL when set, else info. */
 #define APP_OPTION_LOG_LEVEL(conf, field)                                      \
   {                                                                            \
-    .name = #field, .type = APP_OPT_LOG_LEVEL,                                 \
-    .offset = offsetof(conf, field), .default_value = "info",                  \
-    .help = "debug, info, warn, error or off"                                  \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_LOG_LEVEL),                         \
+        .default_value = "info", .help = "debug, info, warn, error or off"     \
   }
 
-#define APP_OPTION_CUSTOM(conf, field, def, meta, text, parse_fn, free_fn,    \
+/** An option of any type: parse_fn reads it, free_fn (may be NULL) frees
+ * what it stored, format_fn (may be NULL) writes it for the log line; meta
+ * names its value in --help. */
+#define APP_OPTION_CUSTOM(conf, field, def, meta, text, parse_fn, free_fn,     \
                           format_fn)                                           \
   {                                                                            \
-    .name = #field, .type = APP_OPT_CUSTOM, .offset = offsetof(conf, field),   \
-    .default_value = (def), .help = (text), .metavar = (meta),                 \
-    .parse = (parse_fn), .free = (free_fn), .format = (format_fn)              \
+    APP_OPTION_ENTRY_(conf, field, APP_OPT_CUSTOM),                            \
+        .default_value = (def), .help = (text), .metavar = (meta),             \
+        .parse = (parse_fn), .free = (free_fn), .format = (format_fn)          \
   }
 
 /* ---- Values for APP_OPT_CUSTOM options -----------------------------------

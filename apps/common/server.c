@@ -13,8 +13,9 @@
  *   accept loop        accepts, applies the limit, spawns connection tasks
  *   connection         the application's handler
  *
- * A shutdown closes the stop channel: every worker wakes, cancels its
- * accept loops (which close their listeners) and waits for its connections.
+ * A shutdown sets the stop event, the one record of it: every worker wakes,
+ * cancels its accept loops (which close their listeners) and waits for its
+ * connections.
  * The grace period is the signal task's: when it ends (or on a second
  * signal) the workers group is cancelled, which reaches every connection on
  * every executor.
@@ -35,15 +36,22 @@
 
 #include "signals.h"
 
+typedef struct worker worker;
+
 typedef struct server {
   const app_server_opts *o;
   int n_exec;       /* executors that accept */
   int home;         /* the root's executor */
   int flags;        /* weft_tcp_listen() flags shared by every listener */
   int *ports;       /* the real port of each address */
-  weft_chan *stop;  /* closed when the shutdown begins */
+  weft_event *stop; /* set when the shutdown begins */
   weft_chan *ready; /* each remote worker's listen result */
+  worker *by_exec;  /* the worker of executor k at k - 1 */
+  weft_tcp **listeners; /* every worker's, a row of addresses each */
   weft_group *workers;
+  weft_group *aux; /* the signal task and the stats task */
+  app_shutdown sd; /* what the signal task calls */
+  app_stats_periodic periodic;
   app_counter *accepted;
   app_counter *rejected;
   app_counter *closed_at_shutdown;
@@ -55,13 +63,13 @@ typedef struct server {
   int64_t last_reject_warn; /* when a rejection was last logged (ms) */
 } server;
 
-typedef struct worker {
+struct worker {
   server *srv;
   int executor;
   weft_tcp *
       *listeners; /* one per address; the root's executor: opened by root */
   weft_group *conns;
-} worker;
+};
 
 typedef struct acceptor {
   worker *w;
@@ -75,12 +83,13 @@ typedef struct conn_start {
   app_conn_fn handler;
 } conn_start;
 
-static int server_stopping_flag;
-/* Set with the flag; handlers reach it through app_server_stop_event(). */
+/* The running server's stop event, for handlers (app_server_stop_event());
+ * NULL outside app_server_run(). */
 static weft_event *server_stop_event;
 
 int app_server_stopping(void) {
-  return __atomic_load_n(&server_stopping_flag, __ATOMIC_RELAXED);
+  weft_event *e = app_server_stop_event();
+  return e != NULL && weft_event_is_set(e);
 }
 
 weft_event *app_server_stop_event(void) {
@@ -219,6 +228,20 @@ static int server_accept_task(void *arg) {
 
 /* ---- Workers ------------------------------------------------------------- */
 
+/* Logs that host:port cannot be listened on, with the executor that tried
+ * (0: the check made before any listener opens). */
+static void server_log_cannot_listen(const char *host, int port, int executor,
+                                     int err) {
+  char where[96];
+  app_addr_format(host, port, where, sizeof where);
+  if (executor > 0)
+    weft_log(WEFT_LOG_ERROR, "cannot listen", "addr=%s executor=%d error=%s",
+             where, executor, weft_strerror(err));
+  else
+    weft_log(WEFT_LOG_ERROR, "cannot listen", "addr=%s error=%s", where,
+             weft_strerror(err));
+}
+
 /* Opens this executor's listeners on the ports the root fixed. */
 static int server_open_listeners(worker *w) {
   server *srv = w->srv;
@@ -229,10 +252,7 @@ static int server_open_listeners(worker *w) {
         weft_tcp_listen(a->host, srv->ports[i], srv->o->backlog,
                         server_listen_flags(a, srv->flags), &w->listeners[i]);
     if (r < 0) {
-      char where[96];
-      app_addr_format(a->host, srv->ports[i], where, sizeof where);
-      weft_log(WEFT_LOG_ERROR, "cannot listen", "addr=%s executor=%d error=%s",
-               where, w->executor, weft_strerror(r));
+      server_log_cannot_listen(a->host, srv->ports[i], w->executor, r);
       for (size_t k = 0; k < i; k++) weft_tcp_close(w->listeners[k]);
       return r;
     }
@@ -267,9 +287,8 @@ static int server_worker_task(void *arg) {
       if (weft_spawn(accepting, server_accept_task, &acceptors[i]) < 0)
         weft_tcp_close(w->listeners[i]);
     }
-    /* WEFT_ECLOSED when the shutdown begins; a cancellation when forced. */
-    int dummy;
-    weft_chan_recv(srv->stop, &dummy);
+    /* 0 when the shutdown begins; a cancellation when forced. */
+    weft_event_wait(srv->stop);
   }
   if (accepting != NULL) {
     weft_group_cancel(accepting);
@@ -290,22 +309,18 @@ static int server_worker_task(void *arg) {
 
 /* ---- Shutdown callbacks (on the root's executor) ------------------------- */
 
+/* The first SIGINT or SIGTERM: every worker stops accepting and drains. */
 static void server_begin_stop(void *ctx, int signum) {
   server *srv = ctx;
   (void)signum;
-  __atomic_store_n(&server_stopping_flag, 1, __ATOMIC_RELAXED);
-  /* The event before the channel: a worker woken by the channel finds it
-   * set. */
-  weft_event_set(server_stop_event);
-  weft_chan_close(srv->stop);
+  weft_event_set(srv->stop);
 }
 
+/* A second signal, the grace period over, or a failed start: the drain
+ * ends too, by cancelling every connection. */
 static void server_force_stop(void *ctx, int signum) {
   server *srv = ctx;
-  (void)signum;
-  __atomic_store_n(&server_stopping_flag, 1, __ATOMIC_RELAXED);
-  weft_event_set(server_stop_event);
-  weft_chan_close(srv->stop);
+  server_begin_stop(srv, signum);
   weft_group_cancel(srv->workers);
 }
 
@@ -422,10 +437,7 @@ static int server_open_home(server *srv, worker *w) {
     if (l->addrs[i].port == 0) continue; /* the kernel picks a free one */
     int r = server_probe_port(&l->addrs[i], l->addrs[i].port);
     if (r == UV_EADDRINUSE) {
-      char where[96];
-      app_addr_format(l->addrs[i].host, l->addrs[i].port, where, sizeof where);
-      weft_log(WEFT_LOG_ERROR, "cannot listen", "addr=%s error=%s", where,
-               weft_strerror(r));
+      server_log_cannot_listen(l->addrs[i].host, l->addrs[i].port, 0, r);
       return r;
     }
   }
@@ -445,95 +457,104 @@ static int server_open_home(server *srv, worker *w) {
   return 0;
 }
 
-int app_server_run(const app_server_opts *o) {
-  if (o == NULL || o->listen == NULL || o->listen->n == 0 ||
-      o->handler == NULL || o->stats == NULL)
-    return UV_EINVAL;
-  app_ignore_sigpipe();
-  /* A process may run one server after another: each starts not stopping. */
-  __atomic_store_n(&server_stopping_flag, 0, __ATOMIC_RELAXED);
-  server srv;
-  memset(&srv, 0, sizeof srv);
-  srv.o = o;
-  srv.home = weft_executor_id();
-  srv.n_exec = weft_executor_count();
-  srv.flags = srv.n_exec > 1 ? WEFT_TCP_REUSEPORT : 0;
-  srv.accepted = app_stats_counter(o->stats, "accepted");
-  srv.rejected = app_stats_counter(o->stats, "rejected");
-  srv.closed_at_shutdown = app_stats_counter(o->stats, "closed_at_shutdown");
-  srv.accept_errors = app_stats_counter(o->stats, "accept_errors");
-  srv.shed_fd_limit = app_stats_counter(o->stats, "shed_fd_limit");
-  srv.active = app_stats_gauge(o->stats, "active");
-  app_stats_rate(o->stats, "connections_per_s", srv.accepted);
-
-  size_t n_addr = o->listen->n;
-  int n_all = srv.n_exec;
-  srv.fd_budget = server_fd_budget(n_all, n_addr);
-  if (srv.fd_budget > 0 &&
-      (o->max_connections <= 0 || srv.fd_budget < o->max_connections))
+/* Fills srv for o: the counters, and the connections the open-file limit
+ * leaves room for. Allocates nothing. */
+static void server_init(server *srv, const app_server_opts *o) {
+  memset(srv, 0, sizeof *srv);
+  srv->o = o;
+  srv->home = weft_executor_id();
+  srv->n_exec = weft_executor_count();
+  srv->flags = srv->n_exec > 1 ? WEFT_TCP_REUSEPORT : 0;
+  srv->accepted = app_stats_counter(o->stats, "accepted");
+  srv->rejected = app_stats_counter(o->stats, "rejected");
+  srv->closed_at_shutdown = app_stats_counter(o->stats, "closed_at_shutdown");
+  srv->accept_errors = app_stats_counter(o->stats, "accept_errors");
+  srv->shed_fd_limit = app_stats_counter(o->stats, "shed_fd_limit");
+  srv->active = app_stats_gauge(o->stats, "active");
+  app_stats_rate(o->stats, "connections_per_s", srv->accepted);
+  srv->fd_budget = server_fd_budget(srv->n_exec, o->listen->n);
+  if (srv->fd_budget > 0 &&
+      (o->max_connections <= 0 || srv->fd_budget < o->max_connections))
     weft_log(WEFT_LOG_INFO, "the open-file limit bounds the connections",
-             "connections=%lld max_connections=%lld", (long long)srv.fd_budget,
+             "connections=%lld max_connections=%lld", (long long)srv->fd_budget,
              (long long)o->max_connections);
   else
-    srv.fd_budget = 0; /* max_connections comes first */
-  srv.ports = calloc(n_addr, sizeof *srv.ports);
-  worker *workers = calloc((size_t)n_all, sizeof *workers);
-  weft_tcp **listeners = calloc((size_t)n_all * n_addr, sizeof *listeners);
-  srv.stop = weft_chan_new(sizeof(int), 1, WEFT_CHAN_MPMC);
-  srv.ready = weft_chan_new(sizeof(int), (size_t)n_all, WEFT_CHAN_MPMC);
-  weft_event *stop_event = weft_event_new();
-  int err = 0;
-  if (srv.ports == NULL || workers == NULL || listeners == NULL ||
-      srv.stop == NULL || srv.ready == NULL || stop_event == NULL)
-    err = UV_ENOMEM;
-  for (int k = 0; err == 0 && k < n_all; k++) {
-    workers[k].srv = &srv;
-    workers[k].executor = k + 1;
-    workers[k].listeners = listeners + (size_t)k * n_addr;
-  }
-  worker *home = err == 0 ? &workers[srv.home - 1] : NULL;
-  if (err == 0) err = server_open_home(&srv, home);
-  if (err != 0) {
-    free(srv.ports);
-    free(workers);
-    free(listeners);
-    if (srv.stop) weft_chan_free(srv.stop);
-    if (srv.ready) weft_chan_free(srv.ready);
-    if (stop_event) weft_event_free(stop_event);
-    return err;
-  }
-  __atomic_store_n(&server_stop_event, stop_event, __ATOMIC_RELEASE);
+    srv->fd_budget = 0; /* max_connections comes first */
+}
 
-  /* The signal task first, so that a SIGTERM after "listening on" is ours. */
-  app_shutdown sd = {.begin = server_begin_stop,
-                     .force = server_force_stop,
-                     .dump = server_dump,
-                     .ctx = &srv,
-                     .grace_ms = o->shutdown_grace_ms};
-  app_stats_periodic periodic = {.stats = o->stats,
-                                 .interval_ms = o->stats_interval_ms};
-  weft_group *aux = weft_group_open(WEFT_COLLECT);
-  srv.workers = weft_group_open(WEFT_COLLECT);
-  weft_spawn(aux, app_shutdown_task, &sd);
-  if (o->stats_interval_ms > 0)
-    weft_spawn(aux, app_stats_periodic_task, &periodic);
+/* Allocates the ports, a worker per executor with its row of listeners,
+ * the ready channel and the stop event. Returns 0 or UV_ENOMEM; what was
+ * allocated is server_free()'s either way. */
+static int server_alloc(server *srv) {
+  size_t n_addr = srv->o->listen->n;
+  size_t n_all = (size_t)srv->n_exec;
+  srv->ports = calloc(n_addr, sizeof *srv->ports);
+  srv->by_exec = calloc(n_all, sizeof *srv->by_exec);
+  srv->listeners = calloc(n_all * n_addr, sizeof *srv->listeners);
+  srv->ready = weft_chan_new(sizeof(int), n_all, WEFT_CHAN_MPMC);
+  srv->stop = weft_event_new();
+  if (srv->ports == NULL || srv->by_exec == NULL || srv->listeners == NULL ||
+      srv->ready == NULL || srv->stop == NULL)
+    return UV_ENOMEM;
+  for (size_t k = 0; k < n_all; k++) {
+    srv->by_exec[k].srv = srv;
+    srv->by_exec[k].executor = (int)k + 1;
+    srv->by_exec[k].listeners = srv->listeners + k * n_addr;
+  }
+  return 0;
+}
+
+static void server_free(server *srv) {
+  if (srv->ready != NULL) weft_chan_free(srv->ready);
+  if (srv->stop != NULL) weft_event_free(srv->stop);
+  free(srv->ports);
+  free(srv->by_exec);
+  free(srv->listeners);
+}
+
+/* Starts the signal task (and the stats task when there is an interval) in
+ * a group of their own, first, so that a SIGTERM after "listening on" is
+ * ours. Returns 0 or the error; on an error nothing is left running. */
+static int server_start_aux(server *srv) {
+  const app_server_opts *o = srv->o;
+  srv->sd = (app_shutdown){.begin = server_begin_stop,
+                           .force = server_force_stop,
+                           .dump = server_dump,
+                           .ctx = srv,
+                           .grace_ms = o->shutdown_grace_ms};
+  srv->periodic = (app_stats_periodic){.stats = o->stats,
+                                       .interval_ms = o->stats_interval_ms};
+  srv->aux = weft_group_open(WEFT_COLLECT);
+  if (srv->aux == NULL) return UV_ENOMEM;
+  int r = weft_spawn(srv->aux, app_shutdown_task, &srv->sd);
+  if (r == 0 && o->stats_interval_ms > 0)
+    r = weft_spawn(srv->aux, app_stats_periodic_task, &srv->periodic);
+  if (r < 0) {
+    weft_group_cancel(srv->aux);
+    weft_group_join(srv->aux);
+    srv->aux = NULL;
+    return r;
+  }
+  /* The signal task's first wait installs the handlers. */
   weft_yield();
+  return 0;
+}
 
-  /* Start a worker on every executor that accepts, the home one included,
-   * and wait until the others listen too. */
-  int started_remote = 0, home_started = 0;
-  for (int k = 0; k < srv.n_exec; k++) {
+/* Starts a worker on every executor that accepts, the home one included,
+ * in srv->workers, and waits until the others listen too. Sets
+ * *home_started when the home worker (which closes the home listeners)
+ * runs. Returns 0 or the first error. */
+static int server_start_workers(server *srv, int *home_started) {
+  int err = 0, started_remote = 0;
+  for (int k = 0; k < srv->n_exec; k++) {
     weft_task_opts topts = {.name = "worker", .executor = k + 1};
-    int r =
-        weft_spawn_opts(srv.workers, &topts, server_worker_task, &workers[k]);
-    if (r < 0) {
-      err = r;
-      break;
-    }
-    if (k + 1 != srv.home)
+    err = weft_spawn_opts(srv->workers, &topts, server_worker_task,
+                          &srv->by_exec[k]);
+    if (err < 0) break;
+    if (k + 1 != srv->home)
       started_remote++;
     else
-      home_started = 1;
+      *home_started = 1;
   }
   /* Opening a listener does not wait for long; the deadline is a safety net
    * against a worker that never reports. */
@@ -541,59 +562,90 @@ int app_server_run(const app_server_opts *o) {
   weft_scope_enter(&startup, 30000);
   for (int i = 0; i < started_remote; i++) {
     int r = 0;
-    if (weft_chan_recv(srv.ready, &r) != 0) r = UV_ETIMEDOUT;
+    if (weft_chan_recv(srv->ready, &r) != 0) r = UV_ETIMEDOUT;
     if (r < 0 && err == 0) err = r;
   }
   weft_scope_leave(&startup);
-  if (err == 0) {
-    for (size_t i = 0; i < n_addr; i++) {
-      char ip[64], where[96], msg[128];
-      const char *given = o->listen->addrs[i].host;
-      server_bound_ip(home->listeners[i], given, ip, sizeof ip);
-      app_addr_format(ip, srv.ports[i], where, sizeof where);
-      snprintf(msg, sizeof msg, "listening on %s", where);
-      const char *proto = o->protocols != NULL ? o->protocols[i] : NULL;
-      /* A name (localhost) is shown with what it resolved to. */
-      int numeric = strcmp(ip, given) == 0 ||
-                    uv_inet_pton(AF_INET, given, ip) == 0 ||
-                    uv_inet_pton(AF_INET6, given, ip) == 0;
-      if (numeric && proto == NULL)
-        weft_log(WEFT_LOG_INFO, msg, "executors=%d", srv.n_exec);
-      else if (numeric)
-        weft_log(WEFT_LOG_INFO, msg, "executors=%d proto=%s", srv.n_exec, proto);
-      else if (proto == NULL)
-        weft_log(WEFT_LOG_INFO, msg, "executors=%d given=%s", srv.n_exec,
-                 o->listen->addrs[i].host);
-      else
-        weft_log(WEFT_LOG_INFO, msg, "executors=%d given=%s proto=%s",
-                 srv.n_exec, o->listen->addrs[i].host, proto);
-    }
-  } else {
-    weft_log(WEFT_LOG_ERROR, "cannot start", "error=%s", weft_strerror(err));
-    server_force_stop(&srv, 0);
-    /* Without its worker, nobody else closes the home listeners. */
-    if (!home_started)
-      for (size_t i = 0; i < n_addr; i++) weft_tcp_close(home->listeners[i]);
-  }
+  return err;
+}
 
-  weft_group_join(srv.workers);
-  weft_group_cancel(aux);
-  weft_group_join(aux);
+/* Logs "listening on" for address i, with the real port. */
+static void server_log_listening(const server *srv, size_t i) {
+  const app_server_opts *o = srv->o;
+  char ip[64], where[96], msg[128];
+  const char *given = o->listen->addrs[i].host;
+  server_bound_ip(srv->by_exec[srv->home - 1].listeners[i], given, ip,
+                  sizeof ip);
+  app_addr_format(ip, srv->ports[i], where, sizeof where);
+  snprintf(msg, sizeof msg, "listening on %s", where);
+  const char *proto = o->protocols != NULL ? o->protocols[i] : NULL;
+  /* A name (localhost) is shown with what it resolved to. */
+  int numeric = strcmp(ip, given) == 0 ||
+                uv_inet_pton(AF_INET, given, ip) == 0 ||
+                uv_inet_pton(AF_INET6, given, ip) == 0;
+  if (numeric && proto == NULL)
+    weft_log(WEFT_LOG_INFO, msg, "executors=%d", srv->n_exec);
+  else if (numeric)
+    weft_log(WEFT_LOG_INFO, msg, "executors=%d proto=%s", srv->n_exec, proto);
+  else if (proto == NULL)
+    weft_log(WEFT_LOG_INFO, msg, "executors=%d given=%s", srv->n_exec, given);
+  else
+    weft_log(WEFT_LOG_INFO, msg, "executors=%d given=%s proto=%s", srv->n_exec,
+             given, proto);
+}
 
-  if (err == 0) {
-    weft_log(WEFT_LOG_INFO, "stopped", NULL);
-    /* The JSON first: the log line starts a new interval, and both are to
-     * show the rates of the same one. */
-    app_stats_print_json(o->stats, stdout);
-    app_stats_log(o->stats);
+/* A start that failed once the home listeners were open: stops whatever
+ * started, and closes the home listeners if no worker took them. */
+static void server_abort_start(server *srv, int err, int home_started) {
+  weft_log(WEFT_LOG_ERROR, "cannot start", "error=%s", weft_strerror(err));
+  server_force_stop(srv, 0);
+  if (!home_started) {
+    worker *home = &srv->by_exec[srv->home - 1];
+    for (size_t i = 0; i < srv->o->listen->n; i++)
+      weft_tcp_close(home->listeners[i]);
   }
-  weft_chan_free(srv.stop);
-  weft_chan_free(srv.ready);
+}
+
+/* After a clean run: the last stats. The JSON first: the log line starts a
+ * new interval, and both are to show the rates of the same one. */
+static void server_report(const server *srv) {
+  weft_log(WEFT_LOG_INFO, "stopped", NULL);
+  app_stats_print_json(srv->o->stats, stdout);
+  app_stats_log(srv->o->stats);
+}
+
+int app_server_run(const app_server_opts *o) {
+  if (o == NULL || o->listen == NULL || o->listen->n == 0 ||
+      o->handler == NULL || o->stats == NULL)
+    return UV_EINVAL;
+  app_ignore_sigpipe();
+  server srv;
+  int home_started = 0;
+  server_init(&srv, o);
+  int err = server_alloc(&srv);
+  if (err == 0) err = server_open_home(&srv, &srv.by_exec[srv.home - 1]);
+  if (err != 0) goto out_free;
+  __atomic_store_n(&server_stop_event, srv.stop, __ATOMIC_RELEASE);
+  /* The workers' group before the signal task, which may cancel it. */
+  srv.workers = weft_group_open(WEFT_COLLECT);
+  err = srv.workers != NULL ? server_start_aux(&srv) : UV_ENOMEM;
+  if (err == 0) err = server_start_workers(&srv, &home_started);
+  if (err != 0) {
+    server_abort_start(&srv, err, home_started);
+    goto out_join;
+  }
+  for (size_t i = 0; i < o->listen->n; i++) server_log_listening(&srv, i);
+  /* Until the signal task begins the shutdown and the workers drain. */
+out_join:
+  if (srv.workers != NULL) weft_group_join(srv.workers);
+  if (srv.aux != NULL) {
+    weft_group_cancel(srv.aux);
+    weft_group_join(srv.aux);
+  }
+  if (err == 0) server_report(&srv);
   /* Every connection has ended: nobody holds the event any more. */
   __atomic_store_n(&server_stop_event, NULL, __ATOMIC_RELEASE);
-  weft_event_free(stop_event);
-  free(srv.ports);
-  free(workers);
-  free(listeners);
+out_free:
+  server_free(&srv);
   return err;
 }

@@ -92,11 +92,14 @@ typedef struct app_server_opts {
  * Runs the server until SIGINT or SIGTERM and the drain that follows. Call
  * it from the root task of weft_main_opts(), which sets the number of
  * executors. Returns 0 after a clean shutdown, or an error (logged) when a
- * listener cannot be opened.
+ * listener cannot be opened or a task of the server (the signal task, the
+ * stats task, a worker) cannot be started: a server that could not handle
+ * SIGTERM does not run.
  */
 int app_server_run(const app_server_opts *opts);
 
-/** Non-zero once a shutdown has begun (from any executor). A handler may
+/** Non-zero once a shutdown has begun (from any executor): whether
+ * app_server_stop_event() is set; 0 outside app_server_run(). A handler may
  * use it to finish early, e.g. to stop keeping a connection alive. */
 int app_server_stopping(void);
 

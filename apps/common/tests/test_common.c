@@ -2,7 +2,8 @@
  * bounded JSON parser, the option table (every kind of option, flags over
  * the file, lists replaced then extended, errors), addresses, and stats
  * counted from several executors, the configuration's log line, and the
- * parsers and formatters of durations, rates and sizes.
+ * parsers and formatters of durations, rates and sizes, and what the server
+ * reports outside app_server_run().
  *
  * A plain C program: each check prints what failed and the program exits 1.
  */
@@ -14,9 +15,10 @@
 
 #include <weft.h>
 
-#include "config.h"
 #include "check.h"
+#include "config.h"
 #include "json.h"
+#include "server.h"
 #include "stats.h"
 
 /* ---- JSON -----------------------------------------------------------------
@@ -447,6 +449,21 @@ static void test_config_log(void) {
   app_config_free(&test_spec, &cfg);
 }
 
+/* ---- The server, outside a run ------------------------------------------- */
+
+/* The stop event is the one record of a shutdown: outside app_server_run()
+ * there is none, and nothing is stopping. Options app_server_run() cannot
+ * serve are refused before anything starts. */
+static void test_server_outside_run(void) {
+  CHECK(app_server_stop_event() == NULL);
+  CHECK(app_server_stopping() == 0);
+  CHECK(app_server_run(NULL) == UV_EINVAL);
+  app_listen_list none = {0};
+  app_server_opts o = {.listen = &none};
+  CHECK(app_server_run(&o) == UV_EINVAL);
+  CHECK(app_server_stopping() == 0);
+}
+
 int main(void) {
   test_json();
   test_options_defaults_and_flags();
@@ -457,6 +474,7 @@ int main(void) {
   test_rates();
   test_sizes();
   test_stats();
+  test_server_outside_run();
   if (check_report() != 0) return 1;
   printf("all checks passed\n");
   return 0;

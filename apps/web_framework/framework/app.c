@@ -20,8 +20,7 @@ typedef struct wf_conn {
   char client[72]; /* the peer's address, for the access log */
 } wf_conn;
 
-/* ---- Building
- * ---------------------------------------------------------------- */
+/* ---- Building ------------------------------------------------------------ */
 
 void *wf__app_own(wf_app *app, size_t size, void (*free_fn)(void *)) {
   /* The object follows the header, aligned as malloc aligns. */
@@ -70,15 +69,20 @@ wf_app *wf_app_new(const wf_app_opts *opts) {
   return app;
 }
 
+/* Frees a route and what it holds; any field may still be NULL. */
+static void entry_free(wf_entry *r) {
+  free(r->method);
+  free(r->pattern);
+  free(r->chain);
+  free(r);
+}
+
 void wf_app_free(wf_app *app) {
   if (app == NULL) return;
   wf__router_free(app->root_node);
   for (wf_entry *r = app->routes, *next; r != NULL; r = next) {
     next = r->next_all;
-    free(r->method);
-    free(r->pattern);
-    free(r->chain);
-    free(r);
+    entry_free(r);
   }
   for (wf_group *g = app->groups, *next; g != NULL; g = next) {
     next = g->next_all;
@@ -163,27 +167,21 @@ int wf_route(wf_group *g, const char *method, const char *pattern,
   size_t rlen = strlen(rest);
   r->pattern = malloc(plen + rlen + 1);
   r->method = strdup(method);
-  if (r->pattern == NULL || r->method == NULL) {
-    free(r->pattern);
-    free(r->method);
-    free(r);
-    return UV_ENOMEM;
-  }
+  int rc = UV_ENOMEM;
+  if (r->pattern == NULL || r->method == NULL) goto fail;
   memcpy(r->pattern, g->prefix, plen);
   memcpy(r->pattern + plen, rest, rlen + 1);
   r->handler = handler;
   r->arg = arg;
   r->group = g;
-  int rc = wf__router_add(app->root_node, r);
-  if (rc < 0) {
-    free(r->pattern);
-    free(r->method);
-    free(r);
-    return rc;
-  }
+  rc = wf__router_add(app->root_node, r);
+  if (rc < 0) goto fail;
   r->next_all = app->routes;
   app->routes = r;
   return 0;
+fail:
+  entry_free(r);
+  return rc;
 }
 
 int wf_get(wf_group *g, const char *pattern, wf_handler handler, void *arg) {
@@ -202,8 +200,7 @@ int wf_delete(wf_group *g, const char *pattern, wf_handler handler, void *arg) {
   return wf_route(g, "DELETE", pattern, handler, arg);
 }
 
-/* ---- Freezing
- * ---------------------------------------------------------------- */
+/* ---- Freezing ------------------------------------------------------------ */
 
 /* Flattens the middleware of r's groups, outermost first, into r->chain. */
 static int route_chain(wf_entry *r) {
@@ -268,8 +265,7 @@ int wf_app_freeze(wf_app *app) {
   return 0;
 }
 
-/* ---- The chain
- * ----------------------------------------------------------------- */
+/* ---- The chain ----------------------------------------------------------- */
 
 /* Answers a request no route took: 404, or for a path routed with other
  * methods 405 with Allow (204 with Allow for OPTIONS). */
@@ -297,8 +293,6 @@ int wf_next(wf_ctx *c) {
   return 0;
 }
 
-/* Serves one request: routes it, runs the chain, records the metrics and
- * gives the request's memory back. A weft_http_handler. */
 /* The path of a target in absolute form ("http://host/a/b" is "/a/b", and
  * "http://host" is "/"), which RFC 9112 (section 3.2.2) says a server must
  * accept; any other target as it is. */
@@ -313,6 +307,8 @@ static const char *wf__origin_path(const char *target) {
   return slash != NULL ? slash : "/";
 }
 
+/* Serves one request: routes it, runs the chain, records the metrics and
+ * gives the request's memory back. A weft_http_handler. */
 static int handle_request(const weft_http_request *req, weft_http_response *res,
                           void *arg) {
   wf_conn *conn = arg;
@@ -368,15 +364,24 @@ static int handle_request(const weft_http_request *req, weft_http_response *res,
   return rc;
 }
 
-/* ---- Serving ----------------------------------------------------------------
- */
+/* ---- Serving ------------------------------------------------------------- */
+
+/* Freezes app (if it is not yet) and readies wc to serve one connection
+ * of it. Returns 0, or UV_ENOMEM from the freezing. */
+static int conn_init(wf_conn *wc, wf_app *app) {
+  int rc = wf_app_freeze(app);
+  if (rc < 0) return rc;
+  memset(wc, 0, sizeof *wc);
+  wc->app = app;
+  wc->arena.first_size = app->opts.arena_bytes;
+  return 0;
+}
 
 int wf_app_serve_conn(weft_tcp *conn, void *arg) {
   wf_app *app = arg;
-  int rc = wf_app_freeze(app);
+  wf_conn wc;
+  int rc = conn_init(&wc, app);
   if (rc < 0) return rc;
-  wf_conn wc = {.app = app};
-  wc.arena.first_size = app->opts.arena_bytes;
   struct sockaddr_storage peer;
   char ip[64];
   if (weft_tcp_peername(conn, &peer) == 0) {
@@ -406,10 +411,9 @@ static void app_stop_idle(void *ctx) {
 
 int wf_app_serve_memory(wf_app *app, const void *in, size_t len, char **out,
                         size_t *out_len) {
-  int rc = wf_app_freeze(app);
+  wf_conn wc;
+  int rc = conn_init(&wc, app);
   if (rc < 0) return rc;
-  wf_conn wc = {.app = app};
-  wc.arena.first_size = app->opts.arena_bytes;
   rc = weft_http_serve_memory(in, len, &app->limits, handle_request, &wc, out,
                               out_len);
   wf__arena_free(&wc.arena);
@@ -453,8 +457,7 @@ int wf_app_serve(wf_app *app, const app_server_opts *server) {
   return app_server_run(&o);
 }
 
-/* ---- Ready-made handlers
- * ----------------------------------------------------- */
+/* ---- Ready-made handlers ------------------------------------------------- */
 
 int wf_metrics_handler(wf_ctx *c, void *arg) {
   (void)arg;

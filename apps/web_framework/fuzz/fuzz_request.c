@@ -22,6 +22,7 @@
 
 #include <weft.h>
 
+#include "fuzz_common.h"
 #include "webapp.h"
 
 /* CMake points this at the source tree; a build without it serves no
@@ -95,26 +96,11 @@ static int fuzz_task(void *arg) {
   return 0;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Silences the log (the logger middleware writes a line per request)
- * unless WEFT_LOG_LEVEL asks for it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  (void)argc;
-  (void)argv;
-  if (getenv("WEFT_LOG_LEVEL") == NULL) weft_log_set_level(WEFT_LOG_OFF);
-  return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_input in = {.data = data, .size = size};
-  weft_opts opts = {.executors = 1};
-  int rc = weft_main_opts(&opts, fuzz_task, &in);
-  if (rc < 0) {
-    fprintf(stderr, "fuzz_request: weft_main: %s\n", weft_strerror(rc));
-    abort();
-  }
+  fuzz_run_input("fuzz_request: weft_main", fuzz_task, &in);
   return 0;
 }
 

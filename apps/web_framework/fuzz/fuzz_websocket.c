@@ -19,7 +19,8 @@
 #include <weft_http.h>
 #include <weft_ws.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
+#include "fuzz_common.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char fuzz_upgrade[] =
@@ -118,21 +119,8 @@ static int fuzz_task(void *arg) {
   return r;
 }
 
-/* Silences the runtime's log unless WEFT_LOG_LEVEL asks for it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  (void)argc;
-  (void)argv;
-  if (getenv("WEFT_LOG_LEVEL") == NULL) weft_log_set_level(WEFT_LOG_OFF);
-  return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_run run = {.data = data, .size = size};
-  weft_opts opts = {.executors = 1};
-  int rc = weft_main_opts(&opts, fuzz_task, &run);
-  if (rc < 0) {
-    fprintf(stderr, "fuzz_websocket: %s\n", weft_strerror(rc));
-    abort();
-  }
+  fuzz_run_input("fuzz_websocket", fuzz_task, &run);
   return 0;
 }

@@ -6,6 +6,8 @@
  * and a request may span any number of reads. on_message_complete pauses
  * the parser: the request is answered before the bytes after it (a
  * pipelined request) are parsed, which keeps responses in request order.
+ * The parser's callbacks and the request a handler reads are in
+ * http_parse.c; the connection's type, in http_conn.h.
  *
  * Memory: a connection that waits for its next request holds no buffer of
  * its own. It reads into a small buffer on its task's stack; the bytes of a
@@ -42,9 +44,6 @@
 
 #include <llhttp.h>
 
-/* Which part of a request the connection waits for; each has a deadline. */
-enum { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY, PHASE_DONE };
-
 /* Bodies up to this size are copied behind the head and go out in the same
  * write; a larger body is written from where it is, in the same writev. */
 #define HTTP_COALESCE_BYTES (16 * 1024)
@@ -63,115 +62,11 @@ enum { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY, PHASE_DONE };
 /* Bytes a connection waiting for its next request reads on its task's
  * stack; most requests fit, and a full read moves on to the workspace. */
 #define HTTP_IDLE_READ 1024
-/* The parts of a workspace; a request that needs more grows them. */
-#define HTTP_SPACE_READ 4096
-#define HTTP_SPACE_ARENA 4096
-#define HTTP_SPACE_HEADERS 64
 /* Workspaces an executor keeps for its next requests. */
 #define HTTP_SPACE_CACHE 8
 /* Output and response buffers larger than this are freed between
  * requests; smaller ones are kept for the next response. */
 #define HTTP_KEEP_BYTES 2048
-
-/* The connection's scope deadline: none armed, or not yet computed. */
-#define DEADLINE_NONE (-1)
-#define DEADLINE_PENDING (-2)
-
-typedef struct http_header {
-  size_t name;  /* offsets of NUL-terminated strings in the arena */
-  size_t value;
-} http_header;
-
-/* A request's workspace, one block; the executor caches a few. */
-typedef struct http_space {
-  char read[HTTP_SPACE_READ];
-  char arena[HTTP_SPACE_ARENA];
-  http_header headers[HTTP_SPACE_HEADERS];
-} http_space;
-
-struct weft_http_request {
-  const char *method;
-  const char *target;
-  const char *path;
-  const char *query;
-  int version;
-  int keep_alive;
-  const char *arena;
-  const http_header *headers;
-  size_t header_count;
-  const char *body;
-  size_t body_len;
-};
-
-typedef struct http_conn http_conn;
-
-struct http_conn {
-  weft_tcp *tcp;       /* NULL when serving a buffer */
-  weft_http_limits lim;
-  weft_http_handler handler;
-  void *ctx;
-  llhttp_t parser;
-
-  /* Serving a buffer (weft_http_serve_memory): the input still to read,
-   * and everything written. */
-  const char *mem_in;
-  size_t mem_left;
-  http_buf *mem_out;
-
-  /* The scope the connection waits in, and the deadline armed on it. */
-  weft_scope scope;
-  int64_t armed;       /* absolute, or DEADLINE_NONE */
-  int64_t armed_at;    /* when it was armed */
-  int armed_write;     /* it was armed for a write */
-  int in_handler;      /* a handler runs: writes bring a scope of their own */
-
-  /* Stopping (weft_http_serve_opts.stop). */
-  weft_event *stop;
-  int stopped;         /* weft_http_stop_idle() ended the idle wait */
-  int idle_wait;       /* waiting for the next request, nothing buffered */
-  http_conn *stop_prev;
-  http_conn *stop_next;
-
-  char *rbuf;          /* the buffer read last: the stack's, the workspace's or rheap */
-  size_t rlen;
-  size_t roff;
-  size_t rcap_last;    /* its size, when the last read filled it; else 0 */
-  char *rheap;         /* a read buffer grown past the workspace's, or NULL */
-  size_t rheap_cap;
-  const char *chunk;   /* start of the bytes given to llhttp_execute() */
-  char prev_byte;      /* the byte before chunk, from the previous chunk */
-  http_buf out;        /* response bytes not yet written */
-  http_space *space;   /* the workspace, while a request is read and served */
-
-  /* The request being parsed. */
-  int phase;
-  int64_t deadline;    /* of the current phase, absolute; DEADLINE_* */
-  int64_t phase_ms;    /* the current phase's timeout (< 0: none) */
-  int err_status;      /* set by a callback that refuses the request */
-  char *arena;
-  size_t arena_len;
-  size_t arena_cap;
-  size_t arena_max;    /* the most the arena may grow to */
-  size_t header_bytes; /* request line and header bytes counted so far */
-  http_header *headers;
-  size_t headers_cap;
-  size_t header_count;
-  int in_field;
-  size_t field_start;
-  size_t value_start;
-  size_t url_start;
-  size_t path_start;
-  size_t query_start;  /* 0: no query */
-  int host_count;
-  size_t expect_value; /* offset of the first Expect value, or 0 */
-  int send_continue;   /* the client waits for 100 Continue before its body */
-  int head;            /* the request is HEAD */
-  http_buf body;
-
-  weft_http_request req;
-  weft_http_response res;
-  uint32_t served;
-};
 
 /* What each executor (thread) keeps for the connections it serves. */
 typedef struct http_exec_state {
@@ -214,60 +109,6 @@ static void limits_resolve(weft_http_limits *out, const weft_http_limits *in) {
   if (in->read_buffer_bytes) out->read_buffer_bytes = in->read_buffer_bytes;
 }
 
-static size_t size_min(size_t a, size_t b) { return a < b ? a : b; }
-
-/* ---- The request ---------------------------------------------------------- */
-
-const char *weft_http_request_method(const weft_http_request *req) {
-  return req->method;
-}
-
-const char *weft_http_request_target(const weft_http_request *req) {
-  return req->target;
-}
-
-const char *weft_http_request_path(const weft_http_request *req) {
-  return req->path;
-}
-
-const char *weft_http_request_query(const weft_http_request *req) {
-  return req->query;
-}
-
-int weft_http_request_version(const weft_http_request *req) {
-  return req->version;
-}
-
-const char *weft_http_request_header(const weft_http_request *req,
-                                     const char *name) {
-  for (size_t i = 0; i < req->header_count; i++) {
-    if (weft__http_casecmp(req->arena + req->headers[i].name, name) == 0)
-      return req->arena + req->headers[i].value;
-  }
-  return NULL;
-}
-
-size_t weft_http_request_header_count(const weft_http_request *req) {
-  return req->header_count;
-}
-
-int weft_http_request_header_at(const weft_http_request *req, size_t i,
-                                const char **name, const char **value) {
-  if (i >= req->header_count) return UV_EINVAL;
-  if (name) *name = req->arena + req->headers[i].name;
-  if (value) *value = req->arena + req->headers[i].value;
-  return 0;
-}
-
-const void *weft_http_request_body(const weft_http_request *req, size_t *len) {
-  if (len) *len = req->body_len;
-  return req->body;
-}
-
-int weft_http_request_keep_alive(const weft_http_request *req) {
-  return req->keep_alive;
-}
-
 /* ---- The workspace -------------------------------------------------------- */
 
 /* Gives c a workspace: from the executor's cache, or a new one. Returns 0
@@ -279,9 +120,9 @@ static int space_take(http_conn *c) {
   if (s == NULL) return UV_ENOMEM;
   c->space = s;
   c->arena = s->arena;
-  c->arena_cap = size_min(sizeof s->arena, c->arena_max);
+  c->arena_cap = weft__http_size_min(sizeof s->arena, c->arena_max);
   c->headers = s->headers;
-  c->headers_cap = size_min(HTTP_SPACE_HEADERS, c->lim.max_headers);
+  c->headers_cap = weft__http_size_min(HTTP_SPACE_HEADERS, c->lim.max_headers);
   return 0;
 }
 
@@ -310,40 +151,6 @@ static void space_give_back(http_conn *c) {
   if (c->res.body.cap > HTTP_KEEP_BYTES) weft__http_buf_free(&c->res.body);
 }
 
-/* Grows the arena so that it has room for need more bytes and a NUL, up to
- * its limit. Returns 0, or -1 when the request is over the limit (431) or
- * memory is short (500), with the status set. */
-static int refuse(http_conn *c, int status);
-
-static int arena_room(http_conn *c, size_t need) {
-  if (c->arena_cap - c->arena_len > need) return 0;
-  if (c->arena_max - c->arena_len <= need) return refuse(c, 431);
-  size_t cap = c->arena_cap;
-  while (cap - c->arena_len <= need) cap *= 2;
-  if (cap > c->arena_max) cap = c->arena_max;
-  char *p = malloc(cap);
-  if (p == NULL) return refuse(c, 500);
-  memcpy(p, c->arena, c->arena_len);
-  if (c->arena != c->space->arena) free(c->arena);
-  c->arena = p;
-  c->arena_cap = cap;
-  return 0;
-}
-
-/* Makes room for one more header in the index. Returns 0 or -1 (500). */
-static int headers_room(http_conn *c) {
-  if (c->header_count < c->headers_cap) return 0;
-  size_t cap = size_min(2 * c->headers_cap, c->lim.max_headers);
-  if (cap <= c->header_count) return refuse(c, 431);
-  http_header *p = malloc(cap * sizeof *p);
-  if (p == NULL) return refuse(c, 500);
-  memcpy(p, c->headers, c->header_count * sizeof *p);
-  if (c->headers != c->space->headers) free(c->headers);
-  c->headers = p;
-  c->headers_cap = cap;
-  return 0;
-}
-
 /* The buffer and size of the next read: a connection waiting for its next
  * request reads on its stack (idle_buf); one within a request reads into
  * its workspace, or a larger buffer once reads fill that. Returns the size,
@@ -352,15 +159,15 @@ static size_t read_buffer(http_conn *c, char *idle_buf) {
   size_t limit = c->lim.read_buffer_bytes;
   if (c->phase == PHASE_IDLE && c->rcap_last == 0) {
     c->rbuf = idle_buf;
-    return size_min(HTTP_IDLE_READ, limit);
+    return weft__http_size_min(HTTP_IDLE_READ, limit);
   }
   if (space_take(c) != 0) return 0;
-  size_t cap = size_min(HTTP_SPACE_READ, limit);
+  size_t cap = weft__http_size_min(HTTP_SPACE_READ, limit);
   if (c->rheap != NULL) cap = c->rheap_cap;
   /* A read that filled its buffer says more is coming: the next one gets
    * twice the room, up to the limit. */
   if (c->rcap_last >= cap && cap < limit) {
-    size_t grown = size_min(2 * cap, limit);
+    size_t grown = weft__http_size_min(2 * cap, limit);
     char *p = realloc(c->rheap, grown);
     if (p == NULL) return 0;
     c->rheap = p;
@@ -369,237 +176,6 @@ static size_t read_buffer(http_conn *c, char *idle_buf) {
   c->rbuf = c->rheap != NULL ? c->rheap : c->space->read;
   return cap;
 }
-
-/* ---- Parser callbacks ----------------------------------------------------- */
-
-static http_conn *conn_of(llhttp_t *p) {
-  return (http_conn *)p->data;
-}
-
-/* Refuses the request being parsed with status; the parser stops. */
-static int refuse(http_conn *c, int status) {
-  if (c->err_status == 0) c->err_status = status;
-  return -1;
-}
-
-/* Copies header-section bytes into the arena, within the header limit. */
-static int arena_put(http_conn *c, const char *at, size_t len) {
-  c->header_bytes += len;
-  if (c->header_bytes > c->lim.max_header_bytes) return refuse(c, 431);
-  if (arena_room(c, len) != 0) return -1;
-  memcpy(c->arena + c->arena_len, at, len);
-  c->arena_len += len;
-  return 0;
-}
-
-static int arena_end_string(http_conn *c) {
-  if (arena_room(c, 0) != 0) return -1;
-  c->arena[c->arena_len++] = '\0';
-  return 0;
-}
-
-/* Points the request's strings into the arena, which may have moved since
- * they were last set (trailer fields grow it). */
-static void request_bind(http_conn *c) {
-  weft_http_request *r = &c->req;
-  r->target = c->arena + c->url_start;
-  r->path = c->arena + c->path_start;
-  r->query = c->query_start ? c->arena + c->query_start : "";
-  r->arena = c->arena;
-  r->headers = c->headers;
-  r->header_count = c->header_count;
-}
-
-/* Enters a phase whose deadline is computed when the connection first
- * waits in it: most requests arrive whole and never need one. */
-static void phase_enter(http_conn *c, int phase, int64_t timeout_ms) {
-  c->phase = phase;
-  c->phase_ms = timeout_ms;
-  c->deadline = DEADLINE_PENDING;
-}
-
-static int on_message_begin(llhttp_t *p) {
-  http_conn *c = conn_of(p);
-  phase_enter(c, PHASE_HEADERS, c->lim.header_timeout_ms);
-  c->err_status = 0;
-  c->arena_len = 0;
-  /* The request line's spaces and CRLF. */
-  c->header_bytes = 4;
-  c->header_count = 0;
-  c->in_field = 0;
-  c->url_start = 0;
-  c->path_start = 0;
-  c->query_start = 0;
-  c->host_count = 0;
-  c->expect_value = 0;
-  c->send_continue = 0;
-  c->body.len = 0;
-  return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len) {
-  http_conn *c = conn_of(p);
-  /* The request line alone passes the limit: the target is what is too
-   * long (414, as nginx answers), not the header fields. */
-  if (c->header_bytes + len > c->lim.max_header_bytes) return refuse(c, 414);
-  return arena_put(c, at, len);
-}
-
-static int on_url_complete(llhttp_t *p) {
-  return arena_end_string(conn_of(p));
-}
-
-static int on_method(llhttp_t *p, const char *at, size_t len) {
-  (void)at;
-  http_conn *c = conn_of(p);
-  c->header_bytes += len;
-  return c->header_bytes > c->lim.max_header_bytes ? refuse(c, 431) : 0;
-}
-
-static int on_version(llhttp_t *p, const char *at, size_t len) {
-  return on_method(p, at, len);
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t len) {
-  http_conn *c = conn_of(p);
-  if (!c->in_field) {
-    if (c->header_count >= c->lim.max_headers) return refuse(c, 431);
-    c->in_field = 1;
-    c->field_start = c->arena_len;
-    c->header_bytes += 4; /* ": " and CRLF */
-  }
-  return arena_put(c, at, len);
-}
-
-static int on_header_field_complete(llhttp_t *p) {
-  http_conn *c = conn_of(p);
-  if (!c->in_field) return refuse(c, 400);
-  c->in_field = 0;
-  if (arena_end_string(c) != 0) return -1;
-  /* llhttp 8 lets spaces into a field name; RFC 9112 says a server must
-   * refuse whitespace before the colon, so every name is checked here. */
-  const char *name = c->arena + c->field_start;
-  if (name[0] == '\0') return refuse(c, 400);
-  for (const char *q = name; *q != '\0'; q++)
-    if (!weft__http_is_tchar((unsigned char)*q)) return refuse(c, 400);
-  /* Host and Expect matter to the connection; lengths first, since
-   * most names are neither. */
-  size_t name_len = c->arena_len - 1 - c->field_start;
-  if (name_len == 4 && weft__http_casecmp(name, "Host") == 0) c->host_count++;
-  if (name_len == 6 && weft__http_casecmp(name, "Expect") == 0 && c->phase == PHASE_HEADERS &&
-      c->expect_value == 0)
-    c->expect_value = c->arena_len;
-  c->value_start = c->arena_len;
-  return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len) {
-  http_conn *c = conn_of(p);
-  /* An empty value (RFC 9110 allows it) comes as an empty piece placed
-   * after the line's CRLF: nothing to keep, and not a folded line. */
-  if (len == 0) return 0;
-  /* A value piece right after a line break is a folded line (obs-fold),
-   * which llhttp 8 joins; RFC 9112 lets a server refuse it, which closes
-   * a way to hide one header inside another. */
-  char before = at > c->chunk ? at[-1] : c->prev_byte; /* NOLINT(bugprone-narrowing-conversions): char in, char out */
-  if (before == '\n') return refuse(c, 400);
-  return arena_put(c, at, len);
-}
-
-static int on_header_value_complete(llhttp_t *p) {
-  http_conn *c = conn_of(p);
-  while (c->arena_len > c->value_start &&
-         (c->arena[c->arena_len - 1] == ' ' || c->arena[c->arena_len - 1] == '\t'))
-    c->arena_len--;
-  if (arena_end_string(c) != 0) return -1;
-  /* Trailer fields of a chunked body are counted but not kept. */
-  if (c->phase == PHASE_HEADERS) {
-    if (headers_room(c) != 0) return -1;
-    c->headers[c->header_count].name = c->field_start;
-    c->headers[c->header_count].value = c->value_start;
-    c->header_count++;
-  }
-  return 0;
-}
-
-static int on_headers_complete(llhttp_t *p) {
-  http_conn *c = conn_of(p);
-  if (llhttp_get_http_major(p) != 1) return refuse(c, 505);
-  int version = 10 + llhttp_get_http_minor(p);
-  if (version != 10 && version != 11) return refuse(c, 505);
-  /* RFC 9112: an HTTP/1.1 request without exactly one Host is refused. */
-  if (c->host_count > 1 || (version == 11 && c->host_count == 0)) return refuse(c, 400);
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->lim.max_body_bytes)
-    return refuse(c, 413);
-
-  /* The path is a copy of the target up to '?'; the query is the rest of
-   * the target, already NUL-terminated. */
-  size_t target_len = strlen(c->arena + c->url_start);
-  const char *q = memchr(c->arena + c->url_start, '?', target_len);
-  size_t path_len = q ? (size_t)(q - (c->arena + c->url_start)) : target_len;
-  c->query_start = q ? (size_t)(q - c->arena) + 1 : 0;
-  if (arena_room(c, path_len) != 0) return -1;
-  c->path_start = c->arena_len;
-  memcpy(c->arena + c->arena_len, c->arena + c->url_start, path_len);
-  c->arena_len += path_len;
-  c->arena[c->arena_len++] = '\0';
-
-  weft_http_request *r = &c->req;
-  request_bind(c);
-  r->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
-  r->version = version;
-  r->keep_alive = llhttp_should_keep_alive(p);
-  c->head = llhttp_get_method(p) == HTTP_HEAD;
-
-  /* A client that sent "Expect: 100-continue" waits for 100 Continue
-   * before it sends the body; the connection sends it when it needs the
-   * body, after the length has passed the limit above. */
-  const char *expect = c->expect_value ? c->arena + c->expect_value : NULL;
-  if (expect != NULL) {
-    if (weft__http_casecmp(expect, "100-continue") != 0) return refuse(c, 417);
-    c->send_continue = version == 11;
-  }
-
-  phase_enter(c, PHASE_BODY, c->lim.body_timeout_ms);
-  return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len) {
-  http_conn *c = conn_of(p);
-  if (len > c->lim.max_body_bytes - c->body.len) return refuse(c, 413);
-  if (weft__http_buf_append(&c->body, at, len) != 0) return refuse(c, 500);
-  return 0;
-}
-
-static int on_message_complete(llhttp_t *p) {
-  http_conn *c = conn_of(p);
-  c->phase = PHASE_DONE;
-  request_bind(c);
-  /* The body is empty rather than NULL when there was none. */
-  c->req.body = c->body.data ? c->body.data : "";
-  c->req.body_len = c->body.len;
-  /* After an upgrade (or CONNECT) the bytes are another protocol's. */
-  if (llhttp_get_upgrade(p)) c->req.keep_alive = 0;
-  return HPE_PAUSED;
-}
-
-/* The callbacks, the same for every connection: a constant table, filled
- * in at compile time (llhttp_settings_init() only zeroes the rest), so
- * connections on several executors share it without a race. */
-static const llhttp_settings_t http_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_url_complete = on_url_complete,
-    .on_method = on_method,
-    .on_version = on_version,
-    .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- Deadlines ------------------------------------------------------------ */
 
@@ -1129,82 +705,104 @@ void weft_http_stop_idle(weft_event *stop) {
 
 /* ---- The connection loop -------------------------------------------------- */
 
+/* conn_loop()'s phases each return 1 when the loop goes on, or what
+ * the connection ends with (0 or an error). */
+
+/* Parses the bytes buffered and answers each request they complete. */
+static int conn_parse(http_conn *c) {
+  while (c->roff < c->rlen) {
+    if (space_take(c) != 0) return UV_ENOMEM;
+    c->chunk = c->rbuf + c->roff;
+    llhttp_errno_t e = llhttp_execute(&c->parser, c->chunk, c->rlen - c->roff);
+    if (e == HPE_OK) {
+      c->prev_byte = c->rbuf[c->rlen - 1];
+      c->roff = c->rlen;
+      return 1;
+    }
+    if (e == HPE_PAUSED) {
+      const char *pos = llhttp_get_error_pos(&c->parser);
+      c->roff = (size_t)(pos - c->rbuf);
+      if (c->roff > 0) c->prev_byte = c->rbuf[c->roff - 1];
+      llhttp_resume(&c->parser);
+      int r = serve_request(c);
+      if (r <= 0) return r;
+      weft__http_phase_enter(c, PHASE_IDLE, c->lim.idle_timeout_ms);
+      continue;
+    }
+    if (e == HPE_PAUSED_UPGRADE) {
+      /* The bytes after an upgrade request belong to another protocol,
+       * which this connection does not speak: answer and close. */
+      if (c->phase != PHASE_DONE) return close_after(c);
+      c->roff = (size_t)(llhttp_get_error_pos(&c->parser) - c->rbuf);
+      c->req.keep_alive = 0;
+      int r = serve_request(c);
+      return r < 0 ? r : 0;
+    }
+    return fail_with(c, c->err_status ? c->err_status : 400);
+  }
+  return 1;
+}
+
+/* Everything buffered is answered: what is pending goes out before the
+ * connection waits for more. */
+static int conn_before_wait(http_conn *c) {
+  int ours = 0;
+  if (c->send_continue && c->phase == PHASE_BODY) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->send_continue = 0;
+    if (weft__http_buf_append(&c->out, cont, sizeof cont - 1) != 0) return UV_ENOMEM;
+  }
+  int r = conn_flush(c, &ours);
+  if (r < 0) return ours ? 0 : r;
+  if (c->phase == PHASE_IDLE) {
+    /* Between requests a stopped connection just closes. */
+    if (stopping(c)) return 0;
+    /* A connection that waits holds no buffer, unless its client is
+     * sending more than the last read could take. */
+    if (c->rcap_last == 0) space_give_back(c);
+  }
+  return 1;
+}
+
+/* Reads the next bytes, into idle_buf (of conn_loop()'s frame) while the
+ * connection waits for a request. */
+static int conn_read_next(http_conn *c, char *idle_buf) {
+  int ours = 0;
+  size_t cap = read_buffer(c, idle_buf);
+  if (cap == 0) return UV_ENOMEM;
+  ssize_t n = conn_read(c, cap, &ours);
+  if (n > 0) {
+    c->rlen = (size_t)n;
+    c->roff = 0;
+    c->rcap_last = (size_t)n == cap ? cap : 0;
+    return 1;
+  }
+  /* Bytes a handler may still look at (weft__http_request_rest()) are
+   * gone: the buffer may be the stack's, which conn_loop()'s frame owns. */
+  c->rlen = c->roff = 0;
+  if (n == 0) return 0;
+  if (!ours) return (int)n;
+  /* The connection's own deadline passed: an idle connection just
+   * closes, a request that is late gets 408 first. */
+  if (c->phase == PHASE_IDLE) return 0;
+  return fail_with(c, 408);
+}
+
 static int conn_loop(http_conn *c) {
   /* What a connection waiting for its next request reads into. */
   char idle_buf[HTTP_IDLE_READ];
-  llhttp_init(&c->parser, HTTP_REQUEST, &http_settings);
+  llhttp_init(&c->parser, HTTP_REQUEST, &weft__http_settings);
   c->parser.data = c;
   /* A new connection gets the header timeout for its first byte: a client
    * that connects and sends nothing is a slow client too. */
-  phase_enter(c, PHASE_IDLE, c->lim.header_timeout_ms);
-  for (;;) {
-    while (c->roff < c->rlen) {
-      if (space_take(c) != 0) return UV_ENOMEM;
-      c->chunk = c->rbuf + c->roff;
-      llhttp_errno_t e = llhttp_execute(&c->parser, c->chunk, c->rlen - c->roff);
-      if (e == HPE_OK) {
-        c->prev_byte = c->rbuf[c->rlen - 1];
-        c->roff = c->rlen;
-        break;
-      }
-      if (e == HPE_PAUSED) {
-        const char *pos = llhttp_get_error_pos(&c->parser);
-        c->roff = (size_t)(pos - c->rbuf);
-        if (c->roff > 0) c->prev_byte = c->rbuf[c->roff - 1];
-        llhttp_resume(&c->parser);
-        int r = serve_request(c);
-        if (r <= 0) return r;
-        phase_enter(c, PHASE_IDLE, c->lim.idle_timeout_ms);
-        continue;
-      }
-      if (e == HPE_PAUSED_UPGRADE) {
-        /* The bytes after an upgrade request belong to another protocol,
-         * which this connection does not speak: answer and close. */
-        if (c->phase != PHASE_DONE) return close_after(c);
-        c->roff = (size_t)(llhttp_get_error_pos(&c->parser) - c->rbuf);
-        c->req.keep_alive = 0;
-        int r = serve_request(c);
-        return r < 0 ? r : 0;
-      }
-      return fail_with(c, c->err_status ? c->err_status : 400);
-    }
-
-    /* Everything buffered is answered: what is pending goes out before
-     * the connection waits for more. */
-    int ours = 0;
-    if (c->send_continue && c->phase == PHASE_BODY) {
-      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      c->send_continue = 0;
-      if (weft__http_buf_append(&c->out, cont, sizeof cont - 1) != 0) return UV_ENOMEM;
-    }
-    int r = conn_flush(c, &ours);
-    if (r < 0) return ours ? 0 : r;
-    if (c->phase == PHASE_IDLE) {
-      /* Between requests a stopped connection just closes. */
-      if (stopping(c)) return 0;
-      /* A connection that waits holds no buffer, unless its client is
-       * sending more than the last read could take. */
-      if (c->rcap_last == 0) space_give_back(c);
-    }
-    size_t cap = read_buffer(c, idle_buf);
-    if (cap == 0) return UV_ENOMEM;
-    ssize_t n = conn_read(c, cap, &ours);
-    if (n > 0) {
-      c->rlen = (size_t)n;
-      c->roff = 0;
-      c->rcap_last = (size_t)n == cap ? cap : 0;
-      continue;
-    }
-    /* Bytes a handler may still look at (weft__http_request_rest()) are
-     * gone: the buffer may be the stack's, which this frame owns. */
-    c->rlen = c->roff = 0;
-    if (n == 0) return 0;
-    if (!ours) return (int)n;
-    /* The connection's own deadline passed: an idle connection just
-     * closes, a request that is late gets 408 first. */
-    if (c->phase == PHASE_IDLE) return 0;
-    return fail_with(c, 408);
-  }
+  weft__http_phase_enter(c, PHASE_IDLE, c->lim.header_timeout_ms);
+  int r;
+  do {
+    r = conn_parse(c);
+    if (r > 0) r = conn_before_wait(c);
+    if (r > 0) r = conn_read_next(c, idle_buf);
+  } while (r > 0);
+  return r;
 }
 
 /* Serves a socket (tcp) or a buffer (mem_out not NULL). */

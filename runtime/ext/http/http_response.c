@@ -84,7 +84,7 @@ int weft__http_is_tchar(unsigned char ch) { return http_tchar[ch]; }
 
 /* The status codes with a reason phrase; one table gives the phrases and
  * the precomputed status lines. */
-#define HTTP_STATUS_MAP(XX)                   \
+#define HTTP_REASON_MAP(XX)                   \
   XX(100, "Continue")                         \
   XX(101, "Switching Protocols")              \
   XX(200, "OK")                               \
@@ -127,7 +127,7 @@ const char *weft_http_status_text(int status) {
 #define XX(code, text) \
   case code:           \
     return text;
-    HTTP_STATUS_MAP(XX)
+    HTTP_REASON_MAP(XX)
 #undef XX
     default:
       return "Unknown";
@@ -144,7 +144,7 @@ static int status_line(http_buf *out, int status) {
     line = "HTTP/1.1 " #code " " text "\r\n";    \
     len = sizeof("HTTP/1.1 " #code " " text "\r\n") - 1; \
     break;
-    HTTP_STATUS_MAP(XX)
+    HTTP_REASON_MAP(XX)
 #undef XX
     default: {
       /* A code without a phrase of ours (100..999, checked when set). */

@@ -58,6 +58,15 @@
  * WEFT_ECLOSED) and waits for them to return before it frees it; no call
  * may start after it.
  *
+ * Lifecycle: weft_ws_upgrade() allocates a weft_ws; weft_ws_free(), and
+ * nothing else, frees it. "Close" here means the protocol's closing
+ * handshake: weft_ws_close() sends a close frame and waits for the peer's
+ * answer, and frees nothing, and neither does a close from the peer (after
+ * either, the weft_ws still reports the code and reason until it is
+ * freed). The socket under it is the HTTP connection's: its owner, the
+ * caller of weft_http_serve_conn(), closes it (weft_tcp_close(), which
+ * frees the weft_tcp) once the handler has returned.
+ *
  * Every call that waits honours the caller's cancellation scope and returns
  * UV_ECANCELED or UV_ETIMEDOUT. A receive that is cancelled leaves the
  * weft_ws usable (the next weft_ws_recv() goes on where it stopped); a send
@@ -269,7 +278,8 @@ int weft_ws_send_binary(weft_ws *ws, const void *data, size_t len);
 int weft_ws_send_ping(weft_ws *ws, const void *data, size_t len);
 
 /**
- * Starts or finishes the closing handshake: sends a close frame with code
+ * Starts or finishes the closing handshake (sends a frame; frees nothing:
+ * ws stays valid until weft_ws_free()): sends a close frame with code
  * (1000..1003, 1007..1014 or 3000..4999; 0 sends a close without a code)
  * and reason (UTF-8, at most 123 bytes; may be NULL), then waits up to
  * close_timeout_ms for the peer's close. While no other task receives, it
@@ -294,7 +304,8 @@ int weft_ws_close_code(const weft_ws *ws);
 const char *weft_ws_close_reason(const weft_ws *ws);
 
 /**
- * Frees ws. Calls that other tasks of its executor are still making on ws
+ * Frees ws, whether or not it was closed (weft_ws_close() or the peer's
+ * close); the only call that frees a weft_ws. Calls that other tasks of its executor are still making on ws
  * (a send held up by a slow peer, a receive, a close waiting for the
  * answer) are ended first: they return WEFT_ECLOSED, and weft_ws_free()
  * waits for them to return, even when the caller is cancelled (a send

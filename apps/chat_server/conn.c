@@ -93,8 +93,7 @@ struct chat_conn {
   joined_room *rooms;
   size_t n_rooms;
   weft_limiter *limiter;
-  chat_claims claims;
-  int has_claims;
+  chat_claims *claims; /* the token's, with --auth-secret-file */
 };
 
 /* The connections of each executor, for the shutdown. */
@@ -607,12 +606,20 @@ static int do_hello(chat_conn *c, const cJSON *doc) {
     const char *token;
     int has = get_string(doc, "token", &token);
     const char *why = "a token is required";
+    chat_claims claims;
     if (has == 1 &&
         chat_auth_verify(chat_srv->auth, token, chat_wall_ms() / 1000,
-                         &c->claims, &why) == 0) {
-      c->has_claims = 1;
-      if (strcmp(c->claims.sub, nick) != 0) why = "the token is for another nick";
-      else why = NULL;
+                         &claims, &why) == 0) {
+      if (strcmp(claims.sub, nick) != 0) {
+        why = "the token is for another nick";
+        chat_claims_free(&claims);
+      } else if ((c->claims = malloc(sizeof *c->claims)) == NULL) {
+        why = "the server is out of memory";
+        chat_claims_free(&claims);
+      } else {
+        *c->claims = claims;
+        why = NULL;
+      }
     } else if (has == -1) {
       why = "\"token\" must be a string";
     }
@@ -662,7 +669,7 @@ static int do_join(chat_conn *c, const cJSON *doc) {
                     "\"since\" is a seq");
     return CONN_GO_ON;
   }
-  if (c->has_claims && !chat_claims_allow(&c->claims, room)) {
+  if (c->claims != NULL && !chat_claims_allow(c->claims, room)) {
     conn_fatal(c, "auth_failed", "the token does not allow that room",
                WEFT_WS_CLOSE_POLICY);
     return CONN_CLOSE;
@@ -906,6 +913,14 @@ static ssize_t conn_read_some(chat_conn *c, void *buf, size_t len) {
   int quiet = weft_scope_leave(&ts) != 0 && n < 0 && weft_cancelled() == 0;
   if (!quiet) return n;
   c->trim_due = 0;
+  /* The queue's array too, while nothing is queued nor being written. */
+  pthread_mutex_lock(&c->lock);
+  if (c->q_len == 0 && c->writer_on == WRITER_NONE) {
+    free(c->q);
+    c->q = NULL;
+    c->q_cap = c->q_head = 0;
+  }
+  pthread_mutex_unlock(&c->lock);
   if (c->ws != NULL) weft_ws_trim(c->ws);
   weft_task_trim_stack();
   return CHAT_TRIMMED;
@@ -1156,7 +1171,10 @@ static int conn_serve(weft_tcp *tcp, weft_ws *ws) {
   }
   conn_list_remove(c);
   if (c->limiter != NULL) weft_limiter_free(c->limiter);
-  if (c->has_claims) chat_claims_free(&c->claims);
+  if (c->claims != NULL) {
+    chat_claims_free(c->claims);
+    free(c->claims);
+  }
   chat_conn_unref(c);
   return 0;
 }

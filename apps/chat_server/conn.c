@@ -74,6 +74,7 @@ struct chat_conn {
                      WRITER_READER */
   int abort;      /* write nothing more (the reader gave up on the client) */
   chat_conn *start_next; /* in its executor's start list */
+  int start_listed;       /* in that list (under the starter's lock) */
 
   /* The connection's executor only. */
   weft_scope *read_scope;  /* while the reader waits for requests */
@@ -142,11 +143,22 @@ static conn_starter *starters;
 static int n_starters;
 
 /* Has c's executor start a writer for it (writer_on was just set to
- * WRITER_TASK by the caller). */
+ * WRITER_TASK by the caller). A connection is listed once: its writer may
+ * have taken the queue and waited again since it was listed (woken by its
+ * linger's end rather than by the starter), and the next message asks
+ * again while the first request is still listed; the starter looks at
+ * the connection as it is when it comes to it, which answers both. (Listed
+ * twice, its link would be overwritten, and the connections behind it in
+ * the list would never get a writer.) */
 static void conn_start_writer(chat_conn *c) {
   conn_starter *s = &starters[c->executor - 1];
-  chat_conn_ref(c);
   pthread_mutex_lock(&s->lock);
+  if (c->start_listed) {
+    pthread_mutex_unlock(&s->lock);
+    return;
+  }
+  chat_conn_ref(c);
+  c->start_listed = 1;
   int was_empty = s->head == NULL;
   c->start_next = NULL;
   if (s->tail != NULL)
@@ -479,9 +491,13 @@ int chat_writer_starter_task(void *arg) {
     s->head = s->tail = NULL;
     pthread_mutex_unlock(&s->lock);
     while (list != NULL) {
+      /* Listed until taken here: its link is not touched before. */
       chat_conn *c = list;
+      pthread_mutex_lock(&s->lock);
       list = c->start_next;
       c->start_next = NULL;
+      c->start_listed = 0;
+      pthread_mutex_unlock(&s->lock);
       if (c->writer_alive) {
         /* Its writer is there: woken when it waits (when it does not, it
          * is on its way to look at the queue again). */

@@ -703,6 +703,24 @@ static __attribute__((noinline)) int ws_write_frames(weft_ws *ws, int op,
   return r;
 }
 
+/* ws_write_frame() of the answer to a control frame the peer sent (a
+ * pong, the echo of its close): shielded from the receiving caller's
+ * scope, and bounded by the write timeout only, so that a caller whose
+ * own deadline passes just as the peer's frame comes in (a server that
+ * waits a while before it tidies an idle connection, say) does not leave
+ * the answer unsent, or half a frame on the wire. Not inlined, like
+ * ws_on_close(): its scope stays off the stack of an idle receive. */
+static __attribute__((noinline)) int ws_write_answer(weft_ws *ws, int op,
+                                                     const void *data,
+                                                     size_t len,
+                                                     int next_state) {
+  weft_scope s;
+  weft_scope_enter_shielded(&s, WEFT_NO_DEADLINE);
+  int r = ws_write_frame(ws, op, data, len, next_state);
+  weft_scope_leave(&s);
+  return r;
+}
+
 /* Sends a close frame with code (0: none) and reason. */
 static int ws_send_close(weft_ws *ws, int code, const char *reason, size_t rlen,
                          int next_state) {
@@ -1141,7 +1159,7 @@ static int ws_inflate(weft_ws *ws, size_t *out_len) {
 
 /* Acts on a whole close frame from the peer. Returns WEFT_ECLOSED or the
  * error it failed the connection with. */
-static int ws_on_close(weft_ws *ws) {
+static __attribute__((noinline)) int ws_on_close(weft_ws *ws) {
   size_t len = (size_t)ws->f_len;
   int code = WEFT_WS_CLOSE_NO_STATUS;
   if (len == 1) return ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
@@ -1164,12 +1182,16 @@ static int ws_on_close(weft_ws *ws) {
     /* Answer with the same code (section 5.5.1), then send FIN: the peer
      * sends nothing after its close. */
     int echo = code == WEFT_WS_CLOSE_NO_STATUS ? 0 : code;
+    /* Shielded as ws_write_answer() is; each wait has its deadline. */
+    weft_scope s;
+    weft_scope_enter_shielded(&s, WEFT_NO_DEADLINE);
     if (ws_send_close(ws, echo, NULL, 0, WS_CLOSED) == 0) {
       ws_wait w;
       wait_enter(ws, &w, ws->lim.write_timeout_ms);
       weft_tcp_shutdown(ws->tcp);
       wait_leave(ws, &w);
     }
+    weft_scope_leave(&s);
   }
   return ws_end(ws, WEFT_ECLOSED);
 }
@@ -1200,8 +1222,8 @@ static int ws_next_message(weft_ws *ws, weft_ws_msg *msg) {
       /* A pong carries the ping's payload (section 5.5.3); once our
        * close is out, nothing more is sent. */
       if (ws->state == WS_OPEN) {
-        r = ws_write_frame(ws, WS_OP_PONG, ws->ctrl, (size_t)ws->f_len,
-                           WS_OPEN);
+        r = ws_write_answer(ws, WS_OP_PONG, ws->ctrl, (size_t)ws->f_len,
+                            WS_OPEN);
         if (r < 0 && r != WEFT_ECLOSED) {
           int cancelled = weft_cancelled();
           return cancelled ? cancelled : ws_end(ws, r);

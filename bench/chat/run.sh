@@ -35,12 +35,17 @@
 #   drop: 10 % of the receivers close their connection in the middle of
 #     the run and come back 200 ms later, joining with since their last
 #     seq: gaps must be 0;
+#   idle: for each server, CHAT_IDLE_STEPS (default 1000 5000 10000)
+#     WebSocket connections that send nothing once they are in (chat
+#     clients say hello), each count a fresh server: its resident memory
+#     (RSS, baseline included) and the bytes per connection, both over
+#     all connections and between the smallest and the largest count;
 #   store: chat_server with --store on a file in a temporary directory,
 #     CHAT_STORE_CLIENTS clients each alone in its room sending at
 #     CHAT_STORE_RATE messages per second in total: acked (committed)
 #     messages per second, next to the same load without --store.
 #
-# Usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [store]
+# Usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [idle] [store]
 # Environment: WEFT_BENCH_BUILD (default build-bench), WEFT_BENCH_RUNS (3),
 #   WEFT_BENCH_DURATION (5), CHAT_CLIENTS (1000), CHAT_SENDERS (10),
 #   CHAT_RATE (20), CHAT_SIZE (64), CHAT_IDLE (10000), CHAT_BASELINE (the
@@ -63,8 +68,8 @@ scenarios=()
 for a in "$@"; do
   case $a in
     --quick) runs=1; duration=2; warmup=0.5; clients=${CHAT_CLIENTS:-200}; idle=${CHAT_IDLE:-2000} ;;
-    fanout|sweep|slow|drop|store) scenarios+=("$a") ;;
-    *) echo "usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [store]" >&2
+    fanout|sweep|slow|drop|idle|store) scenarios+=("$a") ;;
+    *) echo "usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [idle] [store]" >&2
        exit 2 ;;
   esac
 done
@@ -236,6 +241,43 @@ run_drop() {
   done
 }
 
+run_idle() {
+  local steps=(${CHAT_IDLE_STEPS:-1000 5000 10000})
+  local rows
+  rows=$(mktemp)
+  for s in "${servers[@]}"; do
+    local proto=raw
+    [[ $s == chat_server* ]] && proto=chat
+    for n in "${steps[@]}"; do
+      idle=$n label="$n idle" one "$s" idle "$proto" --clients "$n" --senders 1 \
+        --rate 0 >>"$rows"
+    done
+  done
+  python3 - "$rows" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("%-18s %8s %8s %10s %12s" % ("server", "clients", "ready", "RSS KiB", "bytes/conn"))
+by = {}
+for r in rows:
+    print("%-18s %8d %8d %10d %12.0f" % (r["impl"], r["clients"], r["ready"], r["server_rss_kib"],
+                                         r["rss_per_conn_bytes"]))
+    by.setdefault(r["impl"], []).append(r)
+print()
+base = None
+for impl, rs in by.items():
+    rs.sort(key=lambda r: r["clients"])
+    lo, hi = rs[0], rs[-1]
+    if hi["ready"] > lo["ready"]:
+        d = (hi["server_rss_kib"] - lo["server_rss_kib"]) * 1024 / (hi["ready"] - lo["ready"])
+        print("%-18s %.0f bytes per added connection (%d -> %d)" % (impl, d, lo["ready"], hi["ready"]))
+        if impl == "chat_server":
+            base = d
+        elif base:
+            print("%-18s chat_server uses %.2fx of its memory per connection" % ("", base / d))
+PY
+  rm -f "$rows"
+}
+
 run_store() {
   local n=${CHAT_STORE_CLIENTS:-200} srate=${CHAT_STORE_RATE:-20000 50000 80000}
   local tmp
@@ -258,6 +300,7 @@ for sc in "${scenarios[@]}"; do
     sweep) echo "== sweep: $clients clients in one room, $senders senders" >&2; run_sweep ;;
     slow) echo "== slow consumers: $clients clients, $rate msg/s" >&2; run_slow ;;
     drop) echo "== drop and resume: $clients clients, $rate msg/s" >&2; run_drop ;;
+    idle) echo "== idle connections: resident memory" >&2; run_idle ;;
     store) echo "== store: acked messages per second" >&2; run_store ;;
   esac
 done

@@ -6,8 +6,12 @@
 #
 #   peers: Node with ws (Debian node-ws), Go with gorilla/websocket's hub
 #   (Debian golang-github-gorilla-websocket-dev, GOMAXPROCS=1), Python with
-#   websockets (Debian python3-websockets); uWebSockets when UWS_DIR names
-#   a built source tree (not done by this script yet: see README).
+#   websockets (Debian python3-websockets); uWebSockets (C++, one topic
+#   that every client subscribes to: peers/uws_broadcast.cpp) when UWS_DIR
+#   names a uWebSockets source tree with uSockets in UWS_DIR/uSockets
+#   (github.com/uNetworking/uWebSockets, cloned outside this tree; its
+#   uSockets.a is made there when missing, without TLS, and the peer is
+#   built under TMPDIR).
 #
 #   fanout: CLIENTS WebSocket clients in one room, SENDERS of them sending
 #     RATE messages per second in total; reports delivered messages per
@@ -95,6 +99,17 @@ if command -v go >/dev/null && [[ -d /usr/share/gocode/src/github.com/gorilla/we
      GOFLAGS='' GOPROXY=off go build -o "$gotmp/gohub" .) && gohub=$gotmp/gohub
 fi
 
+# The uWebSockets peer, built outside the tree from UWS_DIR.
+uws=""
+if [[ -n ${UWS_DIR:-} ]]; then
+  uwstmp=${TMPDIR:-/tmp}/weft-bench-chat-uws
+  mkdir -p "$uwstmp"
+  [[ -f $UWS_DIR/uSockets/uSockets.a ]] || make -C "$UWS_DIR/uSockets" WITH_LTO=0 >&2
+  g++ -std=c++20 -O2 -DLIBUS_NO_SSL -DUWS_NO_ZLIB -I"$UWS_DIR/src" -I"$UWS_DIR/uSockets/src" \
+    "$here/peers/uws_broadcast.cpp" "$UWS_DIR/uSockets/uSockets.a" -lz \
+    -o "$uwstmp/uws_broadcast" >&2 && uws=$uwstmp/uws_broadcast
+fi
+
 results=$build/results
 mkdir -p "$results"
 raw=$results/chat.raw.jsonl
@@ -143,11 +158,13 @@ launch() {
     node_ws) start "$name" env NODE_PATH=/usr/share/nodejs node "$here/peers/node_ws.js" 0 ;;
     go_gorilla) start "$name" env GOMAXPROCS=1 "$gohub" 0 ;;
     python_websockets) start "$name" "$py" "$here/peers/py_websockets.py" 0 ;;
+    uws) start "$name" "$uws" 0 ;;
   esac
 }
 
 servers=(chat_server node_ws go_gorilla python_websockets)
 [[ -n $gohub ]] || servers=(chat_server node_ws python_websockets)
+[[ -n $uws ]] && servers+=(uws)
 [[ -n ${CHAT_BASELINE:-} ]] && servers=(chat_server chat_server_base "${servers[@]:1}")
 
 scen=$results/chat.scenarios.jsonl

@@ -606,6 +606,13 @@ static int conn_rate(chat_conn *c) {
   return -1;
 }
 
+static void conn_drop_claims(chat_conn *c) {
+  if (c->claims == NULL) return;
+  chat_claims_free(c->claims);
+  free(c->claims);
+  c->claims = NULL;
+}
+
 static int do_hello(chat_conn *c, const cJSON *doc) {
   if (c->nick[0] != '\0') {
     chat_conn_error(c, "bad_request", "hello was said already");
@@ -626,6 +633,7 @@ static int do_hello(chat_conn *c, const cJSON *doc) {
     if (has == 1 &&
         chat_auth_verify(chat_srv->auth, token, chat_wall_ms() / 1000,
                          &claims, &why) == 0) {
+      conn_drop_claims(c); /* of a hello whose nick was taken */
       if (strcmp(claims.sub, nick) != 0) {
         why = "the token is for another nick";
         chat_claims_free(&claims);
@@ -1187,10 +1195,7 @@ static int conn_serve(weft_tcp *tcp, weft_ws *ws) {
   }
   conn_list_remove(c);
   if (c->limiter != NULL) weft_limiter_free(c->limiter);
-  if (c->claims != NULL) {
-    chat_claims_free(c->claims);
-    free(c->claims);
-  }
+  conn_drop_claims(c);
   chat_conn_unref(c);
   return 0;
 }

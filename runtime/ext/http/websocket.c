@@ -703,12 +703,12 @@ static __attribute__((noinline)) int ws_write_frames(weft_ws *ws, int op,
   return r;
 }
 
-/* ws_write_frame() of the answer to a control frame the peer sent (a
- * pong, the echo of its close): shielded from the receiving caller's
- * scope, and bounded by the write timeout only, so that a caller whose
- * own deadline passes just as the peer's frame comes in (a server that
- * waits a while before it tidies an idle connection, say) does not leave
- * the answer unsent, or half a frame on the wire. Not inlined, like
+/* ws_write_frame() of a control frame that a receive writes (the answer
+ * to the peer's ping or close, our idle ping): shielded from the
+ * receiving caller's scope, and bounded by the write timeout only, so
+ * that a caller whose own deadline passes just then (a server that waits
+ * a while before it tidies an idle connection, say) does not leave the
+ * answer unsent, or half a frame on the wire. Not inlined, like
  * ws_on_close(): its scope stays off the stack of an idle receive. */
 static __attribute__((noinline)) int ws_write_answer(weft_ws *ws, int op,
                                                      const void *data,
@@ -876,7 +876,7 @@ static ssize_t ws_read(weft_ws *ws, void *buf, size_t len) {
     if (idle_at >= 0 && now >= idle_at) return WS_DUE_IDLE;
     if (ping_at >= 0 && now >= ping_at) {
       ws->last_ping = now;
-      int r = ws_write_frame(ws, WS_OP_PING, NULL, 0, WS_OPEN);
+      int r = ws_write_answer(ws, WS_OP_PING, NULL, 0, WS_OPEN);
       if (r < 0 && r != WEFT_ECLOSED) return r;
     }
   }

@@ -124,13 +124,15 @@ struct weft_ws {
   int64_t close_deadline; /* for the peer's close after ours; -1: none */
   int close_code;         /* the peer's, or 1006; 0 while open */
   char *close_reason;     /* the peer's, malloc'd; NULL: none */
-  weft_event *ended; /* set once state is WS_CLOSED */
+  weft_event *ended; /* set once state is WS_CLOSED; made by the first
+                        weft_ws_close() that waits for it */
 
   weft_mutex *wlock; /* one frame is written at a time */
   unsigned calls;    /* tasks inside a call on ws */
   ws_wait *waits;    /* the waits of those tasks */
   int freeing;       /* weft_ws_free() ends the calls and waits */
-  weft_event *left;  /* set when the last call leaves while freeing */
+  weft_event *left;  /* set when the last call leaves while freeing (made
+                        then) */
 
   /* permessage-deflate, when negotiated (pmd != 0). */
   int pmd;
@@ -370,7 +372,8 @@ static int ws_enter(weft_ws *ws) {
  * it is being freed. */
 static int ws_leave(weft_ws *ws, int r) {
   if (ws->freeing && r < 0) r = WEFT_ECLOSED;
-  if (--ws->calls == 0 && ws->freeing) weft_event_set(ws->left);
+  if (--ws->calls == 0 && ws->freeing && ws->left != NULL)
+    weft_event_set(ws->left);
   return r;
 }
 
@@ -787,7 +790,7 @@ static int ws_end(weft_ws *ws, int err) {
   ws->state = WS_CLOSED;
   if (ws->err == 0) ws->err = err;
   if (ws->close_code == 0) ws->close_code = WEFT_WS_CLOSE_ABNORMAL;
-  weft_event_set(ws->ended);
+  if (ws->ended != NULL) weft_event_set(ws->ended);
   return ws->err;
 }
 
@@ -1302,6 +1305,9 @@ int weft_ws_close(weft_ws *ws, int code, const char *reason) {
   int r = ws_enter(ws);
   if (r != 0) return r;
   if (ws->state != WS_OPEN) return ws_leave(ws, WEFT_ECLOSED);
+  /* Made here, while open: ws_end() has not run yet, and sets it. */
+  if (ws->ended == NULL && (ws->ended = weft_event_new()) == NULL)
+    return ws_leave(ws, UV_ENOMEM);
   ws->close_deadline =
       ws->lim.close_timeout_ms < 0 ? -1 : weft_now() + ws->lim.close_timeout_ms;
   r = ws_send_close(ws, code, reason, rlen, WS_CLOSE_SENT);
@@ -1356,12 +1362,13 @@ void weft_ws_free(weft_ws *ws) {
      * receiver, a close waiting for the answer): end their waits, and let
      * them return before the memory goes. The wait is shielded, since a
      * cancelled caller must still not free ws under them. */
+    if (ws->left == NULL) ws->left = weft_event_new(); /* NULL: leaked */
     ws->freeing = 1;
     for (ws_wait *w = ws->waits; w != NULL; w = w->next)
       weft_scope_cancel(&w->scope);
     weft_scope s;
     weft_scope_enter_shielded(&s, WS_FREE_WAIT_MS);
-    while (ws->calls > 0 && weft_event_wait(ws->left) == 0) {
+    while (ws->left != NULL && ws->calls > 0 && weft_event_wait(ws->left) == 0) {
     }
     weft_scope_leave(&s);
     if (ws->calls > 0) {
@@ -1639,10 +1646,7 @@ int weft_ws_upgrade_protocols(const weft_http_request *req,
                                                    : ws->lim.read_buffer_bytes;
   ws->rbuf = malloc(ws->rsize);
   ws->wlock = weft_mutex_new();
-  ws->ended = weft_event_new();
-  ws->left = weft_event_new();
-  if (ws->rbuf == NULL || ws->wlock == NULL || ws->ended == NULL ||
-      ws->left == NULL) {
+  if (ws->rbuf == NULL || ws->wlock == NULL) {
     weft_ws_free(ws);
     return UV_ENOMEM;
   }

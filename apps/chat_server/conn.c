@@ -74,6 +74,7 @@ struct chat_conn {
                      WRITER_READER */
   int abort;      /* write nothing more (the reader gave up on the client) */
   chat_conn *start_next; /* in its executor's start list */
+  int start_listed;       /* in that list (under the starter's lock) */
 
   /* The connection's executor only. */
   weft_scope *read_scope;  /* while the reader waits for requests */
@@ -93,8 +94,7 @@ struct chat_conn {
   joined_room *rooms;
   size_t n_rooms;
   weft_limiter *limiter;
-  chat_claims claims;
-  int has_claims;
+  chat_claims *claims; /* the token's, with --auth-secret-file */
 };
 
 /* The connections of each executor, for the shutdown. */
@@ -143,11 +143,22 @@ static conn_starter *starters;
 static int n_starters;
 
 /* Has c's executor start a writer for it (writer_on was just set to
- * WRITER_TASK by the caller). */
+ * WRITER_TASK by the caller). A connection is listed once: its writer may
+ * have taken the queue and waited again since it was listed (woken by its
+ * linger's end rather than by the starter), and the next message asks
+ * again while the first request is still listed; the starter looks at
+ * the connection as it is when it comes to it, which answers both. (Listed
+ * twice, its link would be overwritten, and the connections behind it in
+ * the list would never get a writer.) */
 static void conn_start_writer(chat_conn *c) {
   conn_starter *s = &starters[c->executor - 1];
-  chat_conn_ref(c);
   pthread_mutex_lock(&s->lock);
+  if (c->start_listed) {
+    pthread_mutex_unlock(&s->lock);
+    return;
+  }
+  chat_conn_ref(c);
+  c->start_listed = 1;
   int was_empty = s->head == NULL;
   c->start_next = NULL;
   if (s->tail != NULL)
@@ -480,9 +491,13 @@ int chat_writer_starter_task(void *arg) {
     s->head = s->tail = NULL;
     pthread_mutex_unlock(&s->lock);
     while (list != NULL) {
+      /* Listed until taken here: its link is not touched before. */
       chat_conn *c = list;
+      pthread_mutex_lock(&s->lock);
       list = c->start_next;
       c->start_next = NULL;
+      c->start_listed = 0;
+      pthread_mutex_unlock(&s->lock);
       if (c->writer_alive) {
         /* Its writer is there: woken when it waits (when it does not, it
          * is on its way to look at the queue again). */
@@ -591,6 +606,13 @@ static int conn_rate(chat_conn *c) {
   return -1;
 }
 
+static void conn_drop_claims(chat_conn *c) {
+  if (c->claims == NULL) return;
+  chat_claims_free(c->claims);
+  free(c->claims);
+  c->claims = NULL;
+}
+
 static int do_hello(chat_conn *c, const cJSON *doc) {
   if (c->nick[0] != '\0') {
     chat_conn_error(c, "bad_request", "hello was said already");
@@ -607,12 +629,21 @@ static int do_hello(chat_conn *c, const cJSON *doc) {
     const char *token;
     int has = get_string(doc, "token", &token);
     const char *why = "a token is required";
+    chat_claims claims;
     if (has == 1 &&
         chat_auth_verify(chat_srv->auth, token, chat_wall_ms() / 1000,
-                         &c->claims, &why) == 0) {
-      c->has_claims = 1;
-      if (strcmp(c->claims.sub, nick) != 0) why = "the token is for another nick";
-      else why = NULL;
+                         &claims, &why) == 0) {
+      conn_drop_claims(c); /* of a hello whose nick was taken */
+      if (strcmp(claims.sub, nick) != 0) {
+        why = "the token is for another nick";
+        chat_claims_free(&claims);
+      } else if ((c->claims = malloc(sizeof *c->claims)) == NULL) {
+        why = "the server is out of memory";
+        chat_claims_free(&claims);
+      } else {
+        *c->claims = claims;
+        why = NULL;
+      }
     } else if (has == -1) {
       why = "\"token\" must be a string";
     }
@@ -662,7 +693,7 @@ static int do_join(chat_conn *c, const cJSON *doc) {
                     "\"since\" is a seq");
     return CONN_GO_ON;
   }
-  if (c->has_claims && !chat_claims_allow(&c->claims, room)) {
+  if (c->claims != NULL && !chat_claims_allow(c->claims, room)) {
     conn_fatal(c, "auth_failed", "the token does not allow that room",
                WEFT_WS_CLOSE_POLICY);
     return CONN_CLOSE;
@@ -906,6 +937,14 @@ static ssize_t conn_read_some(chat_conn *c, void *buf, size_t len) {
   int quiet = weft_scope_leave(&ts) != 0 && n < 0 && weft_cancelled() == 0;
   if (!quiet) return n;
   c->trim_due = 0;
+  /* The queue's array too, while nothing is queued nor being written. */
+  pthread_mutex_lock(&c->lock);
+  if (c->q_len == 0 && c->writer_on == WRITER_NONE) {
+    free(c->q);
+    c->q = NULL;
+    c->q_cap = c->q_head = 0;
+  }
+  pthread_mutex_unlock(&c->lock);
   if (c->ws != NULL) weft_ws_trim(c->ws);
   weft_task_trim_stack();
   return CHAT_TRIMMED;
@@ -1156,7 +1195,7 @@ static int conn_serve(weft_tcp *tcp, weft_ws *ws) {
   }
   conn_list_remove(c);
   if (c->limiter != NULL) weft_limiter_free(c->limiter);
-  if (c->has_claims) chat_claims_free(&c->claims);
+  conn_drop_claims(c);
   chat_conn_unref(c);
   return 0;
 }

@@ -15,7 +15,15 @@
 
 struct chat_store {
   weft_sqlite *db;
+  /* The INSERT of append_fn(), prepared once on the database's thread,
+   * finalized by chat_store_close(). */
+  sqlite3_stmt *insert;
 };
+
+/* WAL pages between checkpoints (SQLite's default is 1000, 4 MB): a
+ * checkpoint reads back and writes each page once, however many commits
+ * changed it, and a commit writes a page for each room it touches. */
+#define STORE_CHECKPOINT_PAGES 16384
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS messages ("
@@ -41,7 +49,16 @@ int chat_store_open(const char *path, chat_store **out, char *why,
   free(copy);
   chat_store *s = calloc(1, sizeof *s);
   if (s == NULL) return UV_ENOMEM;
-  int r = weft_sqlite_open(path, NULL, &s->db);
+  /* synchronous=NORMAL: in WAL mode a commit survives the server's crash
+   * or kill (it is in the WAL, which the next open reads); only a power
+   * failure or an operating system crash may lose the last commits. */
+  weft_sqlite_opts opts = {0};
+  opts.synchronous_normal = 1;
+  int r = weft_sqlite_open(path, &opts, &s->db);
+  char pragma[64];
+  snprintf(pragma, sizeof pragma, "PRAGMA wal_autocheckpoint=%d",
+           STORE_CHECKPOINT_PAGES);
+  if (r == 0) r = weft_sqlite_exec(s->db, pragma);
   if (r == 0) r = weft_sqlite_exec(s->db, schema);
   if (r != 0) {
     snprintf(why, why_len, "%s: %s", path, weft_sqlite_strerror(r));
@@ -53,8 +70,17 @@ int chat_store_open(const char *path, chat_store **out, char *why,
   return 0;
 }
 
+static int finalize_fn(sqlite3 *db, void *arg) {
+  (void)db;
+  chat_store *s = arg;
+  sqlite3_finalize(s->insert);
+  s->insert = NULL;
+  return 0;
+}
+
 void chat_store_close(chat_store *s) {
   if (s == NULL) return;
+  weft_sqlite_read(s->db, finalize_fn, s);
   weft_sqlite_close(s->db);
   free(s);
 }
@@ -202,6 +228,7 @@ int chat_store_range(chat_store *s, const char *room, int64_t after,
 }
 
 typedef struct append_args {
+  chat_store *store;
   const char *room;
   chat_buf *const *msgs;
   size_t n;
@@ -209,11 +236,14 @@ typedef struct append_args {
 
 static int append_fn(sqlite3 *db, void *arg) {
   append_args *a = arg;
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(
-      db, "INSERT OR IGNORE INTO messages (room, seq, body) VALUES (?1, ?2, ?3)", -1,
-      &st, NULL);
+  chat_store *s = a->store;
+  int rc = SQLITE_OK;
+  if (s->insert == NULL)
+    rc = sqlite3_prepare_v3(
+        db, "INSERT OR IGNORE INTO messages (room, seq, body) VALUES (?1, ?2, ?3)", -1,
+        SQLITE_PREPARE_PERSISTENT, &s->insert, NULL);
   if (rc != SQLITE_OK) return weft_sqlite_error(rc);
+  sqlite3_stmt *st = s->insert;
   sqlite3_bind_text(st, 1, a->room, -1, SQLITE_STATIC);
   for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
     const chat_buf *b = a->msgs[i];
@@ -223,13 +253,13 @@ static int append_fn(sqlite3 *db, void *arg) {
     rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
     sqlite3_reset(st);
   }
-  sqlite3_finalize(st);
+  sqlite3_clear_bindings(st);
   return weft_sqlite_error(rc);
 }
 
 int chat_store_append(chat_store *s, const char *room, chat_buf *const *msgs,
                       size_t n) {
-  append_args a = {.room = room, .msgs = msgs, .n = n};
+  append_args a = {.store = s, .room = room, .msgs = msgs, .n = n};
   return weft_sqlite_write(s->db, append_fn, &a);
 }
 

@@ -96,6 +96,7 @@ static int measuring, finished;
 static uint64_t t_start_ns, t_end_ns, sends_due;
 static uint64_t delivered, delivered_total, gaps, sent_total, sent_measured;
 static uint64_t cpu_before, cpu_after;
+static long rss_end_kib = -1; /* the server's, at the window's end */
 static struct rusage ru_before, ru_after;
 static uv_timer_t tick, phase;
 static uint64_t send_origin_ns;
@@ -478,6 +479,9 @@ static void on_phase(uv_timer_t *t) {
   measuring = 0;
   t_end_ns = uv_hrtime();
   cpu_after = o.server_pid ? proc_cpu_ticks(o.server_pid) : 0;
+  /* Read while every client is still connected: once they close, the
+   * server frees what they held. */
+  rss_end_kib = o.server_pid ? proc_rss_kib(o.server_pid) : -1;
   getrusage(RUSAGE_SELF, &ru_after);
   stop_all();
 }
@@ -540,7 +544,7 @@ int main(int argc, char **argv) {
   double lg_cpu = tv(&ru_after.ru_utime) - tv(&ru_before.ru_utime) +
                   tv(&ru_after.ru_stime) - tv(&ru_before.ru_stime);
   double lg_pct = secs > 0 ? 100.0 * lg_cpu / secs : 0;
-  long rss = o.server_pid ? proc_rss_kib(o.server_pid) : -1;
+  long rss = rss_end_kib;
   printf("{\"bench\":\"chat_fanout\",\"proto\":\"%s\",\"clients\":%d,\"ready\":%d,"
          "\"failed\":%d,\"closed\":%d,\"senders\":%d,\"rate\":%.0f,\"size\":%d,"
          "\"seconds\":%.3f,\"sent\":%" PRIu64 ",\"delivered\":%" PRIu64 ","

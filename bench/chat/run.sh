@@ -6,8 +6,12 @@
 #
 #   peers: Node with ws (Debian node-ws), Go with gorilla/websocket's hub
 #   (Debian golang-github-gorilla-websocket-dev, GOMAXPROCS=1), Python with
-#   websockets (Debian python3-websockets); uWebSockets when UWS_DIR names
-#   a built source tree (not done by this script yet: see README).
+#   websockets (Debian python3-websockets); uWebSockets (C++, one topic
+#   that every client subscribes to: peers/uws_broadcast.cpp) when UWS_DIR
+#   names a uWebSockets source tree with uSockets in UWS_DIR/uSockets
+#   (github.com/uNetworking/uWebSockets, cloned outside this tree; its
+#   uSockets.a is made there when missing, without TLS, and the peer is
+#   built under TMPDIR).
 #
 #   fanout: CLIENTS WebSocket clients in one room, SENDERS of them sending
 #     RATE messages per second in total; reports delivered messages per
@@ -35,12 +39,17 @@
 #   drop: 10 % of the receivers close their connection in the middle of
 #     the run and come back 200 ms later, joining with since their last
 #     seq: gaps must be 0;
+#   idle: for each server, CHAT_IDLE_STEPS (default 1000 5000 10000)
+#     WebSocket connections that send nothing once they are in (chat
+#     clients say hello), each count a fresh server: its resident memory
+#     (RSS, baseline included) and the bytes per connection, both over
+#     all connections and between the smallest and the largest count;
 #   store: chat_server with --store on a file in a temporary directory,
 #     CHAT_STORE_CLIENTS clients each alone in its room sending at
 #     CHAT_STORE_RATE messages per second in total: acked (committed)
 #     messages per second, next to the same load without --store.
 #
-# Usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [store]
+# Usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [idle] [store]
 # Environment: WEFT_BENCH_BUILD (default build-bench), WEFT_BENCH_RUNS (3),
 #   WEFT_BENCH_DURATION (5), CHAT_CLIENTS (1000), CHAT_SENDERS (10),
 #   CHAT_RATE (20), CHAT_SIZE (64), CHAT_IDLE (10000), CHAT_BASELINE (the
@@ -63,8 +72,8 @@ scenarios=()
 for a in "$@"; do
   case $a in
     --quick) runs=1; duration=2; warmup=0.5; clients=${CHAT_CLIENTS:-200}; idle=${CHAT_IDLE:-2000} ;;
-    fanout|sweep|slow|drop|store) scenarios+=("$a") ;;
-    *) echo "usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [store]" >&2
+    fanout|sweep|slow|drop|idle|store) scenarios+=("$a") ;;
+    *) echo "usage: bench/chat/run.sh [--quick] [fanout] [sweep] [slow] [drop] [idle] [store]" >&2
        exit 2 ;;
   esac
 done
@@ -88,6 +97,17 @@ if command -v go >/dev/null && [[ -d /usr/share/gocode/src/github.com/gorilla/we
   mkdir -p "$gotmp/cache"
   (cd "$here/peers/gohub" && GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE=$gotmp/cache \
      GOFLAGS='' GOPROXY=off go build -o "$gotmp/gohub" .) && gohub=$gotmp/gohub
+fi
+
+# The uWebSockets peer, built outside the tree from UWS_DIR.
+uws=""
+if [[ -n ${UWS_DIR:-} ]]; then
+  uwstmp=${TMPDIR:-/tmp}/weft-bench-chat-uws
+  mkdir -p "$uwstmp"
+  [[ -f $UWS_DIR/uSockets/uSockets.a ]] || make -C "$UWS_DIR/uSockets" WITH_LTO=0 >&2
+  g++ -std=c++20 -O2 -DLIBUS_NO_SSL -DUWS_NO_ZLIB -I"$UWS_DIR/src" -I"$UWS_DIR/uSockets/src" \
+    "$here/peers/uws_broadcast.cpp" "$UWS_DIR/uSockets/uSockets.a" -lz \
+    -o "$uwstmp/uws_broadcast" >&2 && uws=$uwstmp/uws_broadcast
 fi
 
 results=$build/results
@@ -138,11 +158,13 @@ launch() {
     node_ws) start "$name" env NODE_PATH=/usr/share/nodejs node "$here/peers/node_ws.js" 0 ;;
     go_gorilla) start "$name" env GOMAXPROCS=1 "$gohub" 0 ;;
     python_websockets) start "$name" "$py" "$here/peers/py_websockets.py" 0 ;;
+    uws) start "$name" "$uws" 0 ;;
   esac
 }
 
 servers=(chat_server node_ws go_gorilla python_websockets)
 [[ -n $gohub ]] || servers=(chat_server node_ws python_websockets)
+[[ -n $uws ]] && servers+=(uws)
 [[ -n ${CHAT_BASELINE:-} ]] && servers=(chat_server chat_server_base "${servers[@]:1}")
 
 scen=$results/chat.scenarios.jsonl
@@ -236,6 +258,43 @@ run_drop() {
   done
 }
 
+run_idle() {
+  local steps=(${CHAT_IDLE_STEPS:-1000 5000 10000})
+  local rows
+  rows=$(mktemp)
+  for s in "${servers[@]}"; do
+    local proto=raw
+    [[ $s == chat_server* ]] && proto=chat
+    for n in "${steps[@]}"; do
+      idle=$n label="$n idle" one "$s" idle "$proto" --clients "$n" --senders 1 \
+        --rate 0 >>"$rows"
+    done
+  done
+  python3 - "$rows" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("%-18s %8s %8s %10s %12s" % ("server", "clients", "ready", "RSS KiB", "bytes/conn"))
+by = {}
+for r in rows:
+    print("%-18s %8d %8d %10d %12.0f" % (r["impl"], r["clients"], r["ready"], r["server_rss_kib"],
+                                         r["rss_per_conn_bytes"]))
+    by.setdefault(r["impl"], []).append(r)
+print()
+base = None
+for impl, rs in by.items():
+    rs.sort(key=lambda r: r["clients"])
+    lo, hi = rs[0], rs[-1]
+    if hi["ready"] > lo["ready"]:
+        d = (hi["server_rss_kib"] - lo["server_rss_kib"]) * 1024 / (hi["ready"] - lo["ready"])
+        print("%-18s %.0f bytes per added connection (%d -> %d)" % (impl, d, lo["ready"], hi["ready"]))
+        if impl == "chat_server":
+            base = d
+        elif base:
+            print("%-18s chat_server uses %.2fx of its memory per connection" % ("", base / d))
+PY
+  rm -f "$rows"
+}
+
 run_store() {
   local n=${CHAT_STORE_CLIENTS:-200} srate=${CHAT_STORE_RATE:-20000 50000 80000}
   local tmp
@@ -258,6 +317,7 @@ for sc in "${scenarios[@]}"; do
     sweep) echo "== sweep: $clients clients in one room, $senders senders" >&2; run_sweep ;;
     slow) echo "== slow consumers: $clients clients, $rate msg/s" >&2; run_slow ;;
     drop) echo "== drop and resume: $clients clients, $rate msg/s" >&2; run_drop ;;
+    idle) echo "== idle connections: resident memory" >&2; run_idle ;;
     store) echo "== store: acked messages per second" >&2; run_store ;;
   esac
 done

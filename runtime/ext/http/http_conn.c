@@ -814,8 +814,12 @@ static int serve(weft_tcp *tcp, const char *in, size_t len, http_buf *mem_out,
   if (limits != NULL && (limits->max_header_bytes > ((size_t)1 << 30) ||
                          limits->max_headers > ((size_t)1 << 20)))
     return UV_EINVAL;
-  http_conn *c = calloc(1, sizeof *c);
-  if (c == NULL) return UV_ENOMEM;
+  /* On the task's stack, whose first page a connection touches anyway: a
+   * WebSocket that lives for hours after its upgrade holds no heap for
+   * it. */
+  http_conn conn;
+  memset(&conn, 0, sizeof conn);
+  http_conn *c = &conn;
   c->tcp = tcp;
   c->mem_in = in;
   c->mem_left = len;
@@ -849,7 +853,6 @@ static int serve(weft_tcp *tcp, const char *in, size_t len, http_buf *mem_out,
   weft__http_buf_free(&c->body);
   weft__http_buf_free(&c->out);
   weft__http_response_free(&c->res);
-  free(c);
   /* The last connection of an executor takes its cache with it, so that
    * nothing outlives the connections. */
   if (--http_exec.live == 0) {

@@ -141,7 +141,8 @@ static int ws_enter(weft_ws *ws) {
  * it is being freed. */
 static int ws_leave(weft_ws *ws, int r) {
   if (ws->freeing && r < 0) r = WEFT_ECLOSED;
-  if (--ws->calls == 0 && ws->freeing) weft_event_set(ws->left);
+  if (--ws->calls == 0 && ws->freeing && ws->left != NULL)
+    weft_event_set(ws->left);
   return r;
 }
 
@@ -336,6 +337,24 @@ static __attribute__((noinline)) int ws_write_frames(weft_ws *ws, int op,
   return r;
 }
 
+/* ws_write_frame() of a control frame that a receive writes (the answer
+ * to the peer's ping or close, our idle ping): shielded from the
+ * receiving caller's scope, and bounded by the write timeout only, so
+ * that a caller whose own deadline passes just then (a server that waits
+ * a while before it tidies an idle connection, say) does not leave the
+ * answer unsent, or half a frame on the wire. Not inlined, like
+ * ws_on_close(): its scope stays off the stack of an idle receive. */
+static __attribute__((noinline)) int ws_write_answer(weft_ws *ws, int op,
+                                                     const void *data,
+                                                     size_t len,
+                                                     int next_state) {
+  weft_scope s;
+  weft_scope_enter_shielded(&s, WEFT_NO_DEADLINE);
+  int r = ws_write_frame(ws, op, data, len, next_state);
+  weft_scope_leave(&s);
+  return r;
+}
+
 /* Sends a close frame with code (0: none) and reason. */
 static int ws_send_close(weft_ws *ws, int code, const char *reason, size_t rlen,
                          int next_state) {
@@ -402,7 +421,7 @@ static int ws_end(weft_ws *ws, int err) {
   ws->state = WS_CLOSED;
   if (ws->err == 0) ws->err = err;
   if (ws->close_code == 0) ws->close_code = WEFT_WS_CLOSE_ABNORMAL;
-  weft_event_set(ws->ended);
+  if (ws->ended != NULL) weft_event_set(ws->ended);
   return ws->err;
 }
 
@@ -491,7 +510,7 @@ static ssize_t ws_read(weft_ws *ws, void *buf, size_t len) {
     if (idle_at >= 0 && now >= idle_at) return WS_DUE_IDLE;
     if (ping_at >= 0 && now >= ping_at) {
       ws->last_ping = now;
-      int r = ws_write_frame(ws, WS_OP_PING, NULL, 0, WS_OPEN);
+      int r = ws_write_answer(ws, WS_OP_PING, NULL, 0, WS_OPEN);
       if (r < 0 && r != WEFT_ECLOSED) return r;
     }
   }
@@ -697,7 +716,7 @@ static int ws_read_payload(weft_ws *ws) {
 
 /* Acts on a whole close frame from the peer. Returns WEFT_ECLOSED or the
  * error it failed the connection with. */
-static int ws_on_close(weft_ws *ws) {
+static __attribute__((noinline)) int ws_on_close(weft_ws *ws) {
   size_t len = (size_t)ws->f_len;
   int code = WEFT_WS_CLOSE_NO_STATUS;
   if (len == 1) return weft__ws_fail(ws, WEFT_WS_CLOSE_PROTOCOL_ERROR, UV_EPROTO);
@@ -720,12 +739,16 @@ static int ws_on_close(weft_ws *ws) {
     /* Answer with the same code (section 5.5.1), then send FIN: the peer
      * sends nothing after its close. */
     int echo = code == WEFT_WS_CLOSE_NO_STATUS ? 0 : code;
+    /* Shielded as ws_write_answer() is; each wait has its deadline. */
+    weft_scope s;
+    weft_scope_enter_shielded(&s, WEFT_NO_DEADLINE);
     if (ws_send_close(ws, echo, NULL, 0, WS_CLOSED) == 0) {
       ws_wait w;
       weft__ws_wait_enter(ws, &w, ws->lim.write_timeout_ms);
       weft_tcp_shutdown(ws->tcp);
       weft__ws_wait_leave(ws, &w);
     }
+    weft_scope_leave(&s);
   }
   return ws_end(ws, WEFT_ECLOSED);
 }
@@ -756,8 +779,8 @@ static int ws_next_message(weft_ws *ws, weft_ws_msg *msg) {
       /* A pong carries the ping's payload (section 5.5.3); once our
        * close is out, nothing more is sent. */
       if (ws->state == WS_OPEN) {
-        r = ws_write_frame(ws, WS_OP_PONG, ws->ctrl, (size_t)ws->f_len,
-                           WS_OPEN);
+        r = ws_write_answer(ws, WS_OP_PONG, ws->ctrl, (size_t)ws->f_len,
+                            WS_OPEN);
         if (r < 0 && r != WEFT_ECLOSED) {
           int cancelled = weft_cancelled();
           return cancelled ? cancelled : ws_end(ws, r);
@@ -836,6 +859,9 @@ int weft_ws_close(weft_ws *ws, int code, const char *reason) {
   int r = ws_enter(ws);
   if (r != 0) return r;
   if (ws->state != WS_OPEN) return ws_leave(ws, WEFT_ECLOSED);
+  /* Made here, while open: ws_end() has not run yet, and sets it. */
+  if (ws->ended == NULL && (ws->ended = weft_event_new()) == NULL)
+    return ws_leave(ws, UV_ENOMEM);
   ws->close_deadline =
       ws->lim.close_timeout_ms < 0 ? -1 : weft_now() + ws->lim.close_timeout_ms;
   r = ws_send_close(ws, code, reason, rlen, WS_CLOSE_SENT);

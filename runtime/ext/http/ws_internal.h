@@ -98,13 +98,15 @@ struct weft_ws {
   int64_t close_deadline; /* for the peer's close after ours; -1: none */
   int close_code;         /* the peer's, or 1006; 0 while open */
   char *close_reason;     /* the peer's, malloc'd; NULL: none */
-  weft_event *ended; /* set once state is WS_CLOSED */
+  weft_event *ended; /* set once state is WS_CLOSED; made by the first
+                        weft_ws_close() that waits for it */
 
   weft_mutex *wlock; /* one frame is written at a time */
   unsigned calls;    /* tasks inside a call on ws */
   ws_wait *waits;    /* the waits of those tasks */
   int freeing;       /* weft_ws_free() ends the calls and waits */
-  weft_event *left;  /* set when the last call leaves while freeing */
+  weft_event *left;  /* set when the last call leaves while freeing (made
+                        then) */
 
   /* permessage-deflate, when negotiated (pmd != 0). */
   int pmd;

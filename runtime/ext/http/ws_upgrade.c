@@ -202,12 +202,13 @@ void weft_ws_free(weft_ws *ws) {
      * receiver, a close waiting for the answer): end their waits, and let
      * them return before the memory goes. The wait is shielded, since a
      * cancelled caller must still not free ws under them. */
+    if (ws->left == NULL) ws->left = weft_event_new(); /* NULL: leaked */
     ws->freeing = 1;
     for (ws_wait *w = ws->waits; w != NULL; w = w->next)
       weft_scope_cancel(&w->scope);
     weft_scope s;
     weft_scope_enter_shielded(&s, WS_FREE_WAIT_MS);
-    while (ws->calls > 0 && weft_event_wait(ws->left) == 0) {
+    while (ws->left != NULL && ws->calls > 0 && weft_event_wait(ws->left) == 0) {
     }
     weft_scope_leave(&s);
     if (ws->calls > 0) {
@@ -480,10 +481,7 @@ static int ws_new(const weft_http_request *req, const weft_ws_limits *limits,
                                                    : ws->lim.read_buffer_bytes;
   ws->rbuf = malloc(ws->rsize);
   ws->wlock = weft_mutex_new();
-  ws->ended = weft_event_new();
-  ws->left = weft_event_new();
-  if (ws->rbuf == NULL || ws->wlock == NULL || ws->ended == NULL ||
-      ws->left == NULL) {
+  if (ws->rbuf == NULL || ws->wlock == NULL) {
     weft_ws_free(ws);
     return UV_ENOMEM;
   }

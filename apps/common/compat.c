@@ -66,11 +66,24 @@ char *app_realpath(const char *path) {
 
 int app_path_separator(char c) { return c == '/' || c == '\\'; }
 
+FILE *app_fopen(const char *path, const char *mode) {
+  FILE *f = fopen(path, mode);
+  struct stat st;
+  if (f == NULL && errno == EACCES && stat(path, &st) == 0 &&
+      S_ISDIR(st.st_mode))
+    errno = EISDIR;
+  return f;
+}
+
 void app_gmtime(time_t t, struct tm *tm) { gmtime_s(tm, &t); }
 
 time_t app_timegm(struct tm *tm) { return _mkgmtime(tm); }
 
 #else
+
+FILE *app_fopen(const char *path, const char *mode) {
+  return fopen(path, mode);
+}
 
 char *app_realpath(const char *path) { return realpath(path, NULL); }
 

@@ -12,6 +12,7 @@
 #ifndef APP_COMPAT_H
 #define APP_COMPAT_H
 
+#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -26,6 +27,11 @@ extern "C" {
 #else
 #define APP_O_BINARY 0
 #endif
+
+/** fopen(), except that a directory fails with errno EISDIR on Windows
+ * too (whose fopen() says EACCES); POSIX systems open one, and its first
+ * read fails with EISDIR. */
+FILE *app_fopen(const char *path, const char *mode);
 
 /** The canonical absolute path of path, links resolved, malloc'd; NULL
  * with errno set when it cannot be resolved (ENOENT, EACCES, ...).

@@ -13,6 +13,7 @@
 
 #include <weft.h>
 
+#include "compat.h"
 #include "json.h"
 
 /* A configuration file is a few lines; anything larger is a mistake. */
@@ -533,7 +534,7 @@ static const app_option *config_find(const app_spec *spec, const char *name,
 
 static char *config_read_file(const app_spec *spec, const char *path,
                               size_t *len) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = app_fopen(path, "rb");
   if (f == NULL) {
     config_error(spec, "cannot read the configuration file %s: %s", path,
                  strerror(errno));

@@ -67,7 +67,8 @@
 /* Format checking of the printf-like calls: C99's formats (%zu, %lld) on
  * mingw-w64, which builds with __USE_MINGW_ANSI_STDIO, not msvcrt's. */
 #if defined(__MINGW32__)
-#define WF_PRINTF_FORMAT(fmt, args) __attribute__((format(gnu_printf, fmt, args)))
+#define WF_PRINTF_FORMAT(fmt, args)                                            \
+  __attribute__((format(gnu_printf, fmt, args)))
 #elif defined(__GNUC__)
 #define WF_PRINTF_FORMAT(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
@@ -304,9 +305,7 @@ void *wf_local(const wf_ctx *c, const char *key);
 void *wf_alloc(wf_ctx *c, size_t n);
 
 /** A NUL-terminated copy in the arena of the formatted text, or NULL. */
-char *wf_sprintf(wf_ctx *c, const char *fmt, ...)
-    WF_PRINTF_FORMAT(2, 3)
-    ;
+char *wf_sprintf(wf_ctx *c, const char *fmt, ...) WF_PRINTF_FORMAT(2, 3);
 
 /* ---- The response ---------------------------------------------------------
  */
@@ -337,17 +336,14 @@ int wf_json(wf_ctx *c, int status, const cJSON *json);
 /** Sets status, Content-Type: application/json and the printf-formatted
  * body. Values are not escaped: use wf_json_escape() for strings. */
 int wf_jsonf(wf_ctx *c, int status, const char *fmt, ...)
-    WF_PRINTF_FORMAT(3, 4)
-    ;
+    WF_PRINTF_FORMAT(3, 4);
 
 /** The JSON string literal for s (quotes included), in the arena; NULL
  * when memory runs out. */
 const char *wf_json_escape(wf_ctx *c, const char *s);
 
 /** Appends the printf-formatted text to the body. */
-int wf_printf(wf_ctx *c, const char *fmt, ...)
-    WF_PRINTF_FORMAT(2, 3)
-    ;
+int wf_printf(wf_ctx *c, const char *fmt, ...) WF_PRINTF_FORMAT(2, 3);
 
 /** Answers status (400..599) with {"error":message,"request_id":"..."}. */
 int wf_error(wf_ctx *c, int status, const char *message);
@@ -377,9 +373,7 @@ int wf_set_cookie(wf_ctx *c, const char *name, const char *value,
  */
 int wf_stream_start(wf_ctx *c, int status, const char *content_type);
 int wf_stream_write(wf_ctx *c, const void *data, size_t len);
-int wf_stream_printf(wf_ctx *c, const char *fmt, ...)
-    WF_PRINTF_FORMAT(2, 3)
-    ;
+int wf_stream_printf(wf_ctx *c, const char *fmt, ...) WF_PRINTF_FORMAT(2, 3);
 
 /**
  * Answers with the file at path, as wf_static() serves files: Content-Type

@@ -249,6 +249,7 @@ class AppProcess:
 
     def stats(self, timeout=5):
         """Sends SIGUSR1 and returns the JSON line it prints."""
+        posix_only("the stats JSON on SIGUSR1")
         with self.lock:
             before = len(self.out_lines)
         self.send_signal(signal.SIGUSR1)

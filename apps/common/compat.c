@@ -66,6 +66,11 @@ char *app_realpath(const char *path) {
 
 int app_path_separator(char c) { return c == '/' || c == '\\'; }
 
+int app_is_directory(const char *path) {
+  DWORD a = GetFileAttributesA(path);
+  return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY);
+}
+
 FILE *app_fopen(const char *path, const char *mode) {
   FILE *f = fopen(path, mode);
   struct stat st;
@@ -89,6 +94,11 @@ char *app_realpath(const char *path) { return realpath(path, NULL); }
 
 int app_path_separator(char c) { return c == '/'; }
 
+int app_is_directory(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 void app_gmtime(time_t t, struct tm *tm) { gmtime_r(&t, tm); }
 
 time_t app_timegm(struct tm *tm) { return timegm(tm); }
@@ -102,15 +112,4 @@ int app_path_inside(const char *resolved, const char *root) {
    * prefixes. */
   if (n > 0 && app_path_separator(root[n - 1])) return 1;
   return resolved[n] == '\0' || app_path_separator(resolved[n]);
-}
-
-long long app_stat_mtime_ns(const struct stat *st) {
-#if defined(WEFT_HAVE_STAT_ST_MTIM)
-  return (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
-#elif defined(WEFT_HAVE_STAT_ST_MTIMESPEC)
-  return (long long)st->st_mtimespec.tv_sec * 1000000000LL +
-         st->st_mtimespec.tv_nsec;
-#else
-  return (long long)st->st_mtime * 1000000000LL;
-#endif
 }

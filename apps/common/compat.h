@@ -33,6 +33,11 @@ extern "C" {
  * read fails with EISDIR. */
 FILE *app_fopen(const char *path, const char *mode);
 
+/** Whether path names a directory (links followed). Windows's stat()
+ * refuses a directory named with a trailing separator ("dir/"); this does
+ * not. */
+int app_is_directory(const char *path);
+
 /** The canonical absolute path of path, links resolved, malloc'd; NULL
  * with errno set when it cannot be resolved (ENOENT, EACCES, ...).
  * realpath(path, NULL) on POSIX systems; on Windows the final path of an
@@ -56,8 +61,18 @@ time_t app_timegm(struct tm *tm);
 
 /** A file's modification time in nanoseconds since the epoch: st_mtim
  * (Linux, the BSDs), st_mtimespec (macOS), whole seconds where struct stat
- * has neither (Windows). */
-long long app_stat_mtime_ns(const struct stat *st);
+ * has neither (Windows). Inline: struct stat is the caller's, whose layout
+ * on mingw-w64 depends on _FILE_OFFSET_BITS. */
+static inline long long app_stat_mtime_ns(const struct stat *st) {
+#if defined(WEFT_HAVE_STAT_ST_MTIM)
+  return (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+#elif defined(WEFT_HAVE_STAT_ST_MTIMESPEC)
+  return (long long)st->st_mtimespec.tv_sec * 1000000000LL +
+         st->st_mtimespec.tv_nsec;
+#else
+  return (long long)st->st_mtime * 1000000000LL;
+#endif
+}
 
 #ifdef __cplusplus
 }

@@ -61,7 +61,10 @@ static char *resolve_inside(const char *path, const char *root, int *err) {
   }
   int ok = app_path_inside(resolved, root);
 #ifdef _WIN32
-  for (const char *p = resolved + strlen(root); ok && *p; p++)
+  /* From the root's last separator when it ends in one (a drive's root). */
+  size_t n = strlen(root);
+  if (n > 0 && app_path_separator(root[n - 1])) n--;
+  for (const char *p = resolved + n; ok && *p; p++)
     if (app_path_separator(p[0]) && p[1] == '.') ok = 0;
 #endif
   if (!ok) {
@@ -75,12 +78,16 @@ static char *resolve_inside(const char *path, const char *root, int *err) {
 /* Opens path read-only as *fd and reads its status into *st. Returns 0 or
  * a negative errno (*fd then -1). POSIX systems open a directory too (its
  * index is opened relative to it); Windows's open() refuses directories,
- * so there a directory is only stat()ed and *fd is -1. */
+ * so there a directory is only recognised (st_mode S_IFDIR, the rest 0)
+ * and *fd is -1. */
 static int open_stat(const char *path, int flags, int *fd, struct stat *st) {
   *fd = -1;
 #ifdef _WIN32
-  if (stat(path, st) < 0) return -errno;
-  if (S_ISDIR(st->st_mode)) return 0;
+  if (app_is_directory(path)) {
+    memset(st, 0, sizeof *st);
+    st->st_mode = S_IFDIR;
+    return 0;
+  }
 #endif
   int f = open(path, flags);
   if (f < 0) return -errno;

@@ -55,7 +55,7 @@ endef
 
 .PHONY: all help setup build demo test check asan tsan tsan-concurrency valgrind bench \
         install clean format docs lint lint-quick fuzz coverage perf-check perf-baseline soak \
-        test-windows test-windows-core test-aarch64 test-aarch64-core
+        test-windows test-windows-apps test-windows-core test-aarch64 test-aarch64-core
 
 all: build
 
@@ -73,7 +73,9 @@ help:
 	@echo "                       test-aarch64-core, as CI runs them"
 	@echo "  make valgrind        build-valgrind/ and its tests under Valgrind"
 	@echo "  make test-windows    cross build for Windows x86-64 (mingw-w64) in build-windows/,"
-	@echo "                       its tests under Wine (test-windows-core: the short form CI runs)"
+	@echo "                       its tests and those of echo_server and web_framework under Wine"
+	@echo "                       (test-windows-apps: the applications only; test-windows-core:"
+	@echo "                       the short form CI runs)"
 	@echo "  make test-aarch64    build-aarch64/: everything cross-built for AArch64, the"
 	@echo "                       whole suite under qemu-aarch64 (docs/PORTING.md)"
 	@echo "  make test-aarch64-core  the runtime and its core tests under qemu (CI)"
@@ -262,7 +264,19 @@ WINDOWS_TESTS = task scope group chan chan_stress select sync pool park executor
 WINDOWS_TESTS_EXCLUDE = a hundred thousand tasks in one group
 # The short form in `make test`: the build and the core tests.
 WINDOWS_CORE_TESTS = task chan
-WINDOWS_APPS = echo_server
+# The applications built for Windows, with the programs their ctest tests
+# run (test-windows-apps): echo_server, and web_framework with its unit
+# test and fuzz corpus replays.
+WINDOWS_APPS = echo_server web_framework web_framework_test \
+               web_framework_fuzz_replay web_framework_fuzz_websocket_replay
+# Their ctest tests: the Python integration tests start the .exe under Wine
+# (apps/common/testing/weft_app.py); those that need SIGUSR1 stats or /proc
+# skip there and say why (docs/PORTING.md).
+WINDOWS_APP_TESTS = ^(echo_server|web_framework)[.]
+# The short form's application tests: echo_server started, served and
+# stopped by SIGINT (Wine's Ctrl+C event) under Wine.
+WINDOWS_CORE_APPS = echo_server
+WINDOWS_CORE_APP_TESTS = ^echo_server[.](listening_line|final_stats|sigterm_drain)$$
 # Wine on a shared machine starts threads and wakes timers late: the tests'
 # time limits and spacings are scaled as for the sanitizer builds.
 WINDOWS_TIMEOUT_SCALE ?= 4
@@ -283,9 +297,9 @@ define windows_build
 	$(CMAKE) --build $(WINDOWS_BUILD) -j$(JOBS) $(foreach t,$(1),--target $(t))
 endef
 
-# $(call windows_run_tests,PROGRAMS): their test cases under Wine, with a
-# Wine server of the prefix kept running meanwhile and stopped afterwards,
-# whatever the result.
+# $(call windows_run_tests,REGEX): the ctest tests that REGEX matches, under
+# Wine, with a Wine server of the prefix kept running meanwhile and stopped
+# afterwards, whatever the result.
 define windows_run_tests
 	@$(WINE_ENV) $(dir $(WINE))wineserver -k 2>/dev/null || true
 	$(WINE_ENV) $(dir $(WINE))wineserver -p 60
@@ -293,18 +307,24 @@ define windows_run_tests
 	@# machine): done once here, not inside the first test's time limit.
 	@$(WINE_ENV) $(WINE) cmd /c exit >/dev/null 2>&1 || true
 	cd $(WINDOWS_BUILD) && $(WINE_ENV) WEFT_TEST_TIMEOUT_SCALE=$(WINDOWS_TIMEOUT_SCALE) $(CTEST) $(CTEST_FLAGS) \
-	  -R '^test_($(subst $(space),|,$(strip $(1)))):' -E '$(WINDOWS_TESTS_EXCLUDE)'; \
+	  -R '$(1)' -E '$(WINDOWS_TESTS_EXCLUDE)'; \
 	  r=$$?; $(WINE_ENV) $(dir $(WINE))wineserver -k; exit $$r
 endef
 space := $(subst ,, )
+# The ctest names of test programs: ^test_(task|chan):
+windows_programs = ^test_($(subst $(space),|,$(strip $(1)))):
 
 test-windows:
 	$(call windows_build,$(addprefix weft_test_,$(WINDOWS_TESTS)) $(WINDOWS_APPS))
-	$(call windows_run_tests,$(WINDOWS_TESTS))
+	$(call windows_run_tests,$(call windows_programs,$(WINDOWS_TESTS))|$(WINDOWS_APP_TESTS))
+
+test-windows-apps:
+	$(call windows_build,$(WINDOWS_APPS))
+	$(call windows_run_tests,$(WINDOWS_APP_TESTS))
 
 test-windows-core:
-	$(call windows_build,$(addprefix weft_test_,$(WINDOWS_CORE_TESTS)))
-	$(call windows_run_tests,$(WINDOWS_CORE_TESTS))
+	$(call windows_build,$(addprefix weft_test_,$(WINDOWS_CORE_TESTS)) $(WINDOWS_CORE_APPS))
+	$(call windows_run_tests,$(call windows_programs,$(WINDOWS_CORE_TESTS))|$(WINDOWS_CORE_APP_TESTS))
 
 # AArch64: cross-built with Debian's gcc-aarch64-linux-gnu against the arm64
 # packages of multiarch (cmake/aarch64-linux-gnu.cmake), every test program

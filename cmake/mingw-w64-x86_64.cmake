@@ -28,6 +28,15 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+# zlib (Debian's libz-mingw-w64-dev) has an import library beside the static
+# one: the static one, so that the programs need no zlib1.dll.
+set(ZLIB_USE_STATIC_LIBS ON)
+# llhttp is C sources, the same for every target (Debian's node-llhttp), off
+# the find root: weft_http and web_framework compile them for Windows too.
+if(EXISTS /usr/share/llhttp/llhttp.c)
+  set(WEFT_LLHTTP_INCLUDE_DIR /usr/share/include/llhttp CACHE PATH "llhttp.h")
+  set(WEFT_LLHTTP_SOURCE_DIR /usr/share/llhttp CACHE PATH "llhttp's C sources")
+endif()
 # pkg-config sees only the .pc files built for Windows.
 if(WEFT_MINGW_PREFIX)
   set(ENV{PKG_CONFIG_LIBDIR} "${WEFT_MINGW_PREFIX}/lib/pkgconfig")

@@ -4,6 +4,8 @@
 #
 #   - mingw-w64's C and C++ cross compilers and Wine (Debian 12: wine64, whose
 #     launcher is /usr/lib/wine/wine64, off PATH);
+#   - zlib built for mingw-w64 (libz-mingw-w64-dev), which weft_http and
+#     web_framework link;
 #   - a deb-src line for the system's own suites, so that
 #     scripts/build-mingw-deps.sh can take libuv and cJSON from Debian's
 #     source packages (dpkg-dev for apt-get source).
@@ -11,7 +13,7 @@
 #   scripts/setup-windows.sh [--check]
 set -euo pipefail
 
-packages=(gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine64 dpkg-dev)
+packages=(gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine64 dpkg-dev libz-mingw-w64-dev)
 check_only=0
 [ "${1:-}" = --check ] && check_only=1
 

@@ -18,6 +18,7 @@
 
 #include <weft.h>
 
+#include "compat.h"
 #include "json.h"
 
 /* A configuration file is a few lines; anything larger is a mistake. */
@@ -313,7 +314,7 @@ static const app_option *config_find(const app_spec *spec, const char *name,
  * cannot be read, or it is larger than CONFIG_MAX_FILE. */
 static char *config_read_file(const app_spec *spec, const char *path,
                               size_t *len) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = app_fopen(path, "rb");
   if (f == NULL) {
     config_error(spec, "cannot read the configuration file %s: %s", path,
                  strerror(errno));

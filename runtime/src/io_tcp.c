@@ -95,7 +95,10 @@ struct weft_tcp {
   weft__task *reader;        /* its task, kept here so waking it reads no stack */
   tcp_writable *writable;    /* the file sender's poll, if any */
   weft__task *acceptor;      /* the parked acceptor, if any */
-  int accept_pending;        /* libuv holds an accepted socket for us */
+  int accept_pending;        /* accepted sockets libuv holds for us: at
+                                most one on Unix, where libuv stops
+                                accepting until uv_accept(); on Windows
+                                each completed AcceptEx adds one */
   int accept_error;          /* error reported by the connection callback */
 };
 
@@ -202,7 +205,7 @@ static void tcp_on_connection(uv_stream_t *server, int status) {
   if (status < 0)
     l->accept_error = status;
   else
-    l->accept_pending = 1;
+    l->accept_pending++;
   if (l->acceptor != NULL) {
     weft__task *t = l->acceptor;
     l->acceptor = NULL;
@@ -277,7 +280,7 @@ static int tcp_accept_one(weft_tcp *l, weft_tcp **out) {
   int r = tcp_new(&c);
   if (r < 0) {
     /* libuv keeps the socket until uv_accept() is called: try again later. */
-    l->accept_pending = 1;
+    l->accept_pending++;
     return r;
   }
   r = uv_accept((uv_stream_t *)&l->handle, (uv_stream_t *)&c->handle);
@@ -309,8 +312,8 @@ static int weft__tcp_accept_impl(weft_tcp *l, weft_tcp **out) {
       r = UV_ECANCELED;
       break;
     }
-    if (l->accept_pending) {
-      l->accept_pending = 0;
+    if (l->accept_pending > 0) {
+      l->accept_pending--;
       r = tcp_accept_one(l, out);
       break;
     }

@@ -52,8 +52,18 @@ def seconds(s):
     return s * SCALE
 
 
-# A cross build run under an emulator (qemu): see emulated().
+# A cross build run under an emulator (qemu, or Wine for a Windows build):
+# see emulated().
 EMULATED = bool(os.environ.get("WEFT_TEST_EMULATOR", "").strip())
+
+# A Windows build run under Wine (cmake/mingw-w64-x86_64.cmake): the program
+# has no POSIX signals. Wine turns a SIGINT sent to its process into a
+# console Ctrl+C event, which libuv reports as SIGINT, so stopping works
+# (AppProcess.send_signal() sends SIGINT for SIGTERM); SIGTERM itself would kill
+# the process at once, and SIGUSR1, which asks for stats, is Wine's own.
+# Tests that need those skip under Wine with the reason (posix_only()).
+WINE = any(os.path.basename(a).startswith("wine")
+           for a in shlex.split(os.environ.get("WEFT_TEST_EMULATOR", "")))
 
 
 def jitter(s):
@@ -66,6 +76,19 @@ def jitter(s):
 
 class TestFailure(Exception):
     pass
+
+
+class TestSkipped(Exception):
+    """Raised to skip the test (run() exits SKIP with the reason)."""
+
+
+def posix_only(what):
+    """Skips the test under Wine, where the Windows program lacks what (a
+    POSIX feature: SIGUSR1 stats, SIGTERM, /proc memory figures of its
+    own)."""
+    if WINE:
+        raise TestSkipped("%s: POSIX only, not available to a Windows program under Wine"
+                          % what)
 
 
 def check(cond, what):
@@ -214,11 +237,22 @@ class AppProcess:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
 
+    def send_signal(self, sig):
+        """Sends sig to the process. Under Wine SIGTERM becomes SIGINT (the
+        console Ctrl+C event, the one stop signal a Windows program gets);
+        other signals skip the test there."""
+        if WINE and sig in (signal.SIGTERM, signal.SIGINT):
+            sig = signal.SIGINT
+        else:
+            posix_only(signal.Signals(sig).name)
+        self.proc.send_signal(sig)
+
     def stats(self, timeout=5):
         """Sends SIGUSR1 and returns the JSON line it prints."""
+        posix_only("the stats JSON on SIGUSR1")
         with self.lock:
             before = len(self.out_lines)
-        self.proc.send_signal(signal.SIGUSR1)
+        self.send_signal(signal.SIGUSR1)
 
         def new_json():
             for line in self.out_lines[before:]:
@@ -246,7 +280,9 @@ class AppProcess:
         return json.loads(lines[-1])
 
     def rss_kib(self):
-        """The resident set size of the process, in KiB."""
+        """The resident set size of the process, in KiB (Linux only: under
+        Wine it would count Wine's own memory too)."""
+        posix_only("the resident set size of the program alone")
         with open("/proc/%d/status" % self.pid) as f:
             for line in f:
                 if line.startswith("VmRSS:"):
@@ -261,9 +297,9 @@ class AppProcess:
             raise TestFailure("server did not exit within %.1f s" % seconds(timeout))
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
-        """Sends sig and returns the exit code."""
+        """Sends sig (see send_signal()) and returns the exit code."""
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            self.send_signal(sig)
         code = self.wait_exit(timeout)
         for t in self.readers:
             t.join(seconds(5))
@@ -295,7 +331,7 @@ def server_log_on_failure(server):
             return server
 
         def __exit__(self, kind, value, tb):
-            if kind is not None:
+            if kind is not None and not issubclass(kind, TestSkipped):
                 print("---- server log ----")
                 print(server.log())
                 print("---- end of server log ----")
@@ -343,6 +379,9 @@ def run(test, program):
     started = time.monotonic()
     try:
         result = test(binary)
+    except TestSkipped as e:
+        print("SKIPPED: %s" % e)
+        sys.exit(SKIP)
     except Exception:
         traceback.print_exc()
         print("FAILED after %.2f s" % (time.monotonic() - started))

@@ -37,7 +37,7 @@ def drain_finishes(binary):
         server.wait_listening()
         a = server.connect()
         check(echo_roundtrip(a, b"before") == b"before", "no echo before SIGTERM")
-        server.proc.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)
         server.wait_for(lambda: any("shutting down" in l for l in server.err_lines), 5,
                         "the 'shutting down' line")
         wait_refused(server)
@@ -94,7 +94,7 @@ def second_signal_forces(binary):
         server.wait_listening()
         s = server.connect()
         check(echo_roundtrip(s, b"hi") == b"hi", "no echo")
-        server.proc.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGINT)
         server.wait_for(lambda: any("shutting down" in l for l in server.err_lines), 5,
                         "the 'shutting down' line")
         started = time.monotonic()

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "wf_internal.h"
 
 #ifndef O_CLOEXEC
@@ -48,12 +49,95 @@ typedef struct open_job {
   int err;               /* out: 0 or a negative errno */
 } open_job;
 
-/* Whether resolved names root or something below it. */
-static int inside(const char *resolved, const char *root) {
+/* Resolves path and checks that it names root or something below it.
+ * Returns the resolved path (malloc'd), or NULL with *err a negative errno.
+ * On Windows, where a file also has a short name ("GIT~1" for ".git"),
+ * the resolved (long) names below the root may not be hidden either. */
+static char *resolve_inside(const char *path, const char *root, int *err) {
+  char *resolved = app_realpath(path);
+  if (resolved == NULL) {
+    *err = -errno;
+    return NULL;
+  }
+  int ok = app_path_inside(resolved, root);
+#ifdef _WIN32
+  /* From the root's last separator when it ends in one (a drive's root). */
   size_t n = strlen(root);
-  if (n == 1 && root[0] == '/') return 1;
-  return strncmp(resolved, root, n) == 0 &&
-         (resolved[n] == '/' || resolved[n] == '\0');
+  if (n > 0 && app_path_separator(root[n - 1])) n--;
+  for (const char *p = resolved + n; ok && *p; p++)
+    if (app_path_separator(p[0]) && p[1] == '.') ok = 0;
+#endif
+  if (!ok) {
+    free(resolved);
+    *err = -EACCES;
+    return NULL;
+  }
+  return resolved;
+}
+
+/* Opens path read-only as *fd and reads its status into *st. Returns 0 or
+ * a negative errno (*fd then -1). POSIX systems open a directory too (its
+ * index is opened relative to it); Windows's open() refuses directories,
+ * so there a directory is only recognised (st_mode S_IFDIR, the rest 0)
+ * and *fd is -1. */
+static int open_stat(const char *path, int flags, int *fd, struct stat *st) {
+  *fd = -1;
+#ifdef _WIN32
+  if (app_is_directory(path)) {
+    memset(st, 0, sizeof *st);
+    st->st_mode = S_IFDIR;
+    return 0;
+  }
+#endif
+  int f = open(path, flags);
+  if (f < 0) return -errno;
+  if (fstat(f, st) < 0) {
+    int err = -errno;
+    close(f);
+    return err;
+  }
+  *fd = f;
+  return 0;
+}
+
+/* Opens j->index in the directory dir (open as dir_fd on POSIX systems)
+ * as *fd, its status in j->st. The index must not lead out of the root
+ * either: on POSIX systems it is not followed when it is a link
+ * (O_NOFOLLOW); on Windows, which has no openat(), its joined path is
+ * resolved and checked as the request's was. Returns 0 or a negative
+ * errno. */
+static int open_index(open_job *j, int dir_fd, const char *dir, int *fd) {
+  int flags = O_RDONLY | O_CLOEXEC | APP_O_BINARY;
+#ifdef _WIN32
+  (void)dir_fd;
+  *fd = -1;
+  size_t n = strlen(dir) + strlen(j->index) + 2;
+  char *joined = malloc(n);
+  if (joined == NULL) return -ENOMEM;
+  snprintf(joined, n, "%s/%s", dir, j->index);
+  int err = 0;
+  char *resolved = NULL;
+  if (j->root_real != NULL)
+    resolved = resolve_inside(joined, j->root_real, &err);
+  if (err == 0)
+    err = open_stat(resolved != NULL ? resolved : joined, flags, fd, &j->st);
+  free(resolved);
+  free(joined);
+  return err;
+#else
+  (void)dir;
+#ifdef O_NOFOLLOW
+  if (j->root_real != NULL) flags |= O_NOFOLLOW;
+#endif
+  *fd = openat(dir_fd, j->index, flags);
+  if (*fd < 0 || fstat(*fd, &j->st) < 0) {
+    int err = -errno;
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+    return err;
+  }
+  return 0;
+#endif
 }
 
 /* Resolves, checks and opens j->path. Runs on the thread pool. */
@@ -63,48 +147,27 @@ static int open_job_fn(void *arg) {
   const char *path = j->path;
   char *resolved = NULL;
   if (j->root_real != NULL) {
-    resolved = realpath(j->path, NULL);
-    if (resolved == NULL) {
-      j->err = -errno;
-      return 0;
-    }
-    if (!inside(resolved, j->root_real)) {
-      free(resolved);
-      j->err = -EACCES;
-      return 0;
-    }
+    resolved = resolve_inside(j->path, j->root_real, &j->err);
+    if (resolved == NULL) return 0;
     path = resolved;
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  free(resolved);
-  if (fd < 0 || fstat(fd, &j->st) < 0) {
-    j->err = -errno;
-    if (fd >= 0) close(fd);
-    return 0;
-  }
-  if (S_ISDIR(j->st.st_mode) && j->index != NULL) {
+  int fd;
+  j->err = open_stat(path, O_RDONLY | O_CLOEXEC | APP_O_BINARY, &fd, &j->st);
+  if (j->err == 0 && S_ISDIR(j->st.st_mode) && j->index != NULL) {
+    int dir_fd = fd;
+    fd = -1;
     if (j->dir_needs_slash) {
-      close(fd);
       j->redirect = 1;
-      return 0;
+    } else {
+      j->used_index = 1;
+      j->err = open_index(j, dir_fd, path, &fd);
     }
-    /* The index must not be a link out of the root either. */
-    int flags = O_RDONLY | O_CLOEXEC;
-#ifdef O_NOFOLLOW
-    if (j->root_real != NULL) flags |= O_NOFOLLOW;
-#endif
-    int ifd = openat(fd, j->index, flags);
-    j->used_index = 1;
-    close(fd);
-    fd = ifd;
-    if (fd < 0 || fstat(fd, &j->st) < 0) {
-      j->err = -errno;
-      if (fd >= 0) close(fd);
-      return 0;
-    }
+    if (dir_fd >= 0) close(dir_fd);
   }
+  free(resolved);
+  if (j->err != 0 || j->redirect) return 0;
   if (!S_ISREG(j->st.st_mode)) {
-    close(fd);
+    if (fd >= 0) close(fd);
     j->err = -ENOENT;
     return 0;
   }
@@ -124,7 +187,7 @@ static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
  * buf[64]; the names are English whatever the locale. */
 static void http_date(time_t t, char *buf) {
   struct tm tm;
-  gmtime_r(&t, &tm);
+  app_gmtime(t, &tm);
   snprintf(buf, 64, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
            tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
            tm.tm_min, tm.tm_sec);
@@ -147,7 +210,7 @@ static time_t parse_http_date(const char *s) {
                   .tm_hour = h,
                   .tm_min = mi,
                   .tm_sec = sec};
-  return timegm(&tm);
+  return app_timegm(&tm);
 }
 
 /* ---- Validators and ranges
@@ -264,13 +327,7 @@ int wf__serve_path(wf_ctx *c, const char *path, const char *content_type,
   }
 
   int64_t size = (int64_t)j.st.st_size;
-#if defined(WEFT_HAVE_STAT_ST_MTIMESPEC) && !defined(WEFT_HAVE_STAT_ST_MTIM)
-  long long mtime_ns = (long long)j.st.st_mtimespec.tv_sec * 1000000000LL +
-                       j.st.st_mtimespec.tv_nsec;
-#else
-  long long mtime_ns =
-      (long long)j.st.st_mtim.tv_sec * 1000000000LL + j.st.st_mtim.tv_nsec;
-#endif
+  long long mtime_ns = app_stat_mtime_ns(&j.st);
   char etag[64], modified[64];
   snprintf(etag, sizeof etag, "\"%llx-%llx\"", (long long)size, mtime_ns);
   http_date(j.st.st_mtime, modified);
@@ -339,14 +396,21 @@ int wf_send_file(wf_ctx *c, const char *path, const char *content_type) {
 
 /* Whether rel (a decoded path below the root) is safe: no segment is
  * empty-named-dot ("." and ".." climb or stay) or hidden (".git"), and no
- * byte is a backslash (a separator elsewhere). */
+ * byte is a backslash (a separator elsewhere). On Windows no byte is a
+ * colon either: a drive ("C:") or a stream ("index.html::$DATA"). */
 static int safe_relative(const char *rel) {
+#ifdef _WIN32
+  const char *refused = "\\:";
+#else
+  const char *refused = "\\";
+#endif
   const char *p = rel;
   while (*p) {
     while (*p == '/') p++;
     if (*p == '.') return 0;
     size_t n = strcspn(p, "/");
-    if (memchr(p, '\\', n) != NULL) return 0;
+    for (size_t i = 0; i < n; i++)
+      if (strchr(refused, p[i]) != NULL) return 0;
     p += n;
   }
   return 1;
@@ -380,7 +444,7 @@ int wf_static(wf_group *g, const char *prefix, const char *root,
   const char *index = opts->index != NULL ? opts->index : "index.html";
   if (strchr(index, '/') != NULL || index[0] == '.') return UV_EINVAL;
   /* Start-up work: blocking calls are fine here. */
-  char *real = realpath(root, NULL);
+  char *real = app_realpath(root);
   struct stat st;
   if (real == NULL || stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
     free(real);

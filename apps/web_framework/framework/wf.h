@@ -64,6 +64,17 @@
 
 #include "server.h"
 
+/* Format checking of the printf-like calls: C99's formats (%zu, %lld) on
+ * mingw-w64, which builds with __USE_MINGW_ANSI_STDIO, not msvcrt's. */
+#if defined(__MINGW32__)
+#define WF_PRINTF_FORMAT(fmt, args)                                            \
+  __attribute__((format(gnu_printf, fmt, args)))
+#elif defined(__GNUC__)
+#define WF_PRINTF_FORMAT(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define WF_PRINTF_FORMAT(fmt, args)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -294,11 +305,7 @@ void *wf_local(const wf_ctx *c, const char *key);
 void *wf_alloc(wf_ctx *c, size_t n);
 
 /** A NUL-terminated copy in the arena of the formatted text, or NULL. */
-char *wf_sprintf(wf_ctx *c, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+char *wf_sprintf(wf_ctx *c, const char *fmt, ...) WF_PRINTF_FORMAT(2, 3);
 
 /* ---- The response ---------------------------------------------------------
  */
@@ -329,21 +336,14 @@ int wf_json(wf_ctx *c, int status, const cJSON *json);
 /** Sets status, Content-Type: application/json and the printf-formatted
  * body. Values are not escaped: use wf_json_escape() for strings. */
 int wf_jsonf(wf_ctx *c, int status, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+    WF_PRINTF_FORMAT(3, 4);
 
 /** The JSON string literal for s (quotes included), in the arena; NULL
  * when memory runs out. */
 const char *wf_json_escape(wf_ctx *c, const char *s);
 
 /** Appends the printf-formatted text to the body. */
-int wf_printf(wf_ctx *c, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+int wf_printf(wf_ctx *c, const char *fmt, ...) WF_PRINTF_FORMAT(2, 3);
 
 /** Answers status (400..599) with {"error":message,"request_id":"..."}. */
 int wf_error(wf_ctx *c, int status, const char *message);
@@ -373,11 +373,7 @@ int wf_set_cookie(wf_ctx *c, const char *name, const char *value,
  */
 int wf_stream_start(wf_ctx *c, int status, const char *content_type);
 int wf_stream_write(wf_ctx *c, const void *data, size_t len);
-int wf_stream_printf(wf_ctx *c, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+int wf_stream_printf(wf_ctx *c, const char *fmt, ...) WF_PRINTF_FORMAT(2, 3);
 
 /**
  * Answers with the file at path, as wf_static() serves files: Content-Type

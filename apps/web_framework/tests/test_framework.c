@@ -22,6 +22,21 @@
 
 #include "tests/check.h" /* CHECK, from apps/common */
 
+#ifdef _WIN32
+#include <windows.h>
+
+#include "win_support.h" /* mkdtemp, from tests/ */
+#define mkdir(path, mode) _mkdir(path)
+/* symlink(2): a file link, -1 unless it can be read through (creating one
+ * needs a privilege on Windows; Wine 8 makes one it cannot open). */
+static int symlink(const char *target, const char *link) {
+  if (!CreateSymbolicLinkA(link, target, 0)) return -1;
+  if (_access(link, 4) == 0) return 0;
+  DeleteFileA(link);
+  return -1;
+}
+#endif
+
 /* ---- Helpers
  * ------------------------------------------------------------------ */
 
@@ -675,7 +690,12 @@ static void test_static(void) {
   snprintf(path, sizeof path, "%s/secret.txt", base);
   char link[600];
   snprintf(link, sizeof link, "%s/escape.txt", root);
-  CHECK(symlink(path, link) == 0);
+  int have_link = symlink(path, link) == 0;
+#ifdef _WIN32
+  if (!have_link) fprintf(stderr, "  no file links here: not served through\n");
+#else
+  CHECK(have_link);
+#endif
 
   wf_app *app = wf_app_new(NULL);
   CHECK(wf_static(wf_root(app), "/static", root, NULL) == 0);
@@ -778,8 +798,8 @@ static void test_static(void) {
   app = wf_app_new(NULL);
   wf_static_opts so = {.follow_symlinks = 1, .max_age = 30};
   wf_static(wf_root(app), "/", root, &so);
-  r = get(app, "/escape.txt", NULL);
-  CHECK(r.status == 200 && body_is(&r, "secret"));
+  r = get(app, have_link ? "/escape.txt" : "/hello.txt", NULL);
+  CHECK(r.status == 200 && body_is(&r, have_link ? "secret" : "0123456789"));
   CHECK(header(&r, "Cache-Control") &&
         strcmp(header(&r, "Cache-Control"), "max-age=30") == 0);
   done(&r);

@@ -24,7 +24,7 @@ def in_flight_finishes(binary):
         s = server.connect(timeout=30)
         s.sendall(build_request("GET", "/api/slow?ms=1500", {"X-Request-Id": "slow-1"}))
         server.wait_for(started(server, "slow-1"), 10, "the slow request to start")
-        server.proc.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)
 
         reader = Reader(s)
         r = reader.read()
@@ -48,7 +48,7 @@ def idle_connection_bounded(binary):
         reader = Reader(idle)
         idle.sendall(build_request("GET", "/plaintext"))
         check(reader.read().status == 200, "the idle connection's request")
-        server.proc.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)
         check(server.wait_exit(10) == 0, "exit code")
         check(reader.buf == b"" and wait_closed(idle) == b"", "the idle connection got data")
         idle.close()
@@ -62,7 +62,7 @@ def refuses_new_work(binary):
         s = server.connect(timeout=30)
         s.sendall(build_request("GET", "/api/slow?ms=3000", {"X-Request-Id": "slow-2"}))
         server.wait_for(started(server, "slow-2"), 10, "the slow request to start")
-        server.proc.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)
         # New connections are refused once the listeners close (a probe
         # that still reaches one may be answered, and closed).
         deadline = time.monotonic() + seconds(5)
@@ -89,7 +89,7 @@ def second_signal_forces(binary):
         s = server.connect(timeout=30)
         s.sendall(build_request("GET", "/api/slow?ms=10000", {"X-Request-Id": "slow-3"}))
         server.wait_for(started(server, "slow-3"), 10, "the slow request to start")
-        server.proc.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)
         server.wait_for(lambda: any("shutting down" in l for l in server.err_lines), 5,
                         "the 'shutting down' line")
         got = []

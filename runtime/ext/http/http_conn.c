@@ -335,9 +335,19 @@ static int conn_flush(http_conn *c, int *ours) {
 static int file_read_into(http_buf *out, int fd, int64_t offset, size_t len) {
   if (weft__http_buf_reserve(out, len) != 0) return UV_ENOMEM;
   while (len > 0) {
+#ifdef _WIN32
+    /* No pread() on Windows: libuv's synchronous read at an offset. */
+    uv_fs_t req;
+    uv_buf_t b = uv_buf_init(out->data + out->len,
+                             len > INT32_MAX ? INT32_MAX : (unsigned)len);
+    int64_t n = uv_fs_read(NULL, &req, fd, &b, 1, offset, NULL);
+    uv_fs_req_cleanup(&req);
+    if (n < 0) return (int)n;
+#else
     ssize_t n = pread(fd, out->data + out->len, len, (off_t)offset);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return uv_translate_sys_error(errno);
+#endif
     if (n == 0) return UV_EOF;
     out->len += (size_t)n;
     offset += n;

@@ -182,7 +182,11 @@ static const char *date_line(void) {
   static const char days[] = "SunMonTueWedThuFriSat";
   static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
   struct tm tm;
+#ifdef _WIN32
+  gmtime_s(&tm, &now);
+#else
   gmtime_r(&now, &tm);
+#endif
   char *p = http_date_line;
   memcpy(p, "Date: ", 6);
   memcpy(p + 6, days + 3 * tm.tm_wday, 3);

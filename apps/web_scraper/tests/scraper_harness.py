@@ -254,6 +254,14 @@ class Redis:
         self.port = free_port()
         self.proc = start_redis(self.port, tmp)
 
+    def command(self, *args):
+        """A command through redis-cli: its reply as redis-cli --no-raw
+        prints it (strings quoted, newlines as \\n)."""
+        p = subprocess.run(["redis-cli", "--no-raw", "-p", str(self.port)] +
+                           [str(a) for a in args], capture_output=True,
+                           timeout=seconds(10))
+        return p.stdout.decode("utf-8", "replace")
+
     def close(self):
         self.proc.terminate()
         self.proc.wait(10)

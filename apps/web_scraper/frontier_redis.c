@@ -16,6 +16,8 @@
  *               clock), which the live process renews several times per
  *               claim timeout
  *   outstart    HASH OWNER -> the size of its output when it started
+ *   tags        HASH OWNER -> the prefix of its per-host slot tokens, to
+ *               free them when its lease expires
  *   lease:HOST  ZSET of the requests in flight to HOST, scored by expiry
  *   next:HOST   the time before which HOST takes no new request (--delay)
  *   robots:HOST robots.txt of HOST as one process read it (crawl.c's
@@ -27,8 +29,8 @@
  * Each step that must not be split (add: seen then queued; pop: unqueued
  * then claimed; reclaim; lease) is a Lua script, which Redis runs whole.
  *
- * OWNER names a process's output, "HOSTNAME:PATH" (or "HOSTNAME:pid=N"
- * when it is not a file). Before a record is written its item moves from
+ * OWNER names a process's output, "NODE:PATH" (or "NODE:pid=N" when it
+ * is not a file), NODE being --node or the host name. Before a record is written its item moves from
  * claims to writing; after, it leaves writing. When an owner's lease
  * expires (it died, or hangs), any process queues its claims again at
  * once. What it was writing may be in its output or not: the same

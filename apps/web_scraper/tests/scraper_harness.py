@@ -213,6 +213,17 @@ def parse_records(raw):
     return records
 
 
+def complete_records(path):
+    """The records of the complete lines of an output file (a process may
+    have died writing its last one); [] when there is no file."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return []
+    return parse_records(raw[:raw.rfind(b"\n") + 1])
+
+
 FIELDS = ("url", "final_url", "status", "depth", "referrer", "content_type", "bytes",
           "title", "fields", "links", "fetched_at", "elapsed_ms", "error")
 

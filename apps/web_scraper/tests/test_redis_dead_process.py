@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 
-from scraper_harness import (SKIP, Redis, Site, app_env, check, html, parse_records,
+from scraper_harness import (SKIP, Redis, Site, app_env, check, complete_records, html,
                              redis_missing, run, seconds, wait_until)
 
 N = 40
@@ -34,13 +34,6 @@ def site(other):
                  "http://127.0.0.%d:{port:%d}/p%d" % (other + 1, other, i)]
         pages["/p%d" % i] = {"body": html("p%d" % i, links), "delay": 0.05}
     return pages
-
-
-def complete_records(path):
-    """The complete lines of an output a process died writing."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    return parse_records(raw[:raw.rfind(b"\n") + 1])
 
 
 def marks_of(redis, job, node):
@@ -85,7 +78,7 @@ def test(binary):
             survivor = start(2, log_level="info")
 
             def second_recorded():
-                return os.path.exists(outs[1]) and len(complete_records(outs[1])) >= 3
+                return len(complete_records(outs[1])) >= 3
             wait_until(second_recorded, 30, "records of the second process")
             second.send_signal(signal.SIGKILL)
             second.wait(seconds(10))

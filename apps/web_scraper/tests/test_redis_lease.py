@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from scraper_harness import (SKIP, Redis, Site, app_env, check, html, parse_records,
+from scraper_harness import (SKIP, Redis, Site, app_env, check, complete_records, html,
                              redis_missing, run, seconds, wait_until)
 
 K = 5
@@ -37,14 +37,6 @@ def slow_page_site():
     for k in range(K):
         pages["/f%d" % k] = {"body": html("f%d" % k), "delay": 0.05}
     return pages
-
-
-def records(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, "rb") as f:
-        raw = f.read()
-    return parse_records(raw[:raw.rfind(b"\n") + 1])
 
 
 def start(binary, s, redis, job, out):
@@ -97,7 +89,8 @@ def test(binary):
                 # process: well short of the default claim timeout (10 s).
                 check(late <= seconds(1.2) + 2.0,
                       "level 1 taken again %.2f s after the kill" % late)
-                got = {r["url"]: r["depth"] for r in records(outs[0]) + records(outs[1])}
+                got = {r["url"]: r["depth"]
+                       for r in complete_records(outs[0]) + complete_records(outs[1])}
                 want = {s.url("/"): 0}
                 want.update({s.url("/s%d" % k): 1 for k in range(K)})
                 want.update({s.url("/d%d" % k): 2 for k in range(K)})
@@ -112,7 +105,7 @@ def test(binary):
                 check(s.hit_count("/slow") == 1,
                       "a page slower than --claim-timeout requested %d times" %
                       s.hit_count("/slow"))
-                urls = [r["url"] for o in outs for r in records(o)]
+                urls = [r["url"] for o in outs for r in complete_records(o)]
                 want = {s.url(p) for p in ["/", "/slow", "/after"] +
                         ["/f%d" % k for k in range(K)]}
                 check(sorted(urls) == sorted(want), "records: %r" % urls)

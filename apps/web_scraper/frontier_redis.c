@@ -513,6 +513,23 @@ static int rd_done(ws_frontier *fr, const ws_item *it) {
   return rc;
 }
 
+/* What ws_output_find() needs on the thread pool: an output may be large,
+ * and the loop must go on renewing this process's lease meanwhile. */
+typedef struct find_job {
+  const char *path;
+  int64_t start;
+  char *const *urls;
+  size_t n;
+  int *found;
+  int rc;
+} find_job;
+
+static int find_on_pool(void *arg) {
+  find_job *j = arg;
+  j->rc = ws_output_find(j->path, j->start, j->urls, j->n, j->found);
+  return 0;
+}
+
 /* Settles the members of writing (all of one owner, listed in m[0..n)):
  * done when the owner's output holds their record, else queued again. */
 static void settle(redis_frontier *f, const char *owner, char **m, size_t n) {
@@ -541,7 +558,9 @@ static void settle(redis_frontier *f, const char *owner, char **m, size_t n) {
       if (r->type == REDIS_REPLY_STRING) start = strtoll(r->str, NULL, 10);
       freeReplyObject(r);
     }
-    rc = ws_output_find(path, start, urls, n, found);
+    find_job job = {.path = path, .start = start, .urls = urls, .n = n, .found = found};
+    rc = weft_blocking(find_on_pool, &job);
+    if (rc == 0) rc = job.rc;
   }
   if (rc != 0 || !here) {
     /* Nothing to look in: queued again, so that none is missing from the

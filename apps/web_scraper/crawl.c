@@ -1,6 +1,7 @@
 /* crawl.c: hosts, the scheduler, the workers, robots.txt and records. */
 #include "crawl.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -102,6 +103,7 @@ struct crawl {
   int durable;          /* --state, --redis: records flushed before done() */
   int shared;           /* --redis: other processes share the frontier */
   int recording;        /* tell the frontier before writing a record */
+  int output_failed;    /* a record could not be written: stopping */
   int done;
   weft_group *workers;
   ws_buf line;
@@ -264,17 +266,33 @@ static void write_record(crawl *cr, const ws_record *r, int seed) {
   if (seed && r->status > 0) t->seeds_fetched++;
 }
 
+/* The output failed (a full disk, a closed pipe): the crawl stops, as on
+ * a signal, and the item being recorded is not done, so that a durable
+ * frontier settles it against the output when the crawl is resumed. */
+static void output_failed(crawl *cr, int err) {
+  if (!cr->output_failed)
+    weft_log(WEFT_LOG_ERROR,
+             "cannot write the output: stopping (the pages being recorded are "
+             "settled against the output when the crawl resumes)",
+             "error=\"%s\"", strerror(err));
+  cr->output_failed = 1;
+  cr->stopping = 1;
+  wake_all(cr);
+}
+
 /* Writes the record of a popped item. A durable frontier hears first that
  * it is being recorded (a run resumed after a kill in between then looks
  * for the record rather than fetch the page again), and the record is
- * flushed before the frontier hears it is done. */
-static void emit(crawl *cr, ws_item *it, const ws_record *r) {
+ * flushed before the frontier hears it is done. Returns 1 when the item
+ * is finished (recorded, or another process has it), 0 when the output
+ * failed. */
+static int emit(crawl *cr, ws_item *it, const ws_record *r) {
   if (cr->recording) {
     int rc = cr->fr->ops->recording(cr->fr, it);
     if (rc == 0) {
       weft_log(WEFT_LOG_DEBUG, "page taken by another process meanwhile: not recorded",
                "url=%s", it->url);
-      return;
+      return 1;
     }
     if (rc < 0)
       weft_log(WEFT_LOG_ERROR, "the frontier could not note a record",
@@ -282,18 +300,23 @@ static void emit(crawl *cr, ws_item *it, const ws_record *r) {
     else
       it->recorded = 1;
   }
+  errno = 0;
   write_record(cr, r, (it->flags & WS_ITEM_SEED) != 0);
-  if (cr->durable) fflush(cr->in->out);
+  if ((cr->durable && fflush(cr->in->out) != 0) || ferror(cr->in->out)) {
+    output_failed(cr, errno != 0 ? errno : EIO);
+    return 0;
+  }
+  return 1;
 }
 
-/* A record for a URL that was not fetched, saying why. */
-static void record_unfetched(crawl *cr, ws_item *it, const char *why) {
+/* A record for a URL that was not fetched, saying why: emit()'s result. */
+static int record_unfetched(crawl *cr, ws_item *it, const char *why) {
   ws_record r = {.url = it->url,
                  .depth = it->depth,
                  .referrer = it->referrer,
                  .fetched_at_ms = wall_ms(),
                  .error = why};
-  emit(cr, it, &r);
+  return emit(cr, it, &r);
 }
 
 /* ---- Adding URLs -------------------------------------------------------- */
@@ -703,7 +726,8 @@ static ws_field *fields_for(crawl *cr, const char *url, size_t *n,
 
 /* Fetches one item (following its redirects), parses it, queues its links
  * and writes its record. Returns 1 when the item is finished (recorded, or
- * dropped for good), 0 when it was cut short and must stay queued. */
+ * dropped for good), 0 when it was cut short (or its record could not be
+ * written) and must stay queued. */
 static int do_page(worker *w, host *h, ws_item *it) {
   crawl *cr = w->cr;
   const ws_config *cfg = cr->cfg;
@@ -712,15 +736,14 @@ static int do_page(worker *w, host *h, ws_item *it) {
     char why[160];
     snprintf(why, sizeof why, "host given up after %d failed pages in a row",
              h->failures);
-    record_unfetched(cr, it, why);
-    return 1;
+    return record_unfetched(cr, it, why);
   }
   if (!robots_allow(h, it->url)) {
     cr->t->disallowed++;
     if (seed)
-      record_unfetched(cr, it,
-                       h->robots_error[0] ? h->robots_error
-                                          : "disallowed by robots.txt");
+      return record_unfetched(cr, it,
+                              h->robots_error[0] ? h->robots_error
+                                                 : "disallowed by robots.txt");
     return 1;
   }
   uint64_t start = weft_now_ns();
@@ -880,12 +903,12 @@ static int do_page(worker *w, host *h, ws_item *it) {
                    .fetched_at_ms = fetched_at,
                    .elapsed_ms = (int64_t)((weft_now_ns() - start) / 1000000),
                    .error = error};
-  emit(cr, it, &rec);
+  int finished = emit(cr, it, &rec);
   ws_page_free(&page);
   free(fields);
   ws_response_free(&r);
   free(url);
-  return 1;
+  return finished;
 }
 
 /* ---- Scheduling --------------------------------------------------------- */

@@ -227,13 +227,21 @@ static const char robots_put_lua[] =
     "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
     "return 1";
 
-/* KEYS: claims, alive; ARGV: queue prefix, owner, "1" when it stops.
- * Queues again at once the claims of this owner (its earlier run, killed;
- * or this run, stopping, which then gives up its lease). */
+/* KEYS: claims, alive, writing; ARGV: queue prefix, owner, "1" when it
+ * stops. Queues again at once the claims of this owner (its earlier run,
+ * killed; or this run, stopping, which then gives up its lease: at once,
+ * or, when it leaves pages being recorded (its output failed), by letting
+ * it expire now, so that they are settled as a dead process's). */
 static const char reclaim_own_lua[] =
-    PARSE_FN
-    "if ARGV[3] == '1' then redis.call('ZREM', KEYS[2], ARGV[2]) end "
+    PARSE_FN NOW_MS
     "local p = ARGV[2] .. '\t' "
+    "if ARGV[3] == '1' then "
+    "  local left = false "
+    "  for _, c in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do "
+    "    if string.sub(c, 1, #p) == p then left = true end end "
+    "  if left then redis.call('ZADD', KEYS[2], now - 1, ARGV[2]) "
+    "  else redis.call('ZREM', KEYS[2], ARGV[2]) end "
+    "end "
     "local n = 0 "
     "for _, c in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do "
     "  if string.sub(c, 1, #p) == p then "
@@ -855,16 +863,17 @@ static void rd_close(ws_frontier *fr) {
    * stopped) goes back to the queues now, rather than hold the level the
    * others serve until the claims expire. */
   char *kc = key(f, "claims", NULL), *kqp = key(f, "q:", NULL),
-       *ka = key(f, "alive", NULL);
-  if (kc != NULL && kqp != NULL && ka != NULL && f->r != NULL) {
-    const char *keys[] = {kc, ka};
+       *ka = key(f, "alive", NULL), *kw = key(f, "writing", NULL);
+  if (kc != NULL && kqp != NULL && ka != NULL && kw != NULL && f->r != NULL) {
+    const char *keys[] = {kc, ka, kw};
     const char *args[] = {kqp, f->owner, "1"};
     redisReply *r;
-    if (eval(f, &r, reclaim_own_lua, 2, keys, 3, args, NULL) == 0) freeReplyObject(r);
+    if (eval(f, &r, reclaim_own_lua, 3, keys, 3, args, NULL) == 0) freeReplyObject(r);
   }
   free(kc);
   free(kqp);
   free(ka);
+  free(kw);
   weft_redis_close(f->r);
   free(f->prefix);
   free(f->owner);
@@ -901,12 +910,12 @@ static int settle_own(redis_frontier *f, const ws_output_info *oi) {
   if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) settle_members(f, r, 0, f->owner);
   freeReplyObject(r);
   char *kc = key(f, "claims", NULL), *kqp = key(f, "q:", NULL),
-       *ka = key(f, "alive", NULL);
-  rc = kc && kqp && ka ? 0 : UV_ENOMEM;
+       *ka = key(f, "alive", NULL), *kw = key(f, "writing", NULL);
+  rc = kc && kqp && ka && kw ? 0 : UV_ENOMEM;
   if (rc == 0) {
-    const char *keys[] = {kc, ka};
+    const char *keys[] = {kc, ka, kw};
     const char *args[] = {kqp, f->owner, "0"};
-    rc = eval(f, &r, reclaim_own_lua, 2, keys, 3, args, NULL);
+    rc = eval(f, &r, reclaim_own_lua, 3, keys, 3, args, NULL);
     if (rc == 0) {
       if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
         weft_log(WEFT_LOG_INFO, "queued again the claims of this output's last run",
@@ -917,6 +926,7 @@ static int settle_own(redis_frontier *f, const ws_output_info *oi) {
   free(kc);
   free(kqp);
   free(ka);
+  free(kw);
   if (rc != 0) return rc;
   char *kh = key(f, "hosts", NULL), *klp = key(f, "lease:", NULL);
   rc = kh && klp ? 0 : UV_ENOMEM;

@@ -573,7 +573,7 @@ static int robots_decode(const char *v, size_t len, int64_t ttl_ms,
   if (nl2 == NULL || len < 2 || strchr("padw", v[0]) == NULL || v[1] != ' ')
     return -1;
   res->kind = v[0];
-  res->failures = atoi(v + 2);
+  res->failures = (int)strtol(v + 2, NULL, 10);
   snprintf(res->error, sizeof res->error, "%.*s", (int)(nl2 - nl1 - 1), nl1 + 1);
   res->wait_ms = ttl_ms > 0 ? ttl_ms : 0;
   if (res->kind == 'p') {

@@ -1,6 +1,7 @@
 /* crawl.c: hosts, the scheduler, the workers, robots.txt and records. */
 #include "crawl.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -37,6 +38,10 @@
 #define ROBOTS_RETRY_MAX_MS (30 * 60 * 1000)
 /* How often a crawl with a shared frontier looks at the others' queues. */
 #define SHARED_POLL_MS 200
+/* How often a process waiting for another's robots.txt looks for it. */
+#define ROBOTS_SHARED_POLL_MS 50
+/* How long a shared robots.txt is kept (RFC 9309 2.4: at most 24 hours). */
+#define ROBOTS_CACHE_MS (24 * 60 * 60 * 1000)
 /* The progress line's period. */
 #define PROGRESS_MS 500
 
@@ -98,6 +103,7 @@ struct crawl {
   int durable;          /* --state, --redis: records flushed before done() */
   int shared;           /* --redis: other processes share the frontier */
   int recording;        /* tell the frontier before writing a record */
+  int output_failed;    /* a record could not be written: stopping */
   int done;
   weft_group *workers;
   ws_buf line;
@@ -260,17 +266,33 @@ static void write_record(crawl *cr, const ws_record *r, int seed) {
   if (seed && r->status > 0) t->seeds_fetched++;
 }
 
+/* The output failed (a full disk, a closed pipe): the crawl stops, as on
+ * a signal, and the item being recorded is not done, so that a durable
+ * frontier settles it against the output when the crawl is resumed. */
+static void output_failed(crawl *cr, int err) {
+  if (!cr->output_failed)
+    weft_log(WEFT_LOG_ERROR,
+             "cannot write the output: stopping (the pages being recorded are "
+             "settled against the output when the crawl resumes)",
+             "error=\"%s\"", strerror(err));
+  cr->output_failed = 1;
+  cr->stopping = 1;
+  wake_all(cr);
+}
+
 /* Writes the record of a popped item. A durable frontier hears first that
  * it is being recorded (a run resumed after a kill in between then looks
  * for the record rather than fetch the page again), and the record is
- * flushed before the frontier hears it is done. */
-static void emit(crawl *cr, ws_item *it, const ws_record *r) {
+ * flushed before the frontier hears it is done. Returns 1 when the item
+ * is finished (recorded, or another process has it), 0 when the output
+ * failed. */
+static int emit(crawl *cr, ws_item *it, const ws_record *r) {
   if (cr->recording) {
     int rc = cr->fr->ops->recording(cr->fr, it);
     if (rc == 0) {
       weft_log(WEFT_LOG_DEBUG, "page taken by another process meanwhile: not recorded",
                "url=%s", it->url);
-      return;
+      return 1;
     }
     if (rc < 0)
       weft_log(WEFT_LOG_ERROR, "the frontier could not note a record",
@@ -278,18 +300,23 @@ static void emit(crawl *cr, ws_item *it, const ws_record *r) {
     else
       it->recorded = 1;
   }
+  errno = 0;
   write_record(cr, r, (it->flags & WS_ITEM_SEED) != 0);
-  if (cr->durable) fflush(cr->in->out);
+  if ((cr->durable && fflush(cr->in->out) != 0) || ferror(cr->in->out)) {
+    output_failed(cr, errno != 0 ? errno : EIO);
+    return 0;
+  }
+  return 1;
 }
 
-/* A record for a URL that was not fetched, saying why. */
-static void record_unfetched(crawl *cr, ws_item *it, const char *why) {
+/* A record for a URL that was not fetched, saying why: emit()'s result. */
+static int record_unfetched(crawl *cr, ws_item *it, const char *why) {
   ws_record r = {.url = it->url,
                  .depth = it->depth,
                  .referrer = it->referrer,
                  .fetched_at_ms = wall_ms(),
                  .error = why};
-  emit(cr, it, &r);
+  return emit(cr, it, &r);
 }
 
 /* ---- Adding URLs -------------------------------------------------------- */
@@ -404,51 +431,60 @@ static void request(worker *w, host *h, const char *url, int keep_any,
 
 /* ---- robots.txt --------------------------------------------------------- */
 
-/* Fetches and reads h's robots.txt; the host is then ready. */
-static void fetch_robots(worker *w, host *h) {
+/* What reading a host's robots.txt came to, in a form that a shared
+ * frontier passes to the other processes. */
+typedef struct robots_result {
+  char kind;        /* 'p': rules in body; 'a': allow all (4xx); 'd': disallow
+                       all (unreachable, given up); 'w': unreachable for now,
+                       fetched again after wait_ms */
+  int failures;     /* fetches of it that failed so far */
+  int64_t wait_ms;  /* 'w' */
+  char error[320];  /* why it disallows, or "" */
+  char *body;       /* 'p': robots.txt, malloc'ed */
+  size_t len;
+  int cancelled;    /* cut short: not to be shared */
+} robots_result;
+
+/* Fetches h's robots.txt (redirects followed) into *res. */
+static void robots_fetch(worker *w, host *h, robots_result *res) {
   crawl *cr = w->cr;
   char url[512];
   snprintf(url, sizeof url, "%s/robots.txt", h->key);
   /* The key is scheme://host:port; the URL keeps the port as it is, which
    * libcurl accepts whether or not it is the default. */
-  ws_robots *rb = NULL;
-  h->robots_error[0] = '\0';
+  res->kind = 'a'; /* 4xx, a redirect loop, or cut short */
   char *target = strdup(url);
   for (int hop = 0; target != NULL && hop <= ROBOTS_REDIRECTS; hop++) {
     ws_response r;
     request(w, h, target, 1, &r);
     if (r.err == UV_ECANCELED) {
+      res->cancelled = 1;
       ws_response_free(&r);
       break;
     }
     if (r.err != 0 || r.status >= 500 || r.status == 429) {
       /* Unreachable: disallow all (RFC 9309 2.3.1.4), for a while and
        * then fetch it again, the pages of the host waiting meanwhile. */
-      snprintf(h->robots_error, sizeof h->robots_error,
+      snprintf(res->error, sizeof res->error,
                "robots.txt unreachable (%s): disallowed",
                r.err != 0 ? r.error : "server error");
-      if (cr->cfg->robots_retry > 0 && h->robots_failures < ROBOTS_REFETCHES &&
+      res->kind = 'd';
+      if (cr->cfg->robots_retry > 0 && res->failures < ROBOTS_REFETCHES &&
           !cr->stopping) {
         int64_t wait = cr->cfg->robots_retry;
-        for (int i = 0; i < h->robots_failures && wait < ROBOTS_RETRY_MAX_MS; i++)
+        for (int i = 0; i < res->failures && wait < ROBOTS_RETRY_MAX_MS; i++)
           wait *= 2;
         if (r.retry_after_ms > wait) wait = r.retry_after_ms;
         if (wait > ROBOTS_RETRY_MAX_MS) wait = ROBOTS_RETRY_MAX_MS;
-        h->robots_failures++;
-        h->robots_retry_at = weft_now() + wait;
-        h->robots_state = ROBOTS_UNAVAILABLE;
-        weft_log(WEFT_LOG_WARN,
-                 "robots.txt unreachable: host disallowed for a while",
-                 "host=%s status=%ld error=\"%s\" retry_in_ms=%" PRId64,
-                 h->key, r.status, r.error, wait);
-        ws_response_free(&r);
-        free(target);
-        wake_all(cr);
-        return;
+        res->kind = 'w';
+        res->wait_ms = wait;
       }
-      rb = ws_robots_disallow_all();
-      weft_log(WEFT_LOG_WARN, "robots.txt unreachable: host disallowed",
-               "host=%s status=%ld error=\"%s\"", h->key, r.status, r.error);
+      res->failures++;
+      weft_log(WEFT_LOG_WARN,
+               res->kind == 'w' ? "robots.txt unreachable: host disallowed for a while"
+                                : "robots.txt unreachable: host disallowed",
+               "host=%s status=%ld error=\"%s\" retry_in_ms=%" PRId64, h->key,
+               r.status, r.error, res->wait_ms);
       ws_response_free(&r);
       break;
     }
@@ -458,17 +494,42 @@ static void fetch_robots(worker *w, host *h) {
       ws_response_free(&r);
       continue;
     }
-    if (r.status >= 200 && r.status < 300)
-      rb = ws_robots_parse(w->fetch.body.p ? w->fetch.body.p : "",
-                           w->fetch.body.len, cr->cfg->user_agent);
-    else
-      rb = ws_robots_allow_all(); /* 4xx, or a redirect loop */
+    if (r.status >= 200 && r.status < 300) {
+      res->len = w->fetch.body.p ? w->fetch.body.len : 0;
+      res->body = malloc(res->len + 1);
+      if (res->body != NULL) {
+        if (res->len) memcpy(res->body, w->fetch.body.p, res->len);
+        res->body[res->len] = '\0';
+        res->kind = 'p';
+      }
+    }
     ws_response_free(&r);
     break;
   }
   free(target);
+}
+
+/* Puts *res into h: the host is then ready, or waits to fetch robots.txt
+ * again. Frees res->body. */
+static void robots_apply(crawl *cr, host *h, robots_result *res) {
+  snprintf(h->robots_error, sizeof h->robots_error, "%s", res->error);
+  h->robots_failures = res->failures;
+  if (res->kind == 'w') {
+    h->robots_retry_at = weft_now() + res->wait_ms;
+    h->robots_state = ROBOTS_UNAVAILABLE;
+    wake_all(cr);
+    return;
+  }
+  ws_robots *rb = res->kind == 'p'   ? ws_robots_parse(res->body, res->len,
+                                                       cr->cfg->user_agent)
+                  : res->kind == 'd' ? ws_robots_disallow_all()
+                                     : ws_robots_allow_all();
+  free(res->body);
+  res->body = NULL;
   if (rb == NULL) rb = ws_robots_allow_all();
   h->robots = rb;
+  char url[512];
+  snprintf(url, sizeof url, "%s/robots.txt", h->key);
   for (size_t i = 0; cr->cfg->sitemap && i < ws_robots_sitemap_count(rb); i++) {
     char *sm = NULL;
     /* A sitemap is one link away from robots.txt, which is at the level
@@ -484,6 +545,96 @@ static void fetch_robots(worker *w, host *h) {
   if (cd > 0) host_set_delay(h, cd);
   h->robots_state = ROBOTS_READY;
   wake_all(cr);
+}
+
+/* A robots_result as the shared frontier keeps it: "KIND FAILURES\n"
+ * then the error, a newline and the body. malloc'ed; NULL when out of
+ * memory. */
+static char *robots_encode(const robots_result *res, size_t *len) {
+  char head[400];
+  int n = snprintf(head, sizeof head, "%c %d\n%s\n", res->kind, res->failures,
+                   res->error);
+  size_t body = res->kind == 'p' ? res->len : 0;
+  char *v = malloc((size_t)n + body + 1);
+  if (v == NULL) return NULL;
+  memcpy(v, head, (size_t)n);
+  if (body) memcpy(v + n, res->body, body);
+  v[(size_t)n + body] = '\0';
+  *len = (size_t)n + body;
+  return v;
+}
+
+/* The other way; ttl_ms is the time the frontier keeps it (the wait of a
+ * 'w'). 0, or -1 when v is not one. */
+static int robots_decode(const char *v, size_t len, int64_t ttl_ms,
+                         robots_result *res) {
+  const char *nl1 = memchr(v, '\n', len);
+  const char *nl2 = nl1 ? memchr(nl1 + 1, '\n', len - (size_t)(nl1 + 1 - v)) : NULL;
+  if (nl2 == NULL || len < 2 || strchr("padw", v[0]) == NULL || v[1] != ' ')
+    return -1;
+  res->kind = v[0];
+  res->failures = (int)strtol(v + 2, NULL, 10);
+  snprintf(res->error, sizeof res->error, "%.*s", (int)(nl2 - nl1 - 1), nl1 + 1);
+  res->wait_ms = ttl_ms > 0 ? ttl_ms : 0;
+  if (res->kind == 'p') {
+    res->len = len - (size_t)(nl2 + 1 - v);
+    res->body = malloc(res->len + 1);
+    if (res->body == NULL) return -1;
+    memcpy(res->body, nl2 + 1, res->len);
+    res->body[res->len] = '\0';
+  }
+  return 0;
+}
+
+/* Fetches and reads h's robots.txt; the host is then ready (or waits to
+ * fetch it again). With a shared frontier, one process fetches it for
+ * all: the others read what it stored. */
+static void fetch_robots(worker *w, host *h) {
+  crawl *cr = w->cr;
+  robots_result res;
+  memset(&res, 0, sizeof res);
+  res.failures = h->robots_failures;
+  int share = 0;
+  while (cr->shared) {
+    char *v = NULL;
+    size_t len = 0;
+    int64_t ttl = 0;
+    int rc = cr->fr->ops->get_robots(cr->fr, h->key, &v, &len, &ttl);
+    if (rc == 0) {
+      rc = robots_decode(v, len, ttl, &res);
+      free(v);
+      if (rc == 0) {
+        weft_log(WEFT_LOG_DEBUG, "robots.txt read by another process", "host=%s kind=%c",
+                 h->key, res.kind);
+        robots_apply(cr, h, &res);
+        return;
+      }
+      memset(&res, 0, sizeof res);
+      res.failures = h->robots_failures;
+    }
+    if (rc == 2) { /* another process is fetching it */
+      if (weft_sleep(ROBOTS_SHARED_POLL_MS) == 0) continue;
+      res.cancelled = 1;
+      break;
+    }
+    if (rc < 0)
+      weft_log(WEFT_LOG_WARN, "cannot read robots.txt from the shared frontier: "
+               "fetching it", "host=%s error=\"%s\"", h->key, weft_strerror(rc));
+    share = 1;
+    break;
+  }
+  if (!res.cancelled) robots_fetch(w, h, &res);
+  if (share) {
+    size_t len = 0;
+    char *v = res.cancelled ? NULL : robots_encode(&res, &len);
+    int rc = cr->fr->ops->put_robots(cr->fr, h->key, v, len,
+                                     res.kind == 'w' ? res.wait_ms : ROBOTS_CACHE_MS);
+    if (rc != 0 && rc != UV_ECANCELED)
+      weft_log(WEFT_LOG_WARN, "cannot share robots.txt", "host=%s error=\"%s\"", h->key,
+               weft_strerror(rc));
+    free(v);
+  }
+  robots_apply(cr, h, &res);
 }
 
 /* Gives up waiting for h's robots.txt: the host is disallowed for the
@@ -575,7 +726,8 @@ static ws_field *fields_for(crawl *cr, const char *url, size_t *n,
 
 /* Fetches one item (following its redirects), parses it, queues its links
  * and writes its record. Returns 1 when the item is finished (recorded, or
- * dropped for good), 0 when it was cut short and must stay queued. */
+ * dropped for good), 0 when it was cut short (or its record could not be
+ * written) and must stay queued. */
 static int do_page(worker *w, host *h, ws_item *it) {
   crawl *cr = w->cr;
   const ws_config *cfg = cr->cfg;
@@ -584,15 +736,14 @@ static int do_page(worker *w, host *h, ws_item *it) {
     char why[160];
     snprintf(why, sizeof why, "host given up after %d failed pages in a row",
              h->failures);
-    record_unfetched(cr, it, why);
-    return 1;
+    return record_unfetched(cr, it, why);
   }
   if (!robots_allow(h, it->url)) {
     cr->t->disallowed++;
     if (seed)
-      record_unfetched(cr, it,
-                       h->robots_error[0] ? h->robots_error
-                                          : "disallowed by robots.txt");
+      return record_unfetched(cr, it,
+                              h->robots_error[0] ? h->robots_error
+                                                 : "disallowed by robots.txt");
     return 1;
   }
   uint64_t start = weft_now_ns();
@@ -752,12 +903,12 @@ static int do_page(worker *w, host *h, ws_item *it) {
                    .fetched_at_ms = fetched_at,
                    .elapsed_ms = (int64_t)((weft_now_ns() - start) / 1000000),
                    .error = error};
-  emit(cr, it, &rec);
+  int finished = emit(cr, it, &rec);
   ws_page_free(&page);
   free(fields);
   ws_response_free(&r);
   free(url);
-  return 1;
+  return finished;
 }
 
 /* ---- Scheduling --------------------------------------------------------- */
@@ -959,6 +1110,29 @@ static int refresh_task(void *arg) {
   return 0;
 }
 
+/* With a shared frontier: renews this process's lease several times per
+ * --claim-timeout, so that its claims stay its own while it lives however
+ * long its pages take, and go back to the others soon after it dies. */
+static int lease_task(void *arg) {
+  crawl *cr = arg;
+  weft_task_set_name("lease");
+  int64_t period = cr->cfg->claim_timeout / 5;
+  if (period > 1000) period = 1000;
+  if (period < 50) period = 50;
+  while (weft_sleep(period) == 0) {
+    int rc = cr->fr->ops->renew(cr->fr);
+    if (rc == 1)
+      weft_log(WEFT_LOG_WARN,
+               "this process's lease had lapsed (it was stalled longer than "
+               "--claim-timeout): the others may have taken its URLs",
+               "claim_timeout_ms=%" PRId64, cr->cfg->claim_timeout);
+    else if (rc < 0 && rc != UV_ECANCELED)
+      weft_log(WEFT_LOG_WARN, "cannot renew the lease", "error=\"%s\"",
+               weft_strerror(rc));
+  }
+  return 0;
+}
+
 static void on_stop(void *ctx, int signum) {
   crawl *cr = ctx;
   if (cr->t->interrupted == 0) cr->t->interrupted = signum;
@@ -1035,8 +1209,8 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
       free(out_path);
       return UV_EINVAL;
     }
-    rc = ws_frontier_redis(addr.host, addr.port, cfg->job, cfg->claim_timeout, &oi,
-                           &cr.fr);
+    rc = ws_frontier_redis(addr.host, addr.port, cfg->job, cfg->node,
+                           cfg->claim_timeout, &oi, &cr.fr);
     free(out_path);
     if (rc != 0) return rc;
     cr.durable = cr.shared = 1;
@@ -1122,7 +1296,10 @@ int ws_crawl_run(const ws_crawl_input *in, ws_totals *t) {
                        .grace_ms = cfg->grace};
     weft_spawn_named(aux, "signals", app_shutdown_task, &sd);
     weft_spawn(aux, progress_task, &cr);
-    if (cr.shared) weft_spawn(aux, refresh_task, &cr);
+    if (cr.shared) {
+      weft_spawn(aux, refresh_task, &cr);
+      weft_spawn(aux, lease_task, &cr);
+    }
     weft_yield();
     cr.workers = weft_group_open(WEFT_COLLECT);
     for (size_t i = 0; i < n_workers; i++)

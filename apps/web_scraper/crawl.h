@@ -50,7 +50,8 @@ typedef struct ws_config {
   char *state;
   char *redis;
   char *job;
-  int64_t claim_timeout; /**< ms before another process takes a claim */
+  char *node; /**< this machine's name in a --redis job; NULL: its host name */
+  int64_t claim_timeout; /**< ms a process's lease lasts unrenewed */
   int64_t grace; /**< ms to finish in-flight requests after a signal */
   int progress;
   int log_level;

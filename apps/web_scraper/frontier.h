@@ -73,12 +73,18 @@ typedef struct ws_frontier_ops {
                      void *ctx);
   /* ---- Shared frontiers only (Redis); NULL in the others ---- */
   /** Calls fn for every host with items queued by any process, with their
-   * number, and queues again the items whose claim has expired; *level is
-   * set to the depth served (-1: nothing pending). */
+   * number, and queues again the items of the processes whose lease has
+   * expired (they died, or hang); *level is set to the depth served (-1:
+   * nothing pending). */
   int (*refresh)(ws_frontier *f,
                  int (*fn)(void *ctx, const char *host, int64_t n), void *ctx,
                  int *level);
-  /** 1 when nothing is queued or claimed by any process, else 0. */
+  /** Renews this process's lease, which keeps its claims its own: 0, or 1
+   * when it had lapsed (the others may have taken its items), or an
+   * error. Call it several times per claim timeout. */
+  int (*renew)(ws_frontier *f);
+  /** 1 when nothing is queued, claimed or being recorded by any process,
+   * else 0. */
   int (*finished)(ws_frontier *f);
   /** Takes one of the limit shared slots of host, keeping delay_ms after
    * the previous request to it: 0 (token names the slot, for release), or
@@ -88,6 +94,18 @@ typedef struct ws_frontier_ops {
                    int64_t delay_ms, int64_t ttl_ms, char *token,
                    size_t token_len);
   void (*release)(ws_frontier *f, const char *host, const char *token);
+  /** robots.txt of host as a process of the job stored it (put_robots):
+   * 0 with *value (malloc'ed, *len bytes) and *ttl_ms, the milliseconds
+   * it stays; 1 when nobody has: this process fetches it, and holds the
+   * host's robots.txt until its put_robots(); 2 when a live process is
+   * fetching it (ask again soon); or an error. */
+  int (*get_robots)(ws_frontier *f, const char *host, char **value,
+                    size_t *len, int64_t *ttl_ms);
+  /** Stores value (len bytes) as host's robots.txt for ttl_ms and lets
+   * the others read it; value NULL stores nothing (the fetch was cut
+   * short) and lets another process fetch it. */
+  int (*put_robots)(ws_frontier *f, const char *host, const char *value,
+                    size_t len, int64_t ttl_ms);
   /** URLs seen, and items queued, in all. */
   uint64_t (*seen_count)(ws_frontier *f);
   uint64_t (*queued_count)(ws_frontier *f);
@@ -121,12 +139,15 @@ int ws_frontier_sqlite(const char *dir, const ws_output_info *oi,
 /**
  * A frontier shared through Redis at host:port by every process of job
  * (--redis, --job): the seen set, a queue per host (sorted by depth), the
- * items claimed by each process (queued again claim_ms after a claim that
- * was never done: its process died) and per-host leases that hold
- * --per-host and the delay across processes. Call from a task.
+ * items claimed by each process, the lease of each process (its claims
+ * are queued again claim_ms after it last renewed it: it died), per-host
+ * leases that hold --per-host and the delay across processes, and the
+ * robots.txt of each host. node names this machine (NULL: its host
+ * name): a process reads the outputs of the dead processes of its node.
+ * Call from a task.
  */
 int ws_frontier_redis(const char *host, int port, const char *job,
-                      int64_t claim_ms, const ws_output_info *oi,
-                      ws_frontier **out);
+                      const char *node, int64_t claim_ms,
+                      const ws_output_info *oi, ws_frontier **out);
 
 #endif /* WS_FRONTIER_H */

@@ -9,27 +9,38 @@
  *               level served is the lowest depth with any, so that all
  *               the processes serve the frontier breadth first and every
  *               page's depth is its shortest distance from a seed
- *   claims      ZSET of "OWNER\tITEM" taken by a process, scored by the
- *               time (ms, Redis's clock) after which anyone may queue
- *               them again
+ *   claims      ZSET of "OWNER\tITEM" taken by a process (scored by the
+ *               time it took them)
  *   writing     ZSET of "OWNER\tITEM" whose record is being written
+ *   alive       ZSET of OWNER scored by the end of its lease (ms, Redis's
+ *               clock), which the live process renews several times per
+ *               claim timeout
  *   outstart    HASH OWNER -> the size of its output when it started
+ *   tags        HASH OWNER -> the prefix of its per-host slot tokens, to
+ *               free them when its lease expires
  *   lease:HOST  ZSET of the requests in flight to HOST, scored by expiry
  *   next:HOST   the time before which HOST takes no new request (--delay)
+ *   robots:HOST robots.txt of HOST as one process read it (crawl.c's
+ *               encoding), expiring when it must be fetched again
+ *   robotslock:HOST  the OWNER fetching robots.txt of HOST for all
  *
  * An item is one string "HOST\nDEPTH\nFLAGS\nURL\nREFERRER", the same
  * whoever writes it, so that a process can name its claim to remove it.
  * Each step that must not be split (add: seen then queued; pop: unqueued
  * then claimed; reclaim; lease) is a Lua script, which Redis runs whole.
  *
- * OWNER names a process's output, "HOSTNAME:PATH" (or "HOSTNAME:pid=N"
- * when it is not a file). Before a record is written its item moves from
- * claims to writing; after, it leaves writing. A process killed in between
- * leaves items that a claim timeout must not queue again (their record may
- * be written): the same command run again settles its own at start by
- * looking for their records in its output, and any process on the same
- * machine settles those of a dead owner after the claim timeout the same
- * way. So no page is fetched or recorded twice.
+ * OWNER names a process's output, "NODE:PATH" (or "NODE:pid=N" when it
+ * is not a file), NODE being --node or the host name. Before a record is written its item moves from
+ * claims to writing; after, it leaves writing. When an owner's lease
+ * expires (it died, or hangs), any process queues its claims again at
+ * once. What it was writing may be in its output or not: the same
+ * command run again settles its own at start by looking for their
+ * records in its output; a process on the owner's machine does the same
+ * when the lease expires; and when the owner's output cannot be read
+ * (a pipe, or a file on a machine where no process of the job runs)
+ * those items are queued again a claim timeout later: at least once,
+ * so that no page is missing from the union of the outputs, and at most
+ * once whenever the output can be read.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,6 +71,14 @@
 #define NOW_MS                                                              \
   "local t = redis.call('TIME') "                                           \
   "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+/* Frees the per-host slots (lease:HOST) whose tokens start with tag, of
+ * every host in the set hk; returns their number. */
+#define RELEASE_FN                                                          \
+  "local function release(hk, lp, tag) local n = 0 "                        \
+  "for _, h in ipairs(redis.call('SMEMBERS', hk)) do "                      \
+  "for _, m in ipairs(redis.call('ZRANGE', lp .. h, 0, -1)) do "            \
+  "if string.sub(m, 1, #tag) == tag then "                                  \
+  "redis.call('ZREM', lp .. h, m) n = n + 1 end end end return n end "
 /* Host and depth of an item's string. */
 #define PARSE_FN                                                            \
   "local function parse(m) local a = string.find(m, '\\n', 1, true) "       \
@@ -73,8 +92,8 @@ static const char add_lua[] =
     "redis.call('HINCRBY', KEYS[4], ARGV[3], 1) "
     "return 1";
 
-/* KEYS: q:HOST, claims, pending; ARGV: claim ms, owner. The head of the
- * queue, claimed; nil when empty; 2 when it is deeper than the level. */
+/* KEYS: q:HOST, claims, pending; ARGV: owner. The head of the queue,
+ * claimed; nil when empty; 2 when it is deeper than the level. */
 static const char pop_lua[] =
     LEVEL_FN NOW_MS
     "local h = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES') "
@@ -82,20 +101,20 @@ static const char pop_lua[] =
     "local lv = level(KEYS[3]) "
     "if lv ~= nil and tonumber(h[2]) > lv then return 2 end "
     "redis.call('ZREM', KEYS[1], h[1]) "
-    "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[2] .. '\\t' .. h[1]) "
+    "redis.call('ZADD', KEYS[2], now, ARGV[1] .. '\\t' .. h[1]) "
     "return h[1]";
 
-/* KEYS: claims, q:HOST, writing, pending; ARGV: owner, item, claim ms,
- * depth. 1 when the item is still this process's (its claim, or queued
- * again after the claim expired and not taken by anyone): it is then
- * being recorded; 0 when another process has it. */
+/* KEYS: claims, q:HOST, writing, pending; ARGV: owner, item, depth. 1
+ * when the item is still this process's (its claim, or queued again after
+ * its lease lapsed and not taken by anyone): it is then being recorded;
+ * 0 when another process has it. */
 static const char recording_lua[] =
     DEC_FN NOW_MS
     "local ok = redis.call('ZREM', KEYS[1], ARGV[1] .. '\\t' .. ARGV[2]) "
     "if ok == 0 then ok = redis.call('ZREM', KEYS[2], ARGV[2]) end "
     "if ok == 0 then return 0 end "
-    "redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1] .. '\\t' .. ARGV[2]) "
-    "dec(KEYS[4], ARGV[4]) "
+    "redis.call('ZADD', KEYS[3], now, ARGV[1] .. '\\t' .. ARGV[2]) "
+    "dec(KEYS[4], ARGV[3]) "
     "return 1";
 
 /* KEYS: claims, pending; ARGV: owner, item, depth. An item finished
@@ -104,6 +123,16 @@ static const char done_lua[] =
     DEC_FN
     "if redis.call('ZREM', KEYS[1], ARGV[1] .. '\\t' .. ARGV[2]) == 1 then "
     "  dec(KEYS[2], ARGV[3]) end "
+    "return 0";
+
+/* KEYS: writing, q:HOST, pending; ARGV: owner, item, depth. A record
+ * written: 1 when the item left writing; 2 when it had been queued again
+ * meanwhile (this process's lease lapsed) and nobody had taken it: it is
+ * taken back; 0 when another process has it (it may record it too). */
+static const char recorded_lua[] =
+    DEC_FN
+    "if redis.call('ZREM', KEYS[1], ARGV[1] .. '\\t' .. ARGV[2]) == 1 then return 1 end "
+    "if redis.call('ZREM', KEYS[2], ARGV[2]) == 1 then dec(KEYS[3], ARGV[3]) return 2 end "
     "return 0";
 
 /* KEYS: writing, pending, hosts; ARGV: member, found (1/0), queue prefix.
@@ -120,28 +149,99 @@ static const char settle_lua[] =
     "end "
     "return 1";
 
-/* KEYS: claims, writing, pending; ARGV: queue prefix. Queues again the
- * expired claims; returns {their number, the level (-1: none), the
- * expired members of writing...}. */
+/* KEYS: claims, writing, pending, alive, hosts, tags; ARGV: queue prefix,
+ * owner, claim ms, "NODE:" of this process, lease prefix. For each other
+ * owner whose lease has expired: its per-host slots are freed and its
+ * claims queued again; what it was
+ * recording is returned to be settled by reading its output when that is
+ * a file on this machine, left a claim timeout longer for a process on
+ * its machine when it is a file elsewhere, else queued again. An owner
+ * with nothing left leaves alive. Returns {claims queued again, records
+ * queued again, the level (-1: none), the members of writing to
+ * settle...}. */
 static const char reclaim_lua[] =
-    LEVEL_FN PARSE_FN NOW_MS
-    "local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1000) "
-    "for _, c in ipairs(items) do "
-    "  local m = string.match(c, '\\t([^\\t]*)$') "
-    "  local host, depth = parse(m) "
+    LEVEL_FN PARSE_FN RELEASE_FN NOW_MS
+    "local function requeue(m, pend) local host, depth = parse(m) "
     "  redis.call('ZADD', ARGV[1] .. host, depth, m) "
-    "  redis.call('ZREM', KEYS[1], c) "
+    "  redis.call('SADD', KEYS[5], host) "
+    "  if pend then redis.call('HINCRBY', KEYS[3], depth, 1) end end "
+    "local nc, nw, settle = 0, 0, {} "
+    "local dead = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. now, "
+    "                        'WITHSCORES', 'LIMIT', 0, 16) "
+    "for i = 1, #dead, 2 do "
+    "  local o, ends = dead[i], tonumber(dead[i + 1]) "
+    "  local p = o .. '\t' "
+    "  if o ~= ARGV[2] then "
+    "    local tag = redis.call('HGET', KEYS[6], o) "
+    "    if tag then release(KEYS[5], ARGV[5], tag) redis.call('HDEL', KEYS[6], o) end "
+    "    for _, c in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do "
+    "      if string.sub(c, 1, #p) == p then "
+    "        requeue(string.sub(c, #p + 1), false) "
+    "        redis.call('ZREM', KEYS[1], c) nc = nc + 1 end end "
+    "    local w = {} "
+    "    for _, c in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do "
+    "      if string.sub(c, 1, #p) == p then w[#w + 1] = c end end "
+    "    local file = string.find(o, ':/', 1, true) ~= nil "
+    "    local here = string.sub(o, 1, #ARGV[4]) == ARGV[4] "
+    "    if #w == 0 then redis.call('ZREM', KEYS[4], o) "
+    "    elseif file and here then for _, c in ipairs(w) do settle[#settle + 1] = c end "
+    "    elseif not file or now >= ends + tonumber(ARGV[3]) then "
+    "      for _, c in ipairs(w) do "
+    "        requeue(string.sub(c, #p + 1), true) "
+    "        redis.call('ZREM', KEYS[2], c) nw = nw + 1 end "
+    "      redis.call('ZREM', KEYS[4], o) end "
+    "  end "
     "end "
-    "local r = {#items, level(KEYS[3]) or -1} "
-    "for _, w in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do "
-    "  r[#r + 1] = w end "
+    "local r = {nc, nw, level(KEYS[3]) or -1} "
+    "for _, c in ipairs(settle) do r[#r + 1] = c end "
     "return r";
 
-/* KEYS: claims; ARGV: queue prefix, owner. Queues again at once the
- * claims of this owner (its earlier run, killed). */
+/* KEYS: alive; ARGV: owner, claim ms. Renews the owner's lease: 1 when it
+ * had lapsed (or was never taken), else 0. */
+static const char renew_lua[] =
+    NOW_MS
+    "local e = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
+    "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) "
+    "if e == false or tonumber(e) < now then return 1 end "
+    "return 0";
+
+/* KEYS: robots:HOST, robotslock:HOST, alive; ARGV: owner, lock ms. The
+ * stored robots.txt {0, value, ms left}; else {1}, the lock now this
+ * owner's (nobody holds it, or its holder's lease expired); else {2}. */
+static const char robots_get_lua[] =
+    NOW_MS
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v then return {0, v, redis.call('PTTL', KEYS[1])} end "
+    "local l = redis.call('GET', KEYS[2]) "
+    "if l and l ~= ARGV[1] then "
+    "  local e = redis.call('ZSCORE', KEYS[3], l) "
+    "  if e and tonumber(e) >= now then return {2} end "
+    "end "
+    "redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) "
+    "return {1}";
+
+/* KEYS: robots:HOST, robotslock:HOST; ARGV: owner, value, ms ('': store
+ * nothing). Stores robots.txt and frees the lock if it is the owner's. */
+static const char robots_put_lua[] =
+    "if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end "
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
+    "return 1";
+
+/* KEYS: claims, alive, writing; ARGV: queue prefix, owner, "1" when it
+ * stops. Queues again at once the claims of this owner (its earlier run,
+ * killed; or this run, stopping, which then gives up its lease: at once,
+ * or, when it leaves pages being recorded (its output failed), by letting
+ * it expire now, so that they are settled as a dead process's). */
 static const char reclaim_own_lua[] =
-    PARSE_FN
+    PARSE_FN NOW_MS
     "local p = ARGV[2] .. '\t' "
+    "if ARGV[3] == '1' then "
+    "  local left = false "
+    "  for _, c in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do "
+    "    if string.sub(c, 1, #p) == p then left = true end end "
+    "  if left then redis.call('ZADD', KEYS[2], now - 1, ARGV[2]) "
+    "  else redis.call('ZREM', KEYS[2], ARGV[2]) end "
+    "end "
     "local n = 0 "
     "for _, c in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do "
     "  if string.sub(c, 1, #p) == p then "
@@ -157,17 +257,10 @@ static const char reclaim_own_lua[] =
 /* KEYS: hosts; ARGV: lease prefix, token prefix. Frees the per-host slots
  * this owner's last run held when it was killed. */
 static const char release_own_lua[] =
-    "local n = 0 "
-    "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
-    "  for _, m in ipairs(redis.call('ZRANGE', ARGV[1] .. h, 0, -1)) do "
-    "    if string.sub(m, 1, #ARGV[2]) == ARGV[2] then "
-    "      redis.call('ZREM', ARGV[1] .. h, m) n = n + 1 end "
-    "  end "
-    "end "
-    "return n";
+    RELEASE_FN "return release(KEYS[1], ARGV[1], ARGV[2])";
 
 static const char remaining_lua[] =
-    "local n = redis.call('ZCARD', KEYS[2]) "
+    "local n = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) "
     "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
     "  n = n + redis.call('ZCARD', ARGV[1] .. h) "
     "end "
@@ -329,12 +422,10 @@ static int rd_pop(ws_frontier *fr, const char *host, ws_item *out) {
        *kp = key(f, "pending", NULL);
   int rc = UV_ENOMEM;
   if (kq && kc && kp) {
-    char ms[32];
-    snprintf(ms, sizeof ms, "%" PRId64, f->claim_ms);
     const char *keys[] = {kq, kc, kp};
-    const char *args[] = {ms, f->owner};
+    const char *args[] = {f->owner};
     redisReply *r;
-    rc = eval(f, &r, pop_lua, 3, keys, 2, args, NULL);
+    rc = eval(f, &r, pop_lua, 3, keys, 1, args, NULL);
     if (rc == 0) {
       if (r->type == REDIS_REPLY_STRING)
         rc = item_parse(r->str, r->len, out) == 0 ? 0 : UV_EPROTO;
@@ -397,11 +488,10 @@ static int item_script(redis_frontier *f, const ws_item *it, const char *script,
 static int rd_recording(ws_frontier *fr, ws_item *it) {
   redis_frontier *f = (redis_frontier *)fr;
   static const char *const suffixes[] = {"claims", "q:", "writing", "pending"};
-  char ms[32], depth[16];
-  snprintf(ms, sizeof ms, "%" PRId64, f->claim_ms);
+  char depth[16];
   snprintf(depth, sizeof depth, "%d", it->depth);
   redisReply *r;
-  int rc = item_script(f, it, recording_lua, suffixes, 4, ms, depth, &r);
+  int rc = item_script(f, it, recording_lua, suffixes, 4, depth, NULL, &r);
   if (rc != 0) return rc;
   rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
   freeReplyObject(r);
@@ -411,26 +501,41 @@ static int rd_recording(ws_frontier *fr, ws_item *it) {
 static int rd_done(ws_frontier *fr, const ws_item *it) {
   redis_frontier *f = (redis_frontier *)fr;
   redisReply *r;
-  int rc;
-  if (it->recorded) {
-    char *host = host_of_url(it->url);
-    char *text = host ? item_text(host, it) : NULL;
-    rc = UV_ENOMEM;
-    if (text != NULL) {
-      rc = weft_redis_command(f->r, &r, "ZREM %swriting %s\t%s", f->prefix, f->owner,
-                              text);
-      if (rc == 0) freeReplyObject(r);
-    }
-    free(host);
-    free(text);
-    return rc;
-  }
-  static const char *const suffixes[] = {"claims", "pending"};
   char depth[16];
   snprintf(depth, sizeof depth, "%d", it->depth);
-  rc = item_script(f, it, done_lua, suffixes, 2, depth, NULL, &r);
+  if (it->recorded) {
+    static const char *const suffixes[] = {"writing", "q:", "pending"};
+    int rc = item_script(f, it, recorded_lua, suffixes, 3, depth, NULL, &r);
+    if (rc != 0) return rc;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+      weft_log(WEFT_LOG_WARN,
+               "a page recorded after this process's lease lapsed was taken by "
+               "another process meanwhile: it may be recorded twice",
+               "url=%s", it->url);
+    freeReplyObject(r);
+    return 0;
+  }
+  static const char *const suffixes[] = {"claims", "pending"};
+  int rc = item_script(f, it, done_lua, suffixes, 2, depth, NULL, &r);
   if (rc == 0) freeReplyObject(r);
   return rc;
+}
+
+/* What ws_output_find() needs on the thread pool: an output may be large,
+ * and the loop must go on renewing this process's lease meanwhile. */
+typedef struct find_job {
+  const char *path;
+  int64_t start;
+  char *const *urls;
+  size_t n;
+  int *found;
+  int rc;
+} find_job;
+
+static int find_on_pool(void *arg) {
+  find_job *j = arg;
+  j->rc = ws_output_find(j->path, j->start, j->urls, j->n, j->found);
+  return 0;
 }
 
 /* Settles the members of writing (all of one owner, listed in m[0..n)):
@@ -461,18 +566,21 @@ static void settle(redis_frontier *f, const char *owner, char **m, size_t n) {
       if (r->type == REDIS_REPLY_STRING) start = strtoll(r->str, NULL, 10);
       freeReplyObject(r);
     }
-    rc = ws_output_find(path, start, urls, n, found);
+    find_job job = {.path = path, .start = start, .urls = urls, .n = n, .found = found};
+    rc = weft_blocking(find_on_pool, &job);
+    if (rc == 0) rc = job.rc;
   }
   if (rc != 0 || !here) {
-    /* Nothing to look in: left as they are (recorded, most likely), and
-     * out of the way of the next refresh. */
-    if (rc != 0)
-      weft_log(WEFT_LOG_WARN, "cannot look for the records of a stopped process",
-               "owner=\"%s\" error=\"%s\"", owner, weft_strerror(rc));
-    for (size_t i = 0; i < n; i++)
-      if (weft_redis_command(f->r, &r, "ZADD %swriting XX +inf %s", f->prefix, m[i]) == 0)
-        freeReplyObject(r);
-  } else {
+    /* Nothing to look in: queued again, so that none is missing from the
+     * outputs, though one may then be recorded twice. */
+    weft_log(WEFT_LOG_WARN,
+             "cannot look for the records of a stopped process: the pages it "
+             "was recording are queued again",
+             "owner=\"%s\" pages=%zu error=\"%s\"", owner, n,
+             weft_strerror(rc != 0 ? rc : UV_ENOENT));
+    if (found != NULL) memset(found, 0, n * sizeof *found);
+  }
+  if (found != NULL && urls != NULL) {
     char *kw = key(f, "writing", NULL), *kp = key(f, "pending", NULL),
          *kh = key(f, "hosts", NULL), *kqp = key(f, "q:", NULL);
     size_t again = 0;
@@ -544,26 +652,37 @@ static int rd_refresh(ws_frontier *fr,
                       void *ctx, int *level) {
   redis_frontier *f = (redis_frontier *)fr;
   char *kc = key(f, "claims", NULL), *kqp = key(f, "q:", NULL),
-       *kw = key(f, "writing", NULL), *kp = key(f, "pending", NULL);
+       *kw = key(f, "writing", NULL), *kp = key(f, "pending", NULL),
+       *ka = key(f, "alive", NULL), *kh = key(f, "hosts", NULL),
+       *kt = key(f, "tags", NULL), *klp = key(f, "lease:", NULL);
   redisReply *r = NULL;
   int rc = UV_ENOMEM;
-  if (kc && kqp && kw && kp) {
-    const char *keys[] = {kc, kw, kp};
-    const char *args[] = {kqp};
-    rc = eval(f, &r, reclaim_lua, 3, keys, 1, args, NULL);
+  if (kc && kqp && kw && kp && ka && kh && kt && klp) {
+    char ms[32], here[260];
+    snprintf(ms, sizeof ms, "%" PRId64, f->claim_ms);
+    snprintf(here, sizeof here, "%s:", f->hostname);
+    const char *keys[] = {kc, kw, kp, ka, kh, kt};
+    const char *args[] = {kqp, f->owner, ms, here, klp};
+    rc = eval(f, &r, reclaim_lua, 6, keys, 5, args, NULL);
     if (rc == 0) {
-      if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
-        if (r->element[0]->integer > 0)
-          weft_log(WEFT_LOG_INFO, "queued again the claims of a stopped process",
-                   "items=%lld", r->element[0]->integer);
-        *level = (int)r->element[1]->integer;
-        if (r->elements > 2) settle_members(f, r, 2, NULL);
+      if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
+        if (r->element[0]->integer > 0 || r->element[1]->integer > 0)
+          weft_log(WEFT_LOG_INFO,
+                   "queued again the items of a process whose lease expired",
+                   "claims=%lld being_recorded=%lld", r->element[0]->integer,
+                   r->element[1]->integer);
+        *level = (int)r->element[2]->integer;
+        if (r->elements > 3) settle_members(f, r, 3, NULL);
       }
       freeReplyObject(r);
     }
   }
   free(kw);
   free(kp);
+  free(ka);
+  free(kh);
+  free(kt);
+  free(klp);
   if (rc == 0) rc = weft_redis_command(f->r, &r, "SMEMBERS %shosts", f->prefix);
   if (rc == 0) {
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && rc == 0; i++) {
@@ -581,16 +700,40 @@ static int rd_refresh(ws_frontier *fr,
   return rc;
 }
 
+/* The lease script on this process's owner; 0, 1 or an error. */
+static int renew_lease(redis_frontier *f) {
+  char *ka = key(f, "alive", NULL);
+  int rc = UV_ENOMEM;
+  if (ka != NULL) {
+    char ms[32];
+    snprintf(ms, sizeof ms, "%" PRId64, f->claim_ms);
+    const char *keys[] = {ka};
+    const char *args[] = {f->owner, ms};
+    redisReply *r;
+    rc = eval(f, &r, renew_lua, 1, keys, 2, args, NULL);
+    if (rc == 0) {
+      rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+      freeReplyObject(r);
+    }
+  }
+  free(ka);
+  return rc;
+}
+
+static int rd_renew(ws_frontier *fr) {
+  return renew_lease((redis_frontier *)fr);
+}
+
 static int rd_finished(ws_frontier *fr) {
   redis_frontier *f = (redis_frontier *)fr;
   char *kh = key(f, "hosts", NULL), *kc = key(f, "claims", NULL),
-       *kqp = key(f, "q:", NULL);
+       *kw = key(f, "writing", NULL), *kqp = key(f, "q:", NULL);
   int rc = UV_ENOMEM;
-  if (kh && kc && kqp) {
-    const char *keys[] = {kh, kc};
+  if (kh && kc && kw && kqp) {
+    const char *keys[] = {kh, kc, kw};
     const char *args[] = {kqp};
     redisReply *r;
-    rc = eval(f, &r, remaining_lua, 2, keys, 1, args, NULL);
+    rc = eval(f, &r, remaining_lua, 3, keys, 1, args, NULL);
     if (rc == 0) {
       rc = r->type == REDIS_REPLY_INTEGER && r->integer == 0;
       freeReplyObject(r);
@@ -598,6 +741,7 @@ static int rd_finished(ws_frontier *fr) {
   }
   free(kh);
   free(kc);
+  free(kw);
   free(kqp);
   return rc;
 }
@@ -637,6 +781,74 @@ static void rd_release(ws_frontier *fr, const char *host, const char *token) {
     freeReplyObject(r);
 }
 
+/* The lock on a host's robots.txt: a holder that dies loses it with its
+ * lease; this only bounds a lock whose holder lives but never answers. */
+#define ROBOTS_LOCK_MS (10 * 60 * 1000)
+
+static int rd_get_robots(ws_frontier *fr, const char *host, char **value,
+                         size_t *len, int64_t *ttl_ms) {
+  redis_frontier *f = (redis_frontier *)fr;
+  *value = NULL;
+  *len = 0;
+  *ttl_ms = 0;
+  char *kr = key(f, "robots:", host), *kl = key(f, "robotslock:", host),
+       *ka = key(f, "alive", NULL);
+  int rc = UV_ENOMEM;
+  if (kr && kl && ka) {
+    char ms[32];
+    snprintf(ms, sizeof ms, "%d", ROBOTS_LOCK_MS);
+    const char *keys[] = {kr, kl, ka};
+    const char *args[] = {f->owner, ms};
+    redisReply *r;
+    rc = eval(f, &r, robots_get_lua, 3, keys, 2, args, NULL);
+    if (rc == 0) {
+      rc = UV_EPROTO;
+      if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+          r->element[0]->type == REDIS_REPLY_INTEGER)
+        rc = (int)r->element[0]->integer;
+      if (rc == 0 && (r->elements < 3 || r->element[1]->type != REDIS_REPLY_STRING))
+        rc = UV_EPROTO;
+      if (rc == 0) {
+        *value = malloc(r->element[1]->len + 1);
+        if (*value == NULL) {
+          rc = UV_ENOMEM;
+        } else {
+          memcpy(*value, r->element[1]->str, r->element[1]->len);
+          (*value)[r->element[1]->len] = '\0';
+          *len = r->element[1]->len;
+          *ttl_ms = r->element[2]->integer;
+        }
+      }
+      freeReplyObject(r);
+    }
+  }
+  free(kr);
+  free(kl);
+  free(ka);
+  return rc;
+}
+
+static int rd_put_robots(ws_frontier *fr, const char *host, const char *value,
+                         size_t len, int64_t ttl_ms) {
+  redis_frontier *f = (redis_frontier *)fr;
+  char *kr = key(f, "robots:", host), *kl = key(f, "robotslock:", host);
+  int rc = UV_ENOMEM;
+  if (kr && kl) {
+    char ms[32] = "";
+    if (value != NULL) snprintf(ms, sizeof ms, "%" PRId64, ttl_ms > 0 ? ttl_ms : 1);
+    const char *keys[] = {kr, kl};
+    /* eval() takes a length of 0 for strlen(): an empty value is "". */
+    const char *args[] = {f->owner, value != NULL ? value : "", ms};
+    size_t lens[] = {0, value != NULL ? len : 0, 0};
+    redisReply *r;
+    rc = eval(f, &r, robots_put_lua, 2, keys, 3, args, lens);
+    if (rc == 0) freeReplyObject(r);
+  }
+  free(kr);
+  free(kl);
+  return rc;
+}
+
 static uint64_t rd_seen_count(ws_frontier *fr) {
   return ((redis_frontier *)fr)->seen;
 }
@@ -650,15 +862,18 @@ static void rd_close(ws_frontier *fr) {
   /* What this process still holds (a retry left for later when it was
    * stopped) goes back to the queues now, rather than hold the level the
    * others serve until the claims expire. */
-  char *kc = key(f, "claims", NULL), *kqp = key(f, "q:", NULL);
-  if (kc != NULL && kqp != NULL && f->r != NULL) {
-    const char *keys[] = {kc};
-    const char *args[] = {kqp, f->owner};
+  char *kc = key(f, "claims", NULL), *kqp = key(f, "q:", NULL),
+       *ka = key(f, "alive", NULL), *kw = key(f, "writing", NULL);
+  if (kc != NULL && kqp != NULL && ka != NULL && kw != NULL && f->r != NULL) {
+    const char *keys[] = {kc, ka, kw};
+    const char *args[] = {kqp, f->owner, "1"};
     redisReply *r;
-    if (eval(f, &r, reclaim_own_lua, 1, keys, 2, args, NULL) == 0) freeReplyObject(r);
+    if (eval(f, &r, reclaim_own_lua, 3, keys, 3, args, NULL) == 0) freeReplyObject(r);
   }
   free(kc);
   free(kqp);
+  free(ka);
+  free(kw);
   weft_redis_close(f->r);
   free(f->prefix);
   free(f->owner);
@@ -674,9 +889,12 @@ static const ws_frontier_ops redis_ops = {
     .done = rd_done,
     .each_queued = rd_each_queued,
     .refresh = rd_refresh,
+    .renew = rd_renew,
     .finished = rd_finished,
     .lease = rd_lease,
     .release = rd_release,
+    .get_robots = rd_get_robots,
+    .put_robots = rd_put_robots,
     .seen_count = rd_seen_count,
     .queued_count = rd_queued_count,
     .close = rd_close,
@@ -691,12 +909,13 @@ static int settle_own(redis_frontier *f, const ws_output_info *oi) {
   if (rc != 0) return rc;
   if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) settle_members(f, r, 0, f->owner);
   freeReplyObject(r);
-  char *kc = key(f, "claims", NULL), *kqp = key(f, "q:", NULL);
-  rc = kc && kqp ? 0 : UV_ENOMEM;
+  char *kc = key(f, "claims", NULL), *kqp = key(f, "q:", NULL),
+       *ka = key(f, "alive", NULL), *kw = key(f, "writing", NULL);
+  rc = kc && kqp && ka && kw ? 0 : UV_ENOMEM;
   if (rc == 0) {
-    const char *keys[] = {kc};
-    const char *args[] = {kqp, f->owner};
-    rc = eval(f, &r, reclaim_own_lua, 1, keys, 2, args, NULL);
+    const char *keys[] = {kc, ka, kw};
+    const char *args[] = {kqp, f->owner, "0"};
+    rc = eval(f, &r, reclaim_own_lua, 3, keys, 3, args, NULL);
     if (rc == 0) {
       if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
         weft_log(WEFT_LOG_INFO, "queued again the claims of this output's last run",
@@ -706,6 +925,8 @@ static int settle_own(redis_frontier *f, const ws_output_info *oi) {
   }
   free(kc);
   free(kqp);
+  free(ka);
+  free(kw);
   if (rc != 0) return rc;
   char *kh = key(f, "hosts", NULL), *klp = key(f, "lease:", NULL);
   rc = kh && klp ? 0 : UV_ENOMEM;
@@ -724,9 +945,18 @@ static int settle_own(redis_frontier *f, const ws_output_info *oi) {
   return rc;
 }
 
+/* Notes this owner's token prefix, with which the others free its
+ * per-host slots once its lease has expired. */
+static int note_tag(redis_frontier *f) {
+  redisReply *r;
+  int rc = weft_redis_command(f->r, &r, "HSET %stags %s %s", f->prefix, f->owner, f->tag);
+  if (rc == 0) freeReplyObject(r);
+  return rc;
+}
+
 int ws_frontier_redis(const char *host, int port, const char *job,
-                      int64_t claim_ms, const ws_output_info *oi,
-                      ws_frontier **out) {
+                      const char *node, int64_t claim_ms,
+                      const ws_output_info *oi, ws_frontier **out) {
   *out = NULL;
   redis_frontier *f = calloc(1, sizeof *f);
   if (f == NULL) return UV_ENOMEM;
@@ -740,7 +970,9 @@ int ws_frontier_redis(const char *host, int port, const char *job,
     return UV_ENOMEM;
   }
   snprintf(f->prefix, n, "ws:%s:", job);
-  if (gethostname(f->hostname, sizeof f->hostname - 1) != 0)
+  if (node != NULL && node[0] != '\0')
+    snprintf(f->hostname, sizeof f->hostname, "%s", node);
+  else if (gethostname(f->hostname, sizeof f->hostname - 1) != 0)
     snprintf(f->hostname, sizeof f->hostname, "localhost");
   for (char *c = f->hostname; *c; c++)
     if (*c == ':' || *c == '\t') *c = '_';
@@ -768,6 +1000,9 @@ int ws_frontier_redis(const char *host, int port, const char *job,
     return rc;
   }
   rc = settle_own(f, oi);
+  /* The lease is taken before the first claim. */
+  if (rc == 0) rc = note_tag(f);
+  if (rc == 0 && (rc = renew_lease(f)) > 0) rc = 0;
   if (rc != 0) {
     rd_close(&f->base);
     return rc;

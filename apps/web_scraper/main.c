@@ -118,9 +118,14 @@ static const app_option options[] = {
                       "Redis at HOST:PORT"),
     APP_OPTION_STRING(ws_config, job, NULL,
                       "the name of a crawl shared through --redis"),
-    APP_OPTION_CUSTOM(ws_config, claim_timeout, "60s", "DURATION",
-                      "with --redis, how long the URLs a process took stay its "
-                      "own before the others take them again (it died)",
+    APP_OPTION_STRING(ws_config, node, NULL,
+                      "with --redis, the name of this machine (default: its "
+                      "host name): a process reads the output of a dead one "
+                      "of its node to settle what it was recording"),
+    APP_OPTION_CUSTOM(ws_config, claim_timeout, "10s", "DURATION",
+                      "with --redis, how long after a process stops renewing "
+                      "its lease (it died, or hangs) the others take again the "
+                      "URLs it held (at least 1s)",
                       app_parse_duration_ms_1e7, NULL,
                       app_format_duration_ms),
     APP_OPTION_CUSTOM(ws_config, grace, "10s", "DURATION",
@@ -318,6 +323,11 @@ int main(int argc, char **argv) {
     usage_error("--redis: this build has no Redis (the weft_redis module)");
     goto done;
 #endif
+    if (cfg.claim_timeout < 1000) {
+      usage_error("--claim-timeout: at least 1s: a live process renews its "
+                  "lease several times within it");
+      goto done;
+    }
     if (cfg.state != NULL) {
       usage_error("--state and --redis exclude each other: the frontier is in "
                   "one place");

@@ -213,6 +213,17 @@ def parse_records(raw):
     return records
 
 
+def complete_records(path):
+    """The records of the complete lines of an output file (a process may
+    have died writing its last one); [] when there is no file."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return []
+    return parse_records(raw[:raw.rfind(b"\n") + 1])
+
+
 FIELDS = ("url", "final_url", "status", "depth", "referrer", "content_type", "bytes",
           "title", "fields", "links", "fetched_at", "elapsed_ms", "error")
 
@@ -253,6 +264,14 @@ class Redis:
     def __init__(self, tmp):
         self.port = free_port()
         self.proc = start_redis(self.port, tmp)
+
+    def command(self, *args):
+        """A command through redis-cli: its reply as redis-cli --no-raw
+        prints it (strings quoted, newlines as \\n)."""
+        p = subprocess.run(["redis-cli", "--no-raw", "-p", str(self.port)] +
+                           [str(a) for a in args], capture_output=True,
+                           timeout=seconds(10))
+        return p.stdout.decode("utf-8", "replace")
 
     def close(self):
         self.proc.terminate()

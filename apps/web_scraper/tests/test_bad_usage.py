@@ -65,6 +65,10 @@ def test(binary):
                 f.write(text)
             p = crawl(binary, "--rules", rules, SEED)
             check(p.code == 2 and needle in p.stderr, "rules %r: %r" % (text, p))
+    p = run_binary(binary, "--redis", "127.0.0.1:1", "--job", "j", "--claim-timeout", "500ms",
+                   SEED, log_level="warn")
+    check(p.returncode == 2 and ("--claim-timeout: at least 1s" in p.stderr or
+                                 "no Redis" in p.stderr), "--claim-timeout 500ms: %r" % p)
     v = run_binary(binary, "--version", log_level="warn")
     check(v.returncode == 0 and v.stdout.startswith("web_scraper "), "--version: %r" % v)
     check_help(binary, ["--max-depth", "--per-host", "--extract", "--rules", "--state",

@@ -1,8 +1,9 @@
 """--redis HOST:PORT --job NAME: three processes crawl one site together
 through a redis-server the test starts on a free port. The union of their
-outputs is the site, each URL once; each page is requested once in all;
---per-host holds across the processes (the site counts requests in flight
-per host); and the URLs a killed process had taken are taken again by the
+outputs is the site, each URL once; each page is requested once in all,
+robots.txt too (one process fetches it for the job, the others read it
+from Redis); --per-host holds across the processes (the site counts
+requests in flight per host); and the URLs a killed process had taken are taken again by the
 others after --claim-timeout, those it was recording settled from its
 output, so that even then each URL is recorded once."""
 
@@ -86,6 +87,9 @@ def test(binary):
                 inflight = dict(s.max_in_flight)
             check(not twice, "requested more than once: %r" % twice)
             check(s.hit_count("/no", 0) == 0 and s.hit_count("/no", 1) == 0, "robots.txt")
+            robots = [s.hit_count("/robots.txt", h) for h in (0, 1)]
+            check(robots == [1, 1], "robots.txt fetched %r times (per host) by three "
+                  "processes: once was enough" % robots)
             check(all(v <= 2 for v in inflight.values()),
                   "--per-host 2 not held across processes: %r" % inflight)
 

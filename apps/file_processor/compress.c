@@ -511,7 +511,7 @@ static int inflate_member(codec_state *cs, const unsigned char *in, size_t len,
   struct inflate_state *st = cs->isal;
   isal_inflate_init(st);
   st->crc_flag = ISAL_GZIP_NO_HDR;
-  st->next_in = (uint8_t *)(uintptr_t)in;
+  st->next_in = (uint8_t *)in; /* ISA-L only reads it */
   st->avail_in = (uint32_t)len;
   st->next_out = out;
   st->avail_out = raw;

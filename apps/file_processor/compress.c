@@ -511,7 +511,7 @@ static int inflate_member(codec_state *cs, const unsigned char *in, size_t len,
   struct inflate_state *st = cs->isal;
   isal_inflate_init(st);
   st->crc_flag = ISAL_GZIP_NO_HDR;
-  st->next_in = (uint8_t *)(uintptr_t)in;
+  st->next_in = (uint8_t *)in; /* only read */
   st->avail_in = (uint32_t)len;
   st->next_out = out;
   st->avail_out = raw;
@@ -773,7 +773,11 @@ static int big_file(fp_run *r, fp_entry *e) {
     /* Not cut into blocks: in one piece, on a worker. */
     fp_job one = {.n = 1, .entries = e};
     codec_state *s = state_take(r);
-    if (s == NULL || state_ready(r, s, 1) != 0) return UV_ENOMEM;
+    if (s == NULL) return UV_ENOMEM;
+    if (state_ready(r, s, 1) != 0) {
+      state_give(r, s);
+      return UV_ENOMEM;
+    }
     small_call c = {.r = r, .s = s, .job = &one};
     err = weft_blocking(small_blocking, &c);
     state_give(r, s);

@@ -112,7 +112,7 @@ int chat_auth_verify(const chat_auth *a, const char *token, int64_t now_s,
   /* The header: HS256 only. */
   cJSON *header = part_json(token, (size_t)(dot1 - token));
   const cJSON *alg = header ? cJSON_GetObjectItemCaseSensitive(header, "alg") : NULL;
-  int hs256 = cJSON_IsString(alg) && strcmp(alg->valuestring, "HS256") == 0;
+  int hs256 = alg != NULL && cJSON_IsString(alg) && strcmp(alg->valuestring, "HS256") == 0;
   cJSON_Delete(header);
   if (!hs256) {
     *why = "the token's alg must be HS256";

@@ -993,6 +993,8 @@ static int conn_read_tcp(chat_conn *c) {
     }
     if (have == cap) {
       size_t ncap = cap * 2 < max_line + 2 ? cap * 2 : max_line + 2;
+      /* have <= max_line + 1 here, so there is room to grow. */
+      if (ncap <= cap) break;
       char *grown = realloc(buf, ncap);
       if (grown == NULL) break;
       buf = grown;

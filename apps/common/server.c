@@ -431,6 +431,7 @@ static void server_bound_ip(const weft_tcp *listener, const char *given,
 /* Opens the root executor's listeners; port 0 gets its real port here, and
  * every other executor then listens on that port. */
 static int server_open_home(server *srv, worker *w) {
+  if (w->srv != srv) return UV_EINVAL; /* w is one of srv's by_exec */
   const app_listen_list *l = srv->o->listen;
   for (size_t i = 0; i < l->n; i++) srv->ports[i] = l->addrs[i].port;
   for (size_t i = 0; i < l->n && (srv->flags & WEFT_TCP_REUSEPORT); i++) {

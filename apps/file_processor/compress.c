@@ -773,7 +773,11 @@ static int big_file(fp_run *r, fp_entry *e) {
     /* Not cut into blocks: in one piece, on a worker. */
     fp_job one = {.n = 1, .entries = e};
     codec_state *s = state_take(r);
-    if (s == NULL || state_ready(r, s, 1) != 0) return UV_ENOMEM;
+    if (s == NULL) return UV_ENOMEM;
+    if (state_ready(r, s, 1) != 0) {
+      state_give(r, s);
+      return UV_ENOMEM;
+    }
     small_call c = {.r = r, .s = s, .job = &one};
     err = weft_blocking(small_blocking, &c);
     state_give(r, s);

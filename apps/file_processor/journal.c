@@ -229,7 +229,7 @@ static int cursor_fill(fp_journal *j, run_cursor *c, size_t need) {
 
 static int take_string(char **dst, size_t *cap, const unsigned char *src,
                        size_t n) {
-  if (*cap < n + 1) {
+  if (*dst == NULL || *cap < n + 1) {
     char *b = realloc(*dst, n + 1);
     if (b == NULL) return -1;
     *dst = b;
@@ -302,7 +302,7 @@ static int journal_load(fp_journal *j, const char *path) {
       cursor_rewind(j, &j->cursors[i]);
     weft_log(WEFT_LOG_INFO, "journal sorted into runs on disk",
              "records=%llu runs=%zu", (unsigned long long)j->seq, j->n_runs);
-  } else if (err == 0) {
+  } else if (err == 0 && j->n_recs > 1) {
     qsort(j->recs, j->n_recs, sizeof *j->recs, rec_cmp);
   }
   if (removed > 0)

@@ -530,7 +530,7 @@ int fp_lines_next(fp_lines *l) {
       if (err != 0) {
         l->cur.data = NULL;
         l->cur.len = 0;
-        return err;
+        return err < 0 ? err : UV_EIO;
       }
       continue;
     }

@@ -231,6 +231,11 @@ static htmlDocPtr read_html(const char *body, int len, const char *url,
   return htmlCtxtReadMemory(tls.ctxt, body, len, url, cs, opts);
 }
 
+static void free_strings(char **items, size_t n) {
+  for (size_t i = 0; i < n; i++) free(items[i]);
+  free(items);
+}
+
 /* Evaluates xpath; the string values of its results (first only unless
  * all) go to *items / *n. Returns 0 or -1 when out of memory. */
 static int eval_strings(xmlXPathContextPtr ctx, const char *xpath, int all,
@@ -277,12 +282,12 @@ static int eval_strings(xmlXPathContextPtr ctx, const char *xpath, int all,
     }
   }
   xmlXPathFreeObject(obj);
+  if (rc != 0) {
+    free_strings(*items, *n);
+    *items = NULL;
+    *n = 0;
+  }
   return rc;
-}
-
-static void free_strings(char **items, size_t n) {
-  for (size_t i = 0; i < n; i++) free(items[i]);
-  free(items);
 }
 
 /* Resolves the raw hrefs against base, keeps the http(s) ones in the order

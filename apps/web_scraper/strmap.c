@@ -43,7 +43,10 @@ static int grow(ws_strmap *m) {
   }
   free(m->keys);
   free(m->values);
-  *m = g;
+  m->keys = g.keys;
+  m->values = g.values;
+  m->cap = g.cap;
+  m->n = g.n;
   return 0;
 }
 

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const cJSON *type = cJSON_IsObject(doc)
                             ? cJSON_GetObjectItemCaseSensitive(doc, "type")
                             : NULL;
-    if (cJSON_IsString(type) && !chat_utf8_valid(type->valuestring,
+    if (type != NULL && cJSON_IsString(type) &&
+        !chat_utf8_valid(type->valuestring,
                                                  strlen(type->valuestring))) {
       fprintf(stderr, "fuzz_message: parsed a type that is not UTF-8\n");
       abort();

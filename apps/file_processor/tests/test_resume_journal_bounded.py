@@ -4,7 +4,7 @@ in an unlinked temporary file and merged against the walk. The results are
 the same either way: in memory, with a run per record (--journal-memory 1),
 with several runs a path appears in (a file changed and redone after a
 resume), with --order any, and with --files-from in reverse order (the
-cursors rewind). A journal of 300,000 records resumes in far less memory
+cursors rewind), and an empty journal resumes as a fresh run. A journal of 300,000 records resumes in far less memory
 than it would take as a table (measured with wait4; not under sanitizers)."""
 
 import os
@@ -50,6 +50,18 @@ def test(binary):
             check(st["files_reused"] == want_reused,
                   "--resume %r reused %s, wanted %d" % (extra, st["files_reused"], want_reused))
             return r.stdout
+
+        # A journal with no finished items (empty: the earlier run died
+        # before its first) resumes as a fresh run; its empty table is not
+        # sorted.
+        empty = os.path.join(tmp, b"empty")
+        open(empty, "wb").close()
+        s = os.path.join(tmp, b"s.json")
+        r = fp(binary, "hash", "-a", "sha256,md5", "--format", "bsd", "t", "--journal", empty, "--resume",
+               "--summary-json", s, cwd=tmp)
+        expect(r, 0, "--resume of an empty journal")
+        check(summary(s)["files_reused"] == 0, "an empty journal reuses nothing: %s" % summary(s))
+        check(r.stdout == changed, "--resume of an empty journal equals a fresh hash")
 
         n = len(files)
         out = resume(want_reused=n - 2)

@@ -259,6 +259,7 @@ static void parse_cookie_header(wf_ctx *c, const char *v) {
 static void parse_cookies(wf_ctx *c) {
   if (c->cookies_parsed) return;
   c->cookies_parsed = 1;
+  c->n_cookies = 0;
   size_t n = weft_http_request_header_count(c->req), cap = 0;
   const char *name, *value;
   for (size_t i = 0; i < n; i++) {

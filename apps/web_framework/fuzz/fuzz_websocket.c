@@ -83,7 +83,7 @@ static int fuzz_client(void *arg) {
   if (r != 0) return r;
   r = weft_tcp_write(c, fuzz_upgrade, sizeof fuzz_upgrade - 1);
   if (r == 0 && run->size > 0) r = weft_tcp_write(c, run->data, run->size);
-  if (r == 0) r = weft_tcp_shutdown(c);
+  if (r == 0) (void)weft_tcp_shutdown(c);
   char *buf = malloc(16384);
   if (buf != NULL) {
     while (weft_tcp_read(c, buf, 16384) > 0) {

@@ -154,15 +154,18 @@ static int open_db(weft_sqlite *d) {
     sqlite3_busy_timeout(d->db, d->opts.busy_timeout_ms);
     /* A read-only connection cannot switch the journal mode: it reads the
      * database in the mode it was written in. */
-    what = "set WAL mode";
-    if (!d->opts.read_only) rc = sqlite3_exec(d->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-    what = "set synchronous";
-    if (rc == SQLITE_OK)
+    if (!d->opts.read_only) {
+      what = "set WAL mode";
+      rc = sqlite3_exec(d->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+      what = "set synchronous";
       rc = sqlite3_exec(d->db,
                         d->opts.synchronous_normal ? "PRAGMA synchronous=NORMAL"
                                                    : "PRAGMA synchronous=FULL",
                         NULL, NULL, NULL);
-    what = "prepare";
+    }
+    if (rc == SQLITE_OK) what = "prepare";
     for (int i = 0; i < ST_COUNT && rc == SQLITE_OK; i++)
       rc = sqlite3_prepare_v3(d->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->stmt[i],
                               NULL);

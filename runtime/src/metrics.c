@@ -12,12 +12,6 @@
 #include "internal.h"
 #include "metrics_internal.h"
 
-#if defined(__GNUC__)
-#define WEFT__COLD __attribute__((noinline, cold))
-#else
-#define WEFT__COLD
-#endif
-
 /* ---- Shards: one per updating thread ------------------------------------- */
 
 /* Shard 0 is shared by every thread that found no free shard and is updated

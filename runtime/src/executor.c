@@ -95,17 +95,23 @@ static void weft__task_unref(weft__task *t) {
   free(t);
 }
 
+/* Starts task t on e, its executor: its root scope under the executor's,
+ * cancelled with cancel_code at once if that is not 0, then ready. */
+static void exec_start_task(weft__exec *e, weft__task *t, int cancel_code) {
+  weft__scope_init(&t->root, &e->root_scope, t, 0, -1);
+  t->scope = &t->root;
+  if (cancel_code) weft__scope_cancel(&t->root, cancel_code);
+  e->live_tasks++;
+  weft__ready(t);
+}
+
 static void weft__inbox_run(weft__exec *e) {
   weft__msg *m;
   while ((m = weft__inbox_pop(&e->inbox)) != NULL) {
     weft__task *t = m->task;
     switch (m->type) {
     case WEFT__MSG_SPAWN:
-      weft__scope_init(&t->root, &e->root_scope, t, 0, -1);
-      t->scope = &t->root;
-      if (m->code) weft__scope_cancel(&t->root, m->code);
-      e->live_tasks++;
-      weft__ready(t);
+      exec_start_task(e, t, m->code);
       break;
     case WEFT__MSG_WAKE:
       weft__wake(t, m->code);
@@ -167,6 +173,7 @@ static int weft__exec_init(weft__exec *e, weft__runtime *rt, int id,
   int spin_us = opts && opts->idle_spin_us != 0 ? opts->idle_spin_us : WEFT__IDLE_SPIN_US;
   if (spin_us > WEFT__IDLE_SPIN_MAX_US) spin_us = WEFT__IDLE_SPIN_MAX_US;
   e->idle_spin_ns = spin_us > 0 ? (uint64_t)spin_us * 1000u : 0;
+  e->handles_strict = opts ? opts->handles_strict : 0;
   weft__scope_init(&e->root_scope, NULL, NULL, 0, -1);
   e->root_scope.exec = e;
   return 0;
@@ -187,12 +194,13 @@ static void weft__exec_shutdown(weft__exec *e) {
   uv_close((uv_handle_t *)&e->async, NULL);
   uv_run(&e->loop, UV_RUN_NOWAIT);
   /* Anything still open was leaked by the program: close it so the loop can
-   * be closed, and say so. */
+   * be closed, and say so (weft_main_opts() makes it an error when asked). */
   size_t leftover = 0;
   uv_walk(&e->loop, weft__close_leftover, &leftover);
   if (leftover != 0)
-    weft_log(WEFT_LOG_WARN, "handles left open when the runtime ended",
-             "count=%zu", leftover);
+    weft_log(e->handles_strict ? WEFT_LOG_ERROR : WEFT_LOG_WARN,
+             "handles left open when the runtime ended", "count=%zu", leftover);
+  e->handles_left = leftover;
   while (uv_run(&e->loop, UV_RUN_DEFAULT) != 0) {
   }
   /* Messages may still reference tasks (a cancel crossing a task's end). */
@@ -355,6 +363,87 @@ static void weft__exec_thread(void *arg) {
   weft__exec_leave(e);
 }
 
+/* The number of executors opts asks for (0: one per CPU). Returns it, or
+ * UV_EINVAL when it is more than 1024. */
+static int main_executor_count(const weft_opts *opts) {
+  int n = opts && opts->executors > 0 ? opts->executors : 0;
+  if (n == 0) n = (int)uv_available_parallelism();
+  if (n < 1) n = 1;
+  return n > 1024 ? UV_EINVAL : n;
+}
+
+/* Makes rt's n executors, in rt->execs (allocated by the caller). Returns
+ * 0 or an error, with the number made in *made either way. */
+static int main_make_executors(weft__runtime *rt, const weft_opts *opts, int *made) {
+  for (*made = 0; *made < rt->n; (*made)++) {
+    weft__exec *e = malloc(sizeof *e);
+    if (e == NULL) return UV_ENOMEM;
+    int err = weft__exec_init(e, rt, *made + 1, opts);
+    if (err != 0) {
+      free(e);
+      return err;
+    }
+    rt->execs[*made] = e;
+  }
+  return 0;
+}
+
+/* Starts a thread for each executor but the first (the caller's own).
+ * Returns 0 or an error, with the number of executors running (the
+ * caller's included) in *started either way. */
+static int main_start_threads(weft__runtime *rt, uv_thread_t *threads, int *started) {
+  for (*started = 1; *started < rt->n; (*started)++) {
+    int err = uv_thread_create(&threads[*started], weft__exec_thread, rt->execs[*started]);
+    if (err != 0) return err;
+  }
+  return 0;
+}
+
+/* Runs fn(arg) as the root task on e, the calling thread's executor, until
+ * every task of e has ended. Returns fn's result or an error. */
+static int main_run_root(weft__exec *e, weft_fn fn, void *arg) {
+  weft__task *root;
+  weft_task_opts topts = {.name = "main"};
+  int err = weft__task_new(e, &topts, fn, arg, &root);
+  if (err != 0) return err;
+  exec_start_task(e, root, 0);
+  weft__exec_loop(e);
+  return e->root_result;
+}
+
+/* Tells the started executors but the first to finish, and waits for
+ * their threads. */
+static void main_stop_threads(weft__runtime *rt, uv_thread_t *threads, int started) {
+  weft__msg *stops = calloc((size_t)rt->n, sizeof *stops);
+  for (int i = 1; i < started; i++) {
+    if (stops != NULL) {
+      stops[i].type = WEFT__MSG_STOP;
+      weft__post(rt->execs[i], &stops[i]);
+    } else {
+      __atomic_store_n(&rt->execs[i]->stop, 1, __ATOMIC_RELAXED);
+      uv_async_send(&rt->execs[i]->async);
+    }
+  }
+  for (int i = 1; i < started; i++) uv_thread_join(&threads[i]);
+  free(stops);
+}
+
+/* Frees the made executors; those made but never started are shut down
+ * here first. Returns the number of handles the program left open on them. */
+static size_t main_free_executors(weft__runtime *rt, int made, int started) {
+  size_t left = 0;
+  for (int i = 0; i < made; i++) {
+    if (i >= started && i > 0) {
+      weft__current_exec = rt->execs[i];
+      weft__exec_shutdown(rt->execs[i]);
+      weft__current_exec = NULL;
+    }
+    left += rt->execs[i]->handles_left;
+    free(rt->execs[i]);
+  }
+  return left;
+}
+
 int weft_main_opts(const weft_opts *opts, weft_fn fn, void *arg) {
   if (weft__current_exec != NULL) return UV_EBUSY;
   if (fn == NULL) return UV_EINVAL;
@@ -362,77 +451,26 @@ int weft_main_opts(const weft_opts *opts, weft_fn fn, void *arg) {
     return WEFT_ESTACKSIZE;
   /* Before any executor thread exists, so they all see the handles. */
   weft__metrics_builtin_init();
-  int n = opts && opts->executors > 0 ? opts->executors : 0;
-  if (n == 0) n = (int)uv_available_parallelism();
-  if (n < 1) n = 1;
-  if (n > 1024) return UV_EINVAL;
+  int n = main_executor_count(opts);
+  if (n < 0) return n;
 
   weft__runtime rt;
   rt.n = n;
   rt.next = 0;
   rt.execs = calloc((size_t)n, sizeof *rt.execs);
   uv_thread_t *threads = calloc((size_t)n, sizeof *threads);
+  int made = 0, started = 1;
   int err = rt.execs && threads ? 0 : UV_ENOMEM;
-  int made = 0;
-  for (; err == 0 && made < n; made++) {
-    weft__exec *e = malloc(sizeof *e);
-    if (e == NULL) {
-      err = UV_ENOMEM;
-      break;
-    }
-    err = weft__exec_init(e, &rt, made + 1, opts);
-    if (err != 0) {
-      free(e);
-      break;
-    }
-    rt.execs[made] = e;
-  }
-  int started = 1;
-  for (; err == 0 && started < n; started++) {
-    err = uv_thread_create(&threads[started], weft__exec_thread, rt.execs[started]);
-    if (err != 0) break;
-  }
-
+  if (err == 0) err = main_make_executors(&rt, opts, &made);
+  if (err == 0) err = main_start_threads(&rt, threads, &started);
   weft__exec *e = rt.execs ? rt.execs[0] : NULL;
-  if (err == 0) {
-    weft__exec_enter(e);
-    weft__task *root;
-    weft_task_opts topts = {.name = "main"};
-    err = weft__task_new(e, &topts, fn, arg, &root);
-    if (err == 0) {
-      weft__scope_init(&root->root, &e->root_scope, root, 0, -1);
-      root->scope = &root->root;
-      e->live_tasks++;
-      weft__ready(root);
-      weft__exec_loop(e);
-      err = e->root_result;
-    }
-  } else if (e != NULL) {
-    weft__exec_enter(e);
-  }
-  /* Every task has ended: tell the other executors to finish. */
-  weft__msg *stops = calloc((size_t)n, sizeof *stops);
-  for (int i = 1; i < started; i++) {
-    if (stops != NULL) {
-      stops[i].type = WEFT__MSG_STOP;
-      weft__post(rt.execs[i], &stops[i]);
-    } else {
-      __atomic_store_n(&rt.execs[i]->stop, 1, __ATOMIC_RELAXED);
-      uv_async_send(&rt.execs[i]->async);
-    }
-  }
-  for (int i = 1; i < started; i++) uv_thread_join(&threads[i]);
+  if (e != NULL) weft__exec_enter(e);
+  if (err == 0) err = main_run_root(e, fn, arg);
+  /* Every task has ended (or none ever ran): the others finish too. */
+  main_stop_threads(&rt, threads, started);
   if (e != NULL) weft__exec_leave(e);
-  for (int i = 0; i < made; i++) {
-    if (i >= started && i > 0) {
-      /* Made but never started: shut it down from here. */
-      weft__current_exec = rt.execs[i];
-      weft__exec_shutdown(rt.execs[i]);
-      weft__current_exec = NULL;
-    }
-    free(rt.execs[i]);
-  }
-  free(stops);
+  size_t left = main_free_executors(&rt, made, started);
+  if (err == 0 && left != 0 && opts && opts->handles_strict) err = WEFT_EHANDLES;
   free(rt.execs);
   free(threads);
   return err;

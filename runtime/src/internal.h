@@ -265,6 +265,8 @@ struct weft__exec {
   size_t heap_len;
   size_t heap_cap;
   uint64_t idle_spin_ns;      /* weft_opts.idle_spin_us; 0: no watch */
+  int handles_strict;         /* weft_opts.handles_strict */
+  size_t handles_left;        /* handles left open, found at shutdown */
   size_t stale_timers;        /* heap entries of removed deadlines: they
                                  wake nobody, so the deadlock check looks
                                  past them */

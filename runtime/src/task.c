@@ -114,30 +114,31 @@ void weft__exec_run_ready(weft__exec *e) {
 
 /* ---- Parking ------------------------------------------------------------ */
 
-int weft__park(weft__cancel_fn on_cancel, void *data) {
-  weft__task *t = weft__current_task;
+/* Parks t, the running task, until it is woken or cancelled through
+ * on_cancel(t, data). With check set, a cancellation already pending is
+ * acted upon first (on_cancel runs at once; a task it wakes does not
+ * park). Returns the cancellation's code or the wake-up's result. */
+static inline int park_task(weft__task *t, weft__cancel_fn on_cancel, void *data, int check) {
   t->state = WEFT__TASK_PARKED;
   t->cancel_fn = on_cancel;
   t->cancel_data = data;
   t->cancel_code = 0;
-  if (on_cancel != NULL && t->scope->cancelled) {
+  if (check && on_cancel != NULL && t->scope->cancelled) {
     t->cancel_fn = NULL;
     t->cancel_code = t->scope->cancelled;
     on_cancel(t, data);
   }
-  if (t->state == WEFT__TASK_PARKED) weft__run_next(t->exec, t, 0);
+  if (!check || t->state == WEFT__TASK_PARKED) weft__run_next(t->exec, t, 0);
   t->cancel_fn = NULL;
   return t->cancel_code ? t->cancel_code : t->wake_result;
 }
 
+int weft__park(weft__cancel_fn on_cancel, void *data) {
+  return park_task(weft__current_task, on_cancel, data, 1);
+}
+
 int weft__park_unchecked(weft__task *t, weft__cancel_fn on_cancel, void *data) {
-  t->state = WEFT__TASK_PARKED;
-  t->cancel_fn = on_cancel;
-  t->cancel_data = data;
-  t->cancel_code = 0;
-  weft__run_next(t->exec, t, 0);
-  t->cancel_fn = NULL;
-  return t->cancel_code ? t->cancel_code : t->wake_result;
+  return park_task(t, on_cancel, data, 0);
 }
 
 void weft__wake(weft__task *t, int result) {

@@ -144,7 +144,7 @@ struct weft_chan {
 };
 
 /* Whether c is a lock-free ring (SPSC or MPMC with a capacity). A ring
- * counts its operations for the metrics itself, by position (chan.c); the
+ * counts its operations for the metrics itself, by position (chan_ring.h); the
  * callers count the others one by one. */
 static inline int weft__chan_is_ring(const weft_chan *c) {
   return c->mode != WEFT_CHAN_LOCAL && c->cap > 0;

@@ -20,19 +20,19 @@
 /* Direct task-to-task switches before the loop gets a turn. */
 #define WEFT__TURN_BUDGET 1024u
 /* How long an idle executor of several watches its inbox by default
- * (weft_opts.idle_spin_us; see weft__exec_idle_spin). */
+ * (weft_opts.idle_spin_us; see exec_idle_spin). */
 #define WEFT__IDLE_SPIN_US 50
 #define WEFT__IDLE_SPIN_MAX_US 1000
 
 /* ---- The inbox: an intrusive MPSC queue (Vyukov) ----------------------- */
 
-static void weft__inbox_init(weft__inbox *q) {
+static void inbox_init(weft__inbox *q) {
   q->stub.next = NULL;
   q->head = &q->stub;
   q->tail = &q->stub;
 }
 
-static void weft__inbox_push(weft__inbox *q, weft__msg *m) {
+static void inbox_push(weft__inbox *q, weft__msg *m) {
   __atomic_store_n(&m->next, NULL, __ATOMIC_RELAXED);
   weft__msg *prev = __atomic_exchange_n(&q->head, m, __ATOMIC_ACQ_REL);
   __atomic_store_n(&prev->next, m, __ATOMIC_RELEASE);
@@ -40,7 +40,7 @@ static void weft__inbox_push(weft__inbox *q, weft__msg *m) {
 
 /* Returns the oldest message, or NULL when the queue is empty or a producer
  * is half-way through a push (its uv_async_send will call us again). */
-static weft__msg *weft__inbox_pop(weft__inbox *q) {
+static weft__msg *inbox_pop(weft__inbox *q) {
   weft__msg *tail = q->tail;
   weft__msg *next = __atomic_load_n(&tail->next, __ATOMIC_ACQUIRE);
   if (tail == &q->stub) {
@@ -54,7 +54,7 @@ static weft__msg *weft__inbox_pop(weft__inbox *q) {
     return tail;
   }
   if (tail != __atomic_load_n(&q->head, __ATOMIC_ACQUIRE)) return NULL;
-  weft__inbox_push(q, &q->stub);
+  inbox_push(q, &q->stub);
   next = __atomic_load_n(&tail->next, __ATOMIC_ACQUIRE);
   if (next != NULL) {
     q->tail = next;
@@ -68,10 +68,10 @@ int weft__fence_word;
 #endif
 
 void weft__post(weft__exec *e, weft__msg *m) {
-  weft__inbox_push(&e->inbox, m);
+  inbox_push(&e->inbox, m);
   /* The read of e->polling (and uv_async_send's own read of its pending
    * flag) must not move before the push: the executor stores polling, then
-   * looks at its inbox, with a full fence between (weft__exec_poll), so
+   * looks at its inbox, with a full fence between (exec_poll), so
    * either it sees the message or this sees it polling. An executor that
    * is awake finds the message without the system call. */
   WEFT__FULL_FENCE();
@@ -89,7 +89,7 @@ void weft__wake_any(weft__task *t, int result) {
   weft__post(t->exec, &t->msg);
 }
 
-static void weft__task_unref(weft__task *t) {
+static void task_unref(weft__task *t) {
   if (__atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
   weft__ctx_free(&t->ctx);
   free(t);
@@ -105,9 +105,9 @@ static void exec_start_task(weft__exec *e, weft__task *t, int cancel_code) {
   weft__ready(t);
 }
 
-static void weft__inbox_run(weft__exec *e) {
+static void inbox_run(weft__exec *e) {
   weft__msg *m;
-  while ((m = weft__inbox_pop(&e->inbox)) != NULL) {
+  while ((m = inbox_pop(&e->inbox)) != NULL) {
     weft__task *t = m->task;
     switch (m->type) {
     case WEFT__MSG_SPAWN:
@@ -118,11 +118,11 @@ static void weft__inbox_run(weft__exec *e) {
       break;
     case WEFT__MSG_CANCEL:
       if (t->state != WEFT__TASK_DONE) weft__scope_cancel(&t->root, m->code);
-      weft__task_unref(t);
+      task_unref(t);
       break;
     case WEFT__MSG_DONE:
       weft__group_task_done(t);
-      weft__task_unref(t);
+      task_unref(t);
       break;
     case WEFT__MSG_STOP:
       __atomic_store_n(&e->stop, 1, __ATOMIC_RELAXED);
@@ -131,11 +131,11 @@ static void weft__inbox_run(weft__exec *e) {
   }
 }
 
-static void weft__async_cb(uv_async_t *h) { weft__inbox_run(h->data); }
+static void async_cb(uv_async_t *h) { inbox_run(h->data); }
 
 /* ---- Life of an executor ------------------------------------------------ */
 
-static void weft__exec_stack_bounds(weft__exec *e) {
+static void exec_stack_bounds(weft__exec *e) {
 #if defined(WEFT_HAVE_PTHREAD_GETATTR_NP) /* cmake/weftPlatform.cmake */
   pthread_attr_t attr;
   void *addr;
@@ -152,19 +152,19 @@ static void weft__exec_stack_bounds(weft__exec *e) {
 #endif
 }
 
-static int weft__exec_init(weft__exec *e, weft__runtime *rt, int id,
+static int exec_init(weft__exec *e, weft__runtime *rt, int id,
                            const weft_opts *opts) {
   memset(e, 0, sizeof *e);
   int err = uv_loop_init(&e->loop);
   if (err != 0) return err;
-  err = uv_async_init(&e->loop, &e->async, weft__async_cb);
+  err = uv_async_init(&e->loop, &e->async, async_cb);
   if (err != 0) {
     uv_loop_close(&e->loop);
     return err;
   }
   e->async.data = e;
   uv_timer_init(&e->loop, &e->uv_timer);
-  weft__inbox_init(&e->inbox);
+  inbox_init(&e->inbox);
   e->id = id;
   e->rt = rt;
   e->armed_deadline = -1;
@@ -179,7 +179,7 @@ static int weft__exec_init(weft__exec *e, weft__runtime *rt, int id,
   return 0;
 }
 
-static void weft__close_leftover(uv_handle_t *h, void *arg) {
+static void close_leftover(uv_handle_t *h, void *arg) {
   size_t *n = arg;
   if (!uv_is_closing(h)) {
     (*n)++;
@@ -188,7 +188,7 @@ static void weft__close_leftover(uv_handle_t *h, void *arg) {
 }
 
 /* Runs on the executor's own thread once its tasks have all ended. */
-static void weft__exec_shutdown(weft__exec *e) {
+static void exec_shutdown(weft__exec *e) {
   weft__signals_close(e);
   uv_close((uv_handle_t *)&e->uv_timer, NULL);
   uv_close((uv_handle_t *)&e->async, NULL);
@@ -196,7 +196,7 @@ static void weft__exec_shutdown(weft__exec *e) {
   /* Anything still open was leaked by the program: close it so the loop can
    * be closed, and say so (weft_main_opts() makes it an error when asked). */
   size_t leftover = 0;
-  uv_walk(&e->loop, weft__close_leftover, &leftover);
+  uv_walk(&e->loop, close_leftover, &leftover);
   if (leftover != 0)
     weft_log(e->handles_strict ? WEFT_LOG_ERROR : WEFT_LOG_WARN,
              "handles left open when the runtime ended", "count=%zu", leftover);
@@ -204,7 +204,7 @@ static void weft__exec_shutdown(weft__exec *e) {
   while (uv_run(&e->loop, UV_RUN_DEFAULT) != 0) {
   }
   /* Messages may still reference tasks (a cancel crossing a task's end). */
-  weft__inbox_run(e);
+  inbox_run(e);
   uv_loop_close(&e->loop);
   weft__scope_fini(&e->root_scope);
   weft__stack_pool_drain(e);
@@ -249,7 +249,7 @@ static void weft__exec_flush_metrics(weft__exec *e) {
 #define WEFT__IDLE_SPIN_YIELD 32  /* pauses between two looks at the clock
                                      (and yields, after the eager ones) */
 
-static int weft__exec_idle_spin(weft__exec *e) {
+static int exec_idle_spin(weft__exec *e) {
   if (e->idle_spin_ns == 0) return 0;
   uint64_t deadline = uv_hrtime() + e->idle_spin_ns;
   /* Not past the next timer (I/O that comes meanwhile waits for the end of
@@ -260,7 +260,7 @@ static int weft__exec_idle_spin(weft__exec *e) {
   }
   for (unsigned i = 1;; i++) {
     if (weft__inbox_busy(e)) {
-      weft__inbox_run(e);
+      inbox_run(e);
       weft_counter_inc(weft__m_idle_spin);
       return 1;
     }
@@ -278,22 +278,22 @@ static int weft__exec_idle_spin(weft__exec *e) {
 
 /* One turn of the loop that may block: says it polls (so that posts
  * signal it) and looks at the inbox once more before it blocks. */
-static void weft__exec_poll(weft__exec *e) {
+static void exec_poll(weft__exec *e) {
   __atomic_store_n(&e->polling, 1, __ATOMIC_RELAXED);
   WEFT__FULL_FENCE();
   if (weft__inbox_busy(e))
-    weft__inbox_run(e);
+    inbox_run(e);
   else
     uv_run(&e->loop, UV_RUN_ONCE);
   __atomic_store_n(&e->polling, 0, __ATOMIC_RELAXED);
 }
 
-static void weft__exec_loop(weft__exec *e) {
+static void exec_loop(weft__exec *e) {
   int alone = e->rt->n == 1;
   e->turn_budget = WEFT__TURN_BUDGET;
   for (;;) {
     /* Posts to an executor that is not polling do not signal it. */
-    if (weft__inbox_busy(e)) weft__inbox_run(e);
+    if (weft__inbox_busy(e)) inbox_run(e);
     if (e->ready_head != NULL) {
       uint64_t t0 = uv_hrtime();
       weft__exec_run_ready(e);
@@ -333,34 +333,34 @@ static void weft__exec_loop(weft__exec *e) {
         abort();
       }
     }
-    if (!alone && weft__exec_idle_spin(e)) continue;
+    if (!alone && exec_idle_spin(e)) continue;
     if (!alone) weft_counter_inc(weft__m_idle_sleep);
-    weft__exec_poll(e);
+    exec_poll(e);
     weft__timers_run(e, weft_now());
     e->turn_budget = WEFT__TURN_BUDGET;
   }
 }
 
-static void weft__exec_enter(weft__exec *e) {
+static void exec_enter(weft__exec *e) {
   weft__current_exec = e;
-  weft__exec_stack_bounds(e);
+  exec_stack_bounds(e);
 #if defined(WEFT__TSAN)
   e->tsan_main_fiber = __tsan_get_current_fiber();
 #endif
   weft__stack_guard_init();
 }
 
-static void weft__exec_leave(weft__exec *e) {
-  weft__exec_shutdown(e);
+static void exec_leave(weft__exec *e) {
+  exec_shutdown(e);
   weft__stack_guard_fini();
   weft__current_exec = NULL;
 }
 
-static void weft__exec_thread(void *arg) {
+static void exec_thread(void *arg) {
   weft__exec *e = arg;
-  weft__exec_enter(e);
-  weft__exec_loop(e);
-  weft__exec_leave(e);
+  exec_enter(e);
+  exec_loop(e);
+  exec_leave(e);
 }
 
 /* The number of executors opts asks for (0: one per CPU). Returns it, or
@@ -378,7 +378,7 @@ static int main_make_executors(weft__runtime *rt, const weft_opts *opts, int *ma
   for (*made = 0; *made < rt->n; (*made)++) {
     weft__exec *e = malloc(sizeof *e);
     if (e == NULL) return UV_ENOMEM;
-    int err = weft__exec_init(e, rt, *made + 1, opts);
+    int err = exec_init(e, rt, *made + 1, opts);
     if (err != 0) {
       free(e);
       return err;
@@ -393,7 +393,7 @@ static int main_make_executors(weft__runtime *rt, const weft_opts *opts, int *ma
  * caller's included) in *started either way. */
 static int main_start_threads(weft__runtime *rt, uv_thread_t *threads, int *started) {
   for (*started = 1; *started < rt->n; (*started)++) {
-    int err = uv_thread_create(&threads[*started], weft__exec_thread, rt->execs[*started]);
+    int err = uv_thread_create(&threads[*started], exec_thread, rt->execs[*started]);
     if (err != 0) return err;
   }
   return 0;
@@ -407,7 +407,7 @@ static int main_run_root(weft__exec *e, weft_fn fn, void *arg) {
   int err = weft__task_new(e, &topts, fn, arg, &root);
   if (err != 0) return err;
   exec_start_task(e, root, 0);
-  weft__exec_loop(e);
+  exec_loop(e);
   return e->root_result;
 }
 
@@ -435,7 +435,7 @@ static size_t main_free_executors(weft__runtime *rt, int made, int started) {
   for (int i = 0; i < made; i++) {
     if (i >= started && i > 0) {
       weft__current_exec = rt->execs[i];
-      weft__exec_shutdown(rt->execs[i]);
+      exec_shutdown(rt->execs[i]);
       weft__current_exec = NULL;
     }
     left += rt->execs[i]->handles_left;
@@ -464,11 +464,11 @@ int weft_main_opts(const weft_opts *opts, weft_fn fn, void *arg) {
   if (err == 0) err = main_make_executors(&rt, opts, &made);
   if (err == 0) err = main_start_threads(&rt, threads, &started);
   weft__exec *e = rt.execs ? rt.execs[0] : NULL;
-  if (e != NULL) weft__exec_enter(e);
+  if (e != NULL) exec_enter(e);
   if (err == 0) err = main_run_root(e, fn, arg);
   /* Every task has ended (or none ever ran): the others finish too. */
   main_stop_threads(&rt, threads, started);
-  if (e != NULL) weft__exec_leave(e);
+  if (e != NULL) exec_leave(e);
   size_t left = main_free_executors(&rt, made, started);
   if (err == 0 && left != 0 && opts && opts->handles_strict) err = WEFT_EHANDLES;
   free(rt.execs);

@@ -9,8 +9,30 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "weft.h"
+
+/* Every test proves that it leaks nothing, as libuv's tests do with
+ * MAKE_VALGRIND_HAPPY(): the runtime runs with weft_opts.handles_strict on,
+ * so a libuv handle left open when it ends (by the runtime or by the test)
+ * makes weft_main() and weft_main_opts() return WEFT_EHANDLES instead of
+ * only logging a warning. The two names below stand for the calls with the
+ * switch on; opts and the rest are as the test passed them. */
+static inline int weft_test_main_strict(const weft_opts *opts, int executors, weft_fn fn,
+                                        void *arg) {
+  weft_opts o;
+  memset(&o, 0, sizeof o);
+  if (opts != NULL)
+    o = *opts;
+  else
+    o.executors = executors;
+  o.handles_strict = 1;
+  return (weft_main_opts)(&o, fn, arg);
+}
+/* weft_main() is weft_main_opts() with one executor. */
+#define weft_main(fn, arg) weft_test_main_strict(NULL, 1, (fn), (arg))
+#define weft_main_opts(opts, fn, arg) weft_test_main_strict((opts), 0, (fn), (arg))
 
 /* Timeouts in tests are multiplied by WEFT_TEST_TIMEOUT_SCALE (default 1),
  * which sanitizer and Valgrind runs set higher. */

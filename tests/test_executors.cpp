@@ -542,3 +542,30 @@ TEST_CASE("idle_spin_us below 0: rendezvous waits park at once", "[executor][cha
   CHECK(r.done == 0);
   CHECK(r.parked == 0);
 }
+
+namespace {
+// Starts a libuv timer on the executor's loop and never closes it: a leak
+// the runtime finds when it ends.
+int leave_timer_open(void *arg) {
+  auto *timer = static_cast<uv_timer_t *>(arg);
+  return uv_timer_init(weft_loop(), timer);
+}
+
+// weft_main_opts() itself, without the switch tests/support.h turns on.
+int main_with(int strict, uv_timer_t *timer) {
+  weft_opts o{};
+  o.executors = 1;
+  o.handles_strict = strict;
+  return (weft_main_opts)(&o, leave_timer_open, timer);
+}
+} // namespace
+
+TEST_CASE("handles_strict: a handle left open when the runtime ends is an error",
+          "[executor]") {
+  uv_timer_t timer;
+  // Off: the handle is closed and a warning logged; the result stands.
+  CHECK(main_with(0, &timer) == 0);
+  // On: the same run returns WEFT_EHANDLES.
+  CHECK(main_with(1, &timer) == WEFT_EHANDLES);
+  CHECK(std::string(weft_err_name(WEFT_EHANDLES)) == "EHANDLES");
+}

@@ -1,7 +1,7 @@
 // Tests of weft/metrics.h: registration and name rules, counters and gauges
 // updated from four executors and from plain threads, histogram quantiles
-// against a sorted reference, the JSON and Prometheus exports, and the dump
-// on a signal.
+// against a sorted reference, and the JSON and Prometheus exports. (The dump
+// on a signal is apps/common's: apps/common/tests/test_signals.c.)
 //
 // The registry is process-wide and outlives each test, so every test uses
 // names of its own and compares against values read before it starts.
@@ -26,7 +26,6 @@
 #include <mutex>
 #include <random>
 #include <regex>
-#include <signal.h>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -307,53 +306,6 @@ void check_distribution(const char *name, std::vector<uint64_t> values) {
   CHECK(st.p90 == weft_histogram_quantile(h, 0.9));
   CHECK(st.p99 == weft_histogram_quantile(h, 0.99));
   CHECK(st.p999 == weft_histogram_quantile(h, 0.999));
-}
-
-// ---- Dump on a signal ------------------------------------------------------
-
-struct Dump {
-  int fds[2] = {-1, -1};
-  int serving = 0;
-  int serve_result = 0;
-  int read_result = 0;
-  std::string text;
-};
-
-int dump_serve(void *arg) {
-  auto *d = static_cast<Dump *>(arg);
-  d->serving = 1;
-  d->serve_result = weft_metrics_serve_signal(SIGUSR1, d->fds[1]);
-  return 0;
-}
-
-// Raises SIGUSR1 once the server waits, reads one dump up to its newline,
-// then cancels the server.
-int dump_root(void *arg) {
-  auto *d = static_cast<Dump *>(arg);
-  weft_scope scope;
-  weft_scope_enter(&scope, weft_test_ms(10000));
-  weft_group *g = weft_group_open(WEFT_COLLECT);
-  weft_spawn(g, dump_serve, d);
-  // The server runs, and starts waiting, before this sleep ends; raising the
-  // signal earlier would kill the process.
-  weft_sleep(50);
-  if (d->serving) {
-    raise(SIGUSR1);
-    char buf[4096];
-    for (;;) {
-      ssize_t n = weft_file_read(d->fds[0], buf, sizeof buf, -1);
-      if (n <= 0) {
-        d->read_result = n == 0 ? UV_EOF : static_cast<int>(n);
-        break;
-      }
-      d->text.append(buf, static_cast<size_t>(n));
-      if (!d->text.empty() && d->text.back() == '\n') break;
-    }
-  }
-  weft_group_cancel(g);
-  int r = weft_group_join(g);
-  weft_scope_leave(&scope);
-  return r;
 }
 
 } // namespace
@@ -844,30 +796,4 @@ TEST_CASE("errors are counted by code", "[metrics]") {
   CHECK(text.find("weft_errors_total{code=\"ECONNRESET\"}") !=
         std::string::npos);
   CHECK(text.find("weft_errors_total{code=\"UNKNOWN\"}") != std::string::npos);
-}
-
-TEST_CASE("SIGUSR1 makes weft_metrics_serve_signal write the JSON",
-          "[metrics][signal]") {
-  weft_counter *c = weft_metrics_counter("test_dump_total", "");
-  REQUIRE(c != nullptr);
-  weft_counter_add(c, 11);
-  Dump d;
-  REQUIRE(pipe(d.fds) == 0);
-  int r = weft_main(dump_root, &d);
-  close(d.fds[0]);
-  close(d.fds[1]);
-  INFO(d.text);
-  CHECK(r == 0);
-  REQUIRE(d.serving == 1);
-  CHECK(d.read_result == 0);
-  CHECK(d.serve_result == UV_ECANCELED);
-  REQUIRE(!d.text.empty());
-  CHECK(d.text.back() == '\n');
-  Json root;
-  REQUIRE(JsonReader(d.text).parse(&root));
-  const Json *counters = root.get("counters");
-  REQUIRE(counters != nullptr);
-  const Json *v = counters->get("test_dump_total");
-  REQUIRE(v != nullptr);
-  CHECK(v->number >= 11);
 }

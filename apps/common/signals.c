@@ -1,8 +1,10 @@
-/* signals.c: the shutdown task. */
+/* signals.c: the shutdown task, and the metrics dump on a signal. */
 #include "signals.h"
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <weft.h>
 
@@ -83,5 +85,46 @@ int app_shutdown_task(void *arg) {
                "signal=%s", app_signal_name(sig));
       if (sd->force) sd->force(sd->ctx, sig);
     }
+  }
+}
+
+/* Writes all len bytes of p to fd. Returns 0 or an error. */
+static int write_all(int fd, const char *p, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = weft_file_write(fd, p + off, len - off, -1);
+    if (n <= 0) return n < 0 ? (int)n : UV_EIO;
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+/* weft_metrics_json() with a newline, in one buffer so that it goes out in
+ * one write when the descriptor takes it. NULL without memory. */
+static char *metrics_json_line(size_t *len) {
+  char *json = weft_metrics_json();
+  if (json == NULL) return NULL;
+  size_t n = strlen(json);
+  char *line = realloc(json, n + 2);
+  if (line == NULL) {
+    free(json);
+    return NULL;
+  }
+  line[n] = '\n';
+  line[n + 1] = '\0';
+  *len = n + 1;
+  return line;
+}
+
+int app_metrics_serve_signal(int signum, int fd) {
+  for (;;) {
+    int r = weft_signal_wait(&signum, 1);
+    if (r < 0) return r;
+    size_t len = 0;
+    char *json = metrics_json_line(&len);
+    if (json == NULL) return UV_ENOMEM;
+    r = write_all(fd, json, len);
+    free(json);
+    if (r != 0) return r;
   }
 }

@@ -1,4 +1,5 @@
-/* signals.h: shutting down on SIGINT and SIGTERM, stats on SIGUSR1.
+/* signals.h: shutting down on SIGINT and SIGTERM, stats on SIGUSR1, and
+ * the runtime's metrics written out on a signal.
  *
  * One task waits for the signals and calls the application back:
  *
@@ -48,6 +49,27 @@ int app_shutdown_task(void *arg);
  * network application calls it once at start.
  */
 void app_ignore_sigpipe(void);
+
+/**
+ * Waits for signal signum (SIGUSR1, say) and writes weft_metrics_json() and
+ * a newline to file descriptor fd every time it arrives, until the calling
+ * task is cancelled. Run it as a task of its own, in a group that is
+ * cancelled at shutdown:
+ *
+ *     static int dump_metrics(void *arg) {
+ *       (void)arg;
+ *       return app_metrics_serve_signal(SIGUSR1, STDERR_FILENO);
+ *     }
+ *     ...
+ *     weft_spawn(background, dump_metrics, NULL);
+ *
+ * Nothing runs in the signal handler itself; the signal is taken by
+ * weft_signal_wait(), so it must not have a handler of the program's own.
+ * Returns the error that ended it: UV_ECANCELED (or UV_ETIMEDOUT) when
+ * cancelled, another error when waiting or writing failed, UV_ENOMEM when
+ * the JSON could not be built.
+ */
+int app_metrics_serve_signal(int signum, int fd);
 
 /** The name of a signal number ("SIGTERM"), or "signal". */
 const char *app_signal_name(int signum);

@@ -312,7 +312,7 @@ static int weft__actor_run(void *arg) {
       int r = weft_chan_try_recv(a->mailbox, a->env);
       if (r == UV_EAGAIN && a->shared && weft__current_exec->ready_head != NULL) {
         /* Going to sleep on a shared mailbox costs a process-wide barrier
-         * (see chan.c). Tasks ready on this executor are the likeliest
+         * (see chan_wait.c). Tasks ready on this executor are the likeliest
          * senders of the next message: let them run once first. */
         weft_yield();
         r = weft_chan_try_recv(a->mailbox, a->env);

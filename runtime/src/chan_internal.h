@@ -1,4 +1,5 @@
-/* chan_internal.h: what chan.c and select.c share. */
+/* chan_internal.h: what the channel's files (chan.c, chan_ring.c,
+ * chan_wait.c) and select.c share. The inline ring code is chan_ring.h. */
 #ifndef WEFT_CHAN_INTERNAL_H
 #define WEFT_CHAN_INTERNAL_H
 
@@ -35,7 +36,7 @@ typedef struct weft__waiter {
 } weft__waiter;
 
 /* A waiter's watch word. A task waiting on a rendezvous across executors
- * first watches the word instead of parking (weft__chan_wait_one); whoever
+ * first watches the word instead of parking (chan_wait_one); whoever
  * claims the waiter finishes with it, then swaps in DONE and wakes the
  * task only if it no longer watches (PARKING). */
 enum {
@@ -143,7 +144,7 @@ struct weft_chan {
 };
 
 /* Whether c is a lock-free ring (SPSC or MPMC with a capacity). A ring
- * counts its operations for the metrics itself, by position (chan.c); the
+ * counts its operations for the metrics itself, by position (chan_ring.h); the
  * callers count the others one by one. */
 static inline int weft__chan_is_ring(const weft_chan *c) {
   return c->mode != WEFT_CHAN_LOCAL && c->cap > 0;
@@ -168,5 +169,24 @@ int weft__waiter_state(const weft__waiter *w);
 /* Settles a waiter's state as `to` unless a claim came first; returns 1 if
  * it did (no claim can follow), 0 if a claim won. */
 int weft__waiter_settle(weft__waiter *w, int to);
+/* Wakes the task of a claimed waiter, once the claimer is done with it. */
+void weft__waiter_wake(weft__waiter *w);
+
+/* A task parked on one channel operation: what its cancellation needs. */
+typedef struct {
+  weft_chan *chan;
+  weft__waiter *w;
+  int op;
+} weft__chan_wait;
+
+/* The cancellation of a task parked on a weft__chan_wait (weft__park). */
+void weft__chan_wait_cancel(weft__task *t, void *data);
+/* The general blocking operation (chan_wait.c): tries, spins, waits, until
+ * done, closed or cancelled. Returns 0 or an error. */
+int weft__chan_op(weft_chan *c, int op, void *elem);
+/* The asymmetric fence of the side about to sleep (chan_ring.c). */
+void weft__chan_fence_heavy(void);
+/* Whether a new channel of this mode may use light fences (chan_ring.c). */
+int weft__chan_fences_light(int mode);
 
 #endif /* WEFT_CHAN_INTERNAL_H */

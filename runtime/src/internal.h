@@ -29,10 +29,16 @@ static inline int weft__posix_memalign(void **p, size_t align, size_t size) {
 #define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WEFT__TLS __thread __attribute__((tls_model("initial-exec")))
+/* Out of line: slow paths kept out of the fast paths they branch from,
+ * so that those stay small (COLD: and rarely taken, laid out apart). */
+#define WEFT__NOINLINE __attribute__((noinline))
+#define WEFT__COLD __attribute__((noinline, cold))
 #else
 #define WEFT__LIKELY(x) (x)
 #define WEFT__UNLIKELY(x) (x)
 #define WEFT__TLS _Thread_local
+#define WEFT__NOINLINE
+#define WEFT__COLD
 #endif
 
 typedef struct weft__task weft__task;
@@ -259,6 +265,8 @@ struct weft__exec {
   size_t heap_len;
   size_t heap_cap;
   uint64_t idle_spin_ns;      /* weft_opts.idle_spin_us; 0: no watch */
+  int handles_strict;         /* weft_opts.handles_strict */
+  size_t handles_left;        /* handles left open, found at shutdown */
   size_t stale_timers;        /* heap entries of removed deadlines: they
                                  wake nobody, so the deadlock check looks
                                  past them */

@@ -14,7 +14,8 @@
  * uv_try_write() first and queue a uv_write() for what is left. One task
  * reads at a time (another gets UV_EBUSY); several may write at once, and
  * since uv_try_write() gives way to queued writes, each call's bytes go out
- * together, in call order.
+ * together, in call order. The writes and the sending of files are
+ * io_tcp_write.c's; the connection's structure is io_tcp_internal.h.
  *
  * Lifetime: the struct is freed once three things hold: the user has called
  * weft_tcp_close(), libuv has run the close callback, and no operation of
@@ -50,74 +51,19 @@
 #define WEFT__SO_REUSEPORT SO_REUSEPORT
 #endif
 
-#include "internal.h"
+#include "io_tcp_internal.h"
 #include "metrics_internal.h"
-
-/* Immediate completions (fast-path reads and writes) allowed in a row before
- * an operation goes through the loop anyway, so that a task talking to a
- * fast peer cannot keep the other tasks of its executor from running. */
-#define TCP_FAST_BUDGET 32
-
-/* The largest piece handed to libuv at once (uv_buf_init takes an unsigned
- * int length). */
-#define TCP_CHUNK ((size_t)1 << 30)
-
-/* What a parked reader waits with; lives on the reader's stack. */
-typedef struct tcp_read_op {
-  weft__task *task;
-  char *buf;
-  size_t len;
-} tcp_read_op;
-
-/* Waiting for the socket to take more bytes while a file is sent. libuv
- * allows one poll handle per descriptor and none on the descriptor of a
- * uv_tcp_t, so the poll watches a dup(2) of it: the same socket, a
- * separate registration. Lives on the sending task's stack. */
-typedef struct tcp_writable {
-  uv_poll_t poll;
-  int fd;            /* the duplicate; -1 before the first wait */
-  weft__task *task;  /* the waiting task */
-} tcp_writable;
-
-struct weft_tcp {
-  uv_tcp_t handle;
-  unsigned listener : 1;     /* uv_listen() succeeded */
-  unsigned closing : 1;      /* uv_close() called */
-  unsigned close_done : 1;   /* the close callback ran */
-  unsigned user_closed : 1;  /* weft_tcp_close() called: free when possible */
-  unsigned reading : 1;      /* uv_read_start() in effect */
-  unsigned more : 1;         /* the last read filled its buffer */
-  unsigned sending_file : 1; /* weft_tcp_sendfile() in progress */
-  int read_status;           /* 0: open; 1: end of stream seen; < 0: read error */
-  unsigned ops;              /* calls in progress on this connection */
-  unsigned fast_ops;         /* immediate completions in a row */
-  tcp_read_op *read_op;      /* the parked reader, if any */
-  weft__task *reader;        /* its task, kept here so waking it reads no stack */
-  tcp_writable *writable;    /* the file sender's poll, if any */
-  weft__task *acceptor;      /* the parked acceptor, if any */
-  int accept_pending;        /* accepted sockets libuv holds for us: at
-                                most one on Unix, where libuv stops
-                                accepting until uv_accept(); on Windows
-                                each completed AcceptEx adds one */
-  int accept_error;          /* error reported by the connection callback */
-};
-
-static uv_loop_t *tcp_loop(void) { return &weft__current_exec->loop; }
-
-static void tcp_maybe_free(weft_tcp *c) {
-  if (c->user_closed && c->close_done && c->ops == 0) free(c);
-}
 
 static void tcp_on_close(uv_handle_t *h) {
   weft_tcp *c = h->data;
   c->close_done = 1;
-  tcp_maybe_free(c);
+  weft__tcp_maybe_free(c);
 }
 
 /* Closes the libuv handle (once). A parked reader or acceptor is woken with
  * UV_ECANCELED here; pending writes, connects and shutdowns get UV_ECANCELED
  * from libuv itself when the close completes. */
-static void tcp_close_handle(weft_tcp *c) {
+void weft__tcp_close_handle(weft_tcp *c) {
   if (c->closing) return;
   c->closing = 1;
   if (c->read_op != NULL) {
@@ -140,12 +86,6 @@ static void tcp_close_handle(weft_tcp *c) {
   }
   uv_close((uv_handle_t *)&c->handle, tcp_on_close);
 }
-
-static void tcp_release(weft_tcp *c) {
-  c->ops--;
-  tcp_maybe_free(c);
-}
-
 #ifndef _WIN32
 /* libuv writes to sockets with write(2), which raises SIGPIPE when the peer
  * has gone; its default action would end the whole program. Unless the
@@ -171,7 +111,7 @@ static int tcp_new(weft_tcp **out) {
 #endif
   weft_tcp *c = calloc(1, sizeof(*c));
   if (c == NULL) return UV_ENOMEM;
-  int r = uv_tcp_init(tcp_loop(), &c->handle);
+  int r = uv_tcp_init(weft__tcp_loop(), &c->handle);
   if (r < 0) {
     free(c);
     return r;
@@ -180,13 +120,6 @@ static int tcp_new(weft_tcp **out) {
   *out = c;
   return 0;
 }
-
-/* Common entry checks of every call that may wait. */
-static int tcp_enter(void) {
-  if (weft__self() == NULL) return WEFT_ENOTASK;
-  return weft__check_cancel();
-}
-
 /* ---- Listening and accepting -------------------------------------------- */
 
 /* Fills addr from a numeric host, or resolves a name. */
@@ -300,8 +233,8 @@ static void tcp_accept_cancel(weft__task *t, void *data) {
   }
 }
 
-static int weft__tcp_accept_impl(weft_tcp *l, weft_tcp **out) {
-  int r = tcp_enter();
+static int tcp_accept_impl(weft_tcp *l, weft_tcp **out) {
+  int r = weft__tcp_enter();
   if (r != 0) return r;
   if (l == NULL || out == NULL || !l->listener) return UV_EINVAL;
   if (l->acceptor != NULL) return UV_EBUSY;
@@ -326,7 +259,7 @@ static int weft__tcp_accept_impl(weft_tcp *l, weft_tcp **out) {
     r = weft__park(tcp_accept_cancel, l);
     if (r < 0) break;
   }
-  tcp_release(l);
+  weft__tcp_release(l);
   return r;
 }
 
@@ -338,15 +271,15 @@ static void tcp_on_connect(uv_connect_t *req, int status) {
 
 /* A connect in flight can only be abandoned by closing the handle; libuv
  * then calls the connect callback with UV_ECANCELED. */
-static void tcp_close_cancel(weft__task *t, void *data) {
+void weft__tcp_close_cancel(weft__task *t, void *data) {
   (void)t;
-  tcp_close_handle(data);
+  weft__tcp_close_handle(data);
 }
 
 int weft_tcp_connect_addr(const struct sockaddr *addr, weft_tcp **out) {
   if (addr == NULL || out == NULL) return UV_EINVAL;
   *out = NULL;
-  int r = tcp_enter();
+  int r = weft__tcp_enter();
   if (r != 0) return r;
   weft_tcp *c;
   r = tcp_new(&c);
@@ -354,7 +287,7 @@ int weft_tcp_connect_addr(const struct sockaddr *addr, weft_tcp **out) {
   uv_connect_t req;
   req.data = weft__self();
   r = uv_tcp_connect(&req, &c->handle, addr, tcp_on_connect);
-  if (r == 0) r = weft__park(tcp_close_cancel, c);
+  if (r == 0) r = weft__park(weft__tcp_close_cancel, c);
   if (r < 0) {
     weft_tcp_close(c);
     return r;
@@ -363,7 +296,7 @@ int weft_tcp_connect_addr(const struct sockaddr *addr, weft_tcp **out) {
   return 0;
 }
 
-static int weft__tcp_connect_impl(const char *host, int port, weft_tcp **out) {
+static int tcp_connect_impl(const char *host, int port, weft_tcp **out) {
   if (host == NULL || out == NULL || port < 0 || port > 65535) return UV_EINVAL;
   *out = NULL;
   struct sockaddr_storage addrs[8];
@@ -458,8 +391,8 @@ static ssize_t tcp_try_read(weft_tcp *c, void *buf, size_t len) {
 }
 #endif
 
-static ssize_t weft__tcp_read_impl(weft_tcp *c, void *buf, size_t len) {
-  int r = tcp_enter();
+static ssize_t tcp_read_impl(weft_tcp *c, void *buf, size_t len) {
+  int r = weft__tcp_enter();
   if (r != 0) return r;
   if (c == NULL || (buf == NULL && len > 0) || c->listener) return UV_EINVAL;
   if (c->read_op != NULL) return UV_EBUSY;
@@ -513,329 +446,13 @@ static ssize_t weft__tcp_read_impl(weft_tcp *c, void *buf, size_t len) {
       c->more = (size_t)n == len;
       if (n == 0) c->read_status = 1;
       if (n < 0) c->read_status = (int)n;
-      tcp_release(c);
+      weft__tcp_release(c);
       return n;
     }
 #endif
     break;
   }
-  tcp_release(c);
-  return r;
-}
-
-/* ---- Writing ------------------------------------------------------------ */
-
-static void tcp_on_write(uv_write_t *req, int status) {
-  weft__wake(req->data, status);
-}
-
-/* Writes len bytes of buf (the checks of the entry points done). */
-static int tcp_write_all(weft_tcp *c, const char *p, size_t len) {
-  int r = 0;
-  c->ops++;
-  while (len > 0 && r == 0) {
-    if (c->closing) {
-      r = UV_ECANCELED;
-      break;
-    }
-    size_t chunk = len < TCP_CHUNK ? len : TCP_CHUNK;
-    uv_buf_t b = uv_buf_init((char *)p, (unsigned)chunk);
-    if (c->fast_ops < TCP_FAST_BUDGET) {
-      int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
-      if (n >= 0) {
-        c->fast_ops++;
-        p += n;
-        len -= (size_t)n;
-        if ((size_t)n == chunk) continue;
-        chunk -= (size_t)n;
-        b = uv_buf_init((char *)p, (unsigned)chunk);
-      } else if (n != UV_EAGAIN) {
-        r = n;
-        break;
-      }
-    }
-    c->fast_ops = 0;
-    uv_write_t req;
-    req.data = weft__self();
-    r = uv_write(&req, (uv_stream_t *)&c->handle, &b, 1, tcp_on_write);
-    if (r < 0) break;
-    /* A write in flight cannot be taken back: cancelling it closes the
-     * connection, and libuv then completes it with UV_ECANCELED. */
-    r = weft__park(tcp_close_cancel, c);
-    p += chunk;
-    len -= chunk;
-  }
-  tcp_release(c);
-  return r;
-}
-
-/* Entry checks of the writes. A file being sent on c holds the socket: a
- * write now would land in the middle of the file's bytes. */
-static int tcp_write_enter(weft_tcp *c) {
-  int r = tcp_enter();
-  if (r != 0) return r;
-  if (c == NULL || c->listener) return UV_EINVAL;
-  if (c->sending_file) return UV_EBUSY;
-  return 0;
-}
-
-static int weft__tcp_write_impl(weft_tcp *c, const void *buf, size_t len) {
-  int r = tcp_write_enter(c);
-  if (r != 0) return r;
-  if (buf == NULL && len > 0) return UV_EINVAL;
-  return tcp_write_all(c, buf, len);
-}
-
-/* Up to this many buffers are copied on the stack; more are copied to the
- * heap, since the copy is advanced as bytes go out. */
-#define TCP_IOV_SMALL 16
-
-/* Moves *i and v[*i] past n written bytes, and past empty buffers. */
-static void tcp_iov_advance(uv_buf_t *v, size_t *i, size_t nbufs, size_t n) {
-  while (*i < nbufs && n >= v[*i].len) {
-    n -= v[*i].len;
-    (*i)++;
-  }
-  if (*i < nbufs && n > 0) {
-    v[*i].base += n;
-    v[*i].len -= n;
-  }
-}
-
-static int weft__tcp_writev_impl(weft_tcp *c, const uv_buf_t *bufs, size_t n) {
-  int r = tcp_write_enter(c);
-  if (r != 0) return r;
-  if (bufs == NULL && n > 0) return UV_EINVAL;
-  /* libuv counts the bytes of one write in an int: past TCP_CHUNK in all,
-   * the buffers go one by one (each still in order, in pieces). */
-  size_t total = 0;
-  int huge = n > UINT_MAX;
-  for (size_t k = 0; k < n; k++) {
-    if (bufs[k].base == NULL && bufs[k].len > 0) return UV_EINVAL;
-    if (bufs[k].len > TCP_CHUNK - total) huge = 1;
-    if (!huge) total += bufs[k].len;
-  }
-  if (huge) {
-    for (size_t k = 0; k < n && r == 0; k++) r = tcp_write_all(c, bufs[k].base, bufs[k].len);
-    return r;
-  }
-  uv_buf_t small[TCP_IOV_SMALL];
-  uv_buf_t *v = small;
-  if (n > TCP_IOV_SMALL) {
-    v = malloc(n * sizeof(*v));
-    if (v == NULL) return UV_ENOMEM;
-  }
-  if (n > 0) memcpy(v, bufs, n * sizeof(*v));
-  size_t i = 0;
-  tcp_iov_advance(v, &i, n, 0);
-  c->ops++;
-  while (i < n) {
-    if (c->closing) {
-      r = UV_ECANCELED;
-      break;
-    }
-    if (c->fast_ops < TCP_FAST_BUDGET) {
-      int w = uv_try_write((uv_stream_t *)&c->handle, v + i, (unsigned)(n - i));
-      if (w >= 0) {
-        c->fast_ops++;
-        tcp_iov_advance(v, &i, n, (size_t)w);
-        if (i == n) break;
-      } else if (w != UV_EAGAIN) {
-        r = w;
-        break;
-      }
-    }
-    c->fast_ops = 0;
-    uv_write_t req;
-    req.data = weft__self();
-    /* libuv copies the array of buffers; the bytes stay the caller's. */
-    r = uv_write(&req, (uv_stream_t *)&c->handle, v + i, (unsigned)(n - i), tcp_on_write);
-    if (r < 0) break;
-    r = weft__park(tcp_close_cancel, c);
-    break;
-  }
-  tcp_release(c);
-  if (v != small) free(v);
-  return r;
-}
-
-/* ---- Sending a file ----------------------------------------------------- */
-
-/* The piece read and written at once where the file's bytes are copied. */
-#define TCP_FILE_PIECE (64 * 1024)
-
-/* Sends one piece of the file by reading it and writing it: the way for
- * systems without sendfile(2), for files it does not take, and for keeping
- * order behind writes libuv still has queued. */
-static int tcp_send_file_piece(weft_tcp *c, int fd, int64_t *offset,
-                               size_t *len, char **piece) {
-  if (*piece == NULL) {
-    *piece = malloc(TCP_FILE_PIECE);
-    if (*piece == NULL) return UV_ENOMEM;
-  }
-  size_t want = *len < TCP_FILE_PIECE ? *len : TCP_FILE_PIECE;
-  ssize_t n = weft_file_read(fd, *piece, want, *offset);
-  if (n < 0) return (int)n;
-  if (n == 0) return UV_EOF;
-  int r = tcp_write_all(c, *piece, (size_t)n);
-  if (r < 0) return r;
-  *offset += n;
-  *len -= (size_t)n;
-  return 0;
-}
-
-#ifdef WEFT_HAVE_SENDFILE_LINUX
-
-static void tcp_on_writable(uv_poll_t *h, int status, int events) {
-  tcp_writable *w = h->data;
-  (void)events;
-  uv_poll_stop(h);
-  if (w->task != NULL) {
-    weft__task *t = w->task;
-    w->task = NULL;
-    weft__wake(t, status);
-  }
-}
-
-static void tcp_writable_cancel(weft__task *t, void *data) {
-  tcp_writable *w = data;
-  if (w->task == t) {
-    w->task = NULL;
-    uv_poll_stop(&w->poll);
-    weft__wake(t, 0);
-  }
-}
-
-/* Suspends until sockfd is writable. Returns 0 or an error. */
-static int tcp_wait_writable(tcp_writable *w, int sockfd) {
-  if (w->fd < 0) {
-    int fd = fcntl(sockfd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) return uv_translate_sys_error(errno);
-    int r = uv_poll_init(tcp_loop(), &w->poll, fd);
-    if (r < 0) {
-      close(fd);
-      return r;
-    }
-    w->poll.data = w;
-    w->fd = fd;
-  }
-  int r = uv_poll_start(&w->poll, UV_WRITABLE, tcp_on_writable);
-  if (r < 0) return r;
-  w->task = weft__self();
-  return weft__park(tcp_writable_cancel, w);
-}
-
-static void tcp_writable_on_close(uv_handle_t *h) {
-  weft__wake(((tcp_writable *)h->data)->task, 0);
-}
-
-/* Closes the poll and the duplicate, waiting for libuv to let go of the
- * handle (it lives on the caller's stack); this wait is not cancellable. */
-static void tcp_writable_close(tcp_writable *w) {
-  if (w->fd < 0) return;
-  w->task = weft__self();
-  uv_close((uv_handle_t *)&w->poll, tcp_writable_on_close);
-  weft__park(NULL, NULL);
-  close(w->fd);
-  w->fd = -1;
-}
-
-/* Sends with sendfile(2); see weft_tcp_sendfile(). *sent counts the bytes
- * that went out. */
-static int tcp_sendfile_linux(weft_tcp *c, int fd, int64_t offset, size_t len,
-                              size_t *sent) {
-  uv_os_fd_t sockfd;
-  int r = uv_fileno((const uv_handle_t *)&c->handle, &sockfd);
-  if (r < 0) return r;
-  tcp_writable w;
-  w.fd = -1;
-  w.task = NULL;
-  c->writable = &w;
-  char *piece = NULL;
-  int use_sendfile = 1;
-  unsigned fast = 0;
-  while (len > 0) {
-    if (c->closing) {
-      r = UV_ECANCELED;
-      break;
-    }
-    /* Bytes of earlier writes still queued in libuv go first: this piece
-     * is written behind them. */
-    if (!use_sendfile || uv_stream_get_write_queue_size((uv_stream_t *)&c->handle) > 0) {
-      size_t before = len;
-      r = tcp_send_file_piece(c, fd, &offset, &len, &piece);
-      *sent += before - len;
-      if (r < 0) break;
-      continue;
-    }
-    /* A reader as fast as the disk would keep this task running: after a
-     * run of immediate sends, wait for the loop like any other write. */
-    if (fast >= TCP_FAST_BUDGET) {
-      fast = 0;
-      r = tcp_wait_writable(&w, sockfd);
-      if (r < 0) break;
-      continue;
-    }
-    off_t off = (off_t)offset;
-    size_t chunk = len < TCP_CHUNK ? len : TCP_CHUNK;
-    ssize_t n = sendfile(sockfd, fd, &off, chunk);
-    if (n > 0) {
-      offset += n;
-      len -= (size_t)n;
-      *sent += (size_t)n;
-      fast++;
-      continue;
-    }
-    if (n == 0) {
-      r = UV_EOF;
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      fast = 0;
-      r = tcp_wait_writable(&w, sockfd);
-      if (r < 0) break;
-      continue;
-    }
-    /* A file sendfile(2) cannot map (a pipe, some file systems). */
-    if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
-      use_sendfile = 0;
-      continue;
-    }
-    r = uv_translate_sys_error(errno);
-    break;
-  }
-  c->writable = NULL;
-  tcp_writable_close(&w);
-  free(piece);
-  return r;
-}
-#endif
-
-static int weft__tcp_sendfile_impl(weft_tcp *c, int fd, int64_t offset,
-                                   size_t len, size_t *sent) {
-  int r = tcp_write_enter(c);
-  if (r != 0) return r;
-  if (fd < 0 || offset < 0) return UV_EINVAL;
-  if (c->closing) return UV_ECANCELED;
-  c->ops++;
-  c->sending_file = 1;
-#ifdef WEFT_HAVE_SENDFILE_LINUX
-  r = tcp_sendfile_linux(c, fd, offset, len, sent);
-#else
-  char *piece = NULL;
-  while (len > 0) {
-    size_t before = len;
-    r = tcp_send_file_piece(c, fd, &offset, &len, &piece);
-    *sent += before - len;
-    if (r < 0) break;
-  }
-  free(piece);
-#endif
-  c->sending_file = 0;
-  /* Part of the file went out: the byte stream is no longer well defined. */
-  if ((r == UV_ECANCELED || r == UV_ETIMEDOUT) && *sent > 0) tcp_close_handle(c);
-  tcp_release(c);
+  weft__tcp_release(c);
   return r;
 }
 
@@ -844,7 +461,7 @@ static void tcp_on_shutdown(uv_shutdown_t *req, int status) {
 }
 
 int weft_tcp_shutdown(weft_tcp *c) {
-  int r = tcp_enter();
+  int r = weft__tcp_enter();
   if (r != 0) return r;
   if (c == NULL || c->listener) return UV_EINVAL;
   if (c->closing) return UV_ECANCELED;
@@ -853,16 +470,16 @@ int weft_tcp_shutdown(weft_tcp *c) {
   r = uv_shutdown(&req, (uv_stream_t *)&c->handle, tcp_on_shutdown);
   if (r < 0) return r;
   c->ops++;
-  r = weft__park(tcp_close_cancel, c);
-  tcp_release(c);
+  r = weft__park(weft__tcp_close_cancel, c);
+  weft__tcp_release(c);
   return r;
 }
 
 void weft_tcp_close(weft_tcp *c) {
   if (c == NULL || c->user_closed) return;
   c->user_closed = 1;
-  tcp_close_handle(c);
-  tcp_maybe_free(c);
+  weft__tcp_close_handle(c);
+  weft__tcp_maybe_free(c);
 }
 
 /* ---- Options and addresses ---------------------------------------------- */
@@ -903,46 +520,20 @@ int weft_tcp_local_port(const weft_tcp *c) {
 /* ---- Public entry points: the work above, counted in the metrics ------- */
 
 int weft_tcp_accept(weft_tcp *l, weft_tcp **out) {
-  int r = weft__tcp_accept_impl(l, out);
+  int r = tcp_accept_impl(l, out);
   if (r < 0) weft__metrics_error((int)r);
   return r;
 }
 
 int weft_tcp_connect(const char *host, int port, weft_tcp **out) {
-  int r = weft__tcp_connect_impl(host, port, out);
+  int r = tcp_connect_impl(host, port, out);
   if (r < 0) weft__metrics_error((int)r);
   return r;
 }
 
 ssize_t weft_tcp_read(weft_tcp *c, void *buf, size_t len) {
-  ssize_t r = weft__tcp_read_impl(c, buf, len);
+  ssize_t r = tcp_read_impl(c, buf, len);
   if (r > 0) weft_counter_add(weft__m_bytes_read, (uint64_t)r);
-  if (r < 0) weft__metrics_error((int)r);
-  return r;
-}
-
-int weft_tcp_write(weft_tcp *c, const void *buf, size_t len) {
-  int r = weft__tcp_write_impl(c, buf, len);
-  if (r == 0) weft_counter_add(weft__m_bytes_written, len);
-  if (r < 0) weft__metrics_error((int)r);
-  return r;
-}
-
-int weft_tcp_writev(weft_tcp *c, const uv_buf_t *bufs, size_t n) {
-  int r = weft__tcp_writev_impl(c, bufs, n);
-  if (r == 0) {
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) total += bufs[i].len;
-    weft_counter_add(weft__m_bytes_written, total);
-  }
-  if (r < 0) weft__metrics_error((int)r);
-  return r;
-}
-
-int weft_tcp_sendfile(weft_tcp *c, int fd, int64_t offset, size_t len) {
-  size_t sent = 0;
-  int r = weft__tcp_sendfile_impl(c, fd, offset, len, &sent);
-  if (sent > 0) weft_counter_add(weft__m_bytes_written, sent);
   if (r < 0) weft__metrics_error((int)r);
   return r;
 }

@@ -1,4 +1,5 @@
-/* metrics.c: the metrics registry, sharded updates, and the exporters. */
+/* metrics.c: the metrics registry and the sharded updates of the hot path.
+ * The exporters (JSON, Prometheus text) are metrics_export.c. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,23 +10,10 @@
 #include <pthread.h>
 #endif
 
-#include "internal.h"
-#include "metrics_internal.h"
-
-#if defined(__GNUC__)
-#define WEFT__COLD __attribute__((noinline, cold))
-#else
-#define WEFT__COLD
-#endif
+#include "metrics_registry.h"
 
 /* ---- Shards: one per updating thread ------------------------------------- */
 
-/* Shard 0 is shared by every thread that found no free shard and is updated
- * with read-modify-write atomics; shards 1..63 each have one owner thread at
- * a time, which updates them with plain atomic loads and stores. The owner
- * is the only writer, so nothing is lost, and the loads and stores being
- * atomic keeps concurrent readers (and ThreadSanitizer) content. */
-#define SHARDS 64
 
 #ifndef _WIN32
 /* Bit s set: shard s is owned. Bit 0 stands for the shared shard and is
@@ -90,34 +78,24 @@ static inline int shard_index(void) {
 
 /* ---- Histogram buckets --------------------------------------------------- */
 
-/* Values below 64 have a bucket each. From 64 on, the values in
- * [2^e, 2^(e+1)) are split into 64 buckets of width 2^(e-6), so a bucket is
- * never wider than 1/64 of its lowest value, and its midpoint is within
- * 1/128 of any value in it. e = 6 gives width 1 too, hence exact below 128. */
-#define SUB_BITS 6
-#define SUB_COUNT (1u << SUB_BITS)
-#define BUCKETS ((64 - SUB_BITS + 1) * SUB_COUNT) /* 3776 */
-
 static inline unsigned bucket_of(uint64_t v) {
-  if (v < SUB_COUNT) return (unsigned)v;
+  if (v < WEFT__SUB_COUNT) return (unsigned)v;
   unsigned e = 63u - (unsigned)__builtin_clzll(v);
-  return ((e - SUB_BITS + 1) << SUB_BITS) +
-         (unsigned)((v >> (e - SUB_BITS)) & (SUB_COUNT - 1));
+  return ((e - WEFT__SUB_BITS + 1) << WEFT__SUB_BITS) +
+         (unsigned)((v >> (e - WEFT__SUB_BITS)) & (WEFT__SUB_COUNT - 1));
 }
 
 /* The midpoint of bucket i: the value a quantile in it is reported as. */
 static uint64_t bucket_mid(unsigned i) {
-  if (i < 2 * SUB_COUNT) return i;
-  unsigned e = (i >> SUB_BITS) + SUB_BITS - 1;
-  uint64_t sub = i & (SUB_COUNT - 1);
-  uint64_t width = (uint64_t)1 << (e - SUB_BITS);
-  uint64_t lo = (SUB_COUNT + sub) << (e - SUB_BITS);
+  if (i < 2 * WEFT__SUB_COUNT) return i;
+  unsigned e = (i >> WEFT__SUB_BITS) + WEFT__SUB_BITS - 1;
+  uint64_t sub = i & (WEFT__SUB_COUNT - 1);
+  uint64_t width = (uint64_t)1 << (e - WEFT__SUB_BITS);
+  uint64_t lo = (WEFT__SUB_COUNT + sub) << (e - WEFT__SUB_BITS);
   return lo + (width - 1) / 2;
 }
 
 /* ---- Metrics and their shards -------------------------------------------- */
-
-enum { KIND_COUNTER = 1, KIND_GAUGE, KIND_HISTOGRAM };
 
 /* A counter's or gauge's shard: one value alone on its cache line. */
 typedef struct cell {
@@ -132,30 +110,17 @@ typedef struct hist_shard {
   uint64_t min; /* UINT64_MAX while empty */
   uint64_t max;
   char pad[32];
-  uint64_t buckets[BUCKETS];
+  uint64_t buckets[WEFT__BUCKETS];
 } hist_shard;
 
-/* Every kind of metric is this one structure; the public handle types are
- * pointers to it under three names. */
-typedef struct metric {
-  int kind;
-  char *name;
-  char *help;  /* "" when none was given */
-  char *label; /* NULL for an unlabelled series */
-  char *value;
-  double scale;        /* histograms: export multiplier */
-  uint64_t gauge_base; /* gauges: the value minus the shards' deltas */
-  void *shard[SHARDS]; /* cell or hist_shard, allocated on first use */
-} metric;
-
 struct weft_counter {
-  metric m;
+  weft__metric m;
 };
 struct weft_gauge {
-  metric m;
+  weft__metric m;
 };
 struct weft_histogram {
-  metric m;
+  weft__metric m;
 };
 
 static void hist_shard_clear(hist_shard *h) {
@@ -163,19 +128,19 @@ static void hist_shard_clear(hist_shard *h) {
   __atomic_store_n(&h->sum, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&h->min, UINT64_MAX, __ATOMIC_RELAXED);
   __atomic_store_n(&h->max, 0, __ATOMIC_RELAXED);
-  for (unsigned i = 0; i < BUCKETS; i++)
+  for (unsigned i = 0; i < WEFT__BUCKETS; i++)
     __atomic_store_n(&h->buckets[i], 0, __ATOMIC_RELAXED);
 }
 
 /* Allocates m's shard s (cache-line aligned) unless another thread got there
  * first. Returns the shard, or NULL when memory runs out (the update that
  * needed it is then dropped). */
-static WEFT__COLD void *shard_alloc(metric *m, int s) {
-  size_t size = m->kind == KIND_HISTOGRAM ? sizeof(hist_shard) : sizeof(cell);
+static WEFT__COLD void *shard_alloc(weft__metric *m, int s) {
+  size_t size = m->kind == WEFT__KIND_HISTOGRAM ? sizeof(hist_shard) : sizeof(cell);
   void *p = NULL;
   if (posix_memalign(&p, 64, size) != 0) return NULL;
   memset(p, 0, size);
-  if (m->kind == KIND_HISTOGRAM) ((hist_shard *)p)->min = UINT64_MAX;
+  if (m->kind == WEFT__KIND_HISTOGRAM) ((hist_shard *)p)->min = UINT64_MAX;
   void *expected = NULL;
   if (!__atomic_compare_exchange_n(&m->shard[s], &expected, p, 0,
                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
@@ -185,14 +150,14 @@ static WEFT__COLD void *shard_alloc(metric *m, int s) {
   return p;
 }
 
-static inline void *shard_get(metric *m, int s) {
+static inline void *shard_get(weft__metric *m, int s) {
   void *p = __atomic_load_n(&m->shard[s], __ATOMIC_ACQUIRE);
   if (WEFT__UNLIKELY(p == NULL)) p = shard_alloc(m, s);
   return p;
 }
 
 /* Adds n to a counter's or gauge's shard of the calling thread. */
-static inline void cell_add(metric *m, uint64_t n) {
+static inline void cell_add(weft__metric *m, uint64_t n) {
   int s = shard_index();
   cell *c = shard_get(m, s);
   if (WEFT__UNLIKELY(c == NULL)) return;
@@ -204,9 +169,9 @@ static inline void cell_add(metric *m, uint64_t n) {
 }
 
 /* The sum of every shard's cell. */
-static uint64_t cell_sum(const metric *m) {
+uint64_t weft__cell_sum(const weft__metric *m) {
   uint64_t sum = 0;
-  for (int s = 0; s < SHARDS; s++) {
+  for (int s = 0; s < WEFT__SHARDS; s++) {
     cell *c = __atomic_load_n(&m->shard[s], __ATOMIC_ACQUIRE);
     if (c != NULL) sum += __atomic_load_n(&c->v, __ATOMIC_RELAXED);
   }
@@ -232,18 +197,18 @@ void weft_gauge_set(weft_gauge *g, int64_t v) {
   if (g == NULL) return;
   /* The shards keep their deltas; the base absorbs them so that base plus
    * deltas is v. Wrapping unsigned arithmetic makes negative values work. */
-  __atomic_store_n(&g->m.gauge_base, (uint64_t)v - cell_sum(&g->m),
+  __atomic_store_n(&g->m.gauge_base, (uint64_t)v - weft__cell_sum(&g->m),
                    __ATOMIC_RELAXED);
 }
 
 uint64_t weft_counter_value(const weft_counter *c) {
-  return c == NULL ? 0 : cell_sum(&c->m);
+  return c == NULL ? 0 : weft__cell_sum(&c->m);
 }
 
 int64_t weft_gauge_value(const weft_gauge *g) {
   if (g == NULL) return 0;
   uint64_t base = __atomic_load_n(&g->m.gauge_base, __ATOMIC_RELAXED);
-  return (int64_t)(base + cell_sum(&g->m));
+  return (int64_t)(base + weft__cell_sum(&g->m));
 }
 
 void weft_histogram_record(weft_histogram *hg, uint64_t v) {
@@ -283,19 +248,10 @@ void weft_histogram_record(weft_histogram *hg, uint64_t v) {
 
 /* ---- Reading histograms -------------------------------------------------- */
 
-/* A histogram merged over its shards. */
-typedef struct hist_merged {
-  uint64_t count; /* the buckets' total, which the ranks use */
-  uint64_t sum;
-  uint64_t min;
-  uint64_t max;
-  uint64_t buckets[BUCKETS];
-} hist_merged;
-
-static void hist_merge(const metric *m, hist_merged *out) {
+void weft__hist_merge(const weft__metric *m, weft__hist_merged *out) {
   memset(out, 0, sizeof *out);
   out->min = UINT64_MAX;
-  for (int s = 0; s < SHARDS; s++) {
+  for (int s = 0; s < WEFT__SHARDS; s++) {
     hist_shard *h = __atomic_load_n(&m->shard[s], __ATOMIC_ACQUIRE);
     if (h == NULL) continue;
     out->sum += __atomic_load_n(&h->sum, __ATOMIC_RELAXED);
@@ -303,7 +259,7 @@ static void hist_merge(const metric *m, hist_merged *out) {
     uint64_t mx = __atomic_load_n(&h->max, __ATOMIC_RELAXED);
     if (mn < out->min) out->min = mn;
     if (mx > out->max) out->max = mx;
-    for (unsigned i = 0; i < BUCKETS; i++) {
+    for (unsigned i = 0; i < WEFT__BUCKETS; i++) {
       uint64_t n = __atomic_load_n(&h->buckets[i], __ATOMIC_RELAXED);
       out->buckets[i] += n;
       out->count += n;
@@ -325,8 +281,8 @@ static uint64_t quantile_rank(double q, uint64_t count) {
 
 /* Fills values[k] with the estimate of quantile qs[k], for n quantiles in
  * increasing order, in one walk over the buckets. */
-static void hist_quantiles(const hist_merged *h, const double *qs,
-                           uint64_t *values, int n) {
+void weft__hist_quantiles(const weft__hist_merged *h, const double *qs, uint64_t *values,
+                          int n) {
   if (h->count == 0) {
     for (int k = 0; k < n; k++) values[k] = 0;
     return;
@@ -335,8 +291,8 @@ static void hist_quantiles(const hist_merged *h, const double *qs,
   unsigned i = 0;
   for (int k = 0; k < n; k++) {
     uint64_t rank = quantile_rank(qs[k], h->count);
-    while (i < BUCKETS && seen + h->buckets[i] < rank) seen += h->buckets[i++];
-    uint64_t v = i < BUCKETS ? bucket_mid(i) : h->max;
+    while (i < WEFT__BUCKETS && seen + h->buckets[i] < rank) seen += h->buckets[i++];
+    uint64_t v = i < WEFT__BUCKETS ? bucket_mid(i) : h->max;
     /* The extremes are known exactly: the first and last ranks are them,
      * and no estimate lies outside them. */
     if (rank == 1 || v < h->min) v = h->min;
@@ -345,16 +301,16 @@ static void hist_quantiles(const hist_merged *h, const double *qs,
   }
 }
 
-static const double export_qs[4] = {0.5, 0.9, 0.99, 0.999};
+const double weft__export_qs[4] = {0.5, 0.9, 0.99, 0.999};
 
 void weft_histogram_read(const weft_histogram *hg, weft_histogram_stats *out) {
   memset(out, 0, sizeof *out);
   if (hg == NULL) return;
-  hist_merged *h = malloc(sizeof *h);
+  weft__hist_merged *h = malloc(sizeof *h);
   if (h == NULL) return;
-  hist_merge(&hg->m, h);
+  weft__hist_merge(&hg->m, h);
   uint64_t v[4];
-  hist_quantiles(h, export_qs, v, 4);
+  weft__hist_quantiles(h, weft__export_qs, v, 4);
   out->count = h->count;
   out->sum = h->sum;
   out->min = h->min;
@@ -368,11 +324,11 @@ void weft_histogram_read(const weft_histogram *hg, weft_histogram_stats *out) {
 
 uint64_t weft_histogram_quantile(const weft_histogram *hg, double q) {
   if (hg == NULL) return 0;
-  hist_merged *h = malloc(sizeof *h);
+  weft__hist_merged *h = malloc(sizeof *h);
   if (h == NULL) return 0;
-  hist_merge(&hg->m, h);
+  weft__hist_merge(&hg->m, h);
   uint64_t v;
-  hist_quantiles(h, &q, &v, 1);
+  weft__hist_quantiles(h, &q, &v, 1);
   free(h);
   return v;
 }
@@ -383,13 +339,22 @@ static uv_once_t registry_once = UV_ONCE_INIT;
 static uv_mutex_t registry_lock;
 /* Every metric, sorted by name, then label, then value, so that a family's
  * series are adjacent and exports come out in a stable order. */
-static metric **registry;
+static weft__metric **registry;
 static size_t registry_len;
 static size_t registry_cap;
 
 static void registry_init(void) {
   if (uv_mutex_init(&registry_lock) != 0) abort();
 }
+
+weft__metric *const *weft__metrics_lock(size_t *len) {
+  uv_once(&registry_once, registry_init);
+  uv_mutex_lock(&registry_lock);
+  *len = registry_len;
+  return registry;
+}
+
+void weft__metrics_unlock(void) { uv_mutex_unlock(&registry_lock); }
 
 int weft_metrics_valid_name(const char *name) {
   if (name == NULL || *name == '\0') return 0;
@@ -405,7 +370,7 @@ int weft_metrics_valid_name(const char *name) {
 static int valid_label(const char *label, int kind) {
   if (label == NULL || *label == '\0') return 0;
   if (label[0] == '_' && label[1] == '_') return 0;
-  if (kind == KIND_HISTOGRAM && strcmp(label, "quantile") == 0) return 0;
+  if (kind == WEFT__KIND_HISTOGRAM && strcmp(label, "quantile") == 0) return 0;
   for (const char *p = label; *p; p++) {
     char c = *p;
     int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -415,7 +380,7 @@ static int valid_label(const char *label, int kind) {
 }
 
 static int series_cmp(const char *name, const char *label, const char *value,
-                      const metric *m) {
+                      const weft__metric *m) {
   int c = strcmp(name, m->name);
   if (c != 0) return c;
   c = strcmp(label ? label : "", m->label ? m->label : "");
@@ -425,7 +390,7 @@ static int series_cmp(const char *name, const char *label, const char *value,
 
 static char *dup_or_null(const char *s) { return s == NULL ? NULL : strdup(s); }
 
-static void metric_free(metric *m) {
+static void metric_free(weft__metric *m) {
   free(m->name);
   free(m->help);
   free(m->label);
@@ -435,7 +400,7 @@ static void metric_free(metric *m) {
 
 /* Finds or registers a series. Returns NULL for a bad name or label, a kind
  * that differs from the family's, or no memory. */
-static metric *metric_get(int kind, const char *name, const char *help,
+static weft__metric *metric_get(int kind, const char *name, const char *help,
                           const char *label, const char *value, double scale) {
   if (!weft_metrics_valid_name(name)) return NULL;
   if ((label != NULL || value != NULL) &&
@@ -443,11 +408,11 @@ static metric *metric_get(int kind, const char *name, const char *help,
     return NULL;
   uv_once(&registry_once, registry_init);
   uv_mutex_lock(&registry_lock);
-  metric *found = NULL;
+  weft__metric *found = NULL;
   size_t at = registry_len;
   int clash = 0;
   for (size_t i = 0; i < registry_len; i++) {
-    metric *m = registry[i];
+    weft__metric *m = registry[i];
     int c = series_cmp(name, label, value, m);
     if (strcmp(name, m->name) == 0 && m->kind != kind) clash = 1;
     if (c == 0) found = m;
@@ -457,7 +422,7 @@ static metric *metric_get(int kind, const char *name, const char *help,
     uv_mutex_unlock(&registry_lock);
     return clash ? NULL : found;
   }
-  metric *m = calloc(1, sizeof *m);
+  weft__metric *m = calloc(1, sizeof *m);
   if (m == NULL) goto oom;
   m->kind = kind;
   m->scale = scale > 0 ? scale : 1.0;
@@ -470,7 +435,7 @@ static metric *metric_get(int kind, const char *name, const char *help,
     goto oom;
   if (registry_len == registry_cap) {
     size_t cap = registry_cap ? registry_cap * 2 : 64;
-    metric **r = realloc(registry, cap * sizeof *r);
+    weft__metric **r = realloc(registry, cap * sizeof *r);
     if (r == NULL) goto oom;
     registry = r;
     registry_cap = cap;
@@ -488,29 +453,29 @@ oom:
 }
 
 weft_counter *weft_metrics_counter(const char *name, const char *help) {
-  return (weft_counter *)metric_get(KIND_COUNTER, name, help, NULL, NULL, 1);
+  return (weft_counter *)metric_get(WEFT__KIND_COUNTER, name, help, NULL, NULL, 1);
 }
 
 weft_counter *weft_metrics_counter_labeled(const char *name, const char *help,
                                            const char *label,
                                            const char *value) {
   if (label == NULL) return NULL;
-  return (weft_counter *)metric_get(KIND_COUNTER, name, help, label, value, 1);
+  return (weft_counter *)metric_get(WEFT__KIND_COUNTER, name, help, label, value, 1);
 }
 
 weft_gauge *weft_metrics_gauge(const char *name, const char *help) {
-  return (weft_gauge *)metric_get(KIND_GAUGE, name, help, NULL, NULL, 1);
+  return (weft_gauge *)metric_get(WEFT__KIND_GAUGE, name, help, NULL, NULL, 1);
 }
 
 weft_gauge *weft_metrics_gauge_labeled(const char *name, const char *help,
                                        const char *label, const char *value) {
   if (label == NULL) return NULL;
-  return (weft_gauge *)metric_get(KIND_GAUGE, name, help, label, value, 1);
+  return (weft_gauge *)metric_get(WEFT__KIND_GAUGE, name, help, label, value, 1);
 }
 
 weft_histogram *weft_metrics_histogram(const char *name, const char *help,
                                        double scale) {
-  return (weft_histogram *)metric_get(KIND_HISTOGRAM, name, help, NULL, NULL,
+  return (weft_histogram *)metric_get(WEFT__KIND_HISTOGRAM, name, help, NULL, NULL,
                                       scale);
 }
 
@@ -519,7 +484,7 @@ weft_histogram *weft_metrics_histogram_labeled(const char *name,
                                                const char *label,
                                                const char *value) {
   if (label == NULL) return NULL;
-  return (weft_histogram *)metric_get(KIND_HISTOGRAM, name, help, label, value,
+  return (weft_histogram *)metric_get(WEFT__KIND_HISTOGRAM, name, help, label, value,
                                       scale);
 }
 
@@ -527,12 +492,12 @@ void weft_metrics_reset(void) {
   uv_once(&registry_once, registry_init);
   uv_mutex_lock(&registry_lock);
   for (size_t i = 0; i < registry_len; i++) {
-    metric *m = registry[i];
+    weft__metric *m = registry[i];
     __atomic_store_n(&m->gauge_base, 0, __ATOMIC_RELAXED);
-    for (int s = 0; s < SHARDS; s++) {
+    for (int s = 0; s < WEFT__SHARDS; s++) {
       void *p = __atomic_load_n(&m->shard[s], __ATOMIC_ACQUIRE);
       if (p == NULL) continue;
-      if (m->kind == KIND_HISTOGRAM)
+      if (m->kind == WEFT__KIND_HISTOGRAM)
         hist_shard_clear(p);
       else
         __atomic_store_n(&((cell *)p)->v, 0, __ATOMIC_RELAXED);
@@ -627,294 +592,4 @@ void weft__metrics_error(int code) {
     if (slot != NULL) __atomic_store_n(slot, c, __ATOMIC_RELEASE);
   }
   weft_counter_inc(c);
-}
-
-/* ---- Export -------------------------------------------------------------- */
-
-/* A growing string. Out of memory sticks: every later append is dropped and
- * the caller sees failed set. */
-typedef struct strbuf {
-  char *p;
-  size_t len;
-  size_t cap;
-  int failed;
-} strbuf;
-
-static int sb_reserve(strbuf *b, size_t more) {
-  if (b->failed) return 0;
-  if (b->len + more + 1 <= b->cap) return 1;
-  size_t cap = b->cap ? b->cap : 4096;
-  while (cap < b->len + more + 1) cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (p == NULL) {
-    b->failed = 1;
-    return 0;
-  }
-  b->p = p;
-  b->cap = cap;
-  return 1;
-}
-
-static void sb_put(strbuf *b, const char *s, size_t n) {
-  if (!sb_reserve(b, n)) return;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void sb_puts(strbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(strbuf *b, const char *fmt, ...) {
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n < 0) {
-    b->failed = 1;
-    return;
-  }
-  /* Every format used here fits in tmp. */
-  sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* Appends a number. Integral values are printed as integers; a locale with
- * a decimal comma is undone, as both formats need a point. */
-static void sb_double(strbuf *b, double v, int json) {
-  if (!isfinite(v)) {
-    if (json)
-      sb_puts(b, "0");
-    else
-      sb_puts(b, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
-    return;
-  }
-  char tmp[64];
-  snprintf(tmp, sizeof tmp, "%.12g", v);
-  for (char *p = tmp; *p; p++)
-    if (*p == ',') *p = '.';
-  sb_puts(b, tmp);
-}
-
-/* Appends v of a histogram with the given scale: exact when scale is 1. */
-static void sb_scaled(strbuf *b, uint64_t v, double scale, int json) {
-  if (scale == 1.0)
-    sb_printf(b, "%llu", (unsigned long long)v);
-  else
-    sb_double(b, (double)v * scale, json);
-}
-
-/* Appends s as the inside of a JSON string. */
-static void sb_json_escape(strbuf *b, const char *s) {
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') {
-      char esc[2] = {'\\', (char)c};
-      sb_put(b, esc, 2);
-    } else if (c < 0x20) {
-      sb_printf(b, "\\u%04x", c);
-    } else {
-      sb_put(b, (const char *)&c, 1);
-    }
-  }
-}
-
-/* Appends s escaped for a Prometheus label value (\\, \" and \n) or, with
- * help set, for a # HELP line (\\ and \n). */
-static void sb_prom_escape(strbuf *b, const char *s, int help) {
-  for (; *s; s++) {
-    if (*s == '\\')
-      sb_puts(b, "\\\\");
-    else if (*s == '\n')
-      sb_puts(b, "\\n");
-    else if (*s == '"' && !help)
-      sb_puts(b, "\\\"");
-    else
-      sb_put(b, s, 1);
-  }
-}
-
-/* Appends m's Prometheus series name with suffix after the name and an
- * optional extra label (the quantile), such as
- * name_sum{code="ECONNRESET"} or name{quantile="0.5"}. */
-static void sb_series(strbuf *b, const metric *m, const char *suffix,
-                      const char *extra_label, const char *extra_value) {
-  sb_puts(b, m->name);
-  sb_puts(b, suffix);
-  if (m->label == NULL && extra_label == NULL) return;
-  sb_puts(b, "{");
-  if (m->label != NULL) {
-    sb_puts(b, m->label);
-    sb_puts(b, "=\"");
-    sb_prom_escape(b, m->value, 0);
-    sb_puts(b, "\"");
-  }
-  if (extra_label != NULL) {
-    if (m->label != NULL) sb_puts(b, ",");
-    sb_puts(b, extra_label);
-    sb_puts(b, "=\"");
-    sb_puts(b, extra_value);
-    sb_puts(b, "\"");
-  }
-  sb_puts(b, "}");
-}
-
-/* Appends m's series name as a JSON key (with its colon). */
-static void sb_json_key(strbuf *b, const metric *m) {
-  strbuf name = {0};
-  sb_series(&name, m, "", NULL, NULL);
-  sb_puts(b, "\"");
-  if (name.failed)
-    b->failed = 1;
-  else
-    sb_json_escape(b, name.p);
-  sb_puts(b, "\":");
-  free(name.p);
-}
-
-static void json_section(strbuf *b, int kind, hist_merged *scratch) {
-  int first = 1;
-  sb_puts(b, "{");
-  for (size_t i = 0; i < registry_len; i++) {
-    const metric *m = registry[i];
-    if (m->kind != kind) continue;
-    if (!first) sb_puts(b, ",");
-    first = 0;
-    sb_json_key(b, m);
-    if (kind == KIND_COUNTER) {
-      sb_printf(b, "%llu", (unsigned long long)cell_sum(m));
-    } else if (kind == KIND_GAUGE) {
-      sb_printf(b, "%lld", (long long)weft_gauge_value((const weft_gauge *)m));
-    } else {
-      uint64_t q[4];
-      hist_merge(m, scratch);
-      hist_quantiles(scratch, export_qs, q, 4);
-      sb_printf(b,
-                "{\"count\":%llu,\"sum\":", (unsigned long long)scratch->count);
-      sb_scaled(b, scratch->sum, m->scale, 1);
-      sb_puts(b, ",\"min\":");
-      sb_scaled(b, scratch->min, m->scale, 1);
-      sb_puts(b, ",\"max\":");
-      sb_scaled(b, scratch->max, m->scale, 1);
-      static const char *keys[4] = {"p50", "p90", "p99", "p999"};
-      for (int k = 0; k < 4; k++) {
-        sb_printf(b, ",\"%s\":", keys[k]);
-        sb_scaled(b, q[k], m->scale, 1);
-      }
-      sb_puts(b, "}");
-    }
-  }
-  sb_puts(b, "}");
-}
-
-/* Builds the JSON export, with a newline at the end if asked. */
-static char *json_build(int newline, size_t *len) {
-  weft__metrics_builtin_init();
-  hist_merged *scratch = malloc(sizeof *scratch);
-  if (scratch == NULL) return NULL;
-  strbuf b = {0};
-  uv_once(&registry_once, registry_init);
-  uv_mutex_lock(&registry_lock);
-  sb_puts(&b, "{\"counters\":");
-  json_section(&b, KIND_COUNTER, scratch);
-  sb_puts(&b, ",\"gauges\":");
-  json_section(&b, KIND_GAUGE, scratch);
-  sb_puts(&b, ",\"histograms\":");
-  json_section(&b, KIND_HISTOGRAM, scratch);
-  sb_puts(&b, newline ? "}\n" : "}");
-  uv_mutex_unlock(&registry_lock);
-  free(scratch);
-  if (b.failed) {
-    free(b.p);
-    return NULL;
-  }
-  if (len != NULL) *len = b.len;
-  return b.p;
-}
-
-char *weft_metrics_json(void) { return json_build(0, NULL); }
-
-char *weft_metrics_prometheus(void) {
-  static const char *quantile_names[4] = {"0.5", "0.9", "0.99", "0.999"};
-  static const char *type_names[4] = {"", "counter", "gauge", "summary"};
-  weft__metrics_builtin_init();
-  hist_merged *scratch = malloc(sizeof *scratch);
-  if (scratch == NULL) return NULL;
-  strbuf b = {0};
-  uv_once(&registry_once, registry_init);
-  uv_mutex_lock(&registry_lock);
-  for (size_t i = 0; i < registry_len; i++) {
-    const metric *m = registry[i];
-    if (i == 0 || strcmp(registry[i - 1]->name, m->name) != 0) {
-      /* A family's first series: the help of the first series that has one. */
-      const char *help = m->help;
-      for (size_t j = i; *help == '\0' && j < registry_len &&
-                         strcmp(registry[j]->name, m->name) == 0;
-           j++)
-        help = registry[j]->help;
-      if (*help != '\0') {
-        sb_printf(&b, "# HELP %s ", m->name);
-        sb_prom_escape(&b, help, 1);
-        sb_puts(&b, "\n");
-      }
-      sb_printf(&b, "# TYPE %s %s\n", m->name, type_names[m->kind]);
-    }
-    if (m->kind == KIND_COUNTER || m->kind == KIND_GAUGE) {
-      sb_series(&b, m, "", NULL, NULL);
-      if (m->kind == KIND_COUNTER)
-        sb_printf(&b, " %llu\n", (unsigned long long)cell_sum(m));
-      else
-        sb_printf(&b, " %lld\n",
-                  (long long)weft_gauge_value((const weft_gauge *)m));
-      continue;
-    }
-    uint64_t q[4];
-    hist_merge(m, scratch);
-    hist_quantiles(scratch, export_qs, q, 4);
-    for (int k = 0; k < 4; k++) {
-      sb_series(&b, m, "", "quantile", quantile_names[k]);
-      sb_puts(&b, " ");
-      if (scratch->count == 0)
-        sb_puts(&b, "NaN");
-      else
-        sb_scaled(&b, q[k], m->scale, 0);
-      sb_puts(&b, "\n");
-    }
-    sb_series(&b, m, "_sum", NULL, NULL);
-    sb_puts(&b, " ");
-    sb_scaled(&b, scratch->sum, m->scale, 0);
-    sb_puts(&b, "\n");
-    sb_series(&b, m, "_count", NULL, NULL);
-    sb_printf(&b, " %llu\n", (unsigned long long)scratch->count);
-  }
-  uv_mutex_unlock(&registry_lock);
-  free(scratch);
-  if (b.failed || b.p == NULL) {
-    /* An empty registry still gives a string. */
-    if (!b.failed && b.p == NULL) return strdup("");
-    free(b.p);
-    return NULL;
-  }
-  return b.p;
-}
-
-/* ---- Dump on a signal ---------------------------------------------------- */
-
-int weft_metrics_serve_signal(int signum, int fd) {
-  for (;;) {
-    int r = weft_signal_wait(&signum, 1);
-    if (r < 0) return r;
-    size_t len = 0;
-    char *json = json_build(1, &len);
-    if (json == NULL) return UV_ENOMEM;
-    size_t off = 0;
-    while (off < len) {
-      ssize_t n = weft_file_write(fd, json + off, len - off, -1);
-      if (n <= 0) {
-        free(json);
-        return n < 0 ? (int)n : UV_EIO;
-      }
-      off += (size_t)n;
-    }
-    free(json);
-  }
 }

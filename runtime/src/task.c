@@ -21,7 +21,7 @@ WEFT__TLS weft__task *weft__current_task;
 
 /* ---- The ready queue ---------------------------------------------------- */
 
-static weft__task *weft__ready_pop(weft__exec *e) {
+static weft__task *ready_pop(weft__exec *e) {
   weft__task *t = e->ready_head;
   if (t != NULL) {
     e->ready_head = t->next_ready;
@@ -34,7 +34,7 @@ static weft__task *weft__ready_pop(weft__exec *e) {
 
 /* Frees what a finished task leaves behind. Runs in whichever context was
  * switched to after it, since a task cannot release the stack it runs on. */
-static void weft__release_zombie(weft__exec *e) {
+static void release_zombie(weft__exec *e) {
   weft__task *z = e->zombie;
   if (WEFT__LIKELY(z == NULL)) return;
   e->zombie = NULL;
@@ -62,7 +62,7 @@ static void weft__release_zombie(weft__exec *e) {
 
 /* Switches from the context of `from` (a task, or NULL for the executor's
  * own context) to `to` (likewise). `dying` says `from` will never resume. */
-static void weft__switch(weft__exec *e, weft__task *from, weft__task *to,
+static void task_switch(weft__exec *e, weft__task *from, weft__task *to,
                          int dying) {
   weft__ctx *from_ctx = from ? &from->ctx : &e->main_ctx;
   weft__ctx *to_ctx = to ? &to->ctx : &e->main_ctx;
@@ -83,15 +83,15 @@ static void weft__switch(weft__exec *e, weft__task *from, weft__task *to,
 #endif
   weft__ctx_switch(from_ctx, to_ctx);
 #endif
-  weft__release_zombie(e);
+  release_zombie(e);
 }
 
 /* Gives the thread to the next ready task, or back to the executor's loop
  * when none is ready or the turn's budget is spent. */
-static void weft__run_next(weft__exec *e, weft__task *self, int dying) {
+static void run_next(weft__exec *e, weft__task *self, int dying) {
   weft__task *next = NULL;
   if (e->turn_budget > 0) {
-    next = weft__ready_pop(e);
+    next = ready_pop(e);
     if (next != NULL) e->turn_budget--;
   }
   if (next == self) {
@@ -99,45 +99,46 @@ static void weft__run_next(weft__exec *e, weft__task *self, int dying) {
     return;
   }
   if (next != NULL) next->state = WEFT__TASK_RUNNING;
-  weft__switch(e, self, next, dying);
+  task_switch(e, self, next, dying);
 }
 
 /* Called on the executor's own context: runs ready tasks until they all wait
  * or the budget is spent. */
 void weft__exec_run_ready(weft__exec *e) {
-  weft__task *t = weft__ready_pop(e);
+  weft__task *t = ready_pop(e);
   if (t == NULL) return;
   if (e->turn_budget > 0) e->turn_budget--;
   t->state = WEFT__TASK_RUNNING;
-  weft__switch(e, NULL, t, 0);
+  task_switch(e, NULL, t, 0);
 }
 
 /* ---- Parking ------------------------------------------------------------ */
 
-int weft__park(weft__cancel_fn on_cancel, void *data) {
-  weft__task *t = weft__current_task;
+/* Parks t, the running task, until it is woken or cancelled through
+ * on_cancel(t, data). With check set, a cancellation already pending is
+ * acted upon first (on_cancel runs at once; a task it wakes does not
+ * park). Returns the cancellation's code or the wake-up's result. */
+static inline int park_task(weft__task *t, weft__cancel_fn on_cancel, void *data, int check) {
   t->state = WEFT__TASK_PARKED;
   t->cancel_fn = on_cancel;
   t->cancel_data = data;
   t->cancel_code = 0;
-  if (on_cancel != NULL && t->scope->cancelled) {
+  if (check && on_cancel != NULL && t->scope->cancelled) {
     t->cancel_fn = NULL;
     t->cancel_code = t->scope->cancelled;
     on_cancel(t, data);
   }
-  if (t->state == WEFT__TASK_PARKED) weft__run_next(t->exec, t, 0);
+  if (!check || t->state == WEFT__TASK_PARKED) run_next(t->exec, t, 0);
   t->cancel_fn = NULL;
   return t->cancel_code ? t->cancel_code : t->wake_result;
 }
 
+int weft__park(weft__cancel_fn on_cancel, void *data) {
+  return park_task(weft__current_task, on_cancel, data, 1);
+}
+
 int weft__park_unchecked(weft__task *t, weft__cancel_fn on_cancel, void *data) {
-  t->state = WEFT__TASK_PARKED;
-  t->cancel_fn = on_cancel;
-  t->cancel_data = data;
-  t->cancel_code = 0;
-  weft__run_next(t->exec, t, 0);
-  t->cancel_fn = NULL;
-  return t->cancel_code ? t->cancel_code : t->wake_result;
+  return park_task(t, on_cancel, data, 0);
 }
 
 void weft__wake(weft__task *t, int result) {
@@ -204,25 +205,25 @@ void weft__task_cancel_wait(weft__task *t, int code) {
 
 /* ---- Life of a task ----------------------------------------------------- */
 
-static void weft__task_entry(void *arg) {
+static void task_entry(void *arg) {
   weft__task *t = arg;
   weft__exec *e = t->exec;
 #if defined(WEFT__ASAN)
   __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-  weft__release_zombie(e);
+  release_zombie(e);
   e->n_spawned++;
   t->result = t->fn(t->arg);
   weft__task_exit_scopes(t);
   /* A local task's group hears of its end now, so that a joiner it wakes is
    * the next task to run; a remote task's group hears once its stack is
-   * released (weft__release_zombie). */
+   * released (release_zombie). */
   if (t->origin == e) weft__group_task_done(t);
   t->state = WEFT__TASK_DONE;
   e->live_tasks--;
   e->n_ended++;
   e->zombie = t;
-  weft__run_next(e, t, 1);
+  run_next(e, t, 1);
   abort(); /* A finished task is never resumed. */
 }
 
@@ -280,7 +281,7 @@ int weft__task_new(weft__exec *e, const weft_task_opts *opts, weft_fn fn,
     strncpy(t->name, opts->name, sizeof t->name - 1);
     t->name[sizeof t->name - 1] = '\0';
   }
-  weft__ctx_make(&t->ctx, t->stack->base, t->stack->size, weft__task_entry, t);
+  weft__ctx_make(&t->ctx, t->stack->base, t->stack->size, task_entry, t);
 #if defined(WEFT__TSAN)
   t->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -295,7 +296,7 @@ int weft_yield(void) {
   if (t == NULL) return WEFT_ENOTASK;
   if (t->scope->cancelled) return t->scope->cancelled;
   weft__ready(t);
-  weft__run_next(t->exec, t, 0);
+  run_next(t->exec, t, 0);
   return t->scope->cancelled;
 }
 
@@ -304,12 +305,12 @@ typedef struct {
   weft__task *task;
 } weft__sleeper;
 
-static void weft__sleep_expired(weft__timer *tm) {
+static void sleep_expired(weft__timer *tm) {
   weft__sleeper *s = (weft__sleeper *)tm;
   weft__wake(s->task, 0);
 }
 
-static void weft__sleep_cancel(weft__task *t, void *data) {
+static void sleep_cancel(weft__task *t, void *data) {
   weft__sleeper *s = data;
   weft__timer_stop(t->exec, &s->timer);
   weft__wake(t, 0);
@@ -323,8 +324,8 @@ int weft_sleep(int64_t ms) {
   weft__sleeper s;
   s.timer.heap_index = SIZE_MAX;
   s.task = t;
-  weft__timer_start(t->exec, &s.timer, weft_now() + ms, weft__sleep_expired);
-  return weft__park(weft__sleep_cancel, &s);
+  weft__timer_start(t->exec, &s.timer, weft_now() + ms, sleep_expired);
+  return weft__park(sleep_cancel, &s);
 }
 
 uint64_t weft_now_ns(void) { return uv_hrtime(); }

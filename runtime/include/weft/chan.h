@@ -13,7 +13,11 @@
  * keeps running other tasks. Every wait honours cancellation and deadlines.
  *
  * Closing: senders get WEFT_ECLOSED at once; receivers drain what is
- * buffered, then get WEFT_ECLOSED.
+ * buffered, then get WEFT_ECLOSED. Closing a channel frees nothing:
+ * weft_chan_free() does, once no task uses it. (In weft "close" means three
+ * things: a channel's or a stream's close ends it and frees nothing, a TCP
+ * close frees the connection, a WebSocket close sends a close frame; see
+ * docs/ARCHITECTURE.md, "Who allocates, who frees".)
  */
 #ifndef WEFT_CHAN_H
 #define WEFT_CHAN_H
@@ -38,7 +42,12 @@ enum {
 /**
  * Makes a channel of items of elem_size bytes (1 to 65536) holding up to
  * capacity items (0: rendezvous). Cross-executor rings round the capacity
- * up to a power of two. Returns NULL on bad arguments or out of memory.
+ * up to a power of two. Returns NULL on bad arguments (elem_size 0 or over
+ * 65536, an unknown mode, a capacity over 2^30) or out of memory; the two
+ * cannot be told apart, so check the arguments first where that matters.
+ * (It keeps this form for the programs that use it; constructors added
+ * since that can fail in several ways return an error code and the object
+ * in an out-parameter, as weft_tcp_connect() does.)
  */
 weft_chan *weft_chan_new(size_t elem_size, size_t capacity, int mode);
 
@@ -74,7 +83,8 @@ long weft_chan_send_n(weft_chan *c, const void *elems, size_t n);
  */
 long weft_chan_recv_n(weft_chan *c, void *elems, size_t n);
 
-/** Closes c. Idempotent; waiting senders and receivers are woken. */
+/** Closes c: no more sends; receivers drain what is buffered. Idempotent;
+ * waiting senders and receivers are woken. Does not free c. */
 void weft_chan_close(weft_chan *c);
 
 /** Non-zero once c is closed. */

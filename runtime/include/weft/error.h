@@ -19,7 +19,8 @@ extern "C" {
   XX(ECLOSED, -30001, "channel or stream closed")                             \
   XX(ENOTASK, -30002, "called outside a weft task")                           \
   XX(ESTACKSIZE, -30003, "invalid stack size")                                \
-  XX(EGROUP, -30004, "group belongs to another task or was already joined")
+  XX(EGROUP, -30004, "group belongs to another task or was already joined") \
+  XX(EHANDLES, -30005, "handles left open when the runtime ended")
 
 /** weft's own error codes, all below libuv's range. */
 typedef enum {

@@ -35,6 +35,13 @@ typedef struct weft_opts {
                                 channel across executors likewise watches
                                 for its partner, up to 20 us and never
                                 longer than this, before it parks */
+  int handles_strict;      /**< libuv handles the program left open when
+                                the runtime ends (a leak) are closed either
+                                way; 0: and reported with a warning in the
+                                log; non-zero: an error in the log, and
+                                weft_main_opts() returns WEFT_EHANDLES
+                                unless it has another error to return.
+                                The tests turn it on (tests/support.h) */
 } weft_opts;
 
 /** The default stack size of a task, in bytes. */

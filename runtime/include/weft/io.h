@@ -7,6 +7,19 @@
  * cancelled part-way is closed (its byte stream is no longer well defined);
  * the caller still frees it with weft_tcp_close().
  *
+ * Closing: weft_tcp_close() closes the socket and frees the connection
+ * (unlike a channel's close, which frees nothing, and a WebSocket's, which
+ * sends a close frame: docs/ARCHITECTURE.md, "Who allocates, who frees").
+ *
+ * SIGPIPE: libuv writes to sockets with write(2), which raises SIGPIPE when
+ * the peer has gone, and its default action ends the program. So the first
+ * TCP handle a program makes sets SIGPIPE to ignored for the whole process,
+ * unless the program has already chosen a disposition of its own (a
+ * handler, or SIG_IGN); a write to a gone peer then fails with UV_EPIPE.
+ * (There is no per-socket way on Linux: MSG_NOSIGNAL applies to send(2),
+ * which libuv does not use, and SO_NOSIGPIPE exists only on the BSDs and
+ * macOS.) Windows raises no SIGPIPE.
+ *
  * Errors are negative libuv codes (weft_strerror() names them). Besides the
  * codes each call lists, every call here may return:
  *   - UV_EINVAL      a NULL or out-of-range argument;
@@ -159,7 +172,8 @@ int weft_file_open(const char *path, int flags, int mode);
 
 /**
  * Reads up to len bytes at offset (offset < 0: the current position). Returns
- * the number read, 0 at end of file, or an error.
+ * the number read, 0 at end of file, or an error (UV_EBADF, UV_EISDIR,
+ * UV_EIO).
  */
 ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t offset);
 

@@ -191,27 +191,6 @@ char *weft_metrics_json(void);
 char *weft_metrics_prometheus(void);
 
 /**
- * Waits for signal signum (SIGUSR1, say) and writes weft_metrics_json() and
- * a newline to file descriptor fd every time it arrives, until the calling
- * task is cancelled. Run it as a task of its own, in a group that is
- * cancelled at shutdown:
- *
- *     static int dump_metrics(void *arg) {
- *       (void)arg;
- *       return weft_metrics_serve_signal(SIGUSR1, STDERR_FILENO);
- *     }
- *     ...
- *     weft_spawn(background, dump_metrics, NULL);
- *
- * Nothing runs in the signal handler itself; the signal is taken by
- * weft_signal_wait(), so it must not have a handler of the program's own.
- * Returns the error that ended it: UV_ECANCELED (or UV_ETIMEDOUT) when
- * cancelled, another error when waiting or writing failed, UV_ENOMEM when
- * the JSON could not be built.
- */
-int weft_metrics_serve_signal(int signum, int fd);
-
-/**
  * Sets every registered metric back to zero (handles stay valid). Meant for
  * tests: updates that race with the reset may survive it.
  */

@@ -5,7 +5,9 @@
  * full is the stream's backpressure policy: wait for room, drop the newest
  * item, drop the oldest buffered item, or fail. A stream ends explicitly:
  * weft_stream_end(s, err) lets readers take what is buffered, then every read
- * returns the end's error, or WEFT_ECLOSED for a clean end.
+ * returns the end's error, or WEFT_ECLOSED for a clean end. Ending, like a
+ * channel's close, frees nothing: weft_stream_free() does (a pipeline's
+ * streams are freed by weft_pipeline_join()).
  *
  *   weft_stream *s = weft_stream_new(sizeof(rec), 256, NULL);
  *   // writer task                        // reader task

@@ -15,7 +15,6 @@
 
 #include "check.h"
 #include "signals.h"
-#include "support.h"
 
 typedef struct dump {
   int fds[2];
@@ -52,7 +51,7 @@ static void dump_read(dump *d) {
 static int dump_root(void *arg) {
   dump *d = arg;
   weft_scope scope;
-  weft_scope_enter(&scope, weft_test_ms(10000));
+  weft_scope_enter(&scope, 30000); /* a bound, never reached when it works */
   weft_group *g = weft_group_open(WEFT_COLLECT);
   if (g == NULL) {
     weft_scope_leave(&scope);
@@ -80,7 +79,10 @@ static void test_metrics_dump(void) {
   weft_counter_add(c, 11);
   static dump d;
   CHECK(pipe(d.fds) == 0);
-  int r = weft_main(dump_root, &d);
+  /* Handles left open at the end are an error, as in the runtime's tests
+   * (tests/support.h, which a forked application does not have). */
+  weft_opts opts = {.executors = 1, .handles_strict = 1};
+  int r = weft_main_opts(&opts, dump_root, &d);
   close(d.fds[0]);
   close(d.fds[1]);
   CHECK(r == 0);

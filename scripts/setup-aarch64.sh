@@ -31,8 +31,11 @@ for arg in "$@"; do
   esac
 done
 
+# libstdc++6:arm64: the Catch2 tests are C++, and qemu loads their
+# libstdc++ from the machine's root (-L /), not from the cross
+# toolchain's /usr/aarch64-linux-gnu.
 packages=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user binutils
-          libc6:arm64 libuv1-dev:arm64)
+          libc6:arm64 libstdc++6:arm64 libuv1-dev:arm64)
 if [ "$all" = 1 ]; then
   packages+=(libcjson-dev:arm64 libcurl4-openssl-dev:arm64 zlib1g-dev:arm64
              libsqlite3-dev:arm64 libhiredis-dev:arm64 libssl-dev:arm64

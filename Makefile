@@ -54,7 +54,7 @@ define run_tests
 endef
 
 .PHONY: all help setup build demo test check asan tsan tsan-concurrency valgrind bench \
-        install clean format docs lint lint-quick fuzz coverage perf-check perf-baseline soak \
+        install clean format format-check docs lint lint-quick fuzz coverage perf-check perf-baseline soak \
         test-windows test-windows-apps test-windows-core test-aarch64 test-aarch64-core
 
 all: build
@@ -84,6 +84,7 @@ help:
 	@echo "  make bench           the benchmarks against their peers (build-bench/)"
 	@echo "  make install         install build/ under PREFIX=$(PREFIX)"
 	@echo "  make format          clang-format the sources"
+	@echo "  make format-check    fail when a source differs from .clang-format's layout (CI)"
 	@echo "  make docs            the API reference (Doxygen; fails on an undocumented function)"
 	@echo "  make lint            clang-tidy and cppcheck; a finding fails it (LINT_STRICT=0:"
 	@echo "                       report only)"
@@ -207,11 +208,18 @@ lint-quick:
 	JOBS=$(JOBS) LINT_STRICT=$(LINT_STRICT) LINT_ANALYZER=0 bash scripts/lint build-lint
 
 FORMAT_DIRS = runtime tests examples apps bench
+FORMAT_FILES = git ls-files -z -- $(foreach d,$(FORMAT_DIRS),'$(d)/*.c' '$(d)/*.h' '$(d)/*.cpp' '$(d)/*.hpp')
 format:
 	@command -v clang-format >/dev/null || \
 	  { echo "clang-format is missing (Debian/Ubuntu: apt-get install clang-format)"; exit 1; }
-	find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' \) \
-	  -print0 | xargs -0 -r clang-format -i
+	$(FORMAT_FILES) | xargs -0 -r clang-format -i
+
+# Every tracked C and C++ source as .clang-format lays it out (clang-format
+# 14, Debian's): a difference fails, with the lines that differ.
+format-check:
+	@bash scripts/setup.sh --lint
+	@$(FORMAT_FILES) | xargs -0 -r clang-format --dry-run --Werror
+	@echo "format-check: $$($(FORMAT_FILES) | tr -cd '\0' | wc -c) files as clang-format lays them out"
 
 # The instruction counts of bench/core_ops.c and bench/chan_ops.c under
 # callgrind against bench/baseline.json: a rise of more than 3 % in any case

@@ -4,7 +4,8 @@
 #   scripts/setup.sh           the build and test dependencies
 #   scripts/setup.sh --bench   also the peers the benchmarks compare against
 #   scripts/setup.sh --soak    also wrk and gnuplot (make soak)
-#   scripts/setup.sh --lint    also clang-tidy and cppcheck (make lint)
+#   scripts/setup.sh --lint    also clang-tidy, cppcheck and clang-format (make lint,
+#                              make format-check)
 #   scripts/setup.sh --check   only report what is missing (exit 1 if any)
 #
 # On Debian and Ubuntu it installs the missing packages with apt-get, without
@@ -53,7 +54,7 @@ for arg in "$@"; do
   case $arg in
     --bench) bench=1 ;;
     --soak) packages+=("${soak_packages[@]}") ;;
-    --lint) packages+=(clang-tidy cppcheck) ;;
+    --lint) packages+=(clang-tidy cppcheck clang-format) ;;
     --check) check_only=1 ;;
     -h | --help)
       sed -n '2,12s/^# \{0,1\}//p' "$0"
